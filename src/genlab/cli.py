@@ -1,0 +1,53 @@
+"""`genlab <system> <command>`.
+
+Each system registers its own sub-commands in `genlab/systems/<name>/cli.py` through
+`register(subparsers)`; that module must stay cheap to import (heavy imports go inside
+the command functions), so that `genlab --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Systems in the order they appear in `genlab --help`. Motion concepts register
+# themselves under `genlab motion concepts`, curation under `genlab video curate`.
+SYSTEMS = ("t2i", "video", "insertion", "motion", "spoc")
+
+
+class UserError(Exception):
+    """A bad input the user can fix; printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="system", metavar="<system>", required=True)
+    for name in SYSTEMS:
+        module = importlib.import_module(f"genlab.systems.{name}.cli")
+        module.register(sub)
+    demo = sub.add_parser("demo", help="the main job: `genlab t2i demo` on the embedded digits")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    t2i_cli = importlib.import_module("genlab.systems.t2i.cli")
+    return t2i_cli.run_demo(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        print(f"genlab: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Paper-agnostic parts shared by several systems. Systems depend on core, never the reverse."""

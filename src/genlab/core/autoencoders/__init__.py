@@ -1,0 +1,1 @@
+"""Pixel identity, a small trainable autoencoder, diffusers AutoencoderKL from a local path."""

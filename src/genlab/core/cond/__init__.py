@@ -1,0 +1,1 @@
+"""Conditioning encoders (text and image) behind one interface each."""

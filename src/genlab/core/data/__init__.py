@@ -1,0 +1,1 @@
+"""Datasets shipped in packages (digits, MNIST), video decoding, shards."""

@@ -1,0 +1,1 @@
+"""Validation loss, Frechet distance over any feature extractor, classifiers we train."""

@@ -1,0 +1,1 @@
+"""2D human keypoints: skeleton layouts, the MediaPipe wrapper, person masks."""

@@ -1,0 +1,1 @@
+"""Training loop helper, EMA, checkpoints (safetensors + JSON config), DDP."""

@@ -1,0 +1,1 @@
+"""Affordance-aware human insertion (Putting People in Their Place, Kulal et al. 2023)."""

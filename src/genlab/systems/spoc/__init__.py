@@ -1,0 +1,1 @@
+"""SPoC: search-based pseudocode to C++ (Kulal et al. 2019)."""

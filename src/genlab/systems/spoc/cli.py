@@ -1,0 +1,11 @@
+"""`genlab spoc ...` sub-commands. Keep imports inside the command functions."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("spoc", help="SPoC: search-based pseudocode to C++ (Kulal et al. 2019).")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    del sub  # commands are added as the system lands

@@ -1,0 +1,1 @@
+"""Latent video diffusion (Stable Video Diffusion, Blattmann et al. 2023)."""

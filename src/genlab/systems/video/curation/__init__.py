@@ -1,0 +1,1 @@
+"""Video data curation pipeline (Stable Video Diffusion, section 3)."""

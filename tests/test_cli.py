@@ -1,0 +1,21 @@
+from genlab.cli import SYSTEMS, build_parser
+from tests.helpers import run_genlab
+
+
+def test_every_system_registers_its_commands():
+    parser = build_parser()
+    help_text = parser.format_help()
+    for name in SYSTEMS:
+        assert name in help_text
+
+
+def test_help_runs_as_a_module():
+    result = run_genlab("--help")
+    assert result.returncode == 0, result.stderr
+    assert "t2i" in result.stdout
+
+
+def test_unknown_system_is_one_clear_error():
+    result = run_genlab("nonsense")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
