@@ -11,13 +11,11 @@ import argparse
 import importlib
 import sys
 
+from genlab.errors import GenlabError
+
 # Systems in the order they appear in `genlab --help`. Motion concepts register
 # themselves under `genlab motion concepts`, curation under `genlab video curate`.
 SYSTEMS = ("t2i", "video", "insertion", "motion", "spoc")
-
-
-class UserError(Exception):
-    """A bad input the user can fix; printed as one line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as err:
+    except GenlabError as err:
         print(f"genlab: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,11 +1,16 @@
-"""`genlab video ...` sub-commands. Keep imports inside the command functions."""
+"""`genlab video ...` sub-commands. Keep imports inside the command functions.
+
+The curation pipeline registers `genlab video curate` from `curation/cli.py`.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from genlab.systems.video.curation import cli as curation_cli
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("video", help="Latent video diffusion (Stable Video Diffusion, Blattmann et al. 2023).")
+    parser = subparsers.add_parser("video", help="Latent video diffusion (Stable Video Diffusion) and curation.")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    del sub  # commands are added as the system lands
+    curation_cli.register(sub)
