@@ -64,9 +64,10 @@ class UNetConfig:
     norm_eps: float = 1e-5
     addition_time_embed_dim: int = 0
     num_added_ids: int = 0
-    # diffusers' SVD UNet uses eps 1e-6 in the resnets of its CrossAttnDown blocks only (a quirk we
-    # reproduce for parity); None = `norm_eps` everywhere.
+    # diffusers' SVD UNet uses eps 1e-6 in the resnets of its CrossAttnDown blocks and of every up
+    # block, 1e-5 elsewhere (a quirk we reproduce for parity); None = `norm_eps`.
     down_attn_resnet_eps: float | None = None
+    up_resnet_eps: float | None = None
 
     @property
     def time_embed_dim(self) -> int:
@@ -335,13 +336,14 @@ class UNet2D(nn.Module):
         rev = list(reversed(boc))
         rev_attn, rev_heads = list(reversed(config.attention_levels)), list(reversed(config.num_heads))
         ch_out = rev[0]
+        up_eps = config.up_resnet_eps or config.norm_eps
         for i in range(n):
             prev, ch_out = ch_out, rev[i]
             ch_skip_last = rev[min(i + 1, n - 1)]
             resnets = []
             for j in range(L + 1):
                 skip = ch_skip_last if j == L else ch_out
-                resnets.append(self._resnet((prev if j == 0 else ch_out) + skip, ch_out, config.norm_eps))
+                resnets.append(self._resnet((prev if j == 0 else ch_out) + skip, ch_out, up_eps))
             attentions = [self._transformer(ch_out, rev_heads[i]) for _ in range(L + 1)] if rev_attn[i] else None
             up = Upsample(ch_out) if i < n - 1 else None
             self.up_blocks.append(_Level(resnets, attentions, upsample=up))
