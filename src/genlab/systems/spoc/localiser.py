@@ -140,7 +140,7 @@ class MulticlassLocaliser:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(batch)
+                total += loss.item() * len(batch)
             losses.append(total / len(data))
         self.weight = weight.detach()
         return losses

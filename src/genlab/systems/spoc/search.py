@@ -156,7 +156,15 @@ def search(program: Program, cands: list[list[Candidate]], harness: Harness, con
                     push(choice[:i] + (j,) + choice[i + 1:])
             buffer.append((choice, *program_source(program, cands, choice)))
         if config.lookahead > 1 and buffer:
-            harness.check_many([src for _, src, _ in buffer])
+            checks = harness.check_many([src for _, src, _ in buffer])
+            if config.method == "prefix":  # the prefixes the search will compile next, checked in one go too
+                prefixes = []
+                for (_, _, codes), (ok, message) in zip(buffer, checks):
+                    blamed = None if ok else compiler_line(codes, indents, translated, message)
+                    if blamed is not None:
+                        prefixes.append(prefix_source(codes, indents, blamed))
+                if prefixes:
+                    harness.check_many(prefixes)
 
     while result.used < config.budget:
         if not buffer:
