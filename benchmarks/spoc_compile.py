@@ -102,9 +102,9 @@ def main() -> None:
         harness.close()
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    print(f"{'row':48s}{'programs':>9s}{'per s':>9s}{'x plain':>9s}")
+    print(f"{'row':48s}{'programs':>9s}{'per s':>11s}{'x plain':>10s}")
     for name, n, rate in rows:
-        print(f"{name:48s}{n:9d}{rate:9.2f}{rate / plain:9.1f}")
+        print(f"{name:48s}{n:9d}{rate:11.4g}{rate / plain:10.4g}")
     print("(shared 2-core machine loaded by 7 other helpers: absolute rates are noisy; ratios are same-run)")
 
 
