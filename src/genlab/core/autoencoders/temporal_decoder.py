@@ -142,3 +142,49 @@ def load_diffusers_decoder_state_dict(decoder: TemporalDecoder, state_dict: dict
     if unmapped or missing:
         raise GenlabError(f"TemporalDecoder state dict: unmapped keys {unmapped[:10]}, missing keys {missing[:10]}")
     decoder.load_state_dict(sd)
+
+
+class TemporalKL(nn.Module):
+    """SVD's autoencoder: a 2D KL encoder (any module giving the latent mode) + the temporal decoder.
+
+    `encoder(x)` must return the unscaled latent mode (N, C_z, h, w); for real checkpoints use
+    `from_diffusers(vae)` on a loaded `AutoencoderKLTemporalDecoder` (its encoder and quant_conv are reused,
+    the decoder is ours)."""
+
+    def __init__(self, encoder: nn.Module | None, decoder: TemporalDecoder, scaling_factor: float = 0.18215):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.scaling_factor = scaling_factor
+        self.latent_channels = decoder.config.latent_channels
+        self.downsample_factor = decoder.upsample_factor
+
+    @classmethod
+    def from_diffusers(cls, vae: nn.Module) -> TemporalKL:
+        decoder = TemporalDecoder(TemporalDecoderConfig(
+            latent_channels=vae.config.latent_channels, out_channels=vae.config.out_channels,
+            block_out_channels=tuple(vae.config.block_out_channels), layers_per_block=vae.config.layers_per_block))
+        load_diffusers_decoder_state_dict(decoder, vae.state_dict())
+        enc = _DiffusersModeEncoder(vae.encoder, vae.quant_conv)
+        return cls(enc, decoder.to(next(vae.parameters()).dtype), float(vae.config.scaling_factor))
+
+    def encode_unscaled(self, x: torch.Tensor) -> torch.Tensor:
+        if self.encoder is None:
+            raise GenlabError("TemporalKL: no encoder loaded")
+        return self.encoder(x)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode_unscaled(x) * self.scaling_factor
+
+    def decode_video(self, z: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+        return self.decoder.decode_video(z / self.scaling_factor, chunk_size)
+
+
+class _DiffusersModeEncoder(nn.Module):
+    def __init__(self, encoder: nn.Module, quant_conv: nn.Module):
+        super().__init__()
+        self.encoder, self.quant_conv = encoder, quant_conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        moments = self.quant_conv(self.encoder(x))
+        return moments.chunk(2, dim=1)[0]  # the mean = the mode of the diagonal Gaussian
