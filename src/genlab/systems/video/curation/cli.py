@@ -1,9 +1,93 @@
-"""`genlab video curate ...`. Keep imports inside the command functions."""
+"""`genlab video curate INPUT... --out DIR`. Keep imports inside the command functions."""
 
 from __future__ import annotations
 
 import argparse
 
+PRESETS = ("default", "tiny")
+
+
+def _bound(text: str) -> tuple[str, float]:
+    field, sep, value = text.partition("=")
+    if not sep or not field:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE (e.g. motion_score=0.5), got {text!r}")
+    try:
+        return field, float(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: value {value!r} is not a number") from err
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    del subparsers  # `curate` is added as the curation pipeline lands
+    p = subparsers.add_parser(
+        "curate", help="Curate videos into clips with scores (SVD data curation: cuts, motion, text, CLIP).",
+        description="Split videos at cuts into clips, score them, filter by thresholds; resumable.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder (clips/, clips.parquet, report.md, histograms/)")
+    p.add_argument("--preset", choices=PRESETS, default="default")
+    p.add_argument("--workers", type=int, default=1, help="process pool size (default 1: in-process)")
+    p.add_argument("--ray", action="store_true", help="run the videos as a Ray Data map (local Ray if none)")
+    p.add_argument("--min", dest="mins", type=_bound, action="append", default=[], metavar="FIELD=V",
+                   help="keep clips with FIELD >= V (absolute); replaces the preset's filters")
+    p.add_argument("--max", dest="maxs", type=_bound, action="append", default=[], metavar="FIELD=V")
+    p.add_argument("--min-pct", dest="min_pcts", type=_bound, action="append", default=[], metavar="FIELD=P",
+                   help="keep clips with FIELD >= its P-th percentile over the run")
+    p.add_argument("--max-pct", dest="max_pcts", type=_bound, action="append", default=[], metavar="FIELD=P")
+    p.add_argument("--no-filters", action="store_true", help="keep every clip (scores only)")
+    p.add_argument("--no-text", action="store_true", help="skip the OCR text-ratio stage")
+    p.add_argument("--no-clips", action="store_true", help="do not write clip files (table only)")
+    p.add_argument("--min-clip-s", type=float, default=None, help="shortest scene that becomes a clip")
+    p.add_argument("--clip-model", default=None, help="local CLIPModel folder: clip embeddings (+ aesthetic, clip score)")
+    p.add_argument("--aesthetic-head", default=None, help="safetensors linear/MLP head on CLIP embeddings")
+    p.add_argument("--caption-model", default=None, help="local image-to-text model folder (BLIP-style)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run_curate)
+
+
+def build_config(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from genlab.errors import GenlabError
+    from genlab.systems.video.curation import config as C
+
+    cfg = {"default": C.default, "tiny": C.tiny}[args.preset]()
+    bounds: dict[str, dict] = {}
+    for key, items in (("min", args.mins), ("max", args.maxs), ("min_pct", args.min_pcts), ("max_pct", args.max_pcts)):
+        for field, value in items:
+            if key.endswith("pct") and not 0 <= value <= 100:
+                raise GenlabError(f"--{key.replace('_', '-')} {field}: percentile must be in [0, 100], got {value}")
+            bounds.setdefault(field, {})[key] = value
+    if args.no_filters:
+        cfg = replace(cfg, filters=())
+    elif bounds:
+        cfg = replace(cfg, filters=tuple(C.Threshold(f, **b) for f, b in bounds.items()))
+    if args.workers < 1:
+        raise GenlabError(f"--workers: expected >= 1, got {args.workers}")
+    cfg = replace(cfg, workers=args.workers)
+    if args.no_text:
+        cfg = replace(cfg, text=replace(cfg.text, enabled=False),
+                      filters=tuple(f for f in cfg.filters if f.field not in ("text_ratio", "text_ratio_max")))
+    clips = cfg.clips
+    if args.no_clips:
+        clips = replace(clips, write_clips=False)
+    if args.min_clip_s is not None:
+        clips = replace(clips, min_clip_s=args.min_clip_s)
+    cfg = replace(cfg, clips=clips, embeddings=replace(
+        cfg.embeddings, clip_path=args.clip_model, aesthetic_path=args.aesthetic_head,
+        caption_path=args.caption_model))
+    if args.aesthetic_head and not args.clip_model:
+        raise GenlabError("--aesthetic-head needs --clip-model (it scores CLIP image embeddings)")
+    return cfg
+
+
+def run_curate(args: argparse.Namespace) -> int:
+    from genlab.systems.video.curation.pipeline import run
+
+    cfg = build_config(args)
+    report = run(args.inputs, cfg, args.out, use_ray=args.ray, progress=not args.quiet)
+    failed = len(report["videos_failed"])
+    print(f"videos {report['videos']} (processed {report['processed']}, resumed {report['resumed']}, "
+          f"failed {failed}); clips {report['clips']}, kept {report['clips_kept']} "
+          f"({report['seconds_kept']:.1f} of {report['seconds_in_clips']:.1f} s); "
+          f"table {args.out}/clips.parquet, report {args.out}/report.md")
+    return 0

@@ -1,0 +1,188 @@
+"""Video decoding with PyAV: probe a file, iterate (optionally resized) frames, list keyframes.
+
+One place turns the many ways a video file can be broken (empty, not a container, no video
+stream, no decodable frames, truncated) into one exception with a clear reason, so callers that
+process many files can record the reason and go on.
+
+Frame indices are the decoder's output order (presentation order), starting at 0; times are the
+frame's presentation time in seconds relative to the stream start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genlab.errors import GenlabError
+
+
+class VideoReadError(GenlabError):
+    """A video that cannot be read; `reason` is a short, human-readable cause."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    num_frames: int  # from the container header; 0 when it does not say
+    bit_rate: int  # bits per second of the video stream (container rate when the stream has none)
+    size_bytes: int
+
+
+def _open(path: str | os.PathLike):
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(path, "file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise VideoReadError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except av.error.FFmpegError as err:  # InvalidDataError, moov atom not found, ...
+        raise VideoReadError(path, f"not a readable video container ({_ffmpeg_message(err)})") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError(path, "no video stream in the container")
+    return container, size
+
+
+def _ffmpeg_message(err: Exception) -> str:
+    text = getattr(err, "strerror", None) or str(err)
+    return str(text).strip().rstrip(".")
+
+
+def has_presentation_times(container_format: str) -> bool:
+    """Whether packets of this container carry real presentation times. AVI (and raw streams) do not:
+    with B-frames their guessed times are out of order, so frame times come from index / fps."""
+    return any(name in container_format.split(",") for name in ("mp4", "mov", "matroska", "webm"))
+
+
+def _stream_fps(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return float(rate) if rate else 0.0
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Read the container header (no decoding). Raises VideoReadError for unreadable files."""
+    container, size = _open(path)
+    try:
+        stream = container.streams.video[0]
+        ctx = stream.codec_context
+        fps = _stream_fps(stream)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        else:
+            duration = 0.0
+        num_frames = int(stream.frames or 0)
+        if duration <= 0 and num_frames and fps:
+            duration = num_frames / fps
+        bit_rate = int(stream.bit_rate or container.bit_rate or 0)
+        if not bit_rate and duration > 0:
+            bit_rate = int(8 * size / duration)
+        if ctx.width <= 0 or ctx.height <= 0:
+            raise VideoReadError(path, f"video stream has no frame size (got {ctx.width}x{ctx.height})")
+        return VideoInfo(
+            path=str(path), container=container.format.name, codec=ctx.name, width=ctx.width,
+            height=ctx.height, fps=fps, duration_s=duration, num_frames=num_frames, bit_rate=bit_rate,
+            size_bytes=size,
+        )
+    finally:
+        container.close()
+
+
+def scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(w, h) with the long side at most `max_side`, both even (what swscale and codecs like)."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int  # presentation order from 0
+    time: float  # seconds from the stream start
+    image: np.ndarray | None  # (H, W, 3) uint8 in `fmt`, or None when not requested
+
+
+def iter_frames(
+    path: str | os.PathLike, *, max_side: int | None = None, fmt: str = "bgr24",
+    want=None, threads: int = 1, check_truncation: bool = True,
+) -> Iterator[Frame]:
+    """Decode every frame in order; convert (and resize) only the frames `want(index, time)` accepts.
+
+    Raises VideoReadError when nothing decodes, when decoding fails part-way, or (with
+    `check_truncation`) when clearly fewer frames decode than the container header declares.
+    """
+    import av
+
+    container, _ = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO" if threads != 1 else "SLICE"
+        stream.codec_context.thread_count = threads
+        declared = int(stream.frames or 0)
+        start = stream.start_time or 0
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        fps = _stream_fps(stream)
+        use_pts = has_presentation_times(container.format.name) or not fps
+        size = None
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                if use_pts and frame.pts is not None and tb:
+                    time = (frame.pts - start) * tb
+                else:
+                    time = index / fps if fps else float(index)
+                image = None
+                if want is None or want(index, time):
+                    if size is None:
+                        size = scaled_size(frame.width, frame.height, max_side)
+                    if (frame.width, frame.height) == size:
+                        image = frame.to_ndarray(format=fmt)
+                    else:
+                        image = frame.to_ndarray(format=fmt, width=size[0], height=size[1])
+                yield Frame(index, float(time), image)
+                index += 1
+        except av.error.FFmpegError as err:
+            raise VideoReadError(path, f"decoding failed after {index} frames ({_ffmpeg_message(err)})") from err
+        if index == 0:
+            raise VideoReadError(path, "video stream has no decodable frames")
+        if check_truncation and declared > 0 and index < 0.95 * declared - 2:
+            raise VideoReadError(path, f"truncated: decoded {index} of {declared} frames the header declares")
+    finally:
+        container.close()
+
+
+def keyframe_times(path: str | os.PathLike) -> list[float]:
+    """Presentation times (s, from stream start) of the keyframes, read from packets without decoding."""
+    container, _ = _open(path)
+    try:
+        stream = container.streams.video[0]
+        start = stream.start_time or 0
+        tb = float(stream.time_base)
+        times = [
+            (packet.pts - start) * tb for packet in container.demux(stream)
+            if packet.is_keyframe and packet.pts is not None
+        ]
+        return sorted(times)
+    finally:
+        container.close()

@@ -1,0 +1,111 @@
+"""Configs for insertion: the model (UNet 2C+1 -> C, reference encoder, projection), training and
+sampling. Presets are functions: `tiny()` (fast tier, pixel space 32 px), `toy()` (the demo: 64 px
+in the latent space of a small f4 autoencoder) and `sd15_inpainting()` (the paper's real model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from genlab.core.nn.unet import UNetConfig
+from genlab.systems.insertion.encoder import ViTConfig, clip_vit_l14, toy_vit
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    latent_channels: int = 4  # C; the UNet takes 2C + 1 (noisy latent, masked-scene latent, mask)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    vit: ViTConfig = field(default_factory=clip_vit_l14)
+    train_encoder: bool = False  # the toy trains its ViT; CLIP stays frozen
+    space: str = "latent"  # "pixel" (toy: space-to-depth of the pixels) or "latent" (an autoencoder)
+    patch: int = 1  # pixel space only: space-to-depth factor (latent_channels = 3 * patch^2)
+
+    def __post_init__(self):
+        if self.unet.in_channels != 2 * self.latent_channels + 1:
+            raise ValueError(f"ModelConfig: unet.in_channels must be 2C+1 = {2 * self.latent_channels + 1}, "
+                             f"got {self.unet.in_channels}")
+        if self.unet.out_channels != self.latent_channels:
+            raise ValueError(f"ModelConfig: unet.out_channels must be C = {self.latent_channels}")
+        if self.space not in ("pixel", "latent"):
+            raise ValueError(f"ModelConfig.space must be 'pixel' or 'latent', got {self.space!r}")
+        if self.space == "pixel" and self.latent_channels != 3 * self.patch**2:
+            raise ValueError(f"ModelConfig: pixel space with patch {self.patch} has {3 * self.patch**2} channels, "
+                             f"got latent_channels={self.latent_channels}")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 7.5e-5  # the paper's AdamW rate (fine-tuning SD); toys use more
+    warmup_steps: int = 0
+    ema_decay: float = 0.999
+    p_drop_both: float = 0.1  # grey scene, all-ones mask, grey person
+    p_drop_person: float = 0.1  # grey person only
+    pool: int = 4096  # training pairs rendered once (toy)
+    seed: int = 0
+    checkpoint_every: int = 0
+
+
+@dataclass(frozen=True)
+class SampleSettings:
+    steps: int = 200  # DDIM steps (the paper's default; the toy evaluates with 50)
+    scale_scene: float = 4.0
+    scale_person: float = 4.0
+    composite: bool = True  # paste the unmasked scene back after decoding
+
+
+@dataclass(frozen=True)
+class InsertionConfig:
+    size: int = 64  # image side
+    ref_size: int = 32  # reference crop side fed to the encoder (resized to vit.image_size)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    sample: SampleSettings = field(default_factory=SampleSettings)
+    ae_steps: int = 1500  # the toy's small autoencoder (latent space only)
+
+
+def _toy_unet(c: int, channels: tuple[int, ...], attn: tuple[bool, ...], ctx: int) -> UNetConfig:
+    return UNetConfig(
+        in_channels=2 * c + 1, out_channels=c, block_out_channels=channels, attention_levels=attn,
+        layers_per_block=1, num_heads=tuple(max(1, ch // 32) for ch in channels), cross_attention_dim=ctx,
+        use_linear_projection=True, norm_num_groups=8,
+    )
+
+
+def tiny(**overrides) -> InsertionConfig:
+    """Fast tier: 32 px in pixel space folded 2x2 into channels (16x16x12), a small UNet, a 1-layer ViT
+    on 16 px references."""
+    vit = toy_vit(image_size=16, patch_size=4, hidden_size=48, intermediate_size=96, num_hidden_layers=1,
+                  num_attention_heads=2)
+    model = ModelConfig(latent_channels=12, unet=_toy_unet(12, (48, 96), (False, True), 64), vit=vit,
+                        train_encoder=True, space="pixel", patch=2)
+    cfg = InsertionConfig(
+        size=32, ref_size=16, model=model,
+        train=TrainSettings(steps=300, batch_size=16, lr=2e-3, warmup_steps=20, ema_decay=0.99, pool=1024),
+        sample=SampleSettings(steps=20, scale_scene=2.0, scale_person=2.0),
+    )
+    return replace(cfg, **overrides)
+
+
+def toy(**overrides) -> InsertionConfig:
+    """The demo: 64 px images, small f4 autoencoder (16x16x4 latents), a tiny trained ViT."""
+    model = ModelConfig(latent_channels=4, unet=_toy_unet(4, (64, 128), (False, True), 128),
+                        vit=toy_vit(hidden_size=96, intermediate_size=192, num_attention_heads=3),
+                        train_encoder=True, space="latent")
+    cfg = InsertionConfig(
+        size=64, ref_size=32, model=model,
+        train=TrainSettings(steps=6000, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.999, pool=8192),
+        sample=SampleSettings(steps=50, scale_scene=2.0, scale_person=2.0),
+    )
+    return replace(cfg, **overrides)
+
+
+def sd15_inpainting(**overrides) -> InsertionConfig:
+    """The paper's model: SD-1.5-inpainting UNet (9 in channels), CLIP ViT-L/14 (257 tokens) -> 768."""
+    unet = UNetConfig(in_channels=9, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+                      attention_levels=(True, True, True, False), layers_per_block=2, num_heads=(8, 8, 8, 8),
+                      cross_attention_dim=768, use_linear_projection=False, norm_num_groups=32)
+    model = ModelConfig(latent_channels=4, unet=unet, vit=clip_vit_l14(), train_encoder=False, space="latent")
+    cfg = InsertionConfig(size=256, ref_size=224, model=model, train=TrainSettings(lr=7.5e-5, batch_size=32),
+                          sample=SampleSettings(steps=200, scale_scene=4.0, scale_person=4.0))
+    return replace(cfg, **overrides)

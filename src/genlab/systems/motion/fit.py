@@ -1,0 +1,258 @@
+"""Fitting motion programs: closed-form primitive fits, selection rules, DP segmentation.
+
+Every fit is in closed form and vectorised over joints and candidate windows (start b, length L):
+  stationary: the mean point; error = sum of squared deviations.
+  line: total least squares (principal axis of the 2x2 covariance); the position s along the axis
+        is fitted as a polynomial of degree 1 or 2 in local time u = (t - b) / L (weighted normal
+        equations); error = perpendicular + along-axis residuals.
+  circle: algebraic (Kasa) fit x^2 + y^2 + D x + E y + F = 0 by least squares; radial error is the
+        algebraic residual / (2r)^2; the unwrapped angle is fitted as degree 1 or 2 in u; tangential
+        error = r^2 * the angle residual.
+Moments of order <= 4 come from prefix sums (time moments shifted to the window start with the
+binomial theorem), so each (window, joint) entry costs O(1); only the circle's angle fit reads the
+window's points. Missing frames enter with weight 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import comb
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from genlab.errors import GenlabError
+from genlab.systems.motion.config import FitConfig
+from genlab.systems.motion.program import Circle, Line, Primitive, Segment, Stationary
+
+_EPS = 1e-12
+STAT, LINE, CIRC = 0, 1, 2
+
+
+def _prefix(a: np.ndarray) -> np.ndarray:
+    out = np.zeros((a.shape[0] + 1,) + a.shape[1:])
+    np.cumsum(a, axis=0, out=out[1:])
+    return out
+
+
+class _Moments:
+    """Prefix sums of weighted time and position moments of a (T, J, 2) sequence."""
+
+    def __init__(self, X: np.ndarray, w: np.ndarray):
+        T = X.shape[0]
+        t = np.arange(T, dtype=np.float64)
+        self.X, self.w = X, w
+        self.tw = [_prefix(w * t**k) for k in range(5)]  # (T+1,)
+        wx = w[:, None, None] * X
+        self.tp = [_prefix(wx * (t**k)[:, None, None]) for k in range(3)]  # (T+1, J, 2)
+        x, y = X[..., 0], X[..., 1]
+        z = x * x + y * y
+        ww = w[:, None, None]
+        self.second = _prefix(ww * np.stack([x * x, x * y, y * y], -1))  # (T+1, J, 3)
+        self.cubic = _prefix(ww * np.stack([x * z, y * z, z, z * z], -1))  # (T+1, J, 4)
+
+    @staticmethod
+    def _shift(R: list[np.ndarray], b: np.ndarray, L: int, kmax: int) -> np.ndarray:
+        # sum_t w (t-b)^k f_t = sum_i C(k,i) (-b)^(k-i) sum_t w t^i f_t ; then u = (t-b)/L
+        out = []
+        for k in range(kmax + 1):
+            s = sum(comb(k, i) * (-b) ** (k - i) * R[i] for i in range(k + 1))
+            out.append(s / float(L) ** k)
+        return np.stack(out, 1)
+
+    def time(self, starts: np.ndarray, L: int) -> np.ndarray:
+        """(nb, 5): sum of w u^k, k = 0..4."""
+        R = [p[starts + L] - p[starts] for p in self.tw]
+        return self._shift(R, starts.astype(np.float64), L, 4)
+
+    def pos(self, starts: np.ndarray, L: int) -> np.ndarray:
+        """(nb, 3, J, 2): sum of w u^k p, k = 0..2."""
+        R = [p[starts + L] - p[starts] for p in self.tp]
+        return self._shift(R, starts.astype(np.float64)[:, None, None], L, 2)
+
+
+def _poly_solve(Minv: np.ndarray, rhs: np.ndarray, ss: np.ndarray):
+    """Weighted polynomial LS from normal equations: coefficients (nb, k, J) and residual (nb, J)."""
+    a = np.einsum("bkl,blj->bkj", Minv, rhs)
+    return a, np.maximum(ss - (a * rhs).sum(1), 0.0)
+
+
+def fit_windows(mom: _Moments, starts: np.ndarray, L: int, cfg: FitConfig) -> dict[str, np.ndarray]:
+    """Fit every primitive to windows [b, b+L) for b in `starts`, all joints at once, and apply the
+    selection rules. Returns arrays of shape (nb, J, ...): chosen `kind`, its `err`, and parameters."""
+    X, w = mom.X, mom.w
+    U = mom.time(starts, L)  # (nb, 5)
+    S0 = np.maximum(U[:, 0], _EPS)[:, None]  # (nb, 1)
+    Pm = mom.pos(starts, L)  # (nb, 3, J, 2)
+    sec = mom.second[starts + L] - mom.second[starts]  # (nb, J, 3)
+    cub = mom.cubic[starts + L] - mom.cubic[starts]  # (nb, J, 4)
+    m = Pm[:, 0] / S0[..., None]  # (nb, J, 2) mean point
+    cxx = sec[..., 0] / S0 - m[..., 0] ** 2
+    cxy = sec[..., 1] / S0 - m[..., 0] * m[..., 1]
+    cyy = sec[..., 2] / S0 - m[..., 1] ** 2
+    var = np.maximum(cxx + cyy, 0.0)
+
+    # stationary
+    err_stat = S0 * var
+    Xw = sliding_window_view(X, L, axis=0)[starts]  # (nb, J, 2, L)
+    ww = sliding_window_view(w, L)[starts]  # (nb, L)
+    box = (Xw.max(-1) - Xw.min(-1)).max(-1)  # (nb, J)
+    is_stat = (box <= cfg.stat_box) | (np.sqrt(var) <= cfg.stat_dev)
+
+    # normal-equation inverses in u (shared by joints): degree 1 and 2
+    M3 = np.stack([U[:, 0:3], U[:, 1:4], U[:, 2:5]], 1) + 1e-9 * np.eye(3)
+    M3inv = np.linalg.inv(M3)
+    M2inv = np.linalg.inv(M3[:, :2, :2])
+
+    # line: TLS axis, then the along-axis position as a polynomial in u
+    half = 0.5 * (cxx - cyy)
+    rad = np.sqrt(half**2 + cxy**2)
+    lmax, lmin = 0.5 * (cxx + cyy) + rad, np.maximum(0.5 * (cxx + cyy) - rad, 0.0)
+    phi = 0.5 * np.arctan2(2 * cxy, cxx - cyy)
+    d = np.stack([np.cos(phi), np.sin(phi)], -1)  # (nb, J, 2)
+    rhs = np.einsum("bkjc,bjc->bkj", Pm - m[:, None] * U[:, :3, None, None], d)  # (nb, 3, J)
+    ss = S0 * lmax
+    a_lin, r_lin = _poly_solve(M2inv, rhs[:, :2], ss)
+    a_quad, r_quad = _poly_solve(M3inv, rhs, ss)
+    perp = S0 * lmin
+    # quadratic timing must stay monotonic (|accel| <= 1): a segment never turns back on itself
+    quad_line = ((perp + r_quad) < cfg.quad_gain * (perp + r_lin)) & (
+        np.abs(a_quad[:, 2]) <= np.abs(a_quad[:, 1] + a_quad[:, 2]))
+    err_line = perp + np.where(quad_line, r_quad, r_lin)
+    a_line = np.where(quad_line[:, None], a_quad, np.concatenate([a_lin, np.zeros_like(a_lin[:, :1])], 1))
+    span_line = np.abs(a_line[:, 1] + a_line[:, 2])
+
+    # circle: algebraic fit (A v = -g), then the unwrapped angle as a polynomial in u
+    Sx, Sy = Pm[:, 0, :, 0], Pm[:, 0, :, 1]
+    A = np.stack([
+        np.stack([sec[..., 0], sec[..., 1], Sx], -1),
+        np.stack([sec[..., 1], sec[..., 2], Sy], -1),
+        np.stack([Sx, Sy, np.broadcast_to(S0, Sx.shape)], -1),
+    ], -2) + 1e-10 * np.eye(3)
+    g = cub[..., :3]
+    v = np.linalg.solve(A, -g[..., None])[..., 0]  # (nb, J, 3)
+    cx, cy = -0.5 * v[..., 0], -0.5 * v[..., 1]
+    r = np.sqrt(np.maximum(cx**2 + cy**2 - v[..., 2], _EPS))
+    alg = np.maximum(cub[..., 3] + (v * g).sum(-1), 0.0)
+    radial = alg / (4 * r**2)
+    # the angle fit reads the window's points, so run it only where a circle can still win
+    ok_line = span_line >= cfg.min_span
+    cand = ~is_stat & (r <= cfg.max_radius) & (~ok_line | (radial < cfg.circle_margin * err_line))
+    nb, J = cand.shape
+    err_circ = np.full((nb, J), np.inf)
+    b_circ = np.zeros((nb, 3, J))
+    th_base = np.zeros((nb, J))
+    bi, ji = np.nonzero(cand)
+    if bi.size:
+        pts = Xw[bi, ji]  # (n, 2, L)
+        th = np.arctan2(pts[:, 1] - cy[bi, ji, None], pts[:, 0] - cx[bi, ji, None])  # (n, L)
+        dth = np.diff(th, axis=-1)
+        dth -= 2 * np.pi * np.round(dth / (2 * np.pi))  # unwrap: steps in [-pi, pi]
+        th = np.concatenate([np.zeros_like(th[:, :1]), np.cumsum(dth, -1)], -1)  # angle from the first point
+        wsel = ww[bi]  # (n, L)
+        u = np.arange(L) / L
+        rhs_t = np.stack([(wsel * u**k * th).sum(-1) for k in range(3)], 1)[..., None]  # (n, 3, 1)
+        ss_t = (wsel * th**2).sum(-1)[:, None]
+        b_lin, rt_lin = _poly_solve(M2inv[bi], rhs_t[:, :2], ss_t)
+        b_quad, rt_quad = _poly_solve(M3inv[bi], rhs_t, ss_t)
+        rad_sel, r2 = radial[bi, ji], r[bi, ji] ** 2
+        e_clin, e_cquad = rad_sel + r2 * rt_lin[:, 0], rad_sel + r2 * rt_quad[:, 0]
+        quad_circ = (e_cquad < cfg.quad_gain * e_clin) & (np.abs(b_quad[:, 2, 0]) <= np.abs(b_quad[:, 1, 0] + b_quad[:, 2, 0]))
+        err_circ[bi, ji] = np.where(quad_circ, e_cquad, e_clin)
+        b_circ[bi, :, ji] = np.where(quad_circ[:, None], b_quad[..., 0],
+                                     np.concatenate([b_lin[..., 0], np.zeros_like(b_lin[:, :1, 0])], 1))
+        th_base[bi, ji] = np.arctan2(pts[:, 1, 0] - cy[bi, ji], pts[:, 0, 0] - cx[bi, ji])
+    arc = r * np.abs(b_circ[:, 1] + b_circ[:, 2])
+
+    # selection rules
+    ok_circ = cand & (arc >= cfg.min_span)
+    circ_wins = ok_circ & (~ok_line | (err_circ < cfg.circle_margin * err_line))
+    kind = np.where(is_stat, STAT, np.where(circ_wins, CIRC, np.where(ok_line, LINE, STAT)))
+    err = np.choose(kind, [err_stat, err_line, np.where(np.isfinite(err_circ), err_circ, 0.0)])
+    return dict(kind=kind, err=err, err_stat=err_stat, err_line=err_line, err_circ=err_circ,
+                mean=m, axis=d, a_line=a_line, center=np.stack([cx, cy], -1), radius=r,
+                th_base=th_base, b_circ=b_circ)
+
+
+def _accel(a1: float, a2: float) -> float:
+    total = a1 + a2
+    return float(a2 / total) if abs(total) > 1e-9 else 0.0
+
+
+def primitives_from_fit(f: dict[str, np.ndarray], i: int) -> tuple[Primitive, ...]:
+    """Typed primitives of window i of a `fit_windows` result."""
+    out: list[Primitive] = []
+    for j in range(f["kind"].shape[1]):
+        kind = int(f["kind"][i, j])
+        m = f["mean"][i, j]
+        if kind == STAT:
+            out.append(Stationary((float(m[0]), float(m[1]))))
+        elif kind == LINE:
+            a0, a1, a2 = f["a_line"][i, :, j]
+            d = f["axis"][i, j]
+            s, e = m + a0 * d, m + (a0 + a1 + a2) * d
+            out.append(Line((float(s[0]), float(s[1])), (float(e[0]), float(e[1])), _accel(a1, a2)))
+        else:
+            b0, b1, b2 = f["b_circ"][i, :, j]
+            base = f["th_base"][i, j]
+            c = f["center"][i, j]
+            out.append(Circle((float(c[0]), float(c[1])), float(f["radius"][i, j]), float(base + b0),
+                              float(base + b0 + b1 + b2), _accel(b1, b2)))
+    return tuple(out)
+
+
+def estimate_noise_var(X: np.ndarray, w: np.ndarray) -> float:
+    """Per-coordinate noise variance from second differences (robust median): var(d2) = 6 sigma^2."""
+    ok = (w[2:] > 0) & (w[1:-1] > 0) & (w[:-2] > 0)
+    d2 = (X[2:] - 2 * X[1:-1] + X[:-2])[ok]
+    if d2.size == 0:
+        return 0.0
+    return float(np.median(d2**2) / (6 * 0.4549))  # median of chi2_1 = 0.4549
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    starts: np.ndarray  # (S,) first frame of each segment
+    lengths: np.ndarray  # (S,)
+    segments: tuple[Segment, ...]
+    cost: float
+    penalty: float
+    noise_var: float
+
+
+def segment_sequence(X: np.ndarray, w: np.ndarray, cfg: FitConfig) -> Segmentation:
+    """DP over segment boundaries: minimise sum over segments of (fit error summed over joints +
+    penalty), lengths in [min_len, max_len]. The cost table has T * (max_len - min_len + 1) entries."""
+    T, J, _ = X.shape
+    lo, hi = cfg.min_len, min(cfg.max_len, T)
+    if T < lo:
+        raise GenlabError(f"sequence has {T} frames; the fit needs at least min_len={lo}")
+    noise = estimate_noise_var(X, w)
+    penalty = cfg.penalty if cfg.penalty is not None else cfg.penalty_scale * J * max(noise, cfg.noise_floor)
+    mom = _Moments(X, w)
+    Ls = np.arange(lo, hi + 1)
+    C = np.full((len(Ls), T + 1), np.inf)
+    for li, L in enumerate(Ls):
+        starts = np.arange(T - L + 1)
+        C[li, : T - L + 1] = fit_windows(mom, starts, int(L), cfg)["err"].sum(-1)
+    D = np.full(T + 1, np.inf)
+    D[0] = 0.0
+    back = np.zeros(T + 1, dtype=np.int64)
+    for e in range(lo, T + 1):
+        Lc = Ls[Ls <= e]
+        vals = D[e - Lc] + C[Lc - lo, e - Lc]
+        k = int(np.argmin(vals))
+        D[e] = vals[k] + penalty
+        back[e] = Lc[k]
+    if not np.isfinite(D[T]):
+        raise GenlabError(f"cannot split {T} frames into segments of {lo}..{hi} frames; widen min_len/max_len")
+    bounds = [T]
+    while bounds[-1] > 0:
+        bounds.append(bounds[-1] - back[bounds[-1]])
+    bounds = np.array(bounds[::-1])
+    starts, lengths = bounds[:-1], np.diff(bounds)
+    segs = []
+    for b, L in zip(starts, lengths):
+        f = fit_windows(mom, np.array([b]), int(L), cfg)
+        segs.append(Segment(float(L), primitives_from_fit(f, 0)))
+    return Segmentation(starts, lengths, tuple(segs), float(D[T]), float(penalty), noise)

@@ -1,0 +1,186 @@
+"""Scenes from cuts, and clip files written without re-encoding where keyframes allow.
+
+A stream copy can only start on a keyframe. When a keyframe lies at the scene start or at most
+`max_snap_s` after it, the clip is copied from that keyframe (the scene loses those first frames);
+otherwise it is re-encoded (libx264) from the exact first frame, or, with `reencode=False`, skipped.
+Encoders usually put a keyframe on a hard cut, so most clips of edited video are copies.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genlab.core.io import atomic_path
+from genlab.systems.video.curation.config import ClipConfig
+
+# codecs an .mp4 holds; anything else is copied into .mkv
+_MP4_CODECS = {"h264", "hevc", "av1", "vp9", "mpeg4"}
+
+
+@dataclass(frozen=True)
+class Scene:
+    start_frame: int
+    end_frame: int  # exclusive
+    start_s: float
+    end_s: float  # start time of the first frame after the scene
+
+
+def scenes_from_cuts(cuts: list[int], frame_times: np.ndarray, fps: float, min_clip_s: float) -> list[Scene]:
+    n = len(frame_times)
+    bounds = [0, *[c for c in cuts if 0 < c < n], n]
+    frame_dt = 1.0 / fps if fps > 0 else 0.04
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b <= a:
+            continue
+        start = float(frame_times[a])
+        end = float(frame_times[b]) if b < n else float(frame_times[-1]) + frame_dt
+        if end - start >= min_clip_s - 1e-6:
+            out.append(Scene(a, b, start, end))
+    return out
+
+
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    method: str  # "copy" | "reencode" | "skip"
+    start_s: float  # actual start of the clip in the source
+    end_s: float
+
+
+def copyable_container(container: str) -> bool:
+    """Containers whose packets carry real presentation times (AVI does not: B-frames get guessed
+    times, so a pts-based copy would be off by the reorder delay)."""
+    from genlab.core.data.video import has_presentation_times
+
+    return has_presentation_times(container)
+
+
+def plan_clip(scene: Scene, keyframes: list[float], cfg: ClipConfig, frame_dt: float,
+              copy_ok: bool = True) -> ClipPlan:
+    eps = 0.25 * frame_dt
+    i = bisect.bisect_left(keyframes, scene.start_s - eps)
+    if copy_ok and i < len(keyframes):
+        key = keyframes[i]
+        if key <= scene.start_s + cfg.max_snap_s + eps and scene.end_s - key >= cfg.min_clip_s - eps:
+            return ClipPlan("copy", key, scene.end_s)
+    if cfg.reencode:
+        return ClipPlan("reencode", scene.start_s, scene.end_s)
+    return ClipPlan("skip", scene.start_s, scene.end_s)
+
+
+def clip_suffix(codec: str, method: str) -> str:
+    return ".mp4" if method == "reencode" or codec in _MP4_CODECS else ".mkv"
+
+
+class NeedsReencode(Exception):
+    """The GOP structure does not allow a clean stream copy of this range."""
+
+
+def copy_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, frame_dt: float) -> int:
+    """Remux the packets whose presentation time lies in [start, end) (video only), starting on the
+    keyframe at `plan.start_s`. Raises NeedsReencode when a kept frame comes after a dropped one in
+    decode order (a B-frame that may reference a frame beyond the end) or when no keyframe starts it.
+    Returns the number of packets written."""
+    import av
+
+    dst = Path(dst)
+    with av.open(str(src)) as inp:
+        ist = inp.streams.video[0]
+        tb = ist.time_base
+        t0 = ist.start_time or 0
+        start_pts = t0 + int(round(plan.start_s / tb))
+        end_pts = t0 + int(round((plan.end_s - 0.5 * frame_dt) / tb))  # frames starting before the next scene
+        tol = max(1, int(round(0.25 * frame_dt / tb)))
+        inp.seek(start_pts + tol, stream=ist, backward=True, any_frame=False)
+        with atomic_path(dst) as tmp:
+            fmt = "mp4" if dst.suffix == ".mp4" else "matroska"
+            with av.open(str(tmp), "w", format=fmt) as out:
+                ost = out.add_stream_from_template(ist)
+                started, dropped_tail, written = False, False, 0
+                for pkt in inp.demux(ist):
+                    if pkt.pts is None or pkt.size == 0:
+                        continue
+                    if not started:
+                        if pkt.is_keyframe and abs(pkt.pts - start_pts) <= tol:
+                            started = True
+                        elif pkt.pts > start_pts + tol and pkt.dts is not None and pkt.dts > start_pts + tol:
+                            raise NeedsReencode("no keyframe at the planned start")
+                        else:
+                            continue
+                    if pkt.dts is not None and pkt.dts > end_pts:
+                        break
+                    if pkt.pts < start_pts - tol:
+                        continue  # open-GOP leading frame of the previous scene
+                    if pkt.pts > end_pts:
+                        dropped_tail = True
+                        continue
+                    if dropped_tail:
+                        raise NeedsReencode("B-frames reorder across the clip end")
+                    pkt.pts -= start_pts
+                    if pkt.dts is not None:
+                        pkt.dts -= start_pts
+                    pkt.stream = ost
+                    out.mux(pkt)
+                    written += 1
+                if not started or written == 0:
+                    raise NeedsReencode("nothing to copy")
+    return written
+
+
+def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, cfg: ClipConfig,
+               frame_dt: float, start_offset_s: float = 0.0, frames: tuple[int, int] | None = None,
+               exact_seek: bool = True) -> str:
+    """Write one clip (video stream only, atomically); returns the method used ("copy"/"reencode").
+
+    Copies with PyAV when the plan says so and the packets allow it, otherwise re-encodes with the
+    ffmpeg binary of imageio-ffmpeg (libx264). `frames` = (first, end) frame indices of the clip:
+    with `exact_seek` (containers with real timestamps) ffmpeg seeks to the start time and stops
+    after end - first frames; without it frames are selected by index from the file start."""
+    dst = Path(dst)
+    if plan.method == "copy":
+        try:
+            copy_clip(src, dst, plan, frame_dt)
+            return "copy"
+        except NeedsReencode:
+            if not cfg.reencode:
+                raise
+    elif plan.method != "reencode":
+        raise ValueError(f"write_clip: method {plan.method!r} writes nothing")
+    duration = max(frame_dt, plan.end_s - plan.start_s - 0.5 * frame_dt)
+    start = plan.start_s + start_offset_s
+    enc = ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(cfg.crf), "-pix_fmt", "yuv420p"]
+    if frames is not None and not exact_seek:
+        first, end = frames
+        args = ["-i", str(src), "-map", "0:v:0", "-vf", f"select='between(n\\,{first}\\,{end - 1})',setpts=N/FRAME_RATE/TB",
+                "-fps_mode", "passthrough", "-frames:v", str(end - first), *enc]
+    else:
+        count = ["-frames:v", str(frames[1] - frames[0])] if frames is not None else []
+        args = ["-ss", f"{start:.6f}", "-i", str(src), "-t", f"{duration:.6f}", *count, "-map", "0:v:0", *enc]
+    with atomic_path(dst.with_suffix(".mp4")) as tmp:
+        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args, "-an", "-sn", "-dn", "-f", "mp4", str(tmp)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"ffmpeg failed writing {dst.name}: {result.stderr.strip()[-300:]}")
+    return "reencode"
+
+
+def keyframes_or_empty(path: str | os.PathLike) -> list[float]:
+    """Keyframe times; an empty list (so every clip is re-encoded) when the demuxer cannot list them."""
+    from genlab.core.data.video import keyframe_times
+
+    try:
+        return keyframe_times(path)
+    except Exception:  # noqa: BLE001 - a missing index only costs re-encoding
+        return []

@@ -1,0 +1,473 @@
+"""The curation pipeline: per video probe -> cuts -> scenes -> clips -> clip scores; then one table,
+filters, a report and histograms.
+
+Output folder:
+  records/<video_id>.json   rows of one finished video (the resume marker; written atomically)
+  clips/<video_id>/<clip_id>.mp4|.mkv
+  clips.parquet             every row (clips, failed videos), sorted by clip_id, with keep/removed_by
+  report.json, report.md    what each stage and filter removed
+  histograms/<score>.png    one per score, with the thresholds drawn
+
+`process_video` never raises for a bad video: it returns one row with status "failed" and the
+reason. The same function runs inline, in a process pool, or as a Ray Data map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genlab.core.data.video import VideoReadError, iter_frames
+from genlab.core.io import atomic_write_text
+from genlab.errors import GenlabError
+from genlab.systems.video.curation import stages as st
+from genlab.systems.video.curation.clipping import (
+    clip_suffix,
+    copyable_container,
+    keyframes_or_empty,
+    plan_clip,
+    scenes_from_cuts,
+    write_clip,
+)
+from genlab.systems.video.curation.config import CurationConfig, Threshold
+
+VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
+
+# every row has every column, so the pool and the Ray path give identical tables
+COLUMNS = [
+    "clip_id", "video_id", "video_path", "status", "error", "clip_index", "clip_path", "clip_method",
+    "start_frame", "end_frame", "start_s", "end_s", "duration_s",
+    "video_duration_s", "fps", "width", "height", "codec", "bit_rate", "container", "size_bytes",
+    "num_frames", "num_cuts", "motion_score", "text_ratio", "text_ratio_max",
+    "clip_embedding", "aesthetic_score", "caption", "clip_score",
+]
+SCORES = ["duration_s", "motion_score", "text_ratio", "aesthetic_score", "clip_score"]
+
+
+def video_id_for(path: str | os.PathLike) -> str:
+    """Stable id: file stem + 8 hex of the absolute path (two `a.mp4` in different folders differ)."""
+    p = Path(path).resolve()
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in p.stem)[:48] or "video"
+    return f"{stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
+
+
+def find_videos(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders searched recursively for video extensions. Sorted, unique."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out += [f for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS]
+        elif p.exists():
+            out.append(p)
+        else:
+            raise GenlabError(f"input {item}: no such file or folder")
+    seen, unique = set(), []
+    for f in out:
+        key = str(f.resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _empty_row(video_id: str, path: str) -> dict[str, Any]:
+    row = dict.fromkeys(COLUMNS)
+    row.update(clip_id=video_id, video_id=video_id, video_path=str(path), clip_index=-1)
+    return row
+
+
+def clip_stages(config: CurationConfig) -> list:
+    """The clip stages this config enables, in order (later stages may read earlier fields)."""
+    stages: list = [st.MotionStage(config.motion)]
+    if config.text.enabled:
+        stages.append(st.TextStage(config.text))
+    emb = config.embeddings
+    if emb.clip_path:
+        stages.append(st.ClipEmbeddingStage(emb))
+        if emb.aesthetic_path:
+            stages.append(st.AestheticStage(emb))
+    if emb.caption_path:
+        stages.append(st.CaptionStage(emb))
+        if emb.clip_path:
+            stages.append(st.ClipScoreStage(emb))
+    return stages
+
+
+_STAGES_CACHE: dict = {}
+
+
+def _clip_stages_cached(config: CurationConfig) -> list:
+    key = repr(config)
+    if key not in _STAGES_CACHE:
+        _STAGES_CACHE[key] = clip_stages(config)
+    return _STAGES_CACHE[key]
+
+
+def _sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads: int) -> list[st.ClipFrames]:
+    """One decoding pass: every clip's 2 fps samples and the frame after each (only those frames are
+    converted to arrays). Clips are sorted by start and do not overlap."""
+    rate = config.motion.sample_fps
+    targets: list[list[float]] = []
+    for c in clips:
+        n = max(1, int(math.floor((c["end_s"] - c["start_s"]) * rate + 1e-6)))
+        targets.append([c["start_s"] + k / rate for k in range(n)])
+    out = [st.ClipFrames([], rate, c["start_s"], c["end_s"], following=[]) for c in clips]
+    state = {"clip": 0, "next": 0, "want_following": False}
+    eps = 1e-6
+
+    def clip_at(time):
+        j = state["clip"]
+        while j < len(clips) and time >= clips[j]["end_s"] - eps:
+            j += 1
+        state["clip"] = j
+        if j < len(clips) and time >= clips[j]["start_s"] - eps:
+            return j
+        return None
+
+    def want(index, time):
+        j = clip_at(time)
+        if j is None:
+            return False
+        if state["want_following"]:
+            return True
+        k = len(out[j].samples)
+        return k < len(targets[j]) and time >= targets[j][k] - eps
+
+    for frame in iter_frames(path, max_side=config.sample_max_side, want=want, threads=threads):
+        j = clip_at(frame.time)
+        if state["want_following"]:
+            state["want_following"] = False
+            prev = state["next"]
+            if j == prev and frame.image is not None:
+                out[prev].following[-1] = frame
+        if j is None or frame.image is None:
+            if state["clip"] >= len(clips):
+                break
+            continue
+        k = len(out[j].samples)
+        if k < len(targets[j]) and frame.time >= targets[j][k] - eps:
+            out[j].samples.append(frame)
+            out[j].following.append(None)
+            while len(out[j].samples) < len(targets[j]) and targets[j][len(out[j].samples)] <= frame.time + eps:
+                targets[j].pop(len(out[j].samples))  # a gap in the stream: skip targets already passed
+            state["want_following"], state["next"] = True, j
+    return out
+
+
+def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike) -> list[dict]:
+    """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input."""
+    out_dir = Path(out_dir)
+    vid = video_id_for(path)
+    record = _empty_row(vid, str(path))
+    record["path"] = str(path)
+    try:
+        record.update(st.ProbeStage()(record))
+        record.update(st.CutStage(config.cuts, threads=config.decode_threads)(record))
+        frame_times = record.pop("_frame_times")
+        fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
+        frame_dt = 1.0 / fps
+        scenes = scenes_from_cuts(record["cuts"], frame_times, fps, config.clips.min_clip_s)
+        keyframes = keyframes_or_empty(path)
+        copy_ok = copyable_container(record["container"])
+        clips = []
+        for i, scene in enumerate(scenes):
+            plan = plan_clip(scene, keyframes, config.clips, frame_dt, copy_ok)
+            if plan.method == "skip":
+                continue
+            row = {k: record.get(k) for k in COLUMNS}
+            start_frame = int(np.searchsorted(frame_times, plan.start_s - 0.25 * frame_dt))
+            row.update(
+                clip_id=f"{vid}_{i:04d}", clip_index=i, status="ok", clip_method=plan.method,
+                start_frame=start_frame, end_frame=scene.end_frame, start_s=float(plan.start_s),
+                end_s=float(plan.end_s), duration_s=float(plan.end_s - plan.start_s),
+            )
+            if config.clips.write_clips:
+                rel = Path("clips") / vid / f"{row['clip_id']}{clip_suffix(record['codec'], plan.method)}"
+                start_offset = _container_start(path)
+                method = write_clip(path, out_dir / rel, plan, config.clips, frame_dt, start_offset,
+                                    frames=(start_frame, scene.end_frame), exact_seek=copy_ok)
+                if method != plan.method:  # the packets did not allow a copy: re-encoded from the scene start
+                    rel = rel.with_suffix(".mp4")
+                    row.update(clip_method=method)
+                row["clip_path"] = str(rel)
+            clips.append(row)
+        if clips:
+            stages = _clip_stages_cached(config)
+            frames = _sample_clip_frames(path, clips, config, config.decode_threads)
+            for row, clip_frames in zip(clips, frames):
+                for stage in stages:
+                    row.update(stage(row, clip_frames))
+            rows = clips
+        else:
+            row = {k: record.get(k) for k in COLUMNS}
+            row.update(status="no_clips", error=f"no scene of at least {config.clips.min_clip_s} s")
+            rows = [row]
+    except VideoReadError as err:
+        rows = [{**_empty_row(vid, str(path)), "status": "failed", "error": err.reason}]
+    except Exception as err:  # noqa: BLE001 - any failure of one video is recorded, the run goes on
+        rows = [{**_empty_row(vid, str(path)), "status": "failed", "error": f"{type(err).__name__}: {err}"}]
+    rows = [{k: _plain(r.get(k)) for k in COLUMNS} for r in rows]
+    atomic_write_text(out_dir / "records" / f"{vid}.json", json.dumps(rows))
+    return rows
+
+
+def _container_start(path) -> float:
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        start = stream.start_time or 0
+        cstart = (c.start_time or 0) / 1_000_000
+        return float(start * stream.time_base) - cstart if stream.time_base else 0.0
+
+
+def _plain(v):
+    """JSON/Parquet-friendly scalars (no numpy types, NaN -> None)."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def load_record(out_dir: Path, path: str | os.PathLike) -> list[dict] | None:
+    f = Path(out_dir) / "records" / f"{video_id_for(path)}.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError:
+        return None  # a damaged record is redone
+
+
+def _init_worker():
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use_ray: bool = False,
+        progress: bool = True) -> dict:
+    """Curate `inputs` (files or folders) into `out_dir`; finished videos are never redone."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    videos = find_videos(inputs)
+    if not videos:
+        raise GenlabError(f"no video files found in {[str(i) for i in inputs]}")
+    done = {str(v): load_record(out_dir, v) for v in videos}
+    todo = [v for v in videos if done[str(v)] is None]
+    t0 = time.perf_counter()
+    if use_ray:
+        results = _run_ray(todo, config, out_dir, progress)
+    else:
+        results = _run_pool(todo, config, out_dir, progress)
+    done.update(results)
+    rows = [r for v in videos for r in done[str(v)]]
+    summary = finish(rows, config, out_dir)
+    summary.update(videos=len(videos), processed=len(todo), resumed=len(videos) - len(todo),
+                   wall_s=time.perf_counter() - t0)
+    return summary
+
+
+def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
+    from tqdm import tqdm
+
+    results = {}
+    bar = tqdm(total=len(todo), desc="curate", unit="video", disable=not progress)
+    if config.workers <= 1 or len(todo) <= 1:
+        for v in todo:
+            results[str(v)] = process_video(v, config, out_dir)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(config.workers, initializer=_init_worker) as pool:
+            futures = {pool.submit(process_video, v, config, out_dir): v for v in todo}
+            for fut in as_completed(futures):
+                results[str(futures[fut])] = fut.result()
+                bar.update()
+    bar.close()
+    return results
+
+
+def _run_ray(todo, config, out_dir, progress: bool = True) -> dict[str, list[dict]]:
+    """The same `process_video` as a Ray Data map (one block per video; one JSON row list out).
+
+    Uses the running Ray cluster when there is one (`ray.init(address=...)` before calling, or
+    RAY_ADDRESS), otherwise starts a local instance with `config.workers` CPUs and stops it after.
+    """
+    if not todo:
+        return {}
+    import logging
+
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        ray.init(num_cpus=max(1, config.workers), include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING)
+        started = True
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        ctx.print_on_execution_start = False
+        out = str(out_dir)
+
+        def curate(row):
+            return {"path": row["path"], "rows": json.dumps(process_video(row["path"], config, out))}
+
+        ds = ray.data.from_items([{"path": str(v)} for v in todo], override_num_blocks=len(todo)).map(curate)
+        return {r["path"]: json.loads(r["rows"]) for r in ds.take_all()}
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ---------------------------------------------------------------------------------------------
+# table, filters, report, histograms
+
+
+def resolve_thresholds(rows: list[dict], filters: tuple[Threshold, ...]) -> list[dict]:
+    """Absolute bounds for each filter (percentiles computed over the clips that have the score)."""
+    resolved = []
+    for f in filters:
+        if f.field not in COLUMNS:
+            raise GenlabError(f"filter field {f.field!r}: expected one of {SCORES}")
+        values = np.array([r[f.field] for r in rows if r["status"] == "ok" and r.get(f.field) is not None], float)
+        if len(values) == 0:
+            raise GenlabError(f"filter on {f.field!r}: no clip has this score (is its stage enabled?)")
+        lo = [v for v in (f.min, None if f.min_pct is None else float(np.percentile(values, f.min_pct))) if v is not None]
+        hi = [v for v in (f.max, None if f.max_pct is None else float(np.percentile(values, f.max_pct))) if v is not None]
+        resolved.append({**asdict(f), "lower": max(lo) if lo else None, "upper": min(hi) if hi else None})
+    return resolved
+
+
+def apply_filters(rows: list[dict], resolved: list[dict]) -> None:
+    """Set keep / removed_by (the first filter a clip fails; a missing score fails)."""
+    for r in rows:
+        r["keep"], r["removed_by"] = r["status"] == "ok", None if r["status"] == "ok" else r["status"]
+        if not r["keep"]:
+            continue
+        for f in resolved:
+            v = r.get(f["field"])
+            if v is None or (f["lower"] is not None and v < f["lower"]) or (f["upper"] is not None and v > f["upper"]):
+                r["keep"], r["removed_by"] = False, f["field"]
+                break
+
+
+def write_table(rows: list[dict], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from genlab.core.io import atomic_path
+
+    rows = sorted(rows, key=lambda r: r["clip_id"])
+    types = {
+        "clip_index": pa.int64(), "start_frame": pa.int64(), "end_frame": pa.int64(), "width": pa.int64(),
+        "height": pa.int64(), "bit_rate": pa.int64(), "size_bytes": pa.int64(), "num_frames": pa.int64(),
+        "num_cuts": pa.int64(), "clip_embedding": pa.list_(pa.float32()), "keep": pa.bool_(),
+    }
+    strings = {"clip_id", "video_id", "video_path", "status", "error", "clip_path", "clip_method", "codec",
+               "container", "caption", "removed_by"}
+    columns = [*COLUMNS, "keep", "removed_by"]
+    fields = [pa.field(c, types.get(c, pa.string() if c in strings else pa.float64())) for c in columns]
+    schema = pa.schema(fields)
+    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows], schema=schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def histograms(rows: list[dict], resolved: list[dict], folder: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genlab.core.io import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SCORES:
+        values = np.array([r[name] for r in rows if r["status"] == "ok" and r.get(name) is not None], float)
+        if len(values) == 0:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+        ax.hist(values, bins=min(50, max(5, len(values) // 2)), color="#4a7fb5")
+        for f in resolved:
+            if f["field"] == name:
+                for b in (f["lower"], f["upper"]):
+                    if b is not None:
+                        ax.axvline(b, color="#c0392b", ls="--")
+        ax.set_xlabel(name)
+        ax.set_ylabel("clips")
+        ax.set_title(f"{name} (n={len(values)})")
+        fig.tight_layout()
+        with atomic_path(folder / f"{name}.png") as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+        written.append(f"{name}.png")
+    return written
+
+
+def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
+    """Filter, write the table, the report and the histograms. Cheap: rerun to change thresholds."""
+    resolved = resolve_thresholds(rows, config.filters)
+    apply_filters(rows, resolved)
+    write_table(rows, out_dir / "clips.parquet")
+    ok = [r for r in rows if r["status"] == "ok"]
+    failed = [r for r in rows if r["status"] == "failed"]
+    stages = []
+    remaining = len(ok)
+    for f in resolved:
+        removed = sum(1 for r in ok if r["removed_by"] == f["field"])
+        fails_alone = sum(1 for r in ok if r.get(f["field"]) is None
+                          or (f["lower"] is not None and r[f["field"]] < f["lower"])
+                          or (f["upper"] is not None and r[f["field"]] > f["upper"]))
+        stages.append({"filter": f, "removed": removed, "would_remove_alone": fails_alone,
+                       "remaining": (remaining := remaining - removed)})
+    report = {
+        "videos": len({r["video_id"] for r in rows}),
+        "videos_failed": [{"video": r["video_path"], "error": r["error"]} for r in failed],
+        "videos_without_clips": sum(1 for r in rows if r["status"] == "no_clips"),
+        "clips": len(ok), "clips_kept": sum(1 for r in ok if r["keep"]),
+        "clip_methods": {m: sum(1 for r in ok if r["clip_method"] == m) for m in ("copy", "reencode")},
+        "seconds_in_clips": float(sum(r["duration_s"] for r in ok)),
+        "seconds_kept": float(sum(r["duration_s"] for r in ok if r["keep"])),
+        "filters": stages,
+        "histograms": histograms(rows, resolved, out_dir / "histograms"),
+    }
+    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2))
+    atomic_write_text(out_dir / "report.md", report_markdown(report))
+    return report
+
+
+def report_markdown(report: dict) -> str:
+    lines = ["# Curation report", "",
+             f"- videos: {report['videos']} ({len(report['videos_failed'])} failed, "
+             f"{report['videos_without_clips']} without clips)",
+             f"- clips: {report['clips']} ({report['clip_methods']['copy']} stream copies, "
+             f"{report['clip_methods']['reencode']} re-encoded), {report['seconds_in_clips']:.1f} s",
+             f"- kept: {report['clips_kept']} clips, {report['seconds_kept']:.1f} s", "",
+             "| filter | bounds | removed | would remove alone | remaining |", "|---|---|---|---|---|"]
+    for s in report["filters"]:
+        f = s["filter"]
+        lo = "" if f["lower"] is None else f">= {f['lower']:.4g}"
+        hi = "" if f["upper"] is None else f"<= {f['upper']:.4g}"
+        pct = " ".join(x for x in (f"min_pct {f['min_pct']}" if f["min_pct"] is not None else "",
+                                   f"max_pct {f['max_pct']}" if f["max_pct"] is not None else "") if x)
+        lines.append(f"| {f['field']} | {lo} {hi} {('(' + pct + ')') if pct else ''} | {s['removed']} | "
+                     f"{s['would_remove_alone']} | {s['remaining']} |")
+    if report["videos_failed"]:
+        lines += ["", "## Failed videos", ""] + [f"- {v['video']}: {v['error']}" for v in report["videos_failed"]]
+    return "\n".join(lines) + "\n"

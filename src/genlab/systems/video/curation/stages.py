@@ -1,0 +1,341 @@
+"""Curation stages. Every stage has one interface: `stage(record, frames) -> dict` reads a record
+(a video or a clip, a plain dict) and returns the fields it adds; the pipeline merges them.
+
+Video stages (probe, cuts) read `record["path"]` themselves and get `frames=None`. Clip stages get
+a `ClipFrames`: the clip's frames sampled at 2 fps (the paper's rate for flow), decoded once and
+shared by every clip stage. Models (OCR, CLIP, captioner) are created lazily, once per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from genlab.core.data.video import Frame, probe
+from genlab.errors import GenlabError
+from genlab.systems.video.curation.config import CutConfig, EmbeddingConfig, MotionConfig, TextConfig
+
+
+@dataclass
+class ClipFrames:
+    """A clip's frames sampled at `sample_fps` (BGR uint8, long side <= the sample size)."""
+
+    samples: list[Frame]
+    sample_fps: float
+    start_s: float
+    end_s: float
+    following: list[Frame | None] | None = None  # the frame right after each sample (same clip), if kept
+
+    def pick(self, n: int) -> list[Frame]:
+        """`n` samples spread over the clip: first, (middle,) last."""
+        if not self.samples:
+            return []
+        if n <= 1:
+            return [self.samples[len(self.samples) // 2]]
+        idx = np.unique(np.round(np.linspace(0, len(self.samples) - 1, n)).astype(int))
+        return [self.samples[i] for i in idx]
+
+
+class Stage(Protocol):
+    name: str
+
+    def __call__(self, record: dict[str, Any], frames: ClipFrames | None) -> dict[str, Any]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# video stages
+
+
+class ProbeStage:
+    """Container facts: duration, fps, resolution, codec, bit rate (no decoding)."""
+
+    name = "probe"
+
+    def __call__(self, record, frames=None):
+        info = probe(record["path"])
+        return {
+            "video_duration_s": info.duration_s, "fps": info.fps, "width": info.width,
+            "height": info.height, "codec": info.codec, "bit_rate": info.bit_rate,
+            "container": info.container, "size_bytes": info.size_bytes,
+        }
+
+
+class CutStage:
+    """The cut-detection cascade (see cuts.py). Adds `cuts` (frame indices) and the decoded frame
+    count; `_frame_times` is for the pipeline only and never reaches the table."""
+
+    name = "cuts"
+
+    def __init__(self, cfg: CutConfig, threads: int = 1):
+        self.cfg, self.threads = cfg, threads
+
+    def __call__(self, record, frames=None):
+        from genlab.systems.video.curation.cuts import detect_cuts
+
+        result = detect_cuts(record["path"], self.cfg, record.get("fps") or 0.0, threads=self.threads)
+        return {"cuts": result.cuts, "num_cuts": len(result.cuts), "num_frames": result.num_frames,
+                "_frame_times": result.frame_times}
+
+
+# ---------------------------------------------------------------------------------------------
+# clip stages
+
+
+def _resize_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
+    import cv2
+
+    h, w = img.shape[:2]
+    if max(h, w) <= max_side:
+        return img
+    s = max_side / max(h, w)
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+class MotionStage:
+    """Mean dense optical-flow magnitude at 2 fps (OpenCV DIS, preset fast), in pixels per second of
+    a frame whose long side is `max_side`; a still clip scores ~0.
+
+    With baseline "frame" each 2 fps sample is paired with the next frame; with "sample" consecutive
+    samples are paired. Either way the magnitude is divided by the pair's time gap.
+    """
+
+    name = "motion"
+
+    def __init__(self, cfg: MotionConfig):
+        if cfg.baseline not in ("frame", "sample"):
+            raise GenlabError(f"MotionConfig.baseline: expected 'frame' or 'sample', got {cfg.baseline!r}")
+        self.cfg = cfg
+        self._dis = None
+
+    def _gray(self, frame: Frame) -> np.ndarray:
+        import cv2
+
+        return cv2.cvtColor(_resize_long_side(frame.image, self.cfg.max_side), cv2.COLOR_BGR2GRAY)
+
+    def __call__(self, record, frames):
+        import cv2
+
+        if self._dis is None:
+            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+        if self.cfg.baseline == "frame" and frames.following is not None:
+            pairs = [(a, b) for a, b in zip(frames.samples, frames.following) if b is not None]
+        else:
+            pairs = list(zip(frames.samples, frames.samples[1:]))
+        if not pairs:
+            return {"motion_score": None}
+        speeds = []
+        for f0, f1 in pairs:
+            flow = self._dis.calc(self._gray(f0), self._gray(f1), None)
+            speeds.append(float(np.sqrt((flow**2).sum(-1)).mean()) / max(f1.time - f0.time, 1e-6))
+        return {"motion_score": float(np.mean(speeds))}
+
+
+_OCR_CACHE: dict = {}
+
+
+def _text_detector(box_threshold: float, unclip_ratio: float = 1.6):
+    """rapidocr's DB text detector (detection only: the ratio needs boxes, not words)."""
+    key = ("det", box_threshold, unclip_ratio)
+    if key not in _OCR_CACHE:
+        from pathlib import Path
+
+        import rapidocr_onnxruntime
+        import yaml
+        from rapidocr_onnxruntime.ch_ppocr_det import TextDetector
+
+        root = Path(rapidocr_onnxruntime.__file__).parent
+        config = yaml.safe_load((root / "config.yaml").read_text())["Det"]
+        config["model_path"] = str(root / config["model_path"])
+        config["intra_op_num_threads"] = 1
+        config["inter_op_num_threads"] = 1
+        config["box_thresh"] = box_threshold
+        config["unclip_ratio"] = unclip_ratio
+        config["limit_type"] = "max"
+        _OCR_CACHE[key] = TextDetector(config)
+    return _OCR_CACHE[key]
+
+
+class TextStage:
+    """Fraction of the frame covered by detected text boxes, averaged over first/middle/last frame.
+
+    The detector's side limit is set to the frame's own long side (limit_type "max"), so it does not
+    upsample small frames to 736 px (5-10x slower for nothing).
+    """
+
+    name = "text"
+
+    def __init__(self, cfg: TextConfig):
+        self.cfg = cfg
+
+    def ratio(self, image: np.ndarray) -> float:
+        import cv2
+
+        det = _text_detector(self.cfg.box_threshold, self.cfg.unclip_ratio)
+        h, w = image.shape[:2]
+        det.limit_side_len = max(h, w)
+        boxes, _ = det(image)
+        mask = np.zeros((h, w), np.uint8)
+        if boxes is not None and len(boxes):
+            cv2.fillPoly(mask, [np.round(b).astype(np.int32) for b in boxes], 1)
+        return float(mask.mean())
+
+    def __call__(self, record, frames):
+        picked = frames.pick(self.cfg.frames)
+        if not picked:
+            return {"text_ratio": None}
+        ratios = [self.ratio(_resize_long_side(f.image, self.cfg.max_side)) for f in picked]
+        return {"text_ratio": float(np.mean(ratios)), "text_ratio_max": float(np.max(ratios))}
+
+
+# ---------------------------------------------------------------------------------------------
+# optional CLIP stages: models only from local paths
+
+
+_MODEL_CACHE: dict = {}
+
+
+def _local_dir(path: str, what: str):
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_dir():
+        raise GenlabError(f"{what}: expected a local model folder, got {path!r} (nothing is downloaded)")
+    return p
+
+
+def _clip(path: str):
+    key = ("clip", path)
+    if key not in _MODEL_CACHE:
+        import torch
+        from transformers import CLIPModel, CLIPProcessor
+
+        folder = _local_dir(path, "embeddings.clip_path")
+        model = CLIPModel.from_pretrained(folder, local_files_only=True).eval().to(torch.float32)
+        processor = CLIPProcessor.from_pretrained(folder, local_files_only=True)
+        _MODEL_CACHE[key] = (model, processor)
+    return _MODEL_CACHE[key]
+
+
+def _rgb(frame: Frame) -> np.ndarray:
+    return np.ascontiguousarray(frame.image[..., ::-1])
+
+
+class ClipEmbeddingStage:
+    """CLIP image embedding (L2-normalised mean of first/middle/last frame) -> `clip_embedding`."""
+
+    name = "clip_embedding"
+
+    def __init__(self, cfg: EmbeddingConfig):
+        self.cfg = cfg
+
+    def __call__(self, record, frames):
+        import torch
+
+        model, processor = _clip(self.cfg.clip_path)
+        images = [_rgb(f) for f in frames.pick(self.cfg.frames)]
+        with torch.no_grad():
+            inputs = processor(images=images, return_tensors="pt")
+            emb = model.get_image_features(pixel_values=inputs["pixel_values"])
+            emb = getattr(emb, "pooler_output", emb)
+            emb = torch.nn.functional.normalize(emb, dim=-1).mean(0)
+            emb = torch.nn.functional.normalize(emb, dim=-1)
+        return {"clip_embedding": emb.tolist()}
+
+
+def load_aesthetic_head(path: str):
+    """A stack of linear layers from safetensors: keys `<prefix>.<i>.weight/bias`, applied in index
+    order with nothing between them (the LAION aesthetic predictors v1 (one layer) and v2 (an MLP
+    whose only non-linear parts are dropouts, inactive at inference) both have this form)."""
+    import re
+
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    layers: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        m = re.search(r"(\d+)\.(weight|bias)$", key)
+        if not m:
+            raise GenlabError(f"{path}: unexpected key {key!r}; expected '<prefix>.<index>.weight|bias'")
+        layers.setdefault(int(m.group(1)), {})[m.group(2)] = value.float()
+    if not layers or any("weight" not in v for v in layers.values()):
+        raise GenlabError(f"{path}: expected linear layers with weights, got keys {sorted(tensors)}")
+
+    def head(x):
+        for i in sorted(layers):
+            x = x @ layers[i]["weight"].T + layers[i].get("bias", 0.0)
+        return x
+
+    return head
+
+
+class AestheticStage:
+    """Aesthetic score from a head on the CLIP image embedding -> `aesthetic_score`."""
+
+    name = "aesthetic"
+
+    def __init__(self, cfg: EmbeddingConfig):
+        self.cfg = cfg
+        self._head = None
+
+    def __call__(self, record, frames):
+        import torch
+
+        if record.get("clip_embedding") is None:
+            return {"aesthetic_score": None}
+        if self._head is None:
+            self._head = load_aesthetic_head(self.cfg.aesthetic_path)
+        emb = torch.tensor(record["clip_embedding"], dtype=torch.float32)[None]
+        return {"aesthetic_score": float(self._head(emb).reshape(-1)[0])}
+
+
+class CaptionStage:
+    """A caption of the middle frame from a local image-to-text model (BLIP-style) -> `caption`."""
+
+    name = "caption"
+
+    def __init__(self, cfg: EmbeddingConfig):
+        self.cfg = cfg
+
+    def __call__(self, record, frames):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        key = ("caption", self.cfg.caption_path)
+        if key not in _MODEL_CACHE:
+            folder = _local_dir(self.cfg.caption_path, "embeddings.caption_path")
+            _MODEL_CACHE[key] = (AutoModelForImageTextToText.from_pretrained(folder, local_files_only=True).eval(),
+                                 AutoProcessor.from_pretrained(folder, local_files_only=True))
+        model, processor = _MODEL_CACHE[key]
+        middle = frames.pick(1)
+        if not middle:
+            return {"caption": None}
+        with torch.no_grad():
+            inputs = processor(images=_rgb(middle[0]), return_tensors="pt")
+            ids = model.generate(**inputs, max_new_tokens=self.cfg.caption_max_tokens, do_sample=False)
+        return {"caption": processor.batch_decode(ids, skip_special_tokens=True)[0].strip()}
+
+
+class ClipScoreStage:
+    """Cosine similarity of the clip's CLIP image embedding and its caption's text embedding."""
+
+    name = "clip_score"
+
+    def __init__(self, cfg: EmbeddingConfig):
+        self.cfg = cfg
+
+    def __call__(self, record, frames):
+        import torch
+
+        if record.get("clip_embedding") is None or not record.get("caption"):
+            return {"clip_score": None}
+        model, processor = _clip(self.cfg.clip_path)
+        with torch.no_grad():
+            inputs = processor(text=[record["caption"]], return_tensors="pt", padding=True, truncation=True)
+            text = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            text = getattr(text, "pooler_output", text)
+            text = torch.nn.functional.normalize(text, dim=-1)[0]
+        image = torch.tensor(record["clip_embedding"], dtype=torch.float32)
+        return {"clip_score": float(text @ image)}

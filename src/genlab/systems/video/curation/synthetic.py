@@ -1,0 +1,197 @@
+"""Seeded synthetic videos with known ground truth, for acceptance tests and the benchmark.
+
+- `cuts_video`: shots of distinct panning textures joined by hard cuts and by fades (fade through
+  black or cross-dissolve) of known frame spans.
+- `pan_video`: one long smooth pan (no cut anywhere).
+- `motion_video`: a texture translating at a known speed in px/frame (0 = static).
+- `text_video`: a still background with rendered text lines whose area ratio is known.
+Everything is H.264 (libx264 through PyAV) so that keyframes and compression noise are realistic.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A smooth random colour texture (H, W, 3) uint8 (BGR) with a random three-colour palette."""
+    import cv2
+
+    field_ = np.zeros((height, width), np.float32)
+    for cells, weight in ((4, 1.0), (12, 0.5), (40, 0.25)):
+        coarse = rng.standard_normal((max(2, height * cells // width), cells)).astype(np.float32)
+        field_ += weight * cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    field_ = (field_ - field_.min()) / (np.ptp(field_) + 1e-6)
+    palette = rng.uniform(0, 255, size=(3, 3)).astype(np.float32)
+    t = field_[..., None]
+    img = np.where(t < 0.5, palette[0] + (palette[1] - palette[0]) * (2 * t),
+                   palette[1] + (palette[2] - palette[1]) * (2 * t - 1))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_video(path: str | os.PathLike, frames, fps: int = 30, crf: int = 20, gop: int | None = None) -> Path:
+    """Encode BGR uint8 frames to H.264 (yuv420p). `gop` caps the keyframe interval."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = None
+        for img in frames:
+            if stream is None:
+                stream = out.add_stream("libx264", rate=fps)
+                stream.width, stream.height = img.shape[1], img.shape[0]
+                stream.pix_fmt = "yuv420p"
+                opts = {"crf": str(crf), "preset": "veryfast"}
+                if gop:
+                    opts["g"] = str(gop)
+                stream.options = opts
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")
+            out.mux(stream.encode(frame))
+        if stream is not None:
+            out.mux(stream.encode())
+    return path
+
+
+class _PanningShot:
+    """A window sliding over a texture at a constant velocity (px/frame)."""
+
+    def __init__(self, rng, height, width, frames, speed=None):
+        speed = rng.uniform(0.3, 1.5) if speed is None else speed
+        angle = rng.uniform(0, 2 * np.pi)
+        self.v = np.array([np.cos(angle), np.sin(angle)]) * speed
+        margin = int(np.ceil(abs(self.v).max() * frames)) + 4
+        self.tex = texture(rng, height + 2 * margin, width + 2 * margin)
+        self.origin = np.array([margin, margin], float)
+        self.h, self.w = height, width
+
+    def frame(self, i: int) -> np.ndarray:
+        x, y = self.origin + self.v * i
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        # bilinear sub-pixel shift keeps slow pans smooth
+        a = self.tex[y0:y0 + self.h + 1, x0:x0 + self.w + 1].astype(np.float32)
+        out = ((1 - fx) * (1 - fy) * a[:-1, :-1] + fx * (1 - fy) * a[:-1, 1:]
+               + (1 - fx) * fy * a[1:, :-1] + fx * fy * a[1:, 1:])
+        return out.astype(np.uint8)
+
+
+@dataclass
+class CutsTruth:
+    num_frames: int
+    hard_cuts: list[int] = field(default_factory=list)  # first frame of the new shot
+    fades: list[tuple[int, int]] = field(default_factory=list)  # [first, last] frame of the transition
+    fade_kinds: list[str] = field(default_factory=list)  # "black" (fade out/in) or "dissolve"
+
+
+def cuts_video(path, seed: int = 0, n_hard: int = 20, n_fades: int = 10, size=(320, 180), fps: int = 30,
+               shot_frames=(40, 70), fade_frames=(15, 30), fade_kind: str = "black") -> CutsTruth:
+    """Shots joined by `n_hard` hard cuts and `n_fades` fades in a seeded random order.
+
+    `fade_kind`: "black" (fade out to black, then in: the classic fade), "dissolve" (cross-fade)
+    or "mixed" (either, at random).
+    """
+    if fade_kind not in ("black", "dissolve", "mixed"):
+        raise ValueError(f"fade_kind: expected 'black', 'dissolve' or 'mixed', got {fade_kind!r}")
+    rng = np.random.default_rng(seed)
+    w, h = size
+    kinds = ["cut"] * n_hard + ["fade"] * n_fades
+    rng.shuffle(kinds)
+    truth = CutsTruth(num_frames=0)
+
+    def frames():
+        index = 0
+        shot = _PanningShot(rng, h, w, 200)
+        t = 0
+        n = int(rng.integers(*shot_frames))
+        for kind in [*kinds, None]:
+            for _ in range(n):
+                yield shot.frame(t)
+                t += 1
+                index += 1
+            if kind is None:
+                break
+            new = _PanningShot(rng, h, w, 200)
+            if kind == "cut":
+                truth.hard_cuts.append(index)
+            else:
+                length = int(rng.integers(fade_frames[0], fade_frames[1] + 1))
+                coin = bool(rng.integers(0, 2))
+                through_black = fade_kind == "black" or (fade_kind == "mixed" and coin)
+                truth.fades.append((index, index + length - 1))
+                truth.fade_kinds.append("black" if through_black else "dissolve")
+                for j in range(length):
+                    a = (j + 1) / (length + 1)
+                    if through_black:
+                        img = shot.frame(t) if a < 0.5 else new.frame(0)
+                        gain = abs(1 - 2 * a)
+                        yield (img.astype(np.float32) * gain).astype(np.uint8)
+                    else:
+                        mix = (1 - a) * shot.frame(t).astype(np.float32) + a * new.frame(0).astype(np.float32)
+                        yield mix.astype(np.uint8)
+                    t += 1
+                    index += 1
+            shot, t = new, 0
+            n = int(rng.integers(*shot_frames))
+        truth.num_frames = index
+
+    write_video(path, frames(), fps=fps)
+    return truth
+
+
+def pan_video(path, seed: int = 0, seconds: float = 20.0, size=(320, 180), fps: int = 30, speed: float = 2.0):
+    """One smooth pan over a single texture: there is no cut anywhere."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fps))
+    shot = _PanningShot(rng, size[1], size[0], n, speed=speed)
+    write_video(path, (shot.frame(i) for i in range(n)), fps=fps)
+    return n
+
+
+def motion_video(path, speed: float, seed: int = 0, seconds: float = 3.0, size=(320, 180), fps: int = 30):
+    """A texture translating at `speed` px/frame in a random direction (0 = a still image)."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * fps))
+    shot = _PanningShot(rng, size[1], size[0], n, speed=speed)
+    write_video(path, (shot.frame(i) for i in range(n)), fps=fps)
+    return n
+
+
+def text_video(path, n_lines: int, seed: int = 0, seconds: float = 2.0, size=(480, 270), fps: int = 10,
+               scale: float = 1.0) -> float:
+    """A still, plain-ish background with `n_lines` of upper-case text; returns the text area ratio.
+
+    The area is the union of each rendered line's tight ink box (the bounding box of the pixels the
+    line's glyphs changed; only capitals and digits, so no descenders).
+    """
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    background = (texture(rng, h, w).astype(np.float32) * 0.3 + 150).astype(np.uint8)
+    img = background.copy()
+    mask = np.zeros((h, w), bool)
+    alphabet = list("ABCDEFGHJKLMNPRSTUVWXYZ0123456789")
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    y = int(h * 0.12)
+    for _ in range(n_lines):
+        words = ["".join(rng.choice(alphabet, size=int(rng.integers(3, 7)))) for _ in range(int(rng.integers(2, 4)))]
+        text = " ".join(words)
+        (tw, th), _ = cv2.getTextSize(text, font, scale, 2)
+        x = int(rng.integers(8, max(9, w - tw - 8)))
+        y += th
+        if y >= h - 4:
+            break
+        line = np.zeros((h, w), np.uint8)
+        cv2.putText(line, text, (x, y), font, scale, 255, 2, cv2.LINE_AA)
+        cv2.putText(img, text, (x, y), font, scale, (20, 20, 20), 2, cv2.LINE_AA)
+        ys, xs = np.nonzero(line > 64)
+        mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = True
+        y += int(th * 1.4)
+    n = int(round(seconds * fps))
+    write_video(path, (img for _ in range(n)), fps=fps)
+    return float(mask.mean())

@@ -1,0 +1,100 @@
+"""Fast checks of decoding, the bad-input reasons, the cut cascade, motion and text on small inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from genlab.core.data.video import VideoReadError, iter_frames, probe
+from genlab.systems.video.curation import synthetic
+from genlab.systems.video.curation.config import CutConfig, MotionConfig, TextConfig
+from genlab.systems.video.curation.cuts import detect_cuts
+from genlab.systems.video.curation.stages import ClipFrames, MotionStage, TextStage
+
+
+def test_cv2_is_opencv_python_headless():
+    """opencv-python-headless is the only OpenCV allowed; rapidocr/mediapipe must not shadow it."""
+    import importlib.metadata as md
+
+    import cv2
+
+    dists = {d.metadata["Name"].lower() for d in md.distributions() if "opencv" in (d.metadata["Name"] or "").lower()}
+    assert dists == {"opencv-python-headless"}, dists
+    files = md.files("opencv-python-headless") or []
+    owned = {str(f.locate().resolve()) for f in files if str(f).startswith("cv2/")}
+    assert any(p.endswith("__init__.py") for p in owned)
+    assert str(__import__("pathlib").Path(cv2.__file__).resolve()) in owned
+    assert "GUI" not in cv2.getBuildInformation().split("Video I/O")[0] or "NONE" in cv2.getBuildInformation()
+
+
+def test_probe_and_frames(small_cuts):
+    path, truth = small_cuts
+    info = probe(path)
+    assert (info.width, info.height, info.codec) == (320, 180, "h264")
+    assert info.fps == pytest.approx(30.0)
+    assert info.duration_s == pytest.approx(truth.num_frames / 30.0, abs=0.1)
+    assert info.bit_rate > 0
+    frames = list(iter_frames(path, max_side=160, want=lambda i, t: i % 10 == 0))
+    assert len(frames) == truth.num_frames
+    assert frames[0].image.shape == (90, 160, 3) and frames[1].image is None
+    assert np.all(np.diff([f.time for f in frames]) > 0)
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("zero.mp4", "empty file"), ("notvideo.mp4", "not a readable video"),
+    ("truncated.mp4", "not a readable video"), ("noframes.avi", "no decodable frames"),
+])
+def test_bad_inputs_have_clear_reasons(bad_videos, name, reason):
+    with pytest.raises(VideoReadError) as err:
+        probe(bad_videos / name)
+        list(iter_frames(bad_videos / name))
+    assert reason in err.value.reason
+
+
+def test_cascade_finds_hard_cuts_exactly_and_fades_in_span(small_cuts):
+    path, truth = small_cuts
+    result = detect_cuts(path, CutConfig(), 30.0)
+    cuts = result.cuts
+    for c in truth.hard_cuts:
+        assert min(abs(c - x) for x in cuts) <= 1, (c, cuts)
+    for a, b in truth.fades:
+        assert any(a - 1 <= x <= b + 1 for x in cuts), ((a, b), cuts)
+    assert len(cuts) == len(truth.hard_cuts) + len(truth.fades), cuts
+
+
+def _frames(path, fps=2.0, max_side=640):
+    frames = list(iter_frames(path, max_side=max_side))
+    step = int(round(30 / fps))
+    samples = frames[::step]
+    return ClipFrames(samples, fps, 0.0, frames[-1].time)
+
+
+def test_motion_static_is_zero_and_grows_with_speed(tmp_path):
+    from genlab.systems.video.curation.config import tiny
+    from genlab.systems.video.curation.pipeline import _sample_clip_frames
+
+    scores = {}
+    for baseline in ("frame", "sample"):
+        for speed in (0.0, 1.0, 2.0):
+            path = tmp_path / f"m{speed}.mp4"
+            if not path.exists():
+                synthetic.motion_video(path, speed, seed=3, seconds=2.0)
+            clip = _sample_clip_frames(path, [{"start_s": 0.0, "end_s": 2.0}], tiny(), 1)[0]
+            assert [f.index for f in clip.samples] == [0, 15, 30, 45]
+            assert [f.index for f in clip.following] == [1, 16, 31, 46]
+            stage = MotionStage(MotionConfig(baseline=baseline))
+            scores[baseline, speed] = stage({}, clip)["motion_score"]
+    for baseline in ("frame", "sample"):
+        s0, s1, s2 = (scores[baseline, v] for v in (0.0, 1.0, 2.0))
+        assert s0 < 0.5, scores  # px/s: a still clip is ~0
+        # 1 px/frame at 30 fps on a 320 px wide frame = 30 px/s
+        assert s1 == pytest.approx(30.0, rel=0.15) and s2 == pytest.approx(60.0, rel=0.15), scores
+
+
+def test_text_ratio_matches_rendered_area(tmp_path):
+    truth = synthetic.text_video(tmp_path / "t.mp4", n_lines=3, seed=2, seconds=1.0)
+    out = TextStage(TextConfig(frames=1))({}, _frames(tmp_path / "t.mp4"))
+    assert abs(out["text_ratio"] - truth) <= 0.03, (out, truth)
+    blank = synthetic.text_video(tmp_path / "b.mp4", n_lines=0, seed=2, seconds=1.0)
+    assert blank == 0.0
+    assert TextStage(TextConfig(frames=1))({}, _frames(tmp_path / "b.mp4"))["text_ratio"] < 0.01
