@@ -83,8 +83,15 @@ def _coerce(hint: Any, value: Any, source: str) -> Any:
                 continue
             if typing.get_origin(arg) is tuple and isinstance(value, list):
                 return _coerce(arg, value, source)
+        errors = []
+        for arg in args:  # a union of dataclasses: the first one the dict fits
             if dataclasses.is_dataclass(arg) and isinstance(value, dict):
-                return config_from_dict(arg, value, source)
+                try:
+                    return config_from_dict(arg, value, source)
+                except GenlabError as err:
+                    errors.append(str(err))
+        if errors:
+            raise GenlabError("; ".join(errors))
     return value
 
 

@@ -103,6 +103,10 @@ class StepContext:
         full = torch.rand(self.local_batch * self.info.world_size, *shape, generator=self.generator, dtype=dtype)
         return self._rows(full)
 
+    def sample(self, fn: Callable[[int, torch.Generator], torch.Tensor]) -> torch.Tensor:
+        """Rows of `fn(global_batch, generator)` for this rank (any sampler with a generator argument)."""
+        return self._rows(fn(self.local_batch * self.info.world_size, self.generator))
+
     def randint(self, low: int, high: int, *shape: int) -> torch.Tensor:
         full = torch.randint(low, high, (self.local_batch * self.info.world_size, *shape), generator=self.generator)
         return self._rows(full)

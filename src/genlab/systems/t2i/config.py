@@ -136,9 +136,9 @@ def tiny() -> T2IConfig:
 
 def digits() -> T2IConfig:
     """`genlab demo`: sklearn's 8x8 digits, captions "a handwritten digit seven", a few CPU minutes."""
-    model = MMDiTConfig(depth=4, hidden_size=96, num_heads=4, patch_size=2, in_channels=1, out_channels=1,
+    model = MMDiTConfig(depth=3, hidden_size=64, num_heads=4, patch_size=2, in_channels=1, out_channels=1,
                         context_dim=64, pooled_dim=64, pos_embed_max_size=8)
-    text = TextConfig(builtin_dim=64, builtin_vocab=256, max_length=8, builtin_layers=1, dropout=0.1)
+    text = TextConfig(builtin_dim=64, builtin_vocab=256, max_length=6, builtin_layers=1, dropout=0.1)
     return T2IConfig(model=model, text=text, image_size=(8, 8),
                      train=TrainConfig(steps=1500, batch_size=64, lr=2e-3, warmup_steps=100, grad_clip=1.0,
                                        ema_decay=0.995, log_every=25, checkpoint_every=500))
@@ -170,3 +170,9 @@ def preset(name: str) -> T2IConfig:
     if name not in PRESETS:
         raise GenlabError(f"unknown preset {name!r}; expected one of {', '.join(sorted(PRESETS))}")
     return PRESETS[name]()
+
+
+def with_minilm(cfg: T2IConfig) -> T2IConfig:
+    """Swap the built-in text encoder for the frozen all-MiniLM-L6-v2 (384-d tokens and pooled vector)."""
+    return replace(cfg, model=replace(cfg.model, context_dim=384, pooled_dim=384),
+                   text=replace(cfg.text, encoders=("minilm",)))

@@ -37,6 +37,9 @@ class ClipConfig:
 class MotionConfig:
     sample_fps: float = 2.0  # the paper computes flow at 2 fps
     max_side: int = 320  # flow is computed on frames with this long side; the score is in these pixels
+    # "frame": each 2 fps sample against the next frame (short baseline: DIS stays exact for fast
+    # motion); "sample": consecutive 2 fps samples (0.5 s apart: DIS fast loses track beyond ~40 px)
+    baseline: str = "frame"
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ def default() -> CurationConfig:
     """Paper-like filters: drop near-static clips and clips with much text (choose by the histograms)."""
     return CurationConfig(filters=(
         Threshold("duration_s", min=2.0),
-        Threshold("motion_score", min=0.5),
+        Threshold("motion_score", min=5.0),  # px/s on a 320 px frame
         Threshold("text_ratio", max=0.05),
     ))
 
@@ -99,7 +102,7 @@ def tiny() -> CurationConfig:
     """Small and fast: for tests and demos."""
     return CurationConfig(
         text=TextConfig(max_side=480), sample_max_side=480,
-        filters=(Threshold("motion_score", min=0.5),),
+        filters=(Threshold("motion_score", min=5.0),),
     )
 
 

@@ -114,40 +114,53 @@ def _clip_stages_cached(config: CurationConfig) -> list:
 
 
 def _sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads: int) -> list[st.ClipFrames]:
-    """One decoding pass: the 2 fps samples of every clip (only sampled frames are converted)."""
+    """One decoding pass: every clip's 2 fps samples and the frame after each (only those frames are
+    converted to arrays). Clips are sorted by start and do not overlap."""
     rate = config.motion.sample_fps
     targets: list[list[float]] = []
     for c in clips:
         n = max(1, int(math.floor((c["end_s"] - c["start_s"]) * rate + 1e-6)))
         targets.append([c["start_s"] + k / rate for k in range(n)])
-    out = [st.ClipFrames([], rate, c["start_s"], c["end_s"]) for c in clips]
-    pending = [0] * len(clips)
-    ci = 0
+    out = [st.ClipFrames([], rate, c["start_s"], c["end_s"], following=[]) for c in clips]
+    state = {"clip": 0, "next": 0, "want_following": False}
+    eps = 1e-6
+
+    def clip_at(time):
+        j = state["clip"]
+        while j < len(clips) and time >= clips[j]["end_s"] - eps:
+            j += 1
+        state["clip"] = j
+        if j < len(clips) and time >= clips[j]["start_s"] - eps:
+            return j
+        return None
 
     def want(index, time):
-        # first frame at or after each target time, inside its clip
-        for j in range(ci, len(clips)):
-            c = clips[j]
-            if time < c["start_s"] - 1e-6:
-                return False
-            if time < c["end_s"] - 1e-6 and pending[j] < len(targets[j]) and time >= targets[j][pending[j]] - 1e-6:
-                return True
-        return False
+        j = clip_at(time)
+        if j is None:
+            return False
+        if state["want_following"]:
+            return True
+        k = len(out[j].samples)
+        return k < len(targets[j]) and time >= targets[j][k] - eps
 
     for frame in iter_frames(path, max_side=config.sample_max_side, want=want, threads=threads):
-        while ci < len(clips) and frame.time >= clips[ci]["end_s"] - 1e-6:
-            ci += 1
-        if frame.image is None:
+        j = clip_at(frame.time)
+        if state["want_following"]:
+            state["want_following"] = False
+            prev = state["next"]
+            if j == prev and frame.image is not None:
+                out[prev].following[-1] = frame
+        if j is None or frame.image is None:
+            if state["clip"] >= len(clips):
+                break
             continue
-        for j in range(ci, len(clips)):
-            c = clips[j]
-            if c["start_s"] - 1e-6 <= frame.time < c["end_s"] - 1e-6 and pending[j] < len(targets[j]) \
-                    and frame.time >= targets[j][pending[j]] - 1e-6:
-                out[j].samples.append(frame)
-                while pending[j] < len(targets[j]) and targets[j][pending[j]] <= frame.time + 1e-6:
-                    pending[j] += 1
-        if ci >= len(clips):
-            break
+        k = len(out[j].samples)
+        if k < len(targets[j]) and frame.time >= targets[j][k] - eps:
+            out[j].samples.append(frame)
+            out[j].following.append(None)
+            while len(out[j].samples) < len(targets[j]) and targets[j][len(out[j].samples)] <= frame.time + eps:
+                targets[j].pop(len(out[j].samples))  # a gap in the stream: skip targets already passed
+            state["want_following"], state["next"] = True, j
     return out
 
 
@@ -258,7 +271,7 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     todo = [v for v in videos if done[str(v)] is None]
     t0 = time.perf_counter()
     if use_ray:
-        results = _run_ray(todo, config, out_dir)
+        results = _run_ray(todo, config, out_dir, progress)
     else:
         results = _run_pool(todo, config, out_dir, progress)
     done.update(results)
@@ -288,22 +301,37 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
     return results
 
 
-def _run_ray(todo, config, out_dir) -> dict[str, list[dict]]:
-    """The same `process_video` as a Ray Data map (one row in, one JSON row list out)."""
+def _run_ray(todo, config, out_dir, progress: bool = True) -> dict[str, list[dict]]:
+    """The same `process_video` as a Ray Data map (one block per video; one JSON row list out).
+
+    Uses the running Ray cluster when there is one (`ray.init(address=...)` before calling, or
+    RAY_ADDRESS), otherwise starts a local instance with `config.workers` CPUs and stops it after.
+    """
     if not todo:
         return {}
+    import logging
+
     import ray
 
+    started = False
     if not ray.is_initialized():
         ray.init(num_cpus=max(1, config.workers), include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    out = str(out_dir)
+                 logging_level=logging.WARNING)
+        started = True
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = progress
+        ctx.print_on_execution_start = False
+        out = str(out_dir)
 
-    def curate(row):
-        return {"path": row["path"], "rows": json.dumps(process_video(row["path"], config, out))}
+        def curate(row):
+            return {"path": row["path"], "rows": json.dumps(process_video(row["path"], config, out))}
 
-    ds = ray.data.from_items([{"path": str(v)} for v in todo]).map(curate)
-    return {r["path"]: json.loads(r["rows"]) for r in ds.take_all()}
+        ds = ray.data.from_items([{"path": str(v)} for v in todo], override_num_blocks=len(todo)).map(curate)
+        return {r["path"]: json.loads(r["rows"]) for r in ds.take_all()}
+    finally:
+        if started:
+            ray.shutdown()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ class ClipFrames:
     sample_fps: float
     start_s: float
     end_s: float
+    following: list[Frame | None] | None = None  # the frame right after each sample (same clip), if kept
 
     def pick(self, n: int) -> list[Frame]:
         """`n` samples spread over the clip: first, (middle,) last."""
@@ -93,35 +94,42 @@ def _resize_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
 
 
 class MotionStage:
-    """Mean optical-flow magnitude between consecutive 2 fps samples (OpenCV DIS, preset fast).
+    """Mean dense optical-flow magnitude at 2 fps (OpenCV DIS, preset fast), in pixels per second of
+    a frame whose long side is `max_side`; a still clip scores ~0.
 
-    `motion_score` is in pixels of a frame whose long side is `max_side`, per 1/sample_fps seconds
-    (pairs not exactly 1/sample_fps apart are rescaled to it); a still clip scores ~0.
+    With baseline "frame" each 2 fps sample is paired with the next frame; with "sample" consecutive
+    samples are paired. Either way the magnitude is divided by the pair's time gap.
     """
 
     name = "motion"
 
     def __init__(self, cfg: MotionConfig):
+        if cfg.baseline not in ("frame", "sample"):
+            raise GenlabError(f"MotionConfig.baseline: expected 'frame' or 'sample', got {cfg.baseline!r}")
         self.cfg = cfg
         self._dis = None
+
+    def _gray(self, frame: Frame) -> np.ndarray:
+        import cv2
+
+        return cv2.cvtColor(_resize_long_side(frame.image, self.cfg.max_side), cv2.COLOR_BGR2GRAY)
 
     def __call__(self, record, frames):
         import cv2
 
         if self._dis is None:
             self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        samples = frames.samples
-        if len(samples) < 2:
+        if self.cfg.baseline == "frame" and frames.following is not None:
+            pairs = [(a, b) for a, b in zip(frames.samples, frames.following) if b is not None]
+        else:
+            pairs = list(zip(frames.samples, frames.samples[1:]))
+        if not pairs:
             return {"motion_score": None}
-        step = 1.0 / frames.sample_fps
-        grays = [cv2.cvtColor(_resize_long_side(f.image, self.cfg.max_side), cv2.COLOR_BGR2GRAY) for f in samples]
-        mags = []
-        for (f0, g0), (f1, g1) in zip(zip(samples, grays), zip(samples[1:], grays[1:])):
-            flow = self._dis.calc(g0, g1, None)
-            mag = float(np.sqrt((flow**2).sum(-1)).mean())
-            dt = max(f1.time - f0.time, 1e-6)
-            mags.append(mag * step / dt)
-        return {"motion_score": float(np.mean(mags))}
+        speeds = []
+        for f0, f1 in pairs:
+            flow = self._dis.calc(self._gray(f0), self._gray(f1), None)
+            speeds.append(float(np.sqrt((flow**2).sum(-1)).mean()) / max(f1.time - f0.time, 1e-6))
+        return {"motion_score": float(np.mean(speeds))}
 
 
 _OCR_CACHE: dict = {}
