@@ -198,9 +198,10 @@ def _squat(s: MotionStyle) -> tuple[Segment, ...]:
     bottom["left_elbow"], bottom["right_elbow"] = (0.115, sh_y + 0.01), (-0.115, sh_y + 0.01)
     bottom["left_knee"], bottom["right_knee"] = (0.08 + 0.08 * a, -0.26 + 0.09 * a), (-0.08 - 0.08 * a, -0.26 + 0.09 * a)
     moving = [j for j in COCO17.joints if bottom[j] != p[j]]
-    down = move(s.frames(14), p, {j: line_to(p[j], bottom[j], s.accel) for j in moving})
+    acc = 0.2 + abs(s.accel)  # drop into the hold and push out of it: visible phase boundaries
+    down = move(s.frames(14), p, {j: line_to(p[j], bottom[j], acc) for j in moving})
     pause = hold(s.frames(9), bottom)
-    up = move(s.frames(14), bottom, {j: line_to(bottom[j], p[j], -s.accel) for j in moving})
+    up = move(s.frames(14), bottom, {j: line_to(bottom[j], p[j], -acc) for j in moving})
     return down, pause, up
 
 
