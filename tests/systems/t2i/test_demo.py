@@ -70,7 +70,7 @@ def test_fast_demo_model_draws_the_asked_digit(judge):
 @pytest.mark.slow
 def test_demo_command_quality_and_not_copies(judge, tmp_path):
     clf, images, labels = judge
-    res = run_genlab("demo", "--out", str(tmp_path), timeout=3000)
+    res = run_genlab("t2i", "demo", "--out", str(tmp_path), timeout=3000)
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "samples.png").stat().st_size > 0 and (tmp_path / "loss.png").stat().st_size > 0
     model = load_model(tmp_path / "run")
