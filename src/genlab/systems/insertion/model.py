@@ -31,6 +31,7 @@ class InsertionModel(nn.Module):
         self.ref_proj = ReferenceProjection(config.vit.hidden_size, config.unet.cross_attention_dim)
         nn.init.zeros_(self.unet.conv_out.weight)  # start as the zero predictor (DiT-style zero-init)
         nn.init.zeros_(self.unet.conv_out.bias)
+        self.ref_encoder.post_layernorm.requires_grad_(False)  # only CLIP's pooled output uses it; we take all tokens
         if not config.train_encoder:
             self.ref_encoder.requires_grad_(False)
 

@@ -8,4 +8,231 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("spoc", help="SPoC: search-based pseudocode to C++ (Kulal et al. 2019).")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
-    del sub  # commands are added as the system lands
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", default=None, help="SPoC data folder (default: ../shared/data/spoc)")
+        p.add_argument("--split", default="testp", choices=["testp", "train-eval", "train-test"])
+        p.add_argument("--tsv", default=None, help="any TSV in the official format (overrides --split)")
+        p.add_argument("--testcases", default=None, help="test case folder (default: DATA/testcases)")
+        p.add_argument("--subset", type=int, default=None,
+                       help="a seeded subset of N programs (default for testp: the committed 200)")
+        p.add_argument("--all", action="store_true", help="every program of the split")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--cache", default=None, help="compile/run/candidate cache (default .cache/spoc)")
+        p.add_argument("--workers", type=int, default=0, help="parallel compilations (default: all cores)")
+
+    ev = sub.add_parser("eval", help="search methods on a split; success at budgets, line accuracy, oracle")
+    common(ev)
+    ev.add_argument("--budget", type=int, default=100)
+    ev.add_argument("--budgets", default="1,10,100", help="budgets to report (add 1000 with --budget 1000)")
+    ev.add_argument("--methods", default="best_first,compiler,multiclass,prefix")
+    ev.add_argument("--translator", default="retrieval", choices=["retrieval", "retrieval-nocopy", "seq2seq", "lm"])
+    ev.add_argument("--model", default=None, help="seq2seq checkpoint folder or local causal LM path")
+    ev.add_argument("--localiser", default=None, help="localiser folder (default: CACHE/localiser)")
+    ev.add_argument("--m", type=int, default=100, help="candidates per line")
+    ev.add_argument("--out", default=None, help="JSON lines of per-program results (resumable)")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=_eval)
+
+    sanity = sub.add_parser("sanity", help="gold programs through the harness: share passing hidden tests")
+    common(sanity)
+    sanity.set_defaults(func=_sanity)
+
+    loc = sub.add_parser("train-localiser", help="train the multiclass error localiser on training compile failures")
+    loc.add_argument("--data", default=None)
+    loc.add_argument("--cache", default=None)
+    loc.add_argument("--workers", type=int, default=0)
+    loc.add_argument("--programs", type=int, default=1025, help="training programs used (train-test split)")
+    loc.add_argument("--per-program", type=int, default=2)
+    loc.add_argument("--out", default=None, help="output folder (default: CACHE/localiser)")
+    loc.set_defaults(func=_train_localiser)
+
+    tr = sub.add_parser("translate", help="top-M candidates for pseudocode lines")
+    tr.add_argument("text", nargs="+")
+    tr.add_argument("--data", default=None)
+    tr.add_argument("--m", type=int, default=5)
+    tr.add_argument("--translator", default="retrieval", choices=["retrieval", "retrieval-nocopy", "seq2seq", "lm"])
+    tr.add_argument("--model", default=None)
+    tr.set_defaults(func=_translate)
+
+    s2s = sub.add_parser("train", help="train the small seq2seq translator with copy attention")
+    s2s.add_argument("--data", default=None)
+    s2s.add_argument("--out", required=True, help="checkpoint folder")
+    s2s.add_argument("--preset", default="small", choices=["tiny", "small"])
+    s2s.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
+    s2s.add_argument("--splits", default="train-eval,train-test")
+    s2s.set_defaults(func=_train_seq2seq)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _paths(args):
+    from pathlib import Path
+
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.data import SPLITS, default_data_dir
+    from genlab.systems.spoc.harness import default_cache_dir
+
+    data = Path(args.data) if getattr(args, "data", None) else default_data_dir()
+    tsv = Path(args.tsv) if getattr(args, "tsv", None) else data / SPLITS[getattr(args, "split", "testp")]
+    tests = Path(args.testcases) if getattr(args, "testcases", None) else data / "testcases"
+    cache = Path(args.cache) if getattr(args, "cache", None) else default_cache_dir()
+    if not tsv.is_file():
+        raise GenlabError(f"TSV not found: {tsv} (give --data or --tsv)")
+    return data, tsv, tests, cache
+
+
+def _programs(args, tsv):
+    from genlab.systems.spoc.data import committed_subset_ids, load_tsv, seeded_subset, select_ids
+
+    programs = load_tsv(tsv)
+    if args.all:
+        return programs
+    if args.subset is not None:
+        return seeded_subset(programs, args.subset, args.seed)
+    if args.tsv is None and args.split == "testp":
+        return select_ids(programs, committed_subset_ids())
+    return programs
+
+
+def build_translator(kind: str, data, exclude_split: str | None = None, model: str | None = None):
+    """Translator trained on the train splits we have (train-eval + train-test, minus `exclude_split`)."""
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.data import SPLITS, load_tsv
+    from genlab.systems.spoc.translate import RetrievalConfig, RetrievalTranslator, training_pairs
+
+    if kind in ("retrieval", "retrieval-nocopy"):
+        train = []
+        for split in ("train-eval", "train-test"):
+            if split != exclude_split:
+                train += load_tsv(data / SPLITS[split])
+        return RetrievalTranslator(training_pairs(train), RetrievalConfig(copy=kind == "retrieval"))
+    if model is None:
+        raise GenlabError(f"--translator {kind} needs --model PATH")
+    if kind == "seq2seq":
+        from genlab.systems.spoc.seq2seq import Seq2SeqTranslator
+
+        return Seq2SeqTranslator.load(model)
+    from genlab.systems.spoc.lm import CausalLMTranslator
+
+    return CausalLMTranslator(model)
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+def _eval(args) -> int:
+    from pathlib import Path
+
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.data import ids_checksum
+    from genlab.systems.spoc.evaluate import run_eval, summarise
+    from genlab.systems.spoc.harness import Harness, HarnessConfig
+    from genlab.systems.spoc.translate import candidates_for
+
+    data, tsv, tests, cache = _paths(args)
+    programs = _programs(args, tsv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    localiser = None
+    if "multiclass" in methods:
+        from genlab.systems.spoc.localiser import MulticlassLocaliser
+
+        loc_dir = Path(args.localiser) if args.localiser else cache / "localiser"
+        if (loc_dir / "localiser.json").is_file():
+            localiser = MulticlassLocaliser.load(loc_dir)
+        else:
+            print(f"no localiser at {loc_dir}: skipping 'multiclass' (train it with `genlab spoc train-localiser`)")
+            methods.remove("multiclass")
+    if not methods:
+        raise GenlabError(f"--methods: no method left to run from {args.methods!r}")
+    exclude = args.split if args.tsv is None and args.split != "testp" else None
+    translator = build_translator(args.translator, data, exclude, args.model)
+    cands = candidates_for(translator, programs, args.m, cache)
+    out = Path(args.out) if args.out else Path("runs/spoc") / f"eval-{tsv.stem}-{translator.name}-b{args.budget}-{ids_checksum([p.uid for p in programs])}.jsonl"
+    print(f"{len(programs)} programs from {tsv} (ids checksum {ids_checksum([p.uid for p in programs])}); "
+          f"translator {translator.name}; methods {methods}; budget {args.budget}; results -> {out}")
+    with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+        records = run_eval(programs, cands, harness, out, methods, args.budget, localiser,
+                           workers=harness.workers, progress=not args.no_progress)
+    budgets = [int(b) for b in args.budgets.split(",") if int(b) <= args.budget]
+    text, _ = summarise(records, programs, cands, methods, budgets)
+    print(text)
+    return 0
+
+
+def _sanity(args) -> int:
+    from genlab.systems.spoc.harness import Harness, HarnessConfig, stitch
+
+    data, tsv, tests, cache = _paths(args)
+    programs = _programs(args, tsv)
+    with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+        evs = harness.evaluate_many([(stitch([l.code for l in p.lines], [l.indent for l in p.lines]), p.probid)
+                                     for p in programs])
+    ok = sum(e.passed_hidden for e in evs)
+    print(f"gold programs passing their hidden tests: {ok}/{len(programs)} = {100.0 * ok / max(len(programs), 1):.1f}%")
+    for p, e in zip(programs, evs):
+        if not e.passed_hidden:
+            reason = e.detail or e.compile_error.strip().split("\n")[-1][:200]
+            first_err = next((x for x in e.compile_error.split("\n") if "error:" in x), "")
+            print(f"  {p.uid}: {e.status} {reason if not first_err else first_err[:200]}")
+    return 0
+
+
+def _train_localiser(args) -> int:
+    import random
+    from pathlib import Path
+
+    from genlab.systems.spoc.data import load_tsv
+    from genlab.systems.spoc.harness import Harness, HarnessConfig
+    from genlab.systems.spoc.localiser import MulticlassLocaliser, make_examples
+    from genlab.systems.spoc.translate import candidates_for
+
+    args.split, args.tsv, args.testcases = "train-test", None, None
+    data, tsv, tests, cache = _paths(args)
+    programs = load_tsv(tsv)[: args.programs]
+    translator = build_translator("retrieval", data, exclude_split="train-test")
+    cands = candidates_for(translator, programs, 100, cache)
+    with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+        examples = make_examples(programs, cands, harness, per_program=args.per_program)
+    random.Random(0).shuffle(examples)
+    n_val = max(1, len(examples) // 5)
+    val, train = examples[:n_val], examples[n_val:]
+    model = MulticlassLocaliser()
+    model.fit(train)
+    from genlab.systems.spoc.search import compiler_line
+
+    base = sum(compiler_line(e.codes, e.indents, e.translated, e.message) == e.label for e in val) / len(val)
+    print(f"{len(examples)} compile failures; held-out accuracy: multiclass {100 * model.accuracy(val):.1f}%, "
+          f"compiler-reported line {100 * base:.1f}%")
+    out = Path(args.out) if args.out else cache / "localiser"
+    model.save(out)
+    print(f"saved {out}")
+    return 0
+
+
+def _translate(args) -> int:
+    from pathlib import Path
+
+    from genlab.systems.spoc.data import default_data_dir
+
+    data = Path(args.data) if args.data else default_data_dir()
+    translator = build_translator(args.translator, data, model=args.model)
+    for text, cands in zip(args.text, translator.translate(args.text, args.m)):
+        print(text)
+        for c in cands:
+            print(f"  {c.logprob:8.3f}  {c.code}")
+    return 0
+
+
+def _train_seq2seq(args) -> int:
+    from pathlib import Path
+
+    from genlab.systems.spoc.data import SPLITS, default_data_dir, load_tsv
+    from genlab.systems.spoc.seq2seq import presets, train_seq2seq
+    from genlab.systems.spoc.translate import training_pairs
+
+    data = Path(args.data) if args.data else default_data_dir()
+    programs = [p for split in args.splits.split(",") for p in load_tsv(data / SPLITS[split.strip()])]
+    train_seq2seq(training_pairs(programs), presets()[args.preset], Path(args.out), minutes=args.minutes)
+    return 0

@@ -1,0 +1,62 @@
+from genlab.systems.spoc.data import Line, Program
+from genlab.systems.spoc.data import TestCase as Case
+from genlab.systems.spoc.search import SearchConfig, compiler_line, prefix_source, search
+from genlab.systems.spoc.translate import Candidate
+
+TESTS = {"public": [Case("1 2\n", "3\n"), Case("5 5\n", "10\n")], "hidden": [Case("-1 1\n", "0\n")]}
+
+PROGRAM = Program("SUM", "1", "01", (
+    Line("", "int main() {", 0), Line("declare a and b", "int a, b;", 1), Line("read a and b", "cin >> a >> b;", 1),
+    Line("print a + b", "cout << a + b << endl;", 1), Line("", "return 0;", 1), Line("", "}", 0)))
+CANDS = [
+    [Candidate("int main() {", 0.0)],
+    [Candidate("int a, b;", -0.2), Candidate("long long a, b;", -0.3)],
+    [Candidate("cin >> a >> c;", -0.1), Candidate("cin >> a >> b;", -1.0)],  # top-1 does not compile
+    [Candidate("cout << a - b << endl;", -0.1), Candidate("cout << a + b << endl;", -0.5)],  # top-1 is wrong
+    [Candidate("return 0;", 0.0)], [Candidate("}", 0.0)],
+]
+
+
+def test_best_first_finds_what_top_one_misses(harness):
+    plain = search(PROGRAM, CANDS, harness, SearchConfig(budget=100, method="best_first"), tests=TESTS)
+    assert plain.top1_status == "compile_error"
+    assert plain.passed_public and plain.passed_hidden
+    # score order: 000 100 001 101 (compile errors), 010 110 (wrong output), 011 passes
+    assert plain.used == 7 and plain.choice == [0, 0, 1, 1, 0, 0]
+    assert plain.success_at(10) and not plain.success_at(1)
+
+
+def test_compiler_line_blacklists_the_failing_candidate(harness):
+    res = search(PROGRAM, CANDS, harness, SearchConfig(budget=100, method="compiler"), tests=TESTS)
+    assert res.passed_hidden and res.used == 4  # 000 (error at line 2 -> blacklisted), 010, 110, 011
+
+
+def test_prefix_pruning_and_budget(harness):
+    res = search(PROGRAM, CANDS, harness, SearchConfig(budget=100, method="prefix"), tests=TESTS)
+    assert res.passed_hidden
+    assert res.statuses.count("prefix_error") >= 1
+    short = search(PROGRAM, CANDS, harness, SearchConfig(budget=3, method="best_first"), tests=TESTS)
+    assert not short.passed_public and short.used == 3
+
+
+def test_multiclass_uses_the_given_localiser(harness):
+    calls = []
+
+    def blame_read_line(codes, indents, translated, message):
+        calls.append(message)
+        return 2
+
+    res = search(PROGRAM, CANDS, harness, SearchConfig(budget=100, method="multiclass"), blame_read_line, tests=TESTS)
+    assert res.passed_hidden and res.used == 4 and calls
+
+
+def test_compiler_line_maps_to_translated_lines():
+    msg = "prog.cpp:7:5: error: expected ';'"  # source line 7 = program line 2 (preamble is 4 lines)
+    assert compiler_line([], [], [1, 2, 3], msg) == 2
+    assert compiler_line([], [], [3, 4], msg) == 3  # nothing translated before: the first translated line
+    assert compiler_line([], [], [1], "no line") is None
+
+
+def test_prefix_source_keeps_an_open_header_valid():
+    src = prefix_source(["int main() {", "for (int i = 0; i < 3; i++)", "cout << i;"], [0, 1, 2], 1)
+    assert src.count("{") == src.count("}") and ";" in src.split("for")[1]
