@@ -48,8 +48,11 @@ def test_train_save_load_sample_smoke(tmp_path):
         T.train(replace(cfg, train=replace(cfg.train, steps=4, lr=1.0)), out_dir=tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_fast_toy_affordance_well_above_paste(tmp_path):
-    """The whole pipeline at fast-tier size; the threshold is the issue's `well above paste`."""
+    """The whole pipeline at the smallest size (32 px); the threshold is the issue's `well above paste`.
+    Marked slow: on the shared 2-core machine this budget (600 + 600 steps) takes ~15-40 min, far
+    beyond the fast tier's 90 s, and smaller budgets do not learn to draw people (see README)."""
     cfg = C.tiny()
     cfg = replace(cfg, train=replace(cfg.train, steps=FAST_STEPS))
     readers = M.load_or_train_readers(FAST_READER, progress=False)
