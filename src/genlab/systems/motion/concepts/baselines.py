@@ -112,3 +112,102 @@ class DTWTemplates:
                 cur[2], cur[3], cur[4] = u.end, cur[3] + 1, cur[4] + u.score
         return Description(T, tuple(Action(self.names[lab], s, e, n, float(sc / (e - s)))
                                     for lab, s, e, n, sc in actions))
+
+
+# ------------------------------------------------------------------------------ MS-TCN-style peer
+class TCNBaseline:
+    """A single-stage MS-TCN-style net (dilated residual temporal convolutions, Farha & Gall 2019)
+    trained on frame labels: the few-shot examples chained with idle stretches (and, when given,
+    fully frame-labelled sequences). Frames are classified, smoothed by a median filter, runs
+    become actions; a run's count is its length over the concept's median iteration duration."""
+
+    def __init__(self, net, names, cfg, iter_len, min_run):
+        self.net, self.names, self.cfg, self.iter_len, self.min_run = net, names, cfg, iter_len, min_run
+
+    @staticmethod
+    def _make_net(F: int, C: int, width: int = 64, layers: int = 8):
+        from torch import nn
+
+        class Residual(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.conv = nn.Conv1d(width, width, 3, padding=d, dilation=d)
+                self.out = nn.Conv1d(width, width, 1)
+
+            def forward(self, x):  # (B, width, T)
+                return x + self.out(nn.functional.relu(self.conv(x)))
+
+        return nn.Sequential(nn.Conv1d(F, width, 1), *[Residual(2**i) for i in range(layers)],
+                             nn.Conv1d(width, C, 1))
+
+    @classmethod
+    def fit(cls, examples: Sequence[Example], labelled=(), cfg: ConceptConfig | None = None, steps: int = 400,
+            seed: int = 0) -> TCNBaseline:
+        import torch
+
+        cfg = cfg or ConceptConfig()
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        names = []
+        for ex in examples:
+            if ex.concept not in names:
+                names.append(ex.concept)
+        C = len(names) + 1  # idle = last
+        clips = [(normalise(ex.keypoints, cfg).feats, names.index(ex.concept)) for ex in examples]
+        iter_len = {n: float(np.median([len(f) / ex.count for (f, _), ex in zip(clips, examples)
+                                        if ex.concept == n])) for n in names}
+        full = []
+        for s in labelled:
+            lab = np.full(s.description.n_frames, len(names))
+            for a in s.description.actions:
+                lab[a.start:a.end] = names.index(a.concept)
+            full.append((normalise(s.keypoints, cfg).feats, lab))
+
+        def sample():
+            if full and rng.random() < 0.5:
+                return full[int(rng.integers(len(full)))]
+            xs, ys = [], []
+            for _ in range(4):
+                f, c = clips[int(rng.integers(len(clips)))]
+                n = int(rng.integers(3, 30))
+                idle = f[:1] + rng.normal(0, cfg.var_floor**0.5, (n, f.shape[1]))
+                xs += [idle, f]
+                ys += [np.full(n, C - 1), np.full(len(f), c)]
+            return np.concatenate(xs), np.concatenate(ys)
+
+        net = cls._make_net(clips[0][0].shape[1], C)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for _ in range(steps):
+            x, y = sample()
+            logits = net(torch.from_numpy(x.T[None].astype(np.float32)))[0].T  # (T, C)
+            loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        min_run = int(min(iter_len.values()))
+        return cls(net, names, cfg, iter_len, min_run)
+
+    def describe(self, keypoints) -> Description:
+        import torch
+        from scipy.ndimage import median_filter
+
+        feats = normalise(keypoints, self.cfg).feats
+        with torch.no_grad():
+            logits = self.net(torch.from_numpy(feats.T[None].astype(np.float32)))[0].T.numpy()
+        prob = np.exp(logits - logits.max(1, keepdims=True))
+        prob /= prob.sum(1, keepdims=True)
+        lab = median_filter(prob.argmax(1), size=9, mode="nearest")
+        C = len(self.names)
+        actions = []
+        t = 0
+        while t < len(lab):
+            u = t
+            while u < len(lab) and lab[u] == lab[t]:
+                u += 1
+            if lab[t] != C and u - t >= self.min_run:
+                name = self.names[lab[t]]
+                count = max(1, int(round((u - t) / self.iter_len[name])))
+                actions.append(Action(name, t, u, count, float(prob[t:u, lab[t]].mean())))
+            t = u
+        return Description(len(lab), tuple(actions))
