@@ -1,19 +1,27 @@
 import numpy as np
 import pytest
 
-from genlab.core.pose.skeletons import COCO17, HALPE26, MEDIAPIPE33, body_height, skeleton_for
+from genlab.core.pose.skeletons import (
+    COCO17,
+    HALPE26,
+    MEDIAPIPE33,
+    OPENPOSE18,
+    OPENPOSE25,
+    body_height,
+    skeleton_for,
+)
 from genlab.errors import GenlabError
 
 
 def test_layouts_map_to_coco17():
-    for skel in (COCO17, HALPE26, MEDIAPIPE33):
+    for skel in (COCO17, HALPE26, MEDIAPIPE33, OPENPOSE25, OPENPOSE18):
         assert len(skel.coco17_index) == 17
         names = [skel.joints[i] for i in skel.coco17_index]
         assert names == list(COCO17.joints)
         assert all(0 <= a < skel.num_joints and 0 <= b < skel.num_joints for a, b in skel.bones)
     assert skeleton_for(26) is HALPE26 and skeleton_for(33) is MEDIAPIPE33
-    with pytest.raises(GenlabError, match="18 joints"):
-        skeleton_for(18)
+    with pytest.raises(GenlabError, match="19 joints"):
+        skeleton_for(19)
 
 
 def test_mirror_swaps_sides():

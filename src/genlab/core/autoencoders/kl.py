@@ -38,5 +38,13 @@ class DiffusersKL(nn.Module):
         z = dist.sample(generator) if self.sample else dist.mode()
         return z * self.scaling_factor
 
+    def encode_unscaled(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(x).latent_dist.mode()
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.vae.decode(z / self.scaling_factor).sample
+
+    def decode_video(self, z: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+        from genlab.core.autoencoders.small import decode_framewise
+
+        return decode_framewise(self.decode, z, chunk_size)

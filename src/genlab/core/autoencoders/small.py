@@ -103,9 +103,27 @@ class SmallAE(nn.Module):
             )
         return self.encoder(x) * self.scale_factor
 
+    def encode_unscaled(self, x: torch.Tensor) -> torch.Tensor:
+        """The raw latent (SVD's conditioning latent is not multiplied by the scale factor)."""
+        return self.encode(x) / self.scale_factor
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Scaled latent -> image (N, C, H, W), roughly in [-1, 1]."""
         return self.decoder(z / self.scale_factor)
+
+    def decode_video(self, z: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
+        """(B, T, C_z, h, w) -> (B, T, C, H, W), frame-wise, `chunk_size` frames at a time."""
+        return decode_framewise(self.decode, z, chunk_size)
+
+
+def decode_framewise(decode, z: torch.Tensor, chunk_size: int | None) -> torch.Tensor:
+    b, t = z.shape[:2]
+    chunk = t if chunk_size is None else chunk_size
+    if chunk < 1:
+        raise GenlabError(f"decode chunk size must be >= 1, got {chunk}")
+    flat = z.flatten(0, 1)
+    out = torch.cat([decode(c) for c in flat.split(flat.shape[0] if chunk_size is None else chunk)])
+    return out.reshape(b, t, *out.shape[1:])
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:

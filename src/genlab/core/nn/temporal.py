@@ -118,20 +118,22 @@ class TemporalResBlock(nn.Module):
 class SpatioTemporalResBlock(nn.Module):
     """2D ResBlock per frame, then a temporal ResBlock, blended by AlphaBlender."""
 
-    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, groups: int, eps: float,
-                 merge_factor: float = 0.5, strategy: str = "learned_with_images"):
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int | None, groups: int, eps: float,
+                 merge_factor: float = 0.5, strategy: str = "learned_with_images",
+                 temporal_eps: float | None = None, switch: bool = False):
         super().__init__()
         self.spatial_res_block = ResBlock2D(in_ch, out_ch, temb_ch, groups, eps)
-        self.temporal_res_block = TemporalResBlock(out_ch, temb_ch, groups, eps)
-        self.time_mixer = AlphaBlender(merge_factor, strategy)
+        self.temporal_res_block = TemporalResBlock(out_ch, temb_ch, groups, temporal_eps or eps)
+        self.time_mixer = AlphaBlender(merge_factor, strategy, switch)
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor, image_only_indicator: torch.Tensor) -> torch.Tensor:
-        """x (B*T, C, H, W), temb (B*T, D), image_only_indicator (B, T)."""
+    def forward(self, x: torch.Tensor, temb: torch.Tensor | None,
+                image_only_indicator: torch.Tensor) -> torch.Tensor:
+        """x (B*T, C, H, W), temb (B*T, D) or None, image_only_indicator (B, T)."""
         b, t = image_only_indicator.shape
         h = self.spatial_res_block(x, temb)  # (B*T, C', H, W)
         bt, c, hh, ww = h.shape
         h_sp = h.reshape(b, t, c, hh, ww).permute(0, 2, 1, 3, 4)  # (B, C', T, H, W)
-        h_t = self.temporal_res_block(h_sp, temb.reshape(b, t, -1))
+        h_t = self.temporal_res_block(h_sp, temb.reshape(b, t, -1) if temb is not None else None)
         out = self.time_mixer(h_sp, h_t, image_only_indicator)
         return out.permute(0, 2, 1, 3, 4).reshape(bt, c, hh, ww)
 

@@ -143,18 +143,19 @@ class TimestepMLP(nn.Module):
 class ResBlock2D(nn.Module):
     """GroupNorm-SiLU-conv, + projected timestep embedding, GroupNorm-SiLU-conv, residual (1x1 if C changes)."""
 
-    def __init__(self, in_ch: int, out_ch: int, temb_ch: int, groups: int = 32, eps: float = 1e-5):
+    def __init__(self, in_ch: int, out_ch: int, temb_ch: int | None, groups: int = 32, eps: float = 1e-5):
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, in_ch, eps=eps)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.time_emb_proj = nn.Linear(temb_ch, out_ch)
+        self.time_emb_proj = nn.Linear(temb_ch, out_ch) if temb_ch is not None else None  # None: VAE decoder
         self.norm2 = nn.GroupNorm(groups, out_ch, eps=eps)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.conv_shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
 
-    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))  # (N, out, H, W)
-        h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]
+        if self.time_emb_proj is not None:
+            h = h + self.time_emb_proj(F.silu(temb))[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         skip = x if self.conv_shortcut is None else self.conv_shortcut(x)
         return skip + h

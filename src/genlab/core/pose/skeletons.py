@@ -1,4 +1,4 @@
-"""Skeleton layouts for 2D keypoints: COCO-17, Halpe-26 and MediaPipe-33.
+"""Skeleton layouts for 2D keypoints: COCO-17, Halpe-26 and MediaPipe-33 (plus OpenPose 25/18 for loading).
 
 A `Skeleton` names its joints, lists its bones (for drawing) and its left/right pairs (for
 mirroring), and maps every layout onto COCO-17, the common layout the motion system fits.
@@ -92,7 +92,32 @@ MEDIAPIPE33 = Skeleton(
     (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28),
 )
 
-LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (COCO17, HALPE26, MEDIAPIPE33)}
+# OpenPose output layouts (read by the motion loaders; mapped to COCO-17 on load)
+OPENPOSE25 = Skeleton(
+    "openpose25",
+    (
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+        "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
+        "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe", "left_small_toe",
+        "left_heel", "right_big_toe", "right_small_toe", "right_heel",
+    ),
+    ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (10, 11), (8, 12),
+     (12, 13), (13, 14), (0, 15), (0, 16), (15, 17), (16, 18), (14, 19), (14, 21), (11, 22), (11, 24)),
+    (0, 16, 15, 18, 17, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11),
+)
+OPENPOSE18 = Skeleton(
+    "openpose18",
+    (
+        "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
+        "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
+        "right_eye", "left_eye", "right_ear", "left_ear",
+    ),
+    ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12),
+     (12, 13), (0, 14), (0, 15), (14, 16), (15, 17)),
+    (0, 15, 14, 17, 16, 5, 2, 6, 3, 7, 4, 11, 8, 12, 9, 13, 10),
+)
+
+LAYOUTS: dict[str, Skeleton] = {s.name: s for s in (COCO17, HALPE26, MEDIAPIPE33, OPENPOSE25, OPENPOSE18)}
 
 
 def skeleton_for(num_joints: int) -> Skeleton:
@@ -100,7 +125,10 @@ def skeleton_for(num_joints: int) -> Skeleton:
     for skeleton in LAYOUTS.values():
         if skeleton.num_joints == num_joints:
             return skeleton
-    raise GenlabError(f"no skeleton layout has {num_joints} joints; expected one of 17 (COCO), 26 (Halpe), 33 (MediaPipe)")
+    raise GenlabError(
+        f"no skeleton layout has {num_joints} joints; expected 17 (COCO), 26 (Halpe), 33 (MediaPipe), "
+        "25 or 18 (OpenPose)"
+    )
 
 
 def get_skeleton(name: str) -> Skeleton:

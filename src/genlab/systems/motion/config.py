@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 class LoopConfig:
     max_body: int = 10  # loop bodies of 1..max_body segments are tried
     min_reps: int = 3  # "more than two repetitions"
-    match_dist: float = 0.06  # mean per-joint start/mid/end distance (body heights) for two phases to match
-    kind_agree: float = 0.75  # fraction of joints whose primitive type must agree between matched phases
-    duration_ratio: float = 1.6  # matched phases' durations within this ratio
-    cluster_spread: float = 0.05  # max mean per-phase spread of descriptors in an accepted loop
+    match_dist: float = 0.1  # mean per-joint start/mid/end distance (body heights) for two phases to match
+    kind_agree: float = 0.0  # fraction of joints whose primitive type must agree (0: types flip on real data)
+    duration_ratio: float = 1.6  # matched phases' durations within this ratio ...
+    duration_slack: float = 4.0  # ... or within this many frames (short holds have fuzzy ends)
+    cluster_spread: float = 0.1  # max mean per-phase spread of descriptors in an accepted loop
+    min_extent: float = 0.2  # an iteration must move some joint this far (no loops of near-still slivers)
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class FitConfig:
     min_len: int = 4  # shortest segment (frames)
     max_len: int = 40  # longest segment (frames): the DP is O(T * max_len * J)
     penalty: float | None = None  # fixed per-segment penalty; None = adaptive to the measured noise
-    penalty_scale: float = 30.0  # adaptive penalty = penalty_scale * J * noise variance (per coordinate)
+    penalty_scale: float = 12.0  # adaptive penalty = penalty_scale * J * noise variance (per coordinate)
     noise_floor: float = 2.5e-5  # lower bound of that noise variance (0.5% of body height squared)
     stat_box: float = 0.04  # stationary if the joint stays within a box this wide ...
     stat_dev: float = 0.02  # ... or its rms deviation from its mean is below this
@@ -29,9 +31,20 @@ class FitConfig:
     quad_gain: float = 0.6  # quadratic timing only if it cuts the linear-timing error below this fraction
     max_radius: float = 1.5  # circles larger than this are treated as lines
     detect_loops: bool = True
+    # loops are also searched at coarser segmentations (penalty x these scales; one cost table);
+    # a coarser one is kept only if loops cover this much more of the sequence
+    loop_penalty_scales: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+    loop_coverage_gain: float = 0.1
     loop: LoopConfig = field(default_factory=LoopConfig)
 
 
 def tiny() -> FitConfig:
     """The default config (fits are cheap; there is nothing to shrink)."""
     return FitConfig()
+
+
+def video(min_reps: int = 3) -> FitConfig:
+    """Keypoints from a pose estimator on real video: a higher noise floor (estimator jitter is
+    smooth, so second differences underrate it) and looser loop matching (people vary between
+    repetitions far more than the synthetic set does)."""
+    return FitConfig(noise_floor=2e-4, loop=LoopConfig(match_dist=0.16, cluster_spread=0.16, min_reps=min_reps))

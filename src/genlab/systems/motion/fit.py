@@ -77,9 +77,11 @@ def _poly_solve(Minv: np.ndarray, rhs: np.ndarray, ss: np.ndarray):
     return a, np.maximum(ss - (a * rhs).sum(1), 0.0)
 
 
-def fit_windows(mom: _Moments, starts: np.ndarray, L: int, cfg: FitConfig) -> dict[str, np.ndarray]:
+def fit_windows(mom: _Moments, starts: np.ndarray, L: int, cfg: FitConfig,
+                box: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Fit every primitive to windows [b, b+L) for b in `starts`, all joints at once, and apply the
-    selection rules. Returns arrays of shape (nb, J, ...): chosen `kind`, its `err`, and parameters."""
+    selection rules. Returns arrays of shape (nb, J, ...): chosen `kind`, its `err`, and parameters.
+    `box` (nb, J), the bounding-box extent of each window, may be passed in when already known."""
     X, w = mom.X, mom.w
     U = mom.time(starts, L)  # (nb, 5)
     S0 = np.maximum(U[:, 0], _EPS)[:, None]  # (nb, 1)
@@ -94,9 +96,12 @@ def fit_windows(mom: _Moments, starts: np.ndarray, L: int, cfg: FitConfig) -> di
 
     # stationary
     err_stat = S0 * var
-    Xw = sliding_window_view(X, L, axis=0)[starts]  # (nb, J, 2, L)
-    ww = sliding_window_view(w, L)[starts]  # (nb, L)
-    box = (Xw.max(-1) - Xw.min(-1)).max(-1)  # (nb, J)
+    contiguous = len(starts) > 1 and starts[-1] - starts[0] == len(starts) - 1
+    sel = slice(int(starts[0]), int(starts[-1]) + 1) if contiguous else starts  # a view, not a copy
+    Xw = sliding_window_view(X, L, axis=0)[sel]  # (nb, J, 2, L)
+    ww = sliding_window_view(w, L)[sel]  # (nb, L)
+    if box is None:
+        box = (Xw.max(-1) - Xw.min(-1)).max(-1)  # (nb, J)
     is_stat = (box <= cfg.stat_box) | (np.sqrt(var) <= cfg.stat_dev)
 
     # normal-equation inverses in u (shared by joints): degree 1 and 2
@@ -147,7 +152,8 @@ def fit_windows(mom: _Moments, starts: np.ndarray, L: int, cfg: FitConfig) -> di
         pts = Xw[bi, ji]  # (n, 2, L)
         th = np.arctan2(pts[:, 1] - cy[bi, ji, None], pts[:, 0] - cx[bi, ji, None])  # (n, L)
         dth = np.diff(th, axis=-1)
-        dth -= 2 * np.pi * np.round(dth / (2 * np.pi))  # unwrap: steps in [-pi, pi]
+        dth[dth > np.pi] -= 2 * np.pi  # unwrap: steps in [-pi, pi]
+        dth[dth < -np.pi] += 2 * np.pi
         th = np.concatenate([np.zeros_like(th[:, :1]), np.cumsum(dth, -1)], -1)  # angle from the first point
         wsel = ww[bi]  # (n, L)
         u = np.arange(L) / L
@@ -220,39 +226,71 @@ class Segmentation:
     noise_var: float
 
 
-def segment_sequence(X: np.ndarray, w: np.ndarray, cfg: FitConfig) -> Segmentation:
-    """DP over segment boundaries: minimise sum over segments of (fit error summed over joints +
-    penalty), lengths in [min_len, max_len]. The cost table has T * (max_len - min_len + 1) entries."""
-    T, J, _ = X.shape
+def cost_table(X: np.ndarray, w: np.ndarray, cfg: FitConfig) -> tuple[np.ndarray, _Moments]:
+    """C[L - min_len, b] = summed (over joints) error of the selected primitives on [b, b+L).
+    T * (max_len - min_len + 1) entries, each O(J) from prefix sums (plus the circle's angle fit)."""
+    T = X.shape[0]
     lo, hi = cfg.min_len, min(cfg.max_len, T)
-    if T < lo:
-        raise GenlabError(f"sequence has {T} frames; the fit needs at least min_len={lo}")
-    noise = estimate_noise_var(X, w)
-    penalty = cfg.penalty if cfg.penalty is not None else cfg.penalty_scale * J * max(noise, cfg.noise_floor)
     mom = _Moments(X, w)
     Ls = np.arange(lo, hi + 1)
     C = np.full((len(Ls), T + 1), np.inf)
+    # running bounding boxes of the windows, grown by one frame per length: O(T * J) per length
+    view = sliding_window_view(X, lo, axis=0)
+    mx, mn = view.max(-1), view.min(-1)  # (T - lo + 1, J, 2)
     for li, L in enumerate(Ls):
-        starts = np.arange(T - L + 1)
-        C[li, : T - L + 1] = fit_windows(mom, starts, int(L), cfg)["err"].sum(-1)
+        n = T - L + 1
+        if L > lo:
+            mx, mn = np.maximum(mx[:n], X[L - 1 :]), np.minimum(mn[:n], X[L - 1 :])
+        box = (mx - mn).max(-1)
+        C[li, :n] = fit_windows(mom, np.arange(n), int(L), cfg, box=box)["err"].sum(-1)
+    return C, mom
+
+
+def best_boundaries(C: np.ndarray, min_len: int, penalty: float) -> tuple[np.ndarray, float]:
+    """DP over the cost table: D[e] = min_L D[e - L] + C[L, e - L] + penalty. Returns the segment
+    boundaries (0 ... T) and the total cost. O(T * (max_len - min_len))."""
+    T = C.shape[1] - 1
+    Ls = np.arange(min_len, min_len + C.shape[0])
     D = np.full(T + 1, np.inf)
     D[0] = 0.0
     back = np.zeros(T + 1, dtype=np.int64)
-    for e in range(lo, T + 1):
+    for e in range(min_len, T + 1):
         Lc = Ls[Ls <= e]
-        vals = D[e - Lc] + C[Lc - lo, e - Lc]
+        vals = D[e - Lc] + C[Lc - min_len, e - Lc]
         k = int(np.argmin(vals))
         D[e] = vals[k] + penalty
         back[e] = Lc[k]
     if not np.isfinite(D[T]):
-        raise GenlabError(f"cannot split {T} frames into segments of {lo}..{hi} frames; widen min_len/max_len")
+        raise GenlabError(f"cannot split {T} frames into segments of {min_len}..{Ls[-1]} frames; widen min_len/max_len")
     bounds = [T]
     while bounds[-1] > 0:
         bounds.append(bounds[-1] - back[bounds[-1]])
-    bounds = np.array(bounds[::-1])
-    starts, lengths = bounds[:-1], np.diff(bounds)
-    segs = []
-    for b, L in zip(starts, lengths):
-        f = fit_windows(mom, np.array([b]), int(L), cfg)
-        segs.append(Segment(float(L), primitives_from_fit(f, 0)))
-    return Segmentation(starts, lengths, tuple(segs), float(D[T]), float(penalty), noise)
+    return np.array(bounds[::-1]), float(D[T])
+
+
+def segment_sequence(X: np.ndarray, w: np.ndarray, cfg: FitConfig) -> Segmentation:
+    """DP over segment boundaries at the configured penalty (see `segment_sequence_scales`)."""
+    return segment_sequence_scales(X, w, cfg, (1.0,))[0]
+
+
+def segment_sequence_scales(X: np.ndarray, w: np.ndarray, cfg: FitConfig,
+                            penalty_scales: tuple[float, ...] = (1.0,)) -> list[Segmentation]:
+    """DP over segment boundaries: minimise sum over segments of (fit error summed over joints +
+    penalty), lengths in [min_len, max_len]; one segmentation per penalty scale (the cost table is
+    shared, only the DP reruns)."""
+    T, J, _ = X.shape
+    if T < cfg.min_len:
+        raise GenlabError(f"sequence has {T} frames; the fit needs at least min_len={cfg.min_len}")
+    noise = estimate_noise_var(X, w)
+    base = cfg.penalty if cfg.penalty is not None else cfg.penalty_scale * J * max(noise, cfg.noise_floor)
+    C, mom = cost_table(X, w, cfg)
+    out = []
+    for scale in penalty_scales:
+        bounds, cost = best_boundaries(C, cfg.min_len, base * scale)
+        starts, lengths = bounds[:-1], np.diff(bounds)
+        segs = []
+        for b, L in zip(starts, lengths):
+            f = fit_windows(mom, np.array([b]), int(L), cfg)
+            segs.append(Segment(float(L), primitives_from_fit(f, 0)))
+        out.append(Segmentation(starts, lengths, tuple(segs), cost, float(base * scale), noise))
+    return out

@@ -39,8 +39,9 @@ def segment_features(segments: Sequence[Segment]):
 
 
 def descriptor_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mean over joints and the 3 points of the point distance; a, b (..., J, 3, 2)."""
-    return np.linalg.norm(a - b, axis=-1).mean(axis=(-1, -2))
+    """Root mean square over joints and the 3 points of the point distance; a, b (..., J, 3, 2).
+    (RMS rather than mean, so that a few joints far apart are not hidden by many still ones.)"""
+    return np.sqrt((np.linalg.norm(a - b, axis=-1) ** 2).mean(axis=(-1, -2)))
 
 
 def detect_loops(segments: Sequence[Segment], cfg: LoopConfig) -> list[LoopSpan]:
@@ -55,7 +56,8 @@ def detect_loops(segments: Sequence[Segment], cfg: LoopConfig) -> list[LoopSpan]
         ok = (
             (descriptor_distance(desc[i], desc[i + K]) <= cfg.match_dist)
             & ((kinds[i] == kinds[i + K]).mean(1) >= cfg.kind_agree)
-            & (np.maximum(dur[i], dur[i + K]) <= cfg.duration_ratio * np.minimum(dur[i], dur[i + K]))
+            & ((np.maximum(dur[i], dur[i + K]) <= cfg.duration_ratio * np.minimum(dur[i], dur[i + K]))
+               | (np.abs(dur[i] - dur[i + K]) <= cfg.duration_slack))
         )
         # runs of consecutive matches: ok[i0 : i0+n] True -> segments i0 .. i0+n+K-1 repeat with period K
         padded = np.concatenate([[False], ok, [False]])
@@ -69,6 +71,9 @@ def detect_loops(segments: Sequence[Segment], cfg: LoopConfig) -> list[LoopSpan]
             its = desc[span.first : span.stop].reshape(reps, K, *desc.shape[1:])
             spread = descriptor_distance(its, its.mean(0, keepdims=True)).mean()
             if spread > cfg.cluster_spread:
+                continue
+            pts = its.mean(0).transpose(1, 0, 2, 3).reshape(its.shape[2], -1, 2)  # (J, K*3, 2) mean iteration
+            if (pts.max(1) - pts.min(1)).max() < cfg.min_extent:
                 continue
             cands.append((float(dur[span.first : span.stop].sum()), K, span))
     cands.sort(key=lambda c: (-c[0], c[1]))

@@ -9,7 +9,7 @@ import numpy as np
 from genlab.core.pose.skeletons import body_height, get_skeleton
 from genlab.errors import GenlabError
 from genlab.systems.motion.config import FitConfig
-from genlab.systems.motion.fit import segment_sequence
+from genlab.systems.motion.fit import segment_sequence_scales
 from genlab.systems.motion.loops import build_statements, detect_loops
 from genlab.systems.motion.program import Program
 
@@ -68,8 +68,17 @@ def fit_normalised(X: np.ndarray, cfg: FitConfig, *, missing: np.ndarray | None 
                    fps: float = 30.0, scale: float = 1.0, origin=(0.0, 0.0)) -> Program:
     """Fit an already normalised, gap-free (T, J, 2) array (missing frames get weight 0)."""
     w = np.ones(X.shape[0]) if missing is None else (~np.asarray(missing, bool)).astype(np.float64)
-    seg = segment_sequence(X, w, cfg)
-    loops = detect_loops(seg.segments, cfg.loop) if cfg.detect_loops else []
+    scales = cfg.loop_penalty_scales if cfg.detect_loops else (1.0,)
+    segs = segment_sequence_scales(X, w, cfg, scales)
+    seg, loops, best = segs[0], [], -1.0
+    if cfg.detect_loops:
+        # the finest segmentation unless a coarser one (larger penalty) lets loops explain clearly
+        # more of the sequence: real motion repeats more consistently at a coarser scale
+        for cand in segs:
+            found = detect_loops(cand.segments, cfg.loop)
+            covered = sum(float(cand.lengths[s.first : s.stop].sum()) for s in found) / X.shape[0]
+            if covered > best + cfg.loop_coverage_gain:
+                seg, loops, best = cand, found, covered
     statements = build_statements(seg.segments, loops)
     meta = dict(noise_var=seg.noise_var, penalty=seg.penalty, cost=seg.cost,
                 missing=None if missing is None else np.asarray(missing, bool))

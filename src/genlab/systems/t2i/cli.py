@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from genlab.systems.t2i.study.cli import register_study
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("t2i", help="Rectified-flow text-to-image with MM-DiT (SD3).")
@@ -19,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="train a small MM-DiT on the embedded digits and write sample grids")
     _demo_args(demo)
     demo.set_defaults(func=run_demo)
+    register_study(sub)
 
     train = sub.add_parser("train", help="train a preset on the embedded digits (resumes from --out)")
     train.add_argument("--preset", default="digits", help="tiny, digits, digits_fast, ... (default digits)")

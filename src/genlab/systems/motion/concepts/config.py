@@ -17,17 +17,18 @@ class ConceptConfig:
     # Durations of one iteration, in frames (all concepts); per-concept limits come from data.
     min_duration: int = 8
     max_duration: int = 80
-    duration_slack: float = 1.6  # per-concept max = slack * longest seen, min = longest seen / slack ...
+    duration_slack: float = 2.2  # per-concept limits: [shortest seen / slack, longest seen x slack]
     # Emission (diagonal Gaussian per phase and coordinate; body-height units) --------------
     var_prior: float = 0.05**2  # prior variance (inverse-gamma mode)
-    var_prior_strength: float = 3.0  # pseudo-observations of the prior
+    var_prior_strength: float = 10.0  # pseudo-observations (frames / phases) of the prior
+    amplitude_std: float = 0.17  # prior spread of a motion's size between performers (relative)
     var_floor: float = 0.02**2
-    emission_scale: float = 0.25  # tempers correlated coordinates (multiplies log-likelihoods)
+    emission_scale: float = 0.1  # tempers correlated coordinates (multiplies log-likelihoods)
     duration_weight: float = 1.0  # weight of the log-normal duration prior per iteration
     duration_sigma_prior: float = 0.25  # log-duration std prior (speed 0.7x..1.5x)
-    idle_var: float = 0.08**2  # idle / transition frames: wide Gaussian around the rest pose
-    idle_bonus: float = 0.0  # per-frame log-likelihood added to idle (tunes insertions)
-    switch_penalty: float = 4.0  # cost of starting a new concept instance (insertion penalty)
+    idle_var: float = 0.03**2  # idle / transition frames: Gaussian around the rest pose
+    idle_bonus: float = -0.5  # per-frame log-likelihood added to idle (tunes insertions)
+    switch_penalty: float = 8.0  # cost of starting a new concept instance (insertion penalty)
     min_count: int = 2  # fewest iterations of a decoded instance (the dataset draws 2..8)
     mirror: bool = True  # also score every concept mirrored (left/right performers)
     # Learning -------------------------------------------------------------------------------

@@ -29,8 +29,25 @@ class CutResult:
     by_level: dict[str, list[int]] = field(default_factory=dict)  # raw detections, for analysis
 
 
+def _shared_score_adaptive():
+    """AdaptiveDetector whose frame score (the same HSV content score ContentDetector computes) is
+    taken from the ContentDetector that has just processed the same frame, instead of being
+    computed a second time; its decision rule is PySceneDetect's, unchanged."""
+    from scenedetect import AdaptiveDetector
+
+    class SharedScoreAdaptive(AdaptiveDetector):
+        source = None
+
+        def _calculate_frame_score(self, timecode, frame_img):
+            if self.source is None:
+                return super()._calculate_frame_score(timecode, frame_img)
+            return self.source._frame_score
+
+    return SharedScoreAdaptive
+
+
 def _detectors(cfg: CutConfig, fps: float, level: int):
-    from scenedetect import AdaptiveDetector, ContentDetector
+    from scenedetect import ContentDetector
 
     # min_scene_len is in samples of this level; at least one sample so a level can fire at all
     min_len = max(1, int(round(cfg.min_scene_s * fps / level)))
@@ -38,10 +55,12 @@ def _detectors(cfg: CutConfig, fps: float, level: int):
     if cfg.use_content:
         out["content"] = ContentDetector(threshold=cfg.content_threshold, min_scene_len=min_len)
     if cfg.use_adaptive:
-        out["adaptive"] = AdaptiveDetector(
+        adaptive = _shared_score_adaptive()(
             adaptive_threshold=cfg.adaptive_threshold, min_scene_len=min_len,
             window_width=cfg.adaptive_window, min_content_val=cfg.adaptive_min_content,
         )
+        adaptive.source = out.get("content")  # runs after it on every frame (dict order)
+        out["adaptive"] = adaptive
     return out
 
 

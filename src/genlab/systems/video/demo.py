@@ -1,0 +1,195 @@
+"""`genlab video demo`: SVD's recipe in miniature on sprites whose speed is the motion bucket.
+
+1. Toy clips (data.py): a sprite moving in a straight line, direction set by its colour, speed given as
+   the motion bucket. Train and held-out test sets are fixed by seed.
+2. Latent space as in the paper: a small f4 autoencoder (32x32 -> 8x8x4), trained once and cached
+   (the fast version works in pixel space).
+3. The three stages in miniature: image (single frames, image_only_indicator = 1, P_mean -1.2); video
+   at half resolution (P_mean -1.2); finetune at full resolution with shifted noise (P_mean 1.0, P_std 1.6).
+4. Image-to-video sampling from held-out first frames with the true motion bucket; the sprite centroid
+   is fitted per frame and compared with the ground truth. The same model with alpha = 1 (temporal
+   layers off) is the ablation that must fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from genlab.core.io import atomic_write_text
+from genlab.systems.video import data as D
+from genlab.systems.video.config import StageConfig, VideoModelConfig, stage, tiny
+from genlab.systems.video.model import SVDModel, resize_frames
+from genlab.systems.video.pipeline import SamplingConfig, sample_i2v
+from genlab.systems.video.train import TrainData, train_stage
+
+THRESHOLDS = {"speed_error": 0.5, "spearman": 0.9, "direction_ok_fraction": 0.8, "frame0_psnr": 25.0}
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    sprite: D.SpriteConfig = field(default_factory=D.SpriteConfig)
+    latent: str = "ae"  # "ae" (small f4 autoencoder) or "pixel"
+    ae_steps: int = 1500
+    n_train: int = 2048
+    n_test: int = 32
+    test_seed: int = 12345
+    model: VideoModelConfig = field(default_factory=tiny)
+    stages: tuple[StageConfig, ...] = ()
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(
+        num_frames=8, steps=12, min_guidance=1.0, max_guidance=2.0, sigma_max=80.0))
+    seed: int = 0
+
+
+def full() -> DemoConfig:
+    """The acceptance run: 32x32, 8 frames, f4 AE, three stages."""
+    sp = D.SpriteConfig()
+    return DemoConfig(
+        sprite=sp, latent="ae", model=demo_model(4, (32, 64)),
+        stages=(
+            stage("image", steps=300, batch_size=16, lr=1e-3),
+            stage("video", p_mean=-1.2, p_std=1.0, size=16, steps=600, batch_size=8, lr=1e-3),
+            stage("finetune", size=32, steps=900, batch_size=8, lr=5e-4),
+        ),
+    )
+
+
+def demo_model(latent_channels: int = 4, channels: tuple[int, ...] = (32, 64)) -> VideoModelConfig:
+    """The demo's UNet: two levels, attention on both, 8 groups, 16-d added-id embeddings."""
+    cfg = tiny(latent_channels=latent_channels)
+    unet = replace(cfg.unet.unet, block_out_channels=channels, attention_levels=(True, True),
+                   num_heads=(2, 4), layers_per_block=1, norm_num_groups=8,
+                   down_attn_resnet_eps=None, up_resnet_eps=None)
+    return replace(cfg, unet=replace(cfg.unet, unet=unet))
+
+
+def fast() -> DemoConfig:
+    """The fast-tier check (about a minute): 16x16 frames folded 2x2 into 8x8x12, 6 frames, two short stages."""
+    sp = D.SpriteConfig(size=16, frames=6, sprite=4, max_speed=1.5, bucket_per_px=160.0, texture=0.2)
+    return DemoConfig(
+        sprite=sp, latent="pixel2", n_train=512, n_test=16, model=demo_model(12, (32, 32)),
+        stages=(
+            stage("image", steps=10, batch_size=8, lr=2e-3, frames=6, size=16),
+            stage("finetune", p_mean=0.0, p_std=1.2, steps=90, batch_size=8, lr=2e-3, frames=6, size=16),
+        ),
+        sampling=SamplingConfig(num_frames=6, steps=8, min_guidance=1.0, max_guidance=1.5, sigma_max=80.0),
+    )
+
+
+@dataclass
+class DemoResult:
+    metrics: dict
+    ablation: dict
+    seconds: dict
+    passed: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _autoencoder(cfg: DemoConfig, clips: D.Clips, progress: bool):
+    if cfg.latent.startswith("pixel"):  # "pixel" or "pixel2" (space-to-depth 2x2)
+        from genlab.core.autoencoders.pixel import PixelIdentity
+
+        return PixelIdentity(3, patch=int(cfg.latent[5:] or 1))
+    from genlab.core.autoencoders import small
+
+    frames = clips.video[:, :: max(1, cfg.sprite.frames // 4)].flatten(0, 1)  # a few frames per clip
+    ae_cfg = small.tiny(steps=cfg.ae_steps, batch_size=32, lr=2e-3)
+    return small.train_or_load(ae_cfg, frames[:4096], progress=progress)
+
+
+def _stage_data(clips: D.Clips, ae, size: int, fps_id: float) -> TrainData:
+    video = resize_frames(clips.video, size)
+    with torch.no_grad():
+        lat = torch.cat([ae.encode(c.flatten(0, 1)) for c in video.split(64)])
+    lat = lat.reshape(video.shape[0], video.shape[1], *lat.shape[1:])
+    return TrainData(latents=lat, first_frames=video[:, 0], buckets=clips.bucket, fps_id=fps_id)
+
+
+def evaluate(model: SVDModel, ae, cfg: DemoConfig, test: D.Clips, alpha_off: bool = False,
+             progress: bool = False) -> tuple[dict, torch.Tensor]:
+    from genlab.core.autoencoders.small import psnr
+
+    model.unet.set_alpha_override(1.0 if alpha_off else None)
+    try:
+        out = sample_i2v(model, ae, test.video[:, 0], replace(cfg.sampling, fps_id=cfg.sprite.fps_id),
+                         generator=torch.Generator().manual_seed(cfg.seed + 1), motion_bucket_id=test.bucket,
+                         progress=progress)
+    finally:
+        model.unet.set_alpha_override(None)
+    video = out.video.clamp(-1, 1)
+    fit = D.fit_motion(video, test.colour)
+    moving = test.speed >= 0.5 * cfg.sprite.max_speed / 3.0  # >= 0.5 px/frame at the full demo's scale
+    cos = D.direction_cosine(fit.velocity, test.colour)
+    metrics = {
+        "speed_error": float((fit.speed - test.speed).abs().mean()),
+        "spearman": D.spearman(test.bucket, fit.speed),
+        "direction_ok_fraction": float((cos[moving] >= 0.9).float().mean()) if moving.any() else 0.0,
+        "direction_cosine_mean": float(cos[moving].mean()) if moving.any() else 0.0,
+        "frame0_psnr": psnr(video[:, 0], test.video[:, 0]),
+        "found_fraction": float(fit.found.float().mean()),
+    }
+    return metrics, video
+
+
+def passes(m: dict) -> dict:
+    return {
+        "speed_error": m["speed_error"] <= THRESHOLDS["speed_error"],
+        "spearman": m["spearman"] >= THRESHOLDS["spearman"],
+        "direction_ok_fraction": m["direction_ok_fraction"] >= THRESHOLDS["direction_ok_fraction"],
+        "frame0_psnr": m["frame0_psnr"] >= THRESHOLDS["frame0_psnr"],
+    }
+
+
+def write_gifs(video: torch.Tensor, truth: torch.Tensor, path: Path, n: int = 8) -> None:
+    """Top row generated, bottom row ground truth, n clips side by side; written atomically."""
+    from PIL import Image
+
+    from genlab.core.io import atomic_path
+
+    k = min(n, video.shape[0])
+    top = torch.cat(list(video[:k]), dim=-1)  # (T, 3, H, k W)
+    bottom = torch.cat(list(truth[:k]), dim=-1)
+    grid = torch.cat([top, bottom], dim=-2)  # (T, 3, 2H, kW)
+    grid = ((grid.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    scale = max(1, 256 // grid.shape[1])
+    frames = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in grid]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=150, loop=0)
+
+
+def run(cfg: DemoConfig, out_dir: str | os.PathLike | None = None, progress: bool = False) -> DemoResult:
+    torch.manual_seed(cfg.seed)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    train = D.make_clips(cfg.sprite, cfg.n_train, seed=cfg.seed)
+    test = D.make_clips(cfg.sprite, cfg.n_test, seed=cfg.test_seed,
+                        speeds=torch.linspace(0, cfg.sprite.max_speed, cfg.n_test))
+    ae = _autoencoder(cfg, train, progress)
+    times["autoencoder"] = time.perf_counter() - t0
+    model = SVDModel(cfg.model)
+    ckpt = Path(out_dir) / "checkpoints" if out_dir is not None else None
+    for st in cfg.stages:
+        t1 = time.perf_counter()
+        data = _stage_data(train, ae, st.size, cfg.sprite.fps_id)
+        train_stage(model, ae, data, st, out_dir=ckpt, progress=progress)
+        times[f"stage_{st.name}"] = time.perf_counter() - t1
+    model.eval()
+    t1 = time.perf_counter()
+    metrics, video = evaluate(model, ae, cfg, test, progress=progress)
+    ablation, _ = evaluate(model, ae, cfg, test, alpha_off=True, progress=progress)
+    times["sampling"] = time.perf_counter() - t1
+    times["total"] = time.perf_counter() - t0
+    result = DemoResult(metrics, ablation, times, passes(metrics))
+    if out_dir is not None:
+        out = Path(out_dir)
+        write_gifs(video, test.video, out / "samples.gif")
+        atomic_write_text(out / "metrics.json", json.dumps(result.to_dict(), indent=1))
+    return result
