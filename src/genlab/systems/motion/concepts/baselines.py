@@ -23,13 +23,15 @@ from genlab.systems.motion.concepts.viterbi import NEG, free_graph, segmental_vi
 
 
 def batched_dtw(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """A (n, P, F), B (m, P, F) -> (n, m) mean local cost along the best DTW path (local cost:
-    mean Euclidean distance over the F/2 joints)."""
+    """A (n, P, F), B (m, P, F) -> (n, m) DTW cost / (2P - 1); local cost: Euclidean distance
+    between the two frames' feature vectors divided by sqrt(F / 2) (an rms per-joint distance)."""
     n, P, F = A.shape
     m = B.shape[0]
-    a = A.reshape(n, P, F // 2, 2)
-    b = B.reshape(m, P, F // 2, 2)
-    local = np.linalg.norm(a[:, None, :, None] - b[None, :, None, :], axis=-1).mean(-1)  # (n, m, P, P)
+    a2 = (A * A).sum(-1)  # (n, P)
+    b2 = (B * B).sum(-1)  # (m, P)
+    cross = A.reshape(n * P, F) @ B.reshape(m * P, F).T  # (n P, m P)
+    d2 = a2.reshape(n, 1, P, 1) + b2.reshape(1, m, 1, P) - 2.0 * cross.reshape(n, P, m, P).transpose(0, 2, 1, 3)
+    local = np.sqrt(np.maximum(d2, 0.0) / (F / 2))  # (n, m, P, P)
     acc = np.full((n, m, P + 1, P + 1), np.inf)
     acc[:, :, 0, 0] = 0.0
     for i in range(1, P + 1):
@@ -50,10 +52,10 @@ class DTWTemplates:
     scale: float = 0.02  # body heights: a DTW cost of `scale` costs one nat per frame
     idle_cost: float = 0.04  # idle frames pay their distance to rest, capped below by this margin
     switch_penalty: float = 8.0
-    n_phases: int = 12
+    n_phases: int = 8
 
     @classmethod
-    def fit(cls, examples: Sequence[Example], cfg: ConceptConfig, n_phases: int = 12) -> DTWTemplates:
+    def fit(cls, examples: Sequence[Example], cfg: ConceptConfig, n_phases: int = 8) -> DTWTemplates:
         names: list[str] = []
         for ex in examples:
             if ex.concept not in names:
@@ -80,14 +82,16 @@ class DTWTemplates:
         feats = normalise(keypoints, self.cfg).feats
         T = len(feats)
         C = len(self.names)
-        ds = np.array([1] + list(range(max(2, min(self.min_duration)), max(self.max_duration) + 1)))
+        lo, hi = max(2, min(self.min_duration)), max(self.max_duration)
+        # Iteration durations on a grid of step 2 (DTW absorbs the rest of the warping).
+        ds = np.array([1] + list(range(lo, hi + 1, 2)))
         scores = np.full((C + 1, len(ds), T + 1), NEG)
         allt = np.concatenate(self.templates)
         owner = np.concatenate([[c] * len(t) for c, t in enumerate(self.templates)])
         for k, d in enumerate(ds):
             if d < 2 or d > T:
                 continue
-            ok = [self.min_duration[c] <= d <= self.max_duration[c] for c in range(C)]
+            ok = [self.min_duration[c] <= d + 1 and d - 1 <= self.max_duration[c] for c in range(C)]
             if not any(ok):
                 continue
             X = feats[np.arange(T - d + 1)[:, None] + phase_offsets(d, self.n_phases)[None]]

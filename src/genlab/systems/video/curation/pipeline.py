@@ -164,6 +164,20 @@ def _sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads
     return out
 
 
+def _grid_for(record: dict, config: CurationConfig) -> st.SampleGrid | None:
+    """A SampleGrid when the video's 2 fps samples (+ following frames) fit in `single_pass_mb`."""
+    from genlab.core.data.video import scaled_size
+
+    if config.single_pass_mb <= 0:
+        return None
+    w, h = scaled_size(record["width"], record["height"], config.sample_max_side)
+    duration = record["video_duration_s"] or 0.0
+    if duration <= 0:
+        return None
+    megabytes = duration * config.motion.sample_fps * 2 * w * h * 3 / 1e6
+    return st.SampleGrid(config.motion.sample_fps, config.sample_max_side) if megabytes <= config.single_pass_mb else None
+
+
 def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike,
                   timings: dict[str, float] | None = None) -> list[dict]:
     """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input.
@@ -185,7 +199,8 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
     record["path"] = str(path)
     try:
         record.update(timed("probe", st.ProbeStage(), record))
-        record.update(timed("cuts", st.CutStage(config.cuts, threads=config.decode_threads), record))
+        grid = _grid_for(record, config)
+        record.update(timed("cuts", st.CutStage(config.cuts, threads=config.decode_threads, grid=grid), record))
         frame_times = record.pop("_frame_times")
         fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
         frame_dt = 1.0 / fps
@@ -216,7 +231,10 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
             clips.append(row)
         if clips:
             stages = _clip_stages_cached(config)
-            frames = timed("sample", _sample_clip_frames, path, clips, config, config.decode_threads)
+            if grid is not None:
+                frames = [grid.clip_frames(c["start_frame"], c["end_frame"], c["start_s"], c["end_s"]) for c in clips]
+            else:
+                frames = timed("sample", _sample_clip_frames, path, clips, config, config.decode_threads)
             for row, clip_frames in zip(clips, frames):
                 for stage in stages:
                     row.update(timed(stage.name, stage, row, clip_frames))
