@@ -47,14 +47,14 @@ class DemoConfig:
 
 
 def full() -> DemoConfig:
-    """The acceptance run: 32x32, 8 frames, f4 AE, three stages."""
+    """The acceptance run: 32x32, 8 frames, f4 AE (8x8x4 latents), three stages."""
     sp = D.SpriteConfig()
     return DemoConfig(
-        sprite=sp, latent="ae", model=demo_model(4, (32, 64)),
+        sprite=sp, latent="ae", ae_steps=1000, model=demo_model(4, (32, 64)),
         stages=(
-            stage("image", steps=300, batch_size=16, lr=1e-3),
-            stage("video", p_mean=-1.2, p_std=1.0, size=16, steps=600, batch_size=8, lr=1e-3),
-            stage("finetune", size=32, steps=900, batch_size=8, lr=5e-4),
+            stage("image", steps=200, batch_size=16, lr=1e-3),
+            stage("video", p_mean=-1.2, p_std=1.0, size=16, steps=500, batch_size=8, lr=1e-3),
+            stage("finetune", size=32, steps=600, batch_size=8, lr=5e-4),
         ),
     )
 
