@@ -37,7 +37,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import diffusers
 
-    from genlab.core.autoencoders.temporal_decoder import TemporalDecoder, TemporalDecoderConfig, load_diffusers_decoder_state_dict
+    from genlab.core.autoencoders.temporal_decoder import (
+        TemporalDecoder,
+        TemporalDecoderConfig,
+        load_diffusers_decoder_state_dict,
+    )
     from genlab.core.nn import temporal as TM
 
     torch.manual_seed(0)
