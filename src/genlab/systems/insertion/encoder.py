@@ -181,7 +181,11 @@ def load_clip_vision(path: str | Path, dtype: torch.dtype = torch.float32) -> CL
     state = {}
     for f in files:
         state.update(load_file(str(f)))
-    vision = {k.split("vision_model.", 1)[1]: v for k, v in state.items() if "vision_model." in k}
+    if any("vision_model." in k for k in state):  # CLIPModel / older CLIPVisionModel layouts
+        vision = {k.split("vision_model.", 1)[1]: v for k, v in state.items() if "vision_model." in k}
+    else:  # transformers >= 5 saves CLIPVisionModel without the prefix
+        vision = {k: v for k, v in state.items() if not k.startswith(("text_model.", "visual_projection",
+                                                                      "text_projection", "logit_scale"))}
     model = CLIPVisionTransformer(config)
     load_state_strict(model, vision, f"CLIP vision ({path})")
     return model.to(dtype).eval()

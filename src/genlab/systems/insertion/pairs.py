@@ -8,7 +8,8 @@ augmentation; one horizontal flip is applied to scene, mask, target and referenc
 
 Modes: `same` (reference from the same clip, the target is ground truth), `swap` (reference from
 another clip: no ground truth, used for FID), `half` (a half-box mask, the rest of the person stays
-visible: partial-body completion).
+visible: partial-body completion), `self` (reference cut from the target frame itself: Paint-by-
+Example's same-image pairs, for the peer benchmark).
 
 Pairs are deterministic in (seed, index): `make_pair(seed, index)` never depends on any other pair,
 which makes shards seeded and resumable.
@@ -31,7 +32,7 @@ from genlab.systems.insertion import toy
 
 MASK_TYPES = ("box", "person", "scribble", "small_box", "large_box")
 MASK_PROBS = (0.30, 0.15, 0.20, 0.15, 0.20)
-MODES = ("same", "swap", "half")
+MODES = ("same", "swap", "half", "self")
 PAPER_RESOLUTION = 256  # dilation is given in pixels at this resolution
 
 
@@ -57,6 +58,7 @@ class Pair:
     mask: np.ndarray  # (S, S) float32 {0, 1}, 1 = fill in
     reference: np.ndarray  # (R, R, 3)
     meta: dict = field(default_factory=dict)
+    background: np.ndarray | None = None  # toy only: the room without the person (for the paste baseline)
 
 
 def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
@@ -184,6 +186,8 @@ def make_pair(seed: int, index: int, cfg: PairConfig = PairConfig(), mode: str =
     i, j = rng.choice(len(clip.frames), size=2, replace=False)
     tgt = clip.frames[i]
     ref_clip, ref_frame = clip, clip.frames[j]
+    if mode == "self":
+        ref_frame = tgt
     if mode == "swap":
         ref_clip = toy.sample_clip(toy.clip_rng(seed, 10_000_000 + index), size=cfg.size, n_frames=2)
         ref_frame = ref_clip.frames[0]
@@ -202,8 +206,10 @@ def make_pair(seed: int, index: int, cfg: PairConfig = PairConfig(), mode: str =
     reference = centred_reference(ref_frame.image, ref_frame.mask, cfg, rng if cfg.augment else None)
     flip = bool(cfg.flip and rng.uniform() < 0.5)
     kp = tgt.keypoints.copy()
+    background = toy.render_room(clip.room, cfg.size)
     if flip:
-        target, scene, mask, reference = (a[:, ::-1].copy() for a in (target, scene, mask, reference))
+        target, scene, mask, reference, background = (
+            a[:, ::-1].copy() for a in (target, scene, mask, reference, background))
         kp[:, 0] = cfg.size - kp[:, 0]
     meta = {
         "seed": seed, "index": index, "mode": mode, "mask_kind": kind, "dilation": dilation, "flip": flip,
@@ -215,7 +221,7 @@ def make_pair(seed: int, index: int, cfg: PairConfig = PairConfig(), mode: str =
         **_room_meta(clip.room, cfg.size, flip),
     }
     return Pair(target=target.astype(np.float32), scene=scene.astype(np.float32), mask=mask,
-                reference=reference, meta=meta)
+                reference=reference, meta=meta, background=background)
 
 
 def eval_pairs(n: int, cfg: PairConfig, seed: int = 20230601, mode: str = "same") -> list[Pair]:

@@ -268,8 +268,13 @@ def best_boundaries(C: np.ndarray, min_len: int, penalty: float) -> tuple[np.nda
     return np.array(bounds[::-1]), float(D[T])
 
 
-def segment_sequence(X: np.ndarray, w: np.ndarray, cfg: FitConfig,
-                     penalty_scales: tuple[float, ...] = (1.0,)) -> list[Segmentation]:
+def segment_sequence(X: np.ndarray, w: np.ndarray, cfg: FitConfig) -> Segmentation:
+    """DP over segment boundaries at the configured penalty (see `segment_sequence_scales`)."""
+    return segment_sequence_scales(X, w, cfg, (1.0,))[0]
+
+
+def segment_sequence_scales(X: np.ndarray, w: np.ndarray, cfg: FitConfig,
+                            penalty_scales: tuple[float, ...] = (1.0,)) -> list[Segmentation]:
     """DP over segment boundaries: minimise sum over segments of (fit error summed over joints +
     penalty), lengths in [min_len, max_len]; one segmentation per penalty scale (the cost table is
     shared, only the DP reruns)."""

@@ -9,7 +9,7 @@ import numpy as np
 from genlab.core.pose.skeletons import body_height, get_skeleton
 from genlab.errors import GenlabError
 from genlab.systems.motion.config import FitConfig
-from genlab.systems.motion.fit import segment_sequence
+from genlab.systems.motion.fit import segment_sequence_scales
 from genlab.systems.motion.loops import build_statements, detect_loops
 from genlab.systems.motion.program import Program
 
@@ -69,7 +69,7 @@ def fit_normalised(X: np.ndarray, cfg: FitConfig, *, missing: np.ndarray | None 
     """Fit an already normalised, gap-free (T, J, 2) array (missing frames get weight 0)."""
     w = np.ones(X.shape[0]) if missing is None else (~np.asarray(missing, bool)).astype(np.float64)
     scales = cfg.loop_penalty_scales if cfg.detect_loops else (1.0,)
-    segs = segment_sequence(X, w, cfg, scales)
+    segs = segment_sequence_scales(X, w, cfg, scales)
     seg, loops, best = segs[0], [], -1.0
     if cfg.detect_loops:
         # the finest segmentation unless a coarser one (larger penalty) lets loops explain clearly

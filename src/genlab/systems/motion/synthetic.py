@@ -105,6 +105,7 @@ class MotionStyle:
     speed: float = 1.0  # durations are divided by it
     accel: float = 0.3  # timing shape of accelerating phases (0 = constant speed)
     jitter: int = 1  # +- frames of per-phase duration jitter
+    sharp_phases: bool = False  # squat: accelerate into and out of the hold (identifiable boundaries)
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0), compare=False)
 
     def frames(self, base: float) -> float:
@@ -198,7 +199,8 @@ def _squat(s: MotionStyle) -> tuple[Segment, ...]:
     bottom["left_elbow"], bottom["right_elbow"] = (0.115, sh_y + 0.01), (-0.115, sh_y + 0.01)
     bottom["left_knee"], bottom["right_knee"] = (0.08 + 0.08 * a, -0.26 + 0.09 * a), (-0.08 - 0.08 * a, -0.26 + 0.09 * a)
     moving = [j for j in COCO17.joints if bottom[j] != p[j]]
-    acc = 0.2 + abs(s.accel)  # drop into the hold and push out of it: visible phase boundaries
+    # sharp phases: drop into the hold and push out of it, so the phase boundaries are visible
+    acc = 0.2 + abs(s.accel) if s.sharp_phases else s.accel
     down = move(s.frames(14), p, {j: line_to(p[j], bottom[j], acc) for j in moving})
     pause = hold(s.frames(9), bottom)
     up = move(s.frames(14), bottom, {j: line_to(bottom[j], p[j], -acc) for j in moving})
@@ -267,6 +269,7 @@ class SynthConfig:
     accel: tuple[float, float] = (-0.4, 0.4)
     height_px: tuple[float, float] = (200.0, 400.0)
     fps: float = 30.0
+    sharp_phases: bool = True  # see MotionStyle.sharp_phases
 
 
 @dataclass(frozen=True)
@@ -303,7 +306,7 @@ def make_sequence(motion: str, seed: int, cfg: SynthConfig | None = None, count:
     rng = np.random.default_rng(seed)
     style = MotionStyle(
         amplitude=float(rng.uniform(*cfg.amplitude)), speed=float(rng.uniform(*cfg.speed)),
-        accel=float(rng.uniform(*cfg.accel)), rng=rng,
+        accel=float(rng.uniform(*cfg.accel)), rng=rng, sharp_phases=cfg.sharp_phases,
     )
     n = int(rng.integers(cfg.count[0], cfg.count[1] + 1)) if count is None else int(count)
     if n < 1:

@@ -1,0 +1,153 @@
+"""Model contracts: parity of the image encoder and the 2C+1 UNet with transformers/diffusers,
+gradients reach every trained parameter, condition dropout, bad input, save/load."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from genlab.errors import GenlabError
+from genlab.systems.insertion import config as C
+from genlab.systems.insertion.encoder import ViTConfig, load_clip_vision
+from genlab.systems.insertion.model import InsertionModel, SpaceToDepth
+from genlab.systems.insertion.pipeline import InsertionPipeline
+
+
+def _tiny_vit():
+    return ViTConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
+                     num_attention_heads=4)
+
+
+def test_clip_vision_parity_with_transformers(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    c = _tiny_vit()
+    hf_cfg = transformers.CLIPVisionConfig(image_size=c.image_size, patch_size=c.patch_size, hidden_size=c.hidden_size,
+                                           intermediate_size=c.intermediate_size, num_hidden_layers=c.num_hidden_layers,
+                                           num_attention_heads=c.num_attention_heads, hidden_act="quick_gelu")
+    torch.manual_seed(0)
+    hf = transformers.CLIPVisionModel(hf_cfg).eval()
+    hf.save_pretrained(tmp_path)  # a local transformers folder, as real weights would be
+    ours = load_clip_vision(tmp_path)
+    x = torch.randn(2, 3, c.image_size, c.image_size)
+    with torch.no_grad():
+        want = hf(pixel_values=x).last_hidden_state
+        got = ours(x)
+    assert got.shape == (2, 1 + 16, c.hidden_size)
+    assert (got - want).abs().max().item() <= 1e-4
+    assert (ours.pooled(got) - hf(pixel_values=x).pooler_output).abs().max().item() <= 1e-4
+
+
+def test_missing_or_mismatched_encoder_weights_are_one_clear_error(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    with pytest.raises(GenlabError, match="config.json"):
+        load_clip_vision(tmp_path)
+    c = _tiny_vit()
+    hf_cfg = transformers.CLIPVisionConfig(image_size=c.image_size, patch_size=c.patch_size, hidden_size=c.hidden_size,
+                                           intermediate_size=c.intermediate_size, num_hidden_layers=c.num_hidden_layers,
+                                           num_attention_heads=c.num_attention_heads)
+    transformers.CLIPVisionModel(hf_cfg).save_pretrained(tmp_path)
+    import json
+
+    raw = json.loads((tmp_path / "config.json").read_text())
+    raw["num_hidden_layers"] = 3  # config says 3 layers, weights hold 2
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(GenlabError, match="missing .*encoder.layers.2"):
+        load_clip_vision(tmp_path)
+
+
+def test_inpainting_unet_parity_with_diffusers():
+    diffusers = pytest.importorskip("diffusers")
+    from genlab.core.nn.unet import load_diffusers_unet2d_state_dict
+
+    cfg = C.tiny()
+    u = cfg.model.unet
+    torch.manual_seed(0)
+    ref = diffusers.UNet2DConditionModel(
+        sample_size=16, in_channels=u.in_channels, out_channels=u.out_channels, block_out_channels=u.block_out_channels,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        layers_per_block=u.layers_per_block, attention_head_dim=u.num_heads, cross_attention_dim=u.cross_attention_dim,
+        norm_num_groups=u.norm_num_groups, use_linear_projection=u.use_linear_projection,
+    ).eval()
+    model = InsertionModel(cfg.model).eval()
+    load_diffusers_unet2d_state_dict(model.unet, ref.state_dict())
+    x = torch.randn(2, u.in_channels, 16, 16)
+    ctx = torch.randn(2, 17, u.cross_attention_dim)
+    t = torch.tensor([10.0, 700.0])
+    with torch.no_grad():
+        want = ref(x, t, encoder_hidden_states=ctx).sample
+        got = model.unet(x, t, context=ctx)
+    assert (got - want).abs().max().item() <= 1e-4
+
+
+def test_gradients_reach_every_trained_parameter_and_shapes():
+    cfg = C.tiny()
+    model = InsertionModel(cfg.model)
+    torch.nn.init.normal_(model.unet.conv_out.weight, std=0.02)  # zero-init would block gradients upstream
+    n, c = 2, cfg.model.latent_channels
+    z = torch.randn(n, c, 16, 16)
+    out = model(z, torch.tensor([3.0, 500.0]), scene=torch.randn_like(z), mask=torch.ones(n, 1, 16, 16),
+                reference=torch.rand(n, 3, cfg.ref_size, cfg.ref_size) * 2 - 1)
+    assert out.shape == z.shape
+    out.square().mean().backward()
+    dead = [k for k, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    assert not dead, dead
+    # a frozen encoder (CLIP) gets no gradient
+    frozen = InsertionModel(replace(cfg.model, train_encoder=False))
+    assert not any(p.requires_grad for p in frozen.ref_encoder.parameters())
+    with pytest.raises(ValueError, match="2C\\+1"):
+        replace(cfg.model, unet=replace(cfg.model.unet, in_channels=9))
+
+
+def test_space_to_depth_is_exact():
+    ae = SpaceToDepth(2)
+    x = torch.randn(2, 3, 8, 8)
+    assert ae.encode(x).shape == (2, 12, 4, 4)
+    torch.testing.assert_close(ae.decode(ae.encode(x)), x)
+
+
+def _pipe():
+    cfg = C.tiny()
+    torch.manual_seed(0)
+    return InsertionPipeline(InsertionModel(cfg.model), SpaceToDepth(2), cfg.ref_size), cfg
+
+
+def test_bad_inputs_are_one_clear_error():
+    pipe, cfg = _pipe()
+    s = replace(cfg.sample, steps=2)
+    scene = torch.zeros(1, 3, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 10:20] = 1
+    ref = torch.rand(1, 3, 16, 16) - 0.5
+    assert pipe.sample(scene, mask, ref, settings=s).images.shape == (1, 3, 32, 32)
+    with pytest.raises(GenlabError, match="divisible"):
+        pipe.sample(torch.zeros(1, 3, 30, 30), torch.ones(1, 1, 30, 30), ref, settings=s)
+    with pytest.raises(GenlabError, match="mask is empty"):
+        pipe.sample(scene, torch.zeros_like(mask), ref, settings=s)
+    with pytest.raises(GenlabError, match="whole image"):
+        pipe.sample(scene, torch.ones_like(mask), ref, settings=s)
+    with pytest.raises(GenlabError, match="no person"):
+        pipe.sample(scene, mask, torch.zeros_like(ref), settings=s)
+    with pytest.raises(GenlabError, match="NaN"):
+        pipe.sample(scene.clone().fill_(float("nan")), mask, ref, settings=s)
+    with pytest.raises(GenlabError, match="mode"):
+        pipe.sample(scene, mask, ref, mode="magic", settings=s)
+    # the full mask is fine where there is no scene; no reference is fine for person hallucination
+    assert pipe.sample(scene, torch.ones_like(mask), ref, mode="scene_hallucination", settings=s).nfe == 2
+    assert pipe.sample(scene, mask, None, mode="person_hallucination", settings=s).nfe == 2
+
+
+def test_nan_latents_are_reported():
+    pipe, cfg = _pipe()
+
+    class BadAE(SpaceToDepth):
+        def encode(self, x):
+            return super().encode(x) * float("nan")
+
+    pipe.ae = BadAE(2)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 4:12, 4:12] = 1
+    with pytest.raises(GenlabError, match="NaN"):
+        pipe.sample(torch.zeros(1, 3, 32, 32), mask, torch.rand(1, 3, 16, 16) - 0.5,
+                    settings=replace(cfg.sample, steps=2))
