@@ -79,3 +79,15 @@ def test_hard_em_never_lowers_the_objective(small_model):
     m2, log = hard_em(m1, ex, [ListSequence(s.keypoints, tuple(s.description.concepts)) for s in seqs])
     assert len(log.objective) >= 2
     assert all(b >= a - 1e-6 * abs(a) for a, b in zip(log.objective, log.objective[1:]))
+
+
+def test_self_labelling_adds_confident_instances(small_model, small_val):
+    from genlab.systems.motion.concepts.learn import self_label
+
+    model, examples, _ = small_model
+    ex = examples[::2]
+    m1, _ = fit_few_shot(ex, model.cfg)
+    m3, log = self_label(m1, ex, [], [s.keypoints for s in small_val[:2]])
+    assert log.stage == "self-label" and log.accepted >= 1
+    assert all(b >= a - 1e-6 * abs(a) for a, b in zip(log.objective, log.objective[1:]))
+    assert m3.meta["self_labelled"] == log.accepted

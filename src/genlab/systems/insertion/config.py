@@ -18,6 +18,7 @@ class ModelConfig:
     train_encoder: bool = False  # the toy trains its ViT; CLIP stays frozen
     space: str = "latent"  # "pixel" (toy: space-to-depth of the pixels) or "latent" (an autoencoder)
     patch: int = 1  # pixel space only: space-to-depth factor (latent_channels = 3 * patch^2)
+    cls_only: bool = False  # Paint-by-Example-style: condition on the class token only (not all tokens)
 
     def __post_init__(self):
         if self.unet.in_channels != 2 * self.latent_channels + 1:

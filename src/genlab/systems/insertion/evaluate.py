@@ -58,9 +58,10 @@ def to_numpy(images: torch.Tensor) -> np.ndarray:
 
 def score(images: torch.Tensor, metas: list[dict], readers, gt_kp: np.ndarray | None = None) -> dict:
     """Affordance (+ PCKh against gt_kp, identity colour error) of images (N, 3, S, S) in [-1, 1]."""
-    reg, _ = readers
+    reg, cls = readers
     kp = M.read_keypoints(reg, images)
-    out = {"affordance": M.affordance_accuracy(kp, metas)}
+    present = M.person_present(cls, images)
+    out = {"affordance": M.affordance_accuracy(kp, metas, present=present), "person_present": float(present.mean())}
     if gt_kp is not None:
         out["pckh@0.5"] = M.pckh(kp, gt_kp)
     out["identity_error"] = M.identity_error(to_numpy(images), kp, metas)
@@ -109,7 +110,8 @@ def evaluate(pipe: InsertionPipeline, cfg: InsertionConfig, readers, n_pairs: in
         _, cls = readers
         real = M.classifier_features(cls, sb["target"])
         kp = M.read_keypoints(readers[0], imgs)
-        report["swap"] = {"affordance": M.affordance_accuracy(kp, [p.meta for p in swaps]),
+        present = M.person_present(cls, imgs)
+        report["swap"] = {"affordance": M.affordance_accuracy(kp, [p.meta for p in swaps], present=present),
                           "fid": M.frechet_distance(M.classifier_features(cls, imgs), real),
                           "identity_error": M.identity_error(to_numpy(imgs), kp, [p.meta for p in swaps])}
     return report

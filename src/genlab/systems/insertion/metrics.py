@@ -112,8 +112,21 @@ def affordance_ok(kp: np.ndarray, meta: dict, tol: float = 0.1) -> bool:
     return bool(feet_ok and standing)
 
 
-def affordance_accuracy(kps: np.ndarray, metas: list[dict], tol: float = 0.1) -> float:
-    return float(np.mean([affordance_ok(k, m, tol) for k, m in zip(kps, metas)]))
+def affordance_accuracy(kps: np.ndarray, metas: list[dict], tol: float = 0.1,
+                        present: np.ndarray | None = None) -> float:
+    """Fraction of samples whose pose fits the scene; with `present`, a sample with no person
+    (per the classifier) never counts, whatever keypoints the regressor read off it."""
+    ok = np.array([affordance_ok(k, m, tol) for k, m in zip(kps, metas)])
+    if present is not None:
+        ok &= np.asarray(present, bool)
+    return float(ok.mean())
+
+
+@torch.no_grad()
+def person_present(cls: StateClassifier, images: torch.Tensor, batch: int = 64) -> np.ndarray:
+    """(N,) bool: the classifier puts less than half its probability on "no person"."""
+    p = torch.cat([cls(images[i:i + batch]).softmax(-1) for i in range(0, len(images), batch)])
+    return (p[:, NO_PERSON] < 0.5).numpy()
 
 
 # ----------------------------------------------------------------------------- identity
@@ -166,6 +179,7 @@ class ReaderConfig:
     batch: int = 16
     lr: float = 2e-3
     pool: int = 3000  # ground-truth frames rendered once for training
+    negatives: float = 0.25  # fraction of each batch with the person replaced by noise/grey ("no person")
     seed: int = 0
 
     def key(self) -> str:
@@ -209,15 +223,19 @@ class KeypointRegressor(nn.Module):
         return torch.stack([(prob.sum(2) * xs).sum(-1), (prob.sum(3) * ys).sum(-1)], -1)  # (N, K, 2)
 
 
+NO_PERSON = len(toy.STATES)
+
+
 class StateClassifier(nn.Module):
-    """Image -> (walk, sit, step) logits; its 64-d penultimate features feed the Frechet distance."""
+    """Image -> (walk, sit, step, no person) logits; its 64-d penultimate features feed the Frechet
+    distance, and "no person" keeps noise from scoring as a pose (a regressor reads keypoints off anything)."""
 
     def __init__(self, cfg: ReaderConfig):
         super().__init__()
         w = cfg.width
         self.body = nn.Sequential(_conv(3, w, 2), _conv(w, 2 * w, 2), _conv(2 * w, 3 * w, 2), _conv(3 * w, 64),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.out = nn.Linear(64, len(toy.STATES))
+        self.out = nn.Linear(64, len(toy.STATES) + 1)  # + "no person" (noise, grey or smeared boxes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)  # (N, 64)
@@ -239,8 +257,9 @@ def side_invariant_l1(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
 
 
 def render_pool(cfg: ReaderConfig, n: int, seed: int):
-    """n ground-truth frames: images (n, 3, S, S) in [-1, 1], keypoints (n, K, 2), states (n,), heights."""
-    imgs, kps, states, heights = [], [], [], []
+    """n ground-truth frames: images (n, 3, S, S) in [-1, 1], keypoints (n, K, 2), states (n,), heights,
+    person boxes (n, 4) as x0, y0, x1, y1 pixels."""
+    imgs, kps, states, heights, boxes = [], [], [], [], []
     k = 0
     while len(imgs) < n:
         clip = toy.sample_clip(toy.clip_rng(seed, k), size=cfg.size, n_frames=2)
@@ -250,8 +269,31 @@ def render_pool(cfg: ReaderConfig, n: int, seed: int):
             kps.append(fr.keypoints)
             states.append(toy.STATES.index(fr.state))
             heights.append(clip.identity.height * cfg.size)
+            ys, xs = np.nonzero(fr.mask > 0.05)
+            boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
     x = torch.from_numpy(np.stack(imgs[:n])).permute(0, 3, 1, 2) * 2 - 1
-    return x, torch.from_numpy(np.stack(kps[:n])), torch.tensor(states[:n]), np.asarray(heights[:n])
+    return (x, torch.from_numpy(np.stack(kps[:n])), torch.tensor(states[:n]), np.asarray(heights[:n]),
+            np.asarray(boxes[:n]))
+
+
+def _negatives(x: torch.Tensor, boxes: np.ndarray, g: torch.Generator) -> torch.Tensor:
+    """Replace each image's person box (+2 px) by noise, grey, smeared noise or a flat colour."""
+    x = x.clone()
+    size = x.shape[-1]
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        x0, y0, x1, y1 = max(0, x0 - 2), max(0, y0 - 2), min(size, x1 + 2), min(size, y1 + 2)
+        h, w = y1 - y0, x1 - x0
+        kind = int(torch.randint(0, 4, (), generator=g))
+        if kind == 0:
+            fill = torch.rand(3, h, w, generator=g) * 2 - 1
+        elif kind == 1:
+            fill = torch.zeros(3, h, w)
+        elif kind == 2:
+            fill = F.avg_pool2d((torch.rand(1, 3, h, w, generator=g) * 2 - 1), 3, 1, 1)[0] * 2
+        else:
+            fill = (torch.rand(3, 1, 1, generator=g) * 2 - 1).expand(3, h, w)
+        x[i, :, y0:y1, x0:x1] = fill.clamp(-1, 1)
+    return x
 
 
 def _degrade(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -271,7 +313,7 @@ def train_readers(cfg: ReaderConfig, progress: bool = True) -> tuple[KeypointReg
 
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
-    x, kp, st, _ = render_pool(cfg, cfg.pool, seed=cfg.seed + 1000)
+    x, kp, st, _, boxes = render_pool(cfg, cfg.pool, seed=cfg.seed + 1000)
     reg, cls = KeypointRegressor(cfg), StateClassifier(cfg)
     params = list(reg.parameters()) + list(cls.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-4)
@@ -283,8 +325,18 @@ def train_readers(cfg: ReaderConfig, progress: bool = True) -> tuple[KeypointReg
         xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
         kb = kp[idx].clone()
         kb[flip, :, 0] = cfg.size - kb[flip, :, 0]
+        sb = st[idx].clone()
+        neg = torch.rand(cfg.batch, generator=g) < cfg.negatives
+        if neg.any():
+            bx = boxes[idx[neg].numpy()].copy()
+            fl = flip[neg].numpy()
+            bx[fl, 0], bx[fl, 2] = cfg.size - bx[fl, 2], cfg.size - bx[fl, 0]
+            xb[neg] = _negatives(xb[neg], bx, g)
+            sb[neg] = NO_PERSON
         xb = _degrade(xb, g)
-        loss = side_invariant_l1(reg(xb), kb) + 0.5 * F.cross_entropy(cls(xb), st[idx])
+        pos = ~neg
+        kp_loss = side_invariant_l1(reg(xb[pos]), kb[pos]) if pos.any() else xb.sum() * 0
+        loss = kp_loss + 0.5 * F.cross_entropy(cls(xb), sb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

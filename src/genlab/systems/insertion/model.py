@@ -40,6 +40,8 @@ class InsertionModel(nn.Module):
         x = normalise_for_clip(reference, self.config.vit.image_size)
         with torch.set_grad_enabled(self.config.train_encoder and torch.is_grad_enabled()):
             tokens = self.ref_encoder(x)  # (N, T, D_vit)
+        if self.config.cls_only:
+            tokens = tokens[:, :1]  # (N, 1, D_vit): the class token only (Paint-by-Example)
         return self.ref_proj(tokens)  # (N, T, D_ctx)
 
     def forward(self, z_t: torch.Tensor, timestep: torch.Tensor, scene: torch.Tensor, mask: torch.Tensor,

@@ -8,7 +8,8 @@ augmentation; one horizontal flip is applied to scene, mask, target and referenc
 
 Modes: `same` (reference from the same clip, the target is ground truth), `swap` (reference from
 another clip: no ground truth, used for FID), `half` (a half-box mask, the rest of the person stays
-visible: partial-body completion).
+visible: partial-body completion), `self` (reference cut from the target frame itself: Paint-by-
+Example's same-image pairs, for the peer benchmark).
 
 Pairs are deterministic in (seed, index): `make_pair(seed, index)` never depends on any other pair,
 which makes shards seeded and resumable.
@@ -31,7 +32,7 @@ from genlab.systems.insertion import toy
 
 MASK_TYPES = ("box", "person", "scribble", "small_box", "large_box")
 MASK_PROBS = (0.30, 0.15, 0.20, 0.15, 0.20)
-MODES = ("same", "swap", "half")
+MODES = ("same", "swap", "half", "self")
 PAPER_RESOLUTION = 256  # dilation is given in pixels at this resolution
 
 
@@ -184,6 +185,8 @@ def make_pair(seed: int, index: int, cfg: PairConfig = PairConfig(), mode: str =
     i, j = rng.choice(len(clip.frames), size=2, replace=False)
     tgt = clip.frames[i]
     ref_clip, ref_frame = clip, clip.frames[j]
+    if mode == "self":
+        ref_frame = tgt
     if mode == "swap":
         ref_clip = toy.sample_clip(toy.clip_rng(seed, 10_000_000 + index), size=cfg.size, n_frames=2)
         ref_frame = ref_clip.frames[0]

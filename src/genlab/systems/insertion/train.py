@@ -39,15 +39,16 @@ def pair_config(cfg: InsertionConfig) -> P.PairConfig:
 
 
 def build_pool(cfg: InsertionConfig, n: int | None = None, seed: int | None = None, progress: bool = False,
-               half_fraction: float = 0.1) -> dict[str, torch.Tensor]:
-    """n training pairs (training mask mix; a fraction in half-box mode) as tensors in [-1, 1]."""
+               half_fraction: float = 0.1, mode: str = "same") -> dict[str, torch.Tensor]:
+    """n training pairs (training mask mix; a fraction in half-box mode) as tensors in [-1, 1].
+    mode='self' takes the reference from the target frame (Paint-by-Example's same-image pairs)."""
     from tqdm import tqdm
 
     n = cfg.train.pool if n is None else n
     seed = cfg.train.seed + TRAIN_SEED_OFFSET if seed is None else seed
     pcfg = pair_config(cfg)
     rng = np.random.default_rng(seed)
-    modes = np.where(rng.uniform(size=n) < half_fraction, "half", "same")
+    modes = np.where(rng.uniform(size=n) < half_fraction, "half", mode)
     pairs = [P.make_pair(seed, k, pcfg, mode=str(modes[k])) for k in tqdm(range(n), desc="pairs", disable=not progress)]
     return P.collate(pairs)
 

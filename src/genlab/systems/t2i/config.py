@@ -140,14 +140,14 @@ def digits() -> T2IConfig:
                         context_dim=64, pooled_dim=64, pos_embed_max_size=8)
     text = TextConfig(builtin_dim=64, builtin_vocab=256, max_length=6, builtin_layers=1, dropout=0.1)
     return T2IConfig(model=model, text=text, image_size=(8, 8),
-                     train=TrainConfig(steps=1500, batch_size=64, lr=2e-3, warmup_steps=100, grad_clip=1.0,
-                                       ema_decay=0.995, log_every=25, checkpoint_every=500))
+                     train=TrainConfig(steps=800, batch_size=32, lr=2e-3, warmup_steps=50, grad_clip=1.0,
+                                       ema_decay=0.995, log_every=20, checkpoint_every=200))
 
 
 def digits_fast() -> T2IConfig:
     """A 60-second version of `digits()` for the fast test tier."""
     cfg = digits()
-    return replace(cfg, train=replace(cfg.train, steps=300, warmup_steps=30, checkpoint_every=0, ema_decay=0.98))
+    return replace(cfg, train=replace(cfg.train, steps=300, warmup_steps=30, checkpoint_every=0))
 
 
 def sd3_medium() -> T2IConfig:

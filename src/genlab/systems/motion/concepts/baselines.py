@@ -23,13 +23,15 @@ from genlab.systems.motion.concepts.viterbi import NEG, free_graph, segmental_vi
 
 
 def batched_dtw(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """A (n, P, F), B (m, P, F) -> (n, m) mean local cost along the best DTW path (local cost:
-    mean Euclidean distance over the F/2 joints)."""
+    """A (n, P, F), B (m, P, F) -> (n, m) DTW cost / (2P - 1); local cost: Euclidean distance
+    between the two frames' feature vectors divided by sqrt(F / 2) (an rms per-joint distance)."""
     n, P, F = A.shape
     m = B.shape[0]
-    a = A.reshape(n, P, F // 2, 2)
-    b = B.reshape(m, P, F // 2, 2)
-    local = np.linalg.norm(a[:, None, :, None] - b[None, :, None, :], axis=-1).mean(-1)  # (n, m, P, P)
+    a2 = (A * A).sum(-1)  # (n, P)
+    b2 = (B * B).sum(-1)  # (m, P)
+    cross = A.reshape(n * P, F) @ B.reshape(m * P, F).T  # (n P, m P)
+    d2 = a2.reshape(n, 1, P, 1) + b2.reshape(1, m, 1, P) - 2.0 * cross.reshape(n, P, m, P).transpose(0, 2, 1, 3)
+    local = np.sqrt(np.maximum(d2, 0.0) / (F / 2))  # (n, m, P, P)
     acc = np.full((n, m, P + 1, P + 1), np.inf)
     acc[:, :, 0, 0] = 0.0
     for i in range(1, P + 1):
@@ -50,10 +52,10 @@ class DTWTemplates:
     scale: float = 0.02  # body heights: a DTW cost of `scale` costs one nat per frame
     idle_cost: float = 0.04  # idle frames pay their distance to rest, capped below by this margin
     switch_penalty: float = 8.0
-    n_phases: int = 12
+    n_phases: int = 8
 
     @classmethod
-    def fit(cls, examples: Sequence[Example], cfg: ConceptConfig, n_phases: int = 12) -> DTWTemplates:
+    def fit(cls, examples: Sequence[Example], cfg: ConceptConfig, n_phases: int = 8) -> DTWTemplates:
         names: list[str] = []
         for ex in examples:
             if ex.concept not in names:
@@ -80,14 +82,16 @@ class DTWTemplates:
         feats = normalise(keypoints, self.cfg).feats
         T = len(feats)
         C = len(self.names)
-        ds = np.array([1] + list(range(max(2, min(self.min_duration)), max(self.max_duration) + 1)))
+        lo, hi = max(2, min(self.min_duration)), max(self.max_duration)
+        # Iteration durations on a grid of step 2 (DTW absorbs the rest of the warping).
+        ds = np.array([1] + list(range(lo, hi + 1, 2)))
         scores = np.full((C + 1, len(ds), T + 1), NEG)
         allt = np.concatenate(self.templates)
         owner = np.concatenate([[c] * len(t) for c, t in enumerate(self.templates)])
         for k, d in enumerate(ds):
             if d < 2 or d > T:
                 continue
-            ok = [self.min_duration[c] <= d <= self.max_duration[c] for c in range(C)]
+            ok = [self.min_duration[c] <= d + 1 and d - 1 <= self.max_duration[c] for c in range(C)]
             if not any(ok):
                 continue
             X = feats[np.arange(T - d + 1)[:, None] + phase_offsets(d, self.n_phases)[None]]
@@ -112,3 +116,102 @@ class DTWTemplates:
                 cur[2], cur[3], cur[4] = u.end, cur[3] + 1, cur[4] + u.score
         return Description(T, tuple(Action(self.names[lab], s, e, n, float(sc / (e - s)))
                                     for lab, s, e, n, sc in actions))
+
+
+# ------------------------------------------------------------------------------ MS-TCN-style peer
+class TCNBaseline:
+    """A single-stage MS-TCN-style net (dilated residual temporal convolutions, Farha & Gall 2019)
+    trained on frame labels: the few-shot examples chained with idle stretches (and, when given,
+    fully frame-labelled sequences). Frames are classified, smoothed by a median filter, runs
+    become actions; a run's count is its length over the concept's median iteration duration."""
+
+    def __init__(self, net, names, cfg, iter_len, min_run):
+        self.net, self.names, self.cfg, self.iter_len, self.min_run = net, names, cfg, iter_len, min_run
+
+    @staticmethod
+    def _make_net(F: int, C: int, width: int = 64, layers: int = 8):
+        from torch import nn
+
+        class Residual(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.conv = nn.Conv1d(width, width, 3, padding=d, dilation=d)
+                self.out = nn.Conv1d(width, width, 1)
+
+            def forward(self, x):  # (B, width, T)
+                return x + self.out(nn.functional.relu(self.conv(x)))
+
+        return nn.Sequential(nn.Conv1d(F, width, 1), *[Residual(2**i) for i in range(layers)],
+                             nn.Conv1d(width, C, 1))
+
+    @classmethod
+    def fit(cls, examples: Sequence[Example], labelled=(), cfg: ConceptConfig | None = None, steps: int = 400,
+            seed: int = 0) -> TCNBaseline:
+        import torch
+
+        cfg = cfg or ConceptConfig()
+        rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        names = []
+        for ex in examples:
+            if ex.concept not in names:
+                names.append(ex.concept)
+        C = len(names) + 1  # idle = last
+        clips = [(normalise(ex.keypoints, cfg).feats, names.index(ex.concept)) for ex in examples]
+        iter_len = {n: float(np.median([len(f) / ex.count for (f, _), ex in zip(clips, examples)
+                                        if ex.concept == n])) for n in names}
+        full = []
+        for s in labelled:
+            lab = np.full(s.description.n_frames, len(names))
+            for a in s.description.actions:
+                lab[a.start:a.end] = names.index(a.concept)
+            full.append((normalise(s.keypoints, cfg).feats, lab))
+
+        def sample():
+            if full and rng.random() < 0.5:
+                return full[int(rng.integers(len(full)))]
+            xs, ys = [], []
+            for _ in range(4):
+                f, c = clips[int(rng.integers(len(clips)))]
+                n = int(rng.integers(3, 30))
+                idle = f[:1] + rng.normal(0, cfg.var_floor**0.5, (n, f.shape[1]))
+                xs += [idle, f]
+                ys += [np.full(n, C - 1), np.full(len(f), c)]
+            return np.concatenate(xs), np.concatenate(ys)
+
+        net = cls._make_net(clips[0][0].shape[1], C)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for _ in range(steps):
+            x, y = sample()
+            logits = net(torch.from_numpy(x.T[None].astype(np.float32)))[0].T  # (T, C)
+            loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        net.eval()
+        min_run = int(min(iter_len.values()))
+        return cls(net, names, cfg, iter_len, min_run)
+
+    def describe(self, keypoints) -> Description:
+        import torch
+        from scipy.ndimage import median_filter
+
+        feats = normalise(keypoints, self.cfg).feats
+        with torch.no_grad():
+            logits = self.net(torch.from_numpy(feats.T[None].astype(np.float32)))[0].T.numpy()
+        prob = np.exp(logits - logits.max(1, keepdims=True))
+        prob /= prob.sum(1, keepdims=True)
+        lab = median_filter(prob.argmax(1), size=9, mode="nearest")
+        C = len(self.names)
+        actions = []
+        t = 0
+        while t < len(lab):
+            u = t
+            while u < len(lab) and lab[u] == lab[t]:
+                u += 1
+            if lab[t] != C and u - t >= self.min_run:
+                name = self.names[lab[t]]
+                count = max(1, int(round((u - t) / self.iter_len[name])))
+                actions.append(Action(name, t, u, count, float(prob[t:u, lab[t]].mean())))
+            t = u
+        return Description(len(lab), tuple(actions))

@@ -6,4 +6,198 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    del subparsers  # `concepts` is added as the concepts system lands
+    parser = subparsers.add_parser("concepts", help="Programmatic motion concepts (Kulal et al. 2022).")
+    sub = parser.add_subparsers(dest="concepts_command", metavar="<command>", required=True)
+
+    p = sub.add_parser("make-data", help="write synthetic sequences (.npz: keypoints + spans or action list)")
+    p.add_argument("--split", default="val", choices=["lists", "unlabelled", "val", "test"])
+    p.add_argument("--n", type=int, default=5)
+    p.add_argument("--lists-only", action="store_true", help="store the action list, not the spans")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_make_data)
+
+    p = sub.add_parser("fit", help="learn concepts: k examples per concept (+ list-only sequences)")
+    p.add_argument("--k", type=int, default=5, help="trimmed examples per concept (synthetic pool)")
+    p.add_argument("--lists", nargs="*", default=None,
+                   help=".npz files with action lists (default: --n-lists synthetic ones)")
+    p.add_argument("--n-lists", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="model .json")
+    p.set_defaults(func=_fit)
+
+    p = sub.add_parser("describe", help="action list, spans and counts of a sequence")
+    p.add_argument("model")
+    p.add_argument("sequence", help=".npz (keypoints) or .npy (T, 17, 2)")
+    p.add_argument("--json", help="also write the description as JSON here")
+    p.set_defaults(func=_describe)
+
+    p = sub.add_parser("align", help="forced alignment of an ordered action list")
+    p.add_argument("model")
+    p.add_argument("sequence")
+    p.add_argument("--actions", required=True, help="comma-separated concept names, in order")
+    p.set_defaults(func=_align)
+
+    p = sub.add_parser("synthesise", help="keypoints (and a stick-figure video) from a description")
+    p.add_argument("model")
+    p.add_argument("description", help="description .json or DSL text file")
+    p.add_argument("--out", required=True, help="keypoints .npy (normalised: body height 1)")
+    p.add_argument("--video", help="stick-figure .mp4 or .gif")
+    p.add_argument("--mirrored", action="store_true")
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_synthesise)
+
+    p = sub.add_parser("demo", help="learn from 1 example per concept, describe, synthesise, edit, render")
+    p.add_argument("--out", default="outputs/concepts_demo")
+    p.set_defaults(func=_demo)
+
+
+def _load_keypoints(path: str):
+    from pathlib import Path
+
+    import numpy as np
+
+    from genlab.errors import GenlabError
+    from genlab.systems.motion.concepts.dataset import load_sequence
+    from genlab.systems.motion.concepts.model import check_keypoints
+
+    if Path(path).suffix == ".npy":
+        if not Path(path).is_file():
+            raise GenlabError(f"{path}: no such file")
+        try:
+            return check_keypoints(np.load(path, allow_pickle=False), path)
+        except ValueError as err:
+            raise GenlabError(f"{path}: not a keypoint array ({err})") from None
+    return load_sequence(path)[0]
+
+
+def _make_data(args) -> int:
+    from pathlib import Path
+
+    from genlab.systems.motion.concepts import dataset as D
+
+    seqs = D.sequences(args.split, args.n)
+    for i, s in enumerate(seqs):
+        path = Path(args.out) / f"{args.split}_{i:03d}.npz"
+        if args.lists_only:
+            D.save_sequence(path, s.keypoints, actions=s.description.concepts)
+        else:
+            D.save_sequence(path, s.keypoints, description=s.description)
+    print(f"wrote {len(seqs)} sequences to {args.out}")
+    return 0
+
+
+def _fit(args) -> int:
+    from genlab.errors import GenlabError
+    from genlab.systems.motion.concepts import dataset as D
+    from genlab.systems.motion.concepts.config import ConceptConfig
+    from genlab.systems.motion.concepts.learn import ListSequence, learn
+
+    if args.k < 1:
+        raise GenlabError(f"--k must be >= 1, got {args.k}")
+    examples = D.few_shot(args.k, seed=args.seed)
+    if args.lists:
+        seqs = []
+        for path in args.lists:
+            kp, desc, acts = D.load_sequence(path)
+            acts = acts if acts is not None else (desc.concepts if desc is not None else None)
+            if acts is None:
+                raise GenlabError(f"{path}: holds neither an action list nor a description")
+            seqs.append(ListSequence(kp, tuple(acts)))
+    else:
+        seqs = D.list_only(D.sequences("lists", args.n_lists, seed=args.seed)) if args.n_lists else []
+    model, logs = learn(examples, ConceptConfig(), seqs, progress=True)
+    model.save(args.out)
+    for log in logs:
+        print(f"{log.stage}: objective {[round(v, 1) for v in log.objective]}")
+    print(f"saved {args.out} ({len(model.concepts)} concepts)")
+    return 0
+
+
+def _describe(args) -> int:
+    from genlab.core.io import atomic_write_text
+    from genlab.systems.motion.concepts.model import ConceptModel
+
+    model = ConceptModel.load(args.model)
+    desc = model.describe(_load_keypoints(args.sequence), where=args.sequence)
+    print(desc.to_dsl(), end="")
+    if args.json:
+        atomic_write_text(args.json, desc.to_json())
+    return 0
+
+
+def _align(args) -> int:
+    from genlab.systems.motion.concepts.model import ConceptModel
+
+    model = ConceptModel.load(args.model)
+    actions = [a.strip() for a in args.actions.split(",") if a.strip()]
+    print(model.align(_load_keypoints(args.sequence), actions, where=args.sequence).to_dsl(), end="")
+    return 0
+
+
+def _read_description(path: str):
+    from pathlib import Path
+
+    from genlab.errors import GenlabError
+    from genlab.systems.motion.concepts.description import Description
+
+    p = Path(path)
+    if not p.is_file():
+        raise GenlabError(f"{path}: no such file")
+    text = p.read_text()
+    if text.lstrip().startswith("{"):
+        return Description.from_json(text, where=path)
+    return Description.from_dsl(text, where=path)
+
+
+def _synthesise(args) -> int:
+    import numpy as np
+
+    from genlab.core.io import atomic_path
+    from genlab.systems.motion.concepts.model import ConceptModel
+    from genlab.systems.motion.concepts.render import render_video
+    from genlab.systems.motion.concepts.synth import synthesise
+
+    model = ConceptModel.load(args.model)
+    desc = _read_description(args.description)
+    syn = synthesise(model, desc, mirrored=args.mirrored, temperature=args.temperature, seed=args.seed)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, syn.keypoints)
+    if args.video:
+        render_video(syn.keypoints, args.video, labels=desc.frame_labels())
+    print(f"wrote {args.out} ({desc.n_frames} frames)")
+    return 0
+
+
+def _demo(args) -> int:
+    from pathlib import Path
+
+    from genlab.core.io import atomic_write_text
+    from genlab.systems.motion.concepts import dataset as D
+    from genlab.systems.motion.concepts import metrics as M
+    from genlab.systems.motion.concepts.config import ConceptConfig
+    from genlab.systems.motion.concepts.learn import learn
+    from genlab.systems.motion.concepts.programs import concept_text, loop_from_text
+    from genlab.systems.motion.concepts.render import render_video
+    from genlab.systems.motion.concepts.synth import edit, synthesise
+
+    out = Path(args.out)
+    examples = D.few_shot(1)
+    model, _ = learn(examples, ConceptConfig())
+    model.save(out / "model.json")
+    seq = D.sequences("val", 1)[0]
+    pred = model.describe(seq.keypoints)
+    print("true:     ", seq.description.to_dsl().splitlines()[1:])
+    print("described:", pred.to_dsl().splitlines()[1:])
+    print(f"NormED {M.norm_edit_distance(pred.concepts, seq.description.concepts):.3f}")
+    atomic_write_text(out / "description.txt", pred.to_dsl())
+    c = model.concepts[0]
+    atomic_write_text(out / f"concept_{c.name}.txt", concept_text(c.name, loop_from_text(c.program), c.count_probs))
+    syn = synthesise(model, pred, mirrored=seq.mirrored)
+    render_video(syn.keypoints, out / "synthesis.mp4", labels=pred.frame_labels())
+    edited, span = edit(model, syn, "replace", 0, concept=model.names[-1] if pred.actions[0].concept !=
+                        model.names[-1] else model.names[0])
+    render_video(edited.keypoints, out / "edited.mp4", labels=edited.description.frame_labels())
+    print(f"edited frames {span[0]}..{span[1]}; wrote {out}/model.json, description.txt, synthesis.mp4, edited.mp4")
+    return 0

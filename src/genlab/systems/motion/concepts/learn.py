@@ -138,7 +138,7 @@ def chain_graph(label: int, n: int) -> StateGraph:
 
 
 def _chain_align(model: ConceptModel, feats: np.ndarray, label: int, count: int):
-    scores, ds, variant = model.segment_scores(feats)
+    scores, ds, variant = model.segment_scores(feats, only=[label])
     res = segmental_viterbi(scores, ds, chain_graph(label, count))
     units = []
     for u in res.units:

@@ -140,26 +140,31 @@ class ConceptModel:
         hi = max(c.max_duration for c in self.concepts)
         return np.array([1] + list(range(max(lo, 2), hi + 1)), dtype=np.int64)
 
-    def segment_scores(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """scores (C + 1, D, T + 1) (label C = idle), durations (D,), variant (C, D, T + 1)."""
+    def segment_scores(self, feats: np.ndarray, only=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """scores (C + 1, D, T + 1) (label C = idle), durations (D,), variant (C, D, T + 1).
+
+        `only`: concept indices to score (the others stay -inf), e.g. those of an action list."""
         cfg = self.cfg
         T, F = feats.shape
         P = cfg.n_phases
         C = len(self.concepts)
+        sel = list(range(C)) if only is None else sorted(set(only))
         ds = self.durations()
         scores = np.full((C + 1, len(ds), T + 1), NEG)
         variant = np.zeros((C, len(ds), T + 1), dtype=np.int8)
-        # Templates: concept c variant v at row 2 c + v; W = 1/var, quadratic form expanded.
+        # Templates: selected concept i, variant v at row 2 i + v; W = 1/var, quadratic form expanded.
         means, vars_ = [], []
-        for c in self.concepts:
+        for ci in sel:
+            c = self.concepts[ci]
             means += [c.mean, mirror(c.mean, cfg) if cfg.mirror else c.mean]
             vars_ += [c.var, np.abs(mirror(c.var, cfg)) if cfg.mirror else c.var]
-        mean = np.stack(means).reshape(2 * C, P * F)
-        W = 1.0 / np.stack(vars_).reshape(2 * C, P * F)
+        n = len(sel)
+        mean = np.stack(means).reshape(2 * n, P * F)
+        W = 1.0 / np.stack(vars_).reshape(2 * n, P * F)
         Wm = W * mean
-        const = (W * mean**2).sum(1) + np.log(np.stack(vars_)).reshape(2 * C, -1).sum(1) + P * F * LOG2PI
-        dmin = np.array([c.min_duration for c in self.concepts])
-        dmax = np.array([c.max_duration for c in self.concepts])
+        const = (W * mean**2).sum(1) + np.log(np.stack(vars_)).reshape(2 * n, -1).sum(1) + P * F * LOG2PI
+        dmin = np.array([self.concepts[ci].min_duration for ci in sel])
+        dmax = np.array([self.concepts[ci].max_duration for ci in sel])
         for k, d in enumerate(ds):
             if d < 2 or d > T:
                 continue
@@ -167,15 +172,15 @@ class ConceptModel:
             if not ok.any():
                 continue
             X = feats[np.arange(T - d + 1)[:, None] + phase_offsets(d, P)[None]].reshape(T - d + 1, P * F)
-            quad = (X * X) @ W.T - 2.0 * X @ Wm.T + const  # (n, 2C): -2 log N summed over phases
-            ll = (-0.5 * cfg.emission_scale * d / P) * quad.reshape(-1, C, 2)  # (n, C, 2)
+            quad = (X * X) @ W.T - 2.0 * X @ Wm.T + const  # (n_windows, 2 n): -2 log N over phases
+            ll = (-0.5 * cfg.emission_scale * d / P) * quad.reshape(-1, n, 2)  # (n_windows, n, 2)
             v = np.argmax(ll, axis=2)
-            best = np.take_along_axis(ll, v[..., None], 2)[..., 0]  # (n, C)
-            for ci, c in enumerate(self.concepts):
-                if ok[ci]:
-                    dur = cfg.duration_weight * float(c.duration_logpdf(np.array([d]))[0])
-                    scores[ci, k, d:] = best[:, ci] + dur
-                    variant[ci, k, d:] = v[:, ci]
+            best = np.take_along_axis(ll, v[..., None], 2)[..., 0]  # (n_windows, n)
+            for i, ci in enumerate(sel):
+                if ok[i]:
+                    dur = cfg.duration_weight * float(self.concepts[ci].duration_logpdf(np.array([d]))[0])
+                    scores[ci, k, d:] = best[:, i] + dur
+                    variant[ci, k, d:] = v[:, i]
         r = feats - self.idle_mean
         idle = -0.5 * ((r * r) / self.idle_var + np.log(self.idle_var) + LOG2PI).sum(1)
         scores[C, 0, 1:] = cfg.emission_scale * idle + cfg.idle_bonus
@@ -201,7 +206,7 @@ class ConceptModel:
         C = len(self.concepts)
         mc = self._min_counts()
         check_fits(idx, self.names, len(feats), [c.min_duration for c in self.concepts], mc)
-        scores, ds, variant = self.segment_scores(feats)
+        scores, ds, variant = self.segment_scores(feats, only=idx)
         graph = forced_graph(idx, idle_label=C, min_count=mc)
         res = segmental_viterbi(scores, ds, graph)
         if not np.isfinite(res.log_likelihood):

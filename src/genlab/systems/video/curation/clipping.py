@@ -160,7 +160,7 @@ def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, c
         raise ValueError(f"write_clip: method {plan.method!r} writes nothing")
     duration = max(frame_dt, plan.end_s - plan.start_s - 0.5 * frame_dt)
     start = plan.start_s + start_offset_s
-    enc = ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(cfg.crf), "-pix_fmt", "yuv420p"]
+    enc = ["-c:v", "libx264", "-preset", cfg.preset, "-crf", str(cfg.crf), "-pix_fmt", "yuv420p"]
     if frames is not None and not exact_seek:
         first, end = frames
         args = ["-i", str(src), "-map", "0:v:0", "-vf", f"select='between(n\\,{first}\\,{end - 1})',setpts=N/FRAME_RATE/TB",

@@ -29,8 +29,25 @@ class CutResult:
     by_level: dict[str, list[int]] = field(default_factory=dict)  # raw detections, for analysis
 
 
+def _shared_score_adaptive():
+    """AdaptiveDetector whose frame score (the same HSV content score ContentDetector computes) is
+    taken from the ContentDetector that has just processed the same frame, instead of being
+    computed a second time; its decision rule is PySceneDetect's, unchanged."""
+    from scenedetect import AdaptiveDetector
+
+    class SharedScoreAdaptive(AdaptiveDetector):
+        source = None
+
+        def _calculate_frame_score(self, timecode, frame_img):
+            if self.source is None:
+                return super()._calculate_frame_score(timecode, frame_img)
+            return self.source._frame_score
+
+    return SharedScoreAdaptive
+
+
 def _detectors(cfg: CutConfig, fps: float, level: int):
-    from scenedetect import AdaptiveDetector, ContentDetector
+    from scenedetect import ContentDetector
 
     # min_scene_len is in samples of this level; at least one sample so a level can fire at all
     min_len = max(1, int(round(cfg.min_scene_s * fps / level)))
@@ -38,15 +55,20 @@ def _detectors(cfg: CutConfig, fps: float, level: int):
     if cfg.use_content:
         out["content"] = ContentDetector(threshold=cfg.content_threshold, min_scene_len=min_len)
     if cfg.use_adaptive:
-        out["adaptive"] = AdaptiveDetector(
+        adaptive = _shared_score_adaptive()(
             adaptive_threshold=cfg.adaptive_threshold, min_scene_len=min_len,
             window_width=cfg.adaptive_window, min_content_val=cfg.adaptive_min_content,
         )
+        adaptive.source = out.get("content")  # runs after it on every frame (dict order)
+        out["adaptive"] = adaptive
     return out
 
 
-def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: int = 1) -> CutResult:
-    """Decode `path` once and run the cascade. Raises VideoReadError for unreadable videos."""
+def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: int = 1, grid=None) -> CutResult:
+    """Decode `path` once and run the cascade. Raises VideoReadError for unreadable videos.
+
+    `grid` (optional, e.g. stages.SampleGrid) rides along the same decoding pass: it says which
+    frames it wants (`grid.want(index, time)`) at `grid.max_side` and receives them (`grid.add`)."""
     from scenedetect import FrameTimecode
 
     fps = fps if fps and fps > 0 else 25.0
@@ -64,7 +86,12 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     scorer = dets.get(1, {}).get("content") or ContentDetector(threshold=1e9, min_scene_len=1)
     own_scorer = scorer is not dets.get(1, {}).get("content")
     last_tc: dict[int, FrameTimecode] = {}
-    for frame in iter_frames(path, max_side=cfg.max_side, threads=threads):
+    frames = iter_frames(path, max_side=cfg.max_side, threads=threads,
+                         extra_max_side=grid.max_side if grid is not None else None,
+                         want_extra=grid.want if grid is not None else None)
+    for frame in frames:
+        if frame.extra is not None:
+            grid.add(frame)
         times.append(frame.time)
         if own_scorer:
             scorer.process_frame(FrameTimecode(frame.index, fps), frame.image)

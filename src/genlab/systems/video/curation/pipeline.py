@@ -164,21 +164,50 @@ def _sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads
     return out
 
 
-def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike) -> list[dict]:
-    """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input."""
+def _grid_for(record: dict, config: CurationConfig) -> st.SampleGrid | None:
+    """A SampleGrid when the video's 2 fps samples (+ following frames) fit in `single_pass_mb`."""
+    from genlab.core.data.video import scaled_size
+
+    if config.single_pass_mb <= 0:
+        return None
+    w, h = scaled_size(record["width"], record["height"], config.sample_max_side)
+    duration = record["video_duration_s"] or 0.0
+    if duration <= 0:
+        return None
+    megabytes = duration * config.motion.sample_fps * 2 * w * h * 3 / 1e6
+    return st.SampleGrid(config.motion.sample_fps, config.sample_max_side) if megabytes <= config.single_pass_mb else None
+
+
+def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike,
+                  timings: dict[str, float] | None = None) -> list[dict]:
+    """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input.
+
+    `timings`, when given, receives the wall seconds of each stage (for the benchmark)."""
     out_dir = Path(out_dir)
+    timings = {} if timings is None else timings
+    clock = time.perf_counter
+
+    def timed(name, fn, *args):
+        t = clock()
+        try:
+            return fn(*args)
+        finally:
+            timings[name] = timings.get(name, 0.0) + clock() - t
+
     vid = video_id_for(path)
     record = _empty_row(vid, str(path))
     record["path"] = str(path)
     try:
-        record.update(st.ProbeStage()(record))
-        record.update(st.CutStage(config.cuts, threads=config.decode_threads)(record))
+        record.update(timed("probe", st.ProbeStage(), record))
+        grid = _grid_for(record, config)
+        record.update(timed("cuts", st.CutStage(config.cuts, threads=config.decode_threads, grid=grid), record))
         frame_times = record.pop("_frame_times")
         fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
         frame_dt = 1.0 / fps
         scenes = scenes_from_cuts(record["cuts"], frame_times, fps, config.clips.min_clip_s)
-        keyframes = keyframes_or_empty(path)
+        keyframes = timed("clip", keyframes_or_empty, path)
         copy_ok = copyable_container(record["container"])
+        start_offset = _container_start(path) if config.clips.write_clips else 0.0
         clips = []
         for i, scene in enumerate(scenes):
             plan = plan_clip(scene, keyframes, config.clips, frame_dt, copy_ok)
@@ -193,9 +222,8 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
             )
             if config.clips.write_clips:
                 rel = Path("clips") / vid / f"{row['clip_id']}{clip_suffix(record['codec'], plan.method)}"
-                start_offset = _container_start(path)
-                method = write_clip(path, out_dir / rel, plan, config.clips, frame_dt, start_offset,
-                                    frames=(start_frame, scene.end_frame), exact_seek=copy_ok)
+                method = timed("clip", write_clip, path, out_dir / rel, plan, config.clips, frame_dt,
+                               start_offset, (start_frame, scene.end_frame), copy_ok)
                 if method != plan.method:  # the packets did not allow a copy: re-encoded from the scene start
                     rel = rel.with_suffix(".mp4")
                     row.update(clip_method=method)
@@ -203,10 +231,13 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
             clips.append(row)
         if clips:
             stages = _clip_stages_cached(config)
-            frames = _sample_clip_frames(path, clips, config, config.decode_threads)
+            if grid is not None:
+                frames = [grid.clip_frames(c["start_frame"], c["end_frame"], c["start_s"], c["end_s"]) for c in clips]
+            else:
+                frames = timed("sample", _sample_clip_frames, path, clips, config, config.decode_threads)
             for row, clip_frames in zip(clips, frames):
                 for stage in stages:
-                    row.update(stage(row, clip_frames))
+                    row.update(timed(stage.name, stage, row, clip_frames))
             rows = clips
         else:
             row = {k: record.get(k) for k in COLUMNS}

@@ -1,0 +1,104 @@
+"""Training steps/s and sampling images/s: genlab's MM-DiT vs diffusers' SD3Transformer2DModel.
+
+Same config, same weights (converted), same batch: depth 4 (hidden 256, 4 heads), 32x32x4 latents
+(2x2 patches -> 256 image tokens), 77 text tokens of width 4096, pooled 2048, batch 8.
+A training step = forward + backward + AdamW; sampling = Euler steps with classifier-free guidance
+(one batched forward of 2B per step). Run on CPU; timings are medians over repeats.
+
+    python benchmarks/t2i_throughput.py [--threads 1] [--repeats 5] [--steps 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from genlab.systems.t2i import convert
+from genlab.systems.t2i.config import mmdit_depth
+from genlab.systems.t2i.model import MMDiT
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=10, help="Euler steps per sampling run")
+    ap.add_argument("--batch", type=int, default=8)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    from diffusers import SD3Transformer2DModel
+
+    cfg = mmdit_depth(4, in_channels=4, out_channels=4, pos_embed_max_size=32, pos_embed_base_size=16)
+    torch.manual_seed(0)
+    ours = MMDiT(cfg)
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    theirs = SD3Transformer2DModel(**convert.to_diffusers_config(cfg))
+    theirs.load_state_dict(convert.to_diffusers(ours.state_dict()))
+    b = args.batch
+    x, ctx, pooled = torch.randn(b, 4, 32, 32), torch.randn(b, 77, 4096), torch.randn(b, 2048)
+    t = torch.rand(b) * 1000
+
+    def run_ours(xx, tt, cc, pp):
+        return ours(xx, tt, cc, pp)
+
+    def run_theirs(xx, tt, cc, pp):
+        return theirs(hidden_states=xx, timestep=tt, encoder_hidden_states=cc, pooled_projections=pp).sample
+
+    with torch.no_grad():
+        torch.testing.assert_close(run_ours(x, t, ctx, pooled), run_theirs(x, t, ctx, pooled), rtol=1e-4, atol=1e-4)
+
+    rows = []
+    for name, module, fwd in (("genlab MMDiT", ours, run_ours), ("diffusers SD3Transformer2DModel", theirs, run_theirs)):
+        opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
+        module.train()
+
+        def train_step(module=module, fwd=fwd, opt=opt):
+            loss = (fwd(x, t, ctx, pooled) - x).square().mean()
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        module.eval()
+
+        @torch.no_grad()
+        def sample(fwd=fwd):
+            z = torch.randn(b, 4, 32, 32)
+            c2, p2 = torch.cat([torch.zeros_like(ctx), ctx]), torch.cat([torch.zeros_like(pooled), pooled])
+            ts = torch.linspace(1, 0, args.steps + 1)
+            for i in range(args.steps):
+                v_u, v_c = fwd(torch.cat([z, z]), (1000 * ts[i]).expand(2 * b), c2, p2).chunk(2)
+                z = z + (ts[i + 1] - ts[i]) * (v_u + 4.0 * (v_c - v_u))
+            return z
+
+        module.train()
+        train_s = _median_time(train_step, args.repeats)
+        module.eval()
+        sample_s = _median_time(sample, max(1, args.repeats // 2))
+        rows.append((name, 1.0 / train_s, b / sample_s))
+
+    (_, ours_train, ours_sample), (_, ref_train, ref_sample) = rows
+    print(f"\nMM-DiT depth 4 (hidden 256), batch {b}, 32x32x4 latents, 77 text tokens, {args.threads} thread(s), "
+          f"CFG sampling with {args.steps} Euler steps")
+    print(f"{'implementation':34s} {'train steps/s':>14s} {'sample images/s':>16s}")
+    for name, tr, sm in rows:
+        print(f"{name:34s} {tr:14.3f} {sm:16.3f}")
+    print(f"{'ratio genlab / diffusers':34s} {ours_train / ref_train:13.2f}x {ours_sample / ref_sample:15.2f}x")
+
+
+if __name__ == "__main__":
+    main()
