@@ -80,6 +80,11 @@ def test_interrupted_run_redoes_only_unfinished(inputs, tmp_path):
     assert (second["processed"], second["resumed"]) == (1, 1)
     assert record.stat().st_mtime_ns == stamp
     assert second["clips"] == 2
+    # other processing settings would mix two kinds of rows in one table: refused
+    from dataclasses import replace
+
+    with pytest.raises(GenlabError, match="processed with other settings"):
+        run(videos, replace(tiny(), motion=replace(tiny().motion, max_side=160)), out, progress=False)
 
 
 def test_percentile_and_absolute_filters():
