@@ -283,6 +283,21 @@ def load_record(out_dir: Path, path: str | os.PathLike) -> list[dict] | None:
         return None  # a damaged record is redone
 
 
+def _check_processing_config(config: CurationConfig, out_dir: Path) -> None:
+    """Resume only into a folder made with the same processing settings (filters may change freely)."""
+    from dataclasses import replace
+
+    fingerprint = repr(replace(config, filters=(), workers=1))
+    marker = out_dir / "records" / "_config.txt"
+    if marker.is_file():
+        if marker.read_text() != fingerprint:
+            raise GenlabError(
+                f"{out_dir}: its finished videos were processed with other settings (stages, cuts, clips); "
+                "filters and --workers may change on resume, anything else needs a new --out")
+    else:
+        atomic_write_text(marker, fingerprint)
+
+
 def _init_worker():
     os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
@@ -298,6 +313,7 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     videos = find_videos(inputs)
     if not videos:
         raise GenlabError(f"no video files found in {[str(i) for i in inputs]}")
+    _check_processing_config(config, out_dir)
     done = {str(v): load_record(out_dir, v) for v in videos}
     todo = [v for v in videos if done[str(v)] is None]
     t0 = time.perf_counter()
