@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--m", type=int, default=100, help="candidates per line")
     ev.add_argument("--out", default=None, help="JSON lines of per-program results (resumable)")
     ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--summary-only", action="store_true",
+                    help="only summarise the programs already in --out (label: the completed prefix)")
     ev.set_defaults(func=_eval)
 
     sanity = sub.add_parser("sanity", help="gold programs through the harness: share passing hidden tests")
@@ -162,9 +164,15 @@ def _eval(args) -> int:
     out = Path(args.out) if args.out else Path("runs/spoc") / f"eval-{tsv.stem}-{translator.name}-b{args.budget}-{ids_checksum([p.uid for p in programs])}.jsonl"
     print(f"{len(programs)} programs from {tsv} (ids checksum {ids_checksum([p.uid for p in programs])}); "
           f"translator {translator.name}; methods {methods}; budget {args.budget}; results -> {out}")
-    with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
-        records = run_eval(programs, cands, harness, out, methods, args.budget, localiser,
-                           workers=harness.workers, progress=not args.no_progress)
+    if args.summary_only:
+        from genlab.systems.spoc.evaluate import load_records
+
+        records = load_records(out, programs, methods, args.budget)
+        print(f"summary only: {len(records)} of {len(programs)} programs have every method in {out}")
+    else:
+        with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+            records = run_eval(programs, cands, harness, out, methods, args.budget, localiser,
+                               workers=harness.workers, progress=not args.no_progress)
     budgets = [int(b) for b in args.budgets.split(",") if int(b) <= args.budget]
     text, _ = summarise(records, programs, cands, methods, budgets)
     print(text)

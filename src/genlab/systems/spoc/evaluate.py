@@ -88,6 +88,21 @@ def run_eval(programs: Sequence[Program], cands: dict[str, list[list[Candidate]]
     return [done[p.uid] for p in programs if all(m in done.get(p.uid, {}) for m in methods)]
 
 
+def load_records(out_path: str | Path, programs: Sequence[Program], methods: Sequence[str], budget: int) -> list[dict]:
+    """Merged records of `out_path` for the programs that have every method (in program order)."""
+    done: dict[str, dict] = {}
+    out_path = Path(out_path)
+    if out_path.exists():
+        for line in out_path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("budget") == budget:
+                done.setdefault(rec["uid"], {}).update(rec)
+    return [done[p.uid] for p in programs if all(m in done.get(p.uid, {}) for m in methods)]
+
+
 def summarise(records: Sequence[dict], programs: Sequence[Program], cands: dict[str, list[list[Candidate]]],
               methods: Sequence[str], budgets: Sequence[int] = (1, 10, 100)) -> tuple[str, dict]:
     n = len(records)
