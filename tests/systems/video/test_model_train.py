@@ -122,3 +122,21 @@ def test_temporal_lora_starts_as_identity_trains_only_adapters_and_merges():
         merged = model.net(x, torch.zeros(1), **cond)
     assert (adapted - base).abs().max() > 0
     torch.testing.assert_close(merged, adapted, rtol=1e-4, atol=1e-5)
+
+
+def test_text_to_video_and_missing_paths(tmp_path):
+    from genlab.core.autoencoders.kl import DiffusersKL
+    from genlab.systems.video.model import CLIPImageTokens
+    from genlab.systems.video.pipeline import SamplingConfig, sample_t2v
+
+    model = SVDModel(tiny(mode="t2v", latent_channels=3)).eval()
+    cfg = SamplingConfig(num_frames=2, steps=2, min_guidance=1.0, max_guidance=2.0)
+    out = sample_t2v(model, PixelIdentity(3), torch.randn(1, 4, 32), 8, 8, cfg,
+                     generator=torch.Generator().manual_seed(0))
+    assert out.video.shape == (1, 2, 3, 8, 8) and out.nfe == 2
+    with pytest.raises(GenlabError, match="prompt"):
+        sample_t2v(model, PixelIdentity(3), None, 8, 8, cfg)
+    with pytest.raises(GenlabError, match="CLIP"):
+        CLIPImageTokens.from_local(tmp_path / "no_clip")
+    with pytest.raises(GenlabError, match="AutoencoderKL"):
+        DiffusersKL.from_local(tmp_path / "no_vae")

@@ -121,13 +121,17 @@ class Frame:
     index: int  # presentation order from 0
     time: float  # seconds from the stream start
     image: np.ndarray | None  # (H, W, 3) uint8 in `fmt`, or None when not requested
+    extra: np.ndarray | None = None  # a second size of the same frame, when `want_extra` asked for it
 
 
 def iter_frames(
     path: str | os.PathLike, *, max_side: int | None = None, fmt: str = "bgr24",
     want=None, threads: int = 1, check_truncation: bool = True,
+    extra_max_side: int | None = None, want_extra=None,
 ) -> Iterator[Frame]:
     """Decode every frame in order; convert (and resize) only the frames `want(index, time)` accepts.
+    Frames `want_extra(index, time)` accepts also get `extra`, the frame at `extra_max_side`
+    (one decoding pass serving two consumers, e.g. cut detection and 2 fps scoring samples).
 
     Raises VideoReadError when nothing decodes, when decoding fails part-way, or (with
     `check_truncation`) when clearly fewer frames decode than the container header declares.
@@ -160,7 +164,16 @@ def iter_frames(
                         image = frame.to_ndarray(format=fmt)
                     else:
                         image = frame.to_ndarray(format=fmt, width=size[0], height=size[1])
-                yield Frame(index, float(time), image)
+                extra = None
+                if want_extra is not None and want_extra(index, time):
+                    esize = scaled_size(frame.width, frame.height, extra_max_side)
+                    if image is not None and esize == size:
+                        extra = image
+                    elif esize == (frame.width, frame.height):
+                        extra = frame.to_ndarray(format=fmt)
+                    else:
+                        extra = frame.to_ndarray(format=fmt, width=esize[0], height=esize[1])
+                yield Frame(index, float(time), image, extra)
                 index += 1
         except av.error.FFmpegError as err:
             raise VideoReadError(path, f"decoding failed after {index} frames ({_ffmpeg_message(err)})") from err

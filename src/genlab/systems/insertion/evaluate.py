@@ -2,7 +2,8 @@
 
 Methods compared on the same pairs (the same noise for every sampled method):
 - ground truth: the target frame (sanity: affordance must be >= 0.95 or the metric means nothing)
-- paste: the reference person pasted unchanged (no re-posing), feet on the mask box's bottom edge
+- paste: the reference person pasted unchanged (no re-posing) into the empty room, feet on the mask
+  box's bottom edge
 - ours: insertion with scene and person
 - scene dropped: scene hallucination with the same reference (affordance should fall)
 - person hallucination: scene only, no reference
@@ -25,7 +26,8 @@ EVAL_SEED = 20230601
 
 
 def paste_baseline(pair: P.Pair, cfg: P.PairConfig) -> np.ndarray:
-    """Paste the reference person, unchanged in pose and scale, into the mask box: centred
+    """Paste the reference person, unchanged in pose and scale, into the scene without the target
+    person (the toy's empty room; the grey-masked scene elsewhere): centred in the mask box
     horizontally, feet on the box's bottom edge less the mask dilation (where the target's feet are)."""
     size = cfg.size
     crop = int(round(cfg.ref_crop * size))
@@ -33,7 +35,7 @@ def paste_baseline(pair: P.Pair, cfg: P.PairConfig) -> np.ndarray:
     ref = F.interpolate(ref, size=(crop, crop), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
     alpha = np.clip(np.abs(ref - toy.GREY).max(-1) * 6, 0, 1)  # person coverage from the grey background
     pb = bbox(alpha, 0.5)
-    out = pair.scene.copy()
+    out = (pair.background if pair.background is not None else pair.scene).copy()
     mb = bbox(pair.mask, 0.5)
     if pb is None or mb is None:
         return out

@@ -58,6 +58,7 @@ class Pair:
     mask: np.ndarray  # (S, S) float32 {0, 1}, 1 = fill in
     reference: np.ndarray  # (R, R, 3)
     meta: dict = field(default_factory=dict)
+    background: np.ndarray | None = None  # toy only: the room without the person (for the paste baseline)
 
 
 def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
@@ -205,8 +206,10 @@ def make_pair(seed: int, index: int, cfg: PairConfig = PairConfig(), mode: str =
     reference = centred_reference(ref_frame.image, ref_frame.mask, cfg, rng if cfg.augment else None)
     flip = bool(cfg.flip and rng.uniform() < 0.5)
     kp = tgt.keypoints.copy()
+    background = toy.render_room(clip.room, cfg.size)
     if flip:
-        target, scene, mask, reference = (a[:, ::-1].copy() for a in (target, scene, mask, reference))
+        target, scene, mask, reference, background = (
+            a[:, ::-1].copy() for a in (target, scene, mask, reference, background))
         kp[:, 0] = cfg.size - kp[:, 0]
     meta = {
         "seed": seed, "index": index, "mode": mode, "mask_kind": kind, "dilation": dilation, "flip": flip,
@@ -218,7 +221,7 @@ def make_pair(seed: int, index: int, cfg: PairConfig = PairConfig(), mode: str =
         **_room_meta(clip.room, cfg.size, flip),
     }
     return Pair(target=target.astype(np.float32), scene=scene.astype(np.float32), mask=mask,
-                reference=reference, meta=meta)
+                reference=reference, meta=meta, background=background)
 
 
 def eval_pairs(n: int, cfg: PairConfig, seed: int = 20230601, mode: str = "same") -> list[Pair]:

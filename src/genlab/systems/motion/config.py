@@ -23,6 +23,8 @@ class FitConfig:
     max_len: int = 40  # longest segment (frames): the DP is O(T * max_len * J)
     penalty: float | None = None  # fixed per-segment penalty; None = adaptive to the measured noise
     penalty_scale: float = 12.0  # adaptive penalty = penalty_scale * J * noise variance (per coordinate)
+    penalty_local: bool = False  # adaptive to the local noise (rolling median over penalty_window frames)
+    penalty_window: int = 31
     noise_floor: float = 2.5e-5  # lower bound of that noise variance (0.5% of body height squared)
     stat_box: float = 0.04  # stationary if the joint stays within a box this wide ...
     stat_dev: float = 0.02  # ... or its rms deviation from its mean is below this

@@ -246,9 +246,29 @@ def cost_table(X: np.ndarray, w: np.ndarray, cfg: FitConfig) -> tuple[np.ndarray
     return C, mom
 
 
-def best_boundaries(C: np.ndarray, min_len: int, penalty: float) -> tuple[np.ndarray, float]:
-    """DP over the cost table: D[e] = min_L D[e - L] + C[L, e - L] + penalty. Returns the segment
-    boundaries (0 ... T) and the total cost. O(T * (max_len - min_len))."""
+def local_noise_var(X: np.ndarray, w: np.ndarray, window: int) -> np.ndarray:
+    """(T,) per-frame noise variance: median over joints of squared second differences / 6, then a
+    rolling median over `window` frames (robust to the motion's own acceleration)."""
+    from scipy.ndimage import median_filter
+
+    T = X.shape[0]
+    d2 = np.zeros(T)
+    if T >= 3:
+        sq = ((X[2:] - 2 * X[1:-1] + X[:-2]) ** 2).reshape(T - 2, -1)
+        d2[1:-1] = np.median(sq, axis=1) / (6 * 0.4549)
+        d2[0], d2[-1] = d2[1], d2[-2]
+        ok = (w[2:] > 0) & (w[1:-1] > 0) & (w[:-2] > 0)
+        if ok.any() and not ok.all():
+            d2[1:-1][~ok] = np.median(d2[1:-1][ok])
+    return median_filter(d2, size=max(1, window), mode="nearest")
+
+
+def best_boundaries(C: np.ndarray, min_len: int, penalty: float | np.ndarray) -> tuple[np.ndarray, float]:
+    """DP over the cost table: D[e] = min_L D[e - L] + C[L, e - L] + penalty (a scalar, or a table
+    shaped like C for a penalty that varies with the window). Returns the segment boundaries
+    (0 ... T) and the total cost. O(T * (max_len - min_len))."""
+    if np.ndim(penalty):
+        C, penalty = C + penalty, 0.0
     T = C.shape[1] - 1
     Ls = np.arange(min_len, min_len + C.shape[0])
     D = np.full(T + 1, np.inf)
@@ -284,13 +304,24 @@ def segment_sequence_scales(X: np.ndarray, w: np.ndarray, cfg: FitConfig,
     noise = estimate_noise_var(X, w)
     base = cfg.penalty if cfg.penalty is not None else cfg.penalty_scale * J * max(noise, cfg.noise_floor)
     C, mom = cost_table(X, w, cfg)
+    if cfg.penalty is None and cfg.penalty_local:
+        # penalty of window [b, b+L) from the mean local noise over it (prefix sums)
+        var = np.maximum(local_noise_var(X, w, cfg.penalty_window), cfg.noise_floor)
+        pre = _prefix(var)
+        table = np.full_like(C, np.inf)
+        for li in range(C.shape[0]):
+            L = cfg.min_len + li
+            n = T - L + 1
+            table[li, :n] = cfg.penalty_scale * J * (pre[L : L + n] - pre[:n]) / L
+        base = table
     out = []
     for scale in penalty_scales:
         bounds, cost = best_boundaries(C, cfg.min_len, base * scale)
+        pen = float(np.mean(base[np.isfinite(base)]) * scale) if np.ndim(base) else float(base * scale)
         starts, lengths = bounds[:-1], np.diff(bounds)
         segs = []
         for b, L in zip(starts, lengths):
             f = fit_windows(mom, np.array([b]), int(L), cfg)
             segs.append(Segment(float(L), primitives_from_fit(f, 0)))
-        out.append(Segmentation(starts, lengths, tuple(segs), cost, float(base * scale), noise))
+        out.append(Segmentation(starts, lengths, tuple(segs), cost, pen, noise))
     return out

@@ -116,7 +116,11 @@ def build_translator(kind: str, data, exclude_split: str | None = None, model: s
         return Seq2SeqTranslator.load(model)
     from genlab.systems.spoc.lm import CausalLMTranslator
 
-    return CausalLMTranslator(model)
+    shots = []
+    for split in ("train-eval", "train-test"):
+        if split != exclude_split:
+            shots += training_pairs(load_tsv(data / SPLITS[split])[:2])
+    return CausalLMTranslator(model, examples=shots[:8])
 
 
 # --- commands ---------------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ class MulticlassLocaliser:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(batch)
+                total += loss.item() * len(batch)
             losses.append(total / len(data))
         self.weight = weight.detach()
         return losses
@@ -194,10 +194,12 @@ def make_examples(programs: Sequence[Program], cands: dict[str, list[list[Candid
             codes = [line.code for line in p.lines]
             codes[i] = rng.choice(wrong)
             indents = [line.indent for line in p.lines]
-            jobs.append((codes, indents, translated, i, harness._pool.submit(harness.compile_check, stitch(codes, indents))))
+            jobs.append((codes, indents, translated, i, stitch(codes, indents)))
     examples = []
-    for codes, indents, translated, i, fut in tqdm(jobs, desc="localiser data", disable=not progress):
-        ok, message = fut.result()
-        if not ok:
-            examples.append(Example(codes, indents, translated, message, i))
+    chunk = 256
+    for start in tqdm(range(0, len(jobs), chunk), desc="localiser data", disable=not progress):
+        part = jobs[start: start + chunk]
+        for (codes, indents, translated, i, _), (ok, message) in zip(part, harness.check_many([j[4] for j in part])):
+            if not ok:
+                examples.append(Example(codes, indents, translated, message, i))
     return examples

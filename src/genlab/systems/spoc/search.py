@@ -12,12 +12,17 @@ Error localisation, after a compile error (each compilation counts against the b
   its candidate is blacklisted.
 - `prefix`: the program prefix up to the compiler's line (closed by the stitcher) is compiled; if it
   fails, every choice sharing that prefix of candidates is pruned.
-Blacklisted choices are skipped without compiling (their neighbours are still explored).
+Blacklisted choices are never compiled: neighbours step over blacklisted candidates, and a queued
+choice that became blocked is repaired (moved to the next allowed candidates) instead.
+Implementation detail, not a change to the budget: the next `lookahead` choices in heap order are
+syntax-checked together in one g++ run (`Harness.check_many`); each still counts as one compilation
+when the search reaches it.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +39,7 @@ class SearchConfig:
     method: str = "best_first"
     max_candidates: int = 100  # M
     max_pops: int = 200_000  # bound on heap pops (blacklisted choices are popped without compiling)
+    lookahead: int = 32  # next choices syntax-checked together in one g++ run (Harness.check_many)
 
 
 @dataclass
@@ -94,20 +100,80 @@ def search(program: Program, cands: list[list[Candidate]], harness: Harness, con
     heap = [(-sum(lp[0] for lp in logp), start)]
     seen = {start}
     pops = 0
-    while heap and result.used < config.budget and pops < config.max_pops:
-        neg, choice = heapq.heappop(heap)
-        pops += 1
-        for i in range(n):  # neighbours: one line moves to its next candidate
-            if choice[i] + 1 < len(cands[i]):
-                nxt = choice[:i] + (choice[i] + 1,) + choice[i + 1:]
-                if nxt not in seen:
-                    seen.add(nxt)
-                    heapq.heappush(heap, (neg + logp[i][choice[i]] - logp[i][choice[i] + 1], nxt))
-        if any((i, choice[i]) in blacklist for i in translated):
+    buffer: deque = deque()  # (choice, source, codes) popped and syntax-checked, not yet evaluated
+
+    def allowed(i: int, j: int) -> int | None:
+        """Line i's first candidate at index >= j that is not blacklisted."""
+        while j < len(cands[i]) and (i, j) in blacklist:
+            j += 1
+        return j if j < len(cands[i]) else None
+
+    def score(choice: tuple[int, ...]) -> float:
+        return -sum(logp[i][j] for i, j in enumerate(choice))
+
+    def push(choice: tuple[int, ...]) -> None:
+        if choice not in seen:
+            seen.add(choice)
+            heapq.heappush(heap, (score(choice), choice))
+
+    def bad_prefix(choice: tuple[int, ...]) -> int:
+        """Length of a pruned prefix of `choice`, or 0."""
+        return next((k for k in sorted(prefix_lengths) if choice[:k] in bad_prefixes), 0)
+
+    def blocked(choice: tuple[int, ...]) -> bool:
+        return any((i, choice[i]) in blacklist for i in translated) or bad_prefix(choice) > 0
+
+    def refill() -> None:
+        """Pop the next `lookahead` unblocked choices in score order and syntax-check them in batches.
+
+        Neighbours move one line to its next candidate that is not blacklisted. A choice that became
+        blocked after it was queued is repaired instead: its blacklisted lines move on to their next
+        allowed candidate, or, under a pruned prefix, each line of the prefix moves on in turn.
+        """
+        nonlocal pops
+        while heap and len(buffer) < config.lookahead and pops < config.max_pops:
+            _, choice = heapq.heappop(heap)
+            pops += 1
+            k = bad_prefix(choice)
+            if k:
+                for i in translated:
+                    if i < k and (j := allowed(i, choice[i] + 1)) is not None:
+                        push(choice[:i] + (j,) + choice[i + 1:])
+                continue
+            if any((i, choice[i]) in blacklist for i in translated):
+                fixed = list(choice)
+                for i in translated:
+                    if (i, fixed[i]) in blacklist:
+                        j = allowed(i, fixed[i])
+                        if j is None:
+                            break
+                        fixed[i] = j
+                else:
+                    push(tuple(fixed))
+                continue
+            for i in range(n):
+                if (j := allowed(i, choice[i] + 1)) is not None:
+                    push(choice[:i] + (j,) + choice[i + 1:])
+            buffer.append((choice, *program_source(program, cands, choice)))
+        if config.lookahead > 1 and buffer:
+            checks = harness.check_many([src for _, src, _ in buffer])
+            if config.method == "prefix":  # the prefixes the search will compile next, checked in one go too
+                prefixes = []
+                for (_, _, codes), (ok, message) in zip(buffer, checks):
+                    blamed = None if ok else compiler_line(codes, indents, translated, message)
+                    if blamed is not None:
+                        prefixes.append(prefix_source(codes, indents, blamed))
+                if prefixes:
+                    harness.check_many(prefixes)
+
+    while result.used < config.budget:
+        if not buffer:
+            refill()
+            if not buffer:
+                break
+        choice, source, codes = buffer.popleft()
+        if blocked(choice):  # blacklisted after it was queued
             continue
-        if any(choice[:k] in bad_prefixes for k in prefix_lengths):
-            continue
-        source, codes = program_source(program, cands, choice)
         ev = harness.evaluate(source, program.probid, tests)
         result.used += 1
         result.statuses.append(ev.status)

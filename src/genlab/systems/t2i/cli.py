@@ -62,12 +62,14 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
 
 
 def _torch_threads() -> None:
+    """One intra-op thread unless OMP_NUM_THREADS says otherwise: these models are tiny, and on a
+    shared CPU several threads per process wait on each other (measured: 20x slower under load)."""
     import os
 
     import torch
 
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        torch.set_num_threads(1)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -151,8 +151,12 @@ def _convert(args: argparse.Namespace) -> int:
 
     from genlab.core.io import atomic_path, atomic_write_text
     from genlab.core.nn import temporal
+    from genlab.errors import GenlabError
     from genlab.systems.video.convert import load_unet
 
+    src = Path(args.unet)
+    if not src.exists():  # before building a 1.5B-parameter model
+        raise GenlabError(f"checkpoint not found: {src} (give a local sgm .safetensors file or diffusers folder)")
     cfg = temporal.svd() if args.preset == "svd" else temporal.svd_xt()
     unet = temporal.VideoUNet(cfg)
     fmt = load_unet(unet, args.unet)

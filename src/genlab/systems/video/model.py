@@ -122,3 +122,36 @@ def resize_frames(video: torch.Tensor, size: int) -> torch.Tensor:
         return video
     out = F.interpolate(video.flatten(0, 1), size=(size, size), mode="area")
     return out.reshape(n, t, *out.shape[1:])
+
+
+class CLIPImageTokens(nn.Module):
+    """SVD's image conditioning: CLIP ViT-H/14 image embeddings from a local transformers folder -> (B, 1, D).
+
+    Images in [-1, 1] are resized to the encoder's size (bicubic) and normalised with CLIP's mean/std
+    (diffusers' SVD pipeline does the same with an extra anti-aliasing blur)."""
+
+    MEAN = (0.48145466, 0.4578275, 0.40821073)
+    STD = (0.26862954, 0.26130258, 0.27577711)
+
+    def __init__(self, encoder: nn.Module, size: int):
+        super().__init__()
+        self.encoder, self.size = encoder, size
+
+    @classmethod
+    def from_local(cls, path) -> CLIPImageTokens:
+        from pathlib import Path
+
+        folder = Path(path)
+        if not (folder / "config.json").is_file():
+            raise GenlabError(f"CLIP image encoder: no config.json in {folder} (give a local "
+                              "CLIPVisionModelWithProjection folder, e.g. the SVD repo's image_encoder/)")
+        from transformers import CLIPVisionModelWithProjection
+
+        enc = CLIPVisionModelWithProjection.from_pretrained(str(folder), local_files_only=True).eval()
+        return cls(enc, int(enc.config.image_size))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate((image + 1) / 2, size=(self.size, self.size), mode="bicubic", align_corners=True)
+        mean = x.new_tensor(self.MEAN)[None, :, None, None]
+        std = x.new_tensor(self.STD)[None, :, None, None]
+        return self.encoder(pixel_values=(x - mean) / std).image_embeds[:, None]

@@ -123,8 +123,19 @@ def sample_i2v(
     bucket = cfg.motion_bucket_id if motion_bucket_id is None else motion_bucket_id
     added = model.added_ids(b, cfg.fps_id, bucket, cfg.cond_aug, device=dev).to(dtype)
     cond = model.conditioning(image_latent, context, added, t)
-    uncond = model.unconditional(cond)
+    shape = (b, model.config.latent_channels, *image_latent.shape[-2:])
+    return _sample(model, ae, cond, shape, cfg, generator, guidance_scales, decode, progress)
 
+
+def _sample(model: SVDModel, ae, cond: dict, latent_shape: tuple[int, ...], cfg: SamplingConfig,
+            generator: torch.Generator | None, guidance_scales: torch.Tensor | None, decode: bool,
+            progress: bool) -> VideoSample:
+    """Karras grid, guided EDM denoiser, Euler in (sigma, x); cond holds (B, ...) tensors for T frames."""
+    b, c_z, h, w = latent_shape
+    t = cfg.num_frames
+    ref = cond["added_cond"]
+    dtype, dev = ref.dtype, ref.device
+    uncond = model.unconditional(cond)
     if guidance_scales is None:
         if cfg.min_guidance == 1.0 and cfg.max_guidance == 1.0:
             scales: float | torch.Tensor = 1  # scale 1 everywhere: a single conditional pass
@@ -135,12 +146,31 @@ def sample_i2v(
     f = SAMPLING_FORMULATION
     denoiser = guidance.guided(f.denoiser(model.net), [uncond, cond], [scales])
     ts = grids.karras(cfg.steps, f.path, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho)
-    c = model.config
-    h, w = image_latent.shape[-2:]
-    x_t = torch.randn((b, t, c.latent_channels, h, w), generator=generator, dtype=dtype, device=dev)
+    x_t = torch.randn((b, t, c_z, h, w), generator=generator, dtype=dtype, device=dev)
     x_t = x_t * math.sqrt(1.0 + cfg.sigma_max**2)  # EDM's x at sigma_max (diffusers' init_noise_sigma)
     z = x_t * float(f.path.a(ts[0]))  # VP-normalised z = a x
     out = samplers.ddim(denoiser, z, ts, progress=progress)  # Euler in (sigma, x) = sgm's EulerEDMSampler
     latents = out.x
     video = ae.decode_video(latents, cfg.decode_chunk) if decode else None
     return VideoSample(latents, video, out.nfe)
+
+
+@torch.no_grad()
+def sample_t2v(model: SVDModel, ae, context: torch.Tensor | None, height: int, width: int, cfg: SamplingConfig,
+               generator: torch.Generator | None = None, guidance_scales: torch.Tensor | None = None,
+               decode: bool = True, progress: bool = False) -> VideoSample:
+    """Text-to-video (paper section 4.2): text tokens (B, L, D) in cross-attention, no concat latent."""
+    if model.config.mode != "t2v":
+        raise GenlabError(f"sample_t2v needs a model built with mode='t2v', got mode={model.config.mode!r}")
+    if context is None:
+        raise GenlabError("text-to-video needs a prompt (context tokens (B, L, D)), got none")
+    f = ae.downsample_factor * model.unet.config.downsample_factor
+    if height % f or width % f:
+        raise GenlabError(f"height and width must be divisible by {f}, got {height}x{width}")
+    if cfg.num_frames < 1:
+        raise GenlabError(f"num_frames must be >= 1, got {cfg.num_frames}")
+    b = context.shape[0]
+    added = model.added_ids(b, cfg.fps_id, cfg.motion_bucket_id, cfg.cond_aug, device=context.device)
+    cond = {"context": context, "added_cond": added.to(context.dtype)}
+    shape = (b, model.config.latent_channels, height // ae.downsample_factor, width // ae.downsample_factor)
+    return _sample(model, ae, cond, shape, cfg, generator, guidance_scales, decode, progress)

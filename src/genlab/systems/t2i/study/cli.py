@@ -14,13 +14,14 @@ def register_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-every", type=int, default=None, help="override the validation interval")
     p.add_argument("--samples", type=int, default=None, help="override samples per evaluation setting")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the preset's)")
+    p.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
     p.set_defaults(func=run_study_command)
 
 
 def run_study_command(args: argparse.Namespace) -> int:
     from genlab.errors import GenlabError
     from genlab.systems.t2i.study.config import preset, with_overrides
-    from genlab.systems.t2i.study.runner import run_study
+    from genlab.systems.t2i.study.runner import report_only, run_study
 
     for name in ("workers", "train_steps", "eval_every", "samples"):
         value = getattr(args, name)
@@ -29,7 +30,7 @@ def run_study_command(args: argparse.Namespace) -> int:
     cfg = with_overrides(preset(args.preset), train_steps=args.train_steps, samples=args.samples,
                          workers=args.workers, device=args.device, eval_every=args.eval_every)
     out = args.out or f"runs/{cfg.name}"
-    summary = run_study(cfg, out)
+    summary = report_only(cfg, out) if args.report_only else run_study(cfg, out)
     from genlab.systems.t2i.study.report import markdown
 
     print(markdown(summary))

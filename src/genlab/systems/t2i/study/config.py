@@ -130,15 +130,16 @@ def study_tiny() -> StudyConfig:
 
 def study_reduced() -> StudyConfig:
     """What fits a loaded, shared 2-core machine in about an hour (the run reported in the README):
-    study_small's nine formulations, seeds and evaluation grid, with a narrower MM-DiT (hidden 64),
-    800 steps at batch 32 and 100 samples per setting. Reported as a *reduced* study."""
+    study_small's nine formulations and seeds, a narrower MM-DiT (hidden 64), 800 steps at batch 32,
+    100 samples per setting, EMA weights only (all step counts and guidance scales). A *reduced* study."""
     return StudyConfig(
         name="study_reduced",
         formulations=nine_formulations(),
         net=NetConfig(depth=2, hidden_size=64, num_heads=1, patch_size=4, cond_dim=64),
         train=StudyTrainConfig(steps=800, batch_size=32, lr=2e-3, warmup_steps=50, eval_every=200,
                                val_images=256),
-        eval=StudyEvalConfig(num_samples=100, batch_size=100),
+        eval=StudyEvalConfig(num_samples=100, batch_size=100, ema=(True,)),
+        workers=3,
     )
 
 

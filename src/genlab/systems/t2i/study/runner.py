@@ -59,6 +59,45 @@ def run_study(cfg: StudyConfig, out: str | os.PathLike, progress: bool = True) -
     return summary
 
 
+def collect(cfg: StudyConfig, out: str | os.PathLike) -> list[dict]:
+    """Results of every finished (formulation, seed) run found on disk, for a report on a partial study."""
+    from genlab.systems.t2i.study.run import run_dir, setting_name
+
+    out = Path(out)
+    results = []
+    for form, seed in cfg.runs():
+        folder = run_dir(out, form, seed)
+        val_path = folder / "val.json"
+        if not val_path.is_file():
+            continue
+        record = json.loads(val_path.read_text())
+        evals = {}
+        for ema in cfg.eval.ema:
+            for steps in cfg.eval.steps:
+                for scale in cfg.eval.guidance:
+                    path = folder / "eval" / f"{setting_name(steps, scale, ema)}.json"
+                    if path.is_file():
+                        evals[path.stem] = json.loads(path.read_text())
+        n_settings = len(cfg.eval.ema) * len(cfg.eval.steps) * len(cfg.eval.guidance)
+        if record.get("done") and len(evals) == n_settings:
+            results.append({"formulation": form.name, "seed": seed, "val": record["best"],
+                            "train_seconds": record.get("train_seconds"), "evals": evals})
+    return sorted(results, key=lambda r: (r["formulation"], r["seed"]))
+
+
+def report_only(cfg: StudyConfig, out: str | os.PathLike) -> dict:
+    """Write the report from whatever runs have finished (a partial study says so in its config line)."""
+    results = collect(cfg, out)
+    if not results:
+        from genlab.errors import GenlabError
+
+        raise GenlabError(f"no finished study runs under {out}/runs")
+    rec_path = Path(out) / "classifier.json"
+    acc = json.loads(rec_path.read_text())["test_accuracy"] if rec_path.is_file() else None
+    extra = {"classifier_test_accuracy": acc, "finished_runs": f"{len(results)} of {len(cfg.runs())}"}
+    return report.write_report(results, config_summary(cfg) | extra, Path(out))
+
+
 def _jsonable(obj):
     if isinstance(obj, dict):
         return {k: _jsonable(v) for k, v in obj.items()}

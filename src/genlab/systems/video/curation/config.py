@@ -86,6 +86,9 @@ class CurationConfig:
     embeddings: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     filters: tuple[Threshold, ...] = ()
     sample_max_side: int = 640  # clip frames sampled for the scoring stages are at most this large
+    # the 2 fps samples are kept during the cut pass (one decoding pass per video) when they fit in
+    # this many MB; longer videos get a second pass. 0 = always two passes (samples from each clip start)
+    single_pass_mb: int = 1024
     workers: int = 1
     decode_threads: int = 1
 
@@ -94,7 +97,7 @@ def default() -> CurationConfig:
     """Paper-like filters: drop near-static clips and clips with much text (choose by the histograms)."""
     return CurationConfig(filters=(
         Threshold("duration_s", min=2.0),
-        Threshold("motion_score", min=5.0),  # px/s on a 320 px frame
+        Threshold("motion_score", min=1.0),  # px/s on a 320 px frame; a still shot is ~0.3
         Threshold("text_ratio", max=0.05),
     ))
 
@@ -103,7 +106,7 @@ def tiny() -> CurationConfig:
     """Small and fast: for tests and demos."""
     return CurationConfig(
         text=TextConfig(max_side=480), sample_max_side=480,
-        filters=(Threshold("motion_score", min=5.0),),
+        filters=(Threshold("motion_score", min=1.0),),
     )
 
 

@@ -64,8 +64,11 @@ def _detectors(cfg: CutConfig, fps: float, level: int):
     return out
 
 
-def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: int = 1) -> CutResult:
-    """Decode `path` once and run the cascade. Raises VideoReadError for unreadable videos."""
+def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: int = 1, grid=None) -> CutResult:
+    """Decode `path` once and run the cascade. Raises VideoReadError for unreadable videos.
+
+    `grid` (optional, e.g. stages.SampleGrid) rides along the same decoding pass: it says which
+    frames it wants (`grid.want(index, time)`) at `grid.max_side` and receives them (`grid.add`)."""
     from scenedetect import FrameTimecode
 
     fps = fps if fps and fps > 0 else 25.0
@@ -83,7 +86,12 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     scorer = dets.get(1, {}).get("content") or ContentDetector(threshold=1e9, min_scene_len=1)
     own_scorer = scorer is not dets.get(1, {}).get("content")
     last_tc: dict[int, FrameTimecode] = {}
-    for frame in iter_frames(path, max_side=cfg.max_side, threads=threads):
+    frames = iter_frames(path, max_side=cfg.max_side, threads=threads,
+                         extra_max_side=grid.max_side if grid is not None else None,
+                         want_extra=grid.want if grid is not None else None)
+    for frame in frames:
+        if frame.extra is not None:
+            grid.add(frame)
         times.append(frame.time)
         if own_scorer:
             scorer.process_frame(FrameTimecode(frame.index, fps), frame.image)

@@ -38,6 +38,41 @@ class ClipFrames:
         return [self.samples[i] for i in idx]
 
 
+class SampleGrid:
+    """The 2 fps samples of a whole video (and the frame right after each), collected during the cut
+    pass so that the clip stages need no second decoding pass. Samples lie on one grid from the
+    first frame, so a clip's first sample is at most 1/rate after its start."""
+
+    def __init__(self, rate: float, max_side: int):
+        self.rate, self.max_side = rate, max_side
+        self.samples: list[Frame] = []
+        self.following: dict[int, Frame] = {}
+        self._next: float | None = None
+        self._want_following = False
+
+    def want(self, index: int, time: float) -> bool:
+        if self._next is None:
+            self._next = time
+        return self._want_following or time >= self._next - 1e-6
+
+    def add(self, frame: Frame) -> None:
+        kept = Frame(frame.index, frame.time, frame.extra)
+        if self._want_following:
+            self._want_following = False
+            self.following[self.samples[-1].index] = kept
+        if frame.time >= self._next - 1e-6:
+            self.samples.append(kept)
+            while self._next <= frame.time + 1e-6:
+                self._next += 1.0 / self.rate
+            self._want_following = True
+
+    def clip_frames(self, start_frame: int, end_frame: int, start_s: float, end_s: float) -> ClipFrames:
+        samples = [f for f in self.samples if start_frame <= f.index < end_frame]
+        following = [self.following.get(f.index) for f in samples]
+        following = [g if g is not None and g.index < end_frame else None for g in following]
+        return ClipFrames(samples, self.rate, start_s, end_s, following=following)
+
+
 class Stage(Protocol):
     name: str
 
@@ -68,13 +103,14 @@ class CutStage:
 
     name = "cuts"
 
-    def __init__(self, cfg: CutConfig, threads: int = 1):
-        self.cfg, self.threads = cfg, threads
+    def __init__(self, cfg: CutConfig, threads: int = 1, grid: SampleGrid | None = None):
+        self.cfg, self.threads, self.grid = cfg, threads, grid
 
     def __call__(self, record, frames=None):
         from genlab.systems.video.curation.cuts import detect_cuts
 
-        result = detect_cuts(record["path"], self.cfg, record.get("fps") or 0.0, threads=self.threads)
+        result = detect_cuts(record["path"], self.cfg, record.get("fps") or 0.0, threads=self.threads,
+                             grid=self.grid)
         return {"cuts": result.cuts, "num_cuts": len(result.cuts), "num_frames": result.num_frames,
                 "_frame_times": result.frame_times}
 

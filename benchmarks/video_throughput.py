@@ -1,0 +1,104 @@
+"""Video UNet and temporal decoder throughput: genlab vs diffusers at equal config, frames and batch.
+
+    PYTHONPATH=src python benchmarks/video_throughput.py [--threads 1] [--repeats 5] [--size 16] [--frames 8]
+
+Same weights in both (ours load diffusers' state dict); float32 on CPU. Rows: UNet train step (forward +
+backward + AdamW), UNet sampling forward (frames/s), temporal VAE decoder (frames/s). Ratio = ours / diffusers
+(> 1: ours faster). Timings are medians of `repeats` after one warm-up; noisy on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--size", type=int, default=16, help="latent side")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import diffusers
+
+    from genlab.core.autoencoders.temporal_decoder import (
+        TemporalDecoder,
+        TemporalDecoderConfig,
+        load_diffusers_decoder_state_dict,
+    )
+    from genlab.core.nn import temporal as TM
+
+    torch.manual_seed(0)
+    cfg = TM.tiny()
+    u = cfg.unet
+    ref = diffusers.UNetSpatioTemporalConditionModel(
+        sample_size=args.size, in_channels=u.in_channels, out_channels=u.out_channels,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        block_out_channels=u.block_out_channels, layers_per_block=u.layers_per_block, num_attention_heads=u.num_heads,
+        cross_attention_dim=u.cross_attention_dim, addition_time_embed_dim=u.addition_time_embed_dim,
+        projection_class_embeddings_input_dim=3 * u.addition_time_embed_dim)
+    ours = TM.VideoUNet(cfg)
+    ours.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.endswith("to_out.1.weight")})
+    b, t, s = args.batch, args.frames, args.size
+    x = torch.randn(b, t, u.in_channels, s, s)
+    ctx, ids, c = torch.randn(b, 1, u.cross_attention_dim), torch.randn(b, 3), torch.full((b,), 0.3)
+
+    rows = []
+
+    def train_step(model, call):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            call(model).square().mean().backward()
+            opt.step()
+        return step
+
+    ref_call = lambda m: m(x, c, ctx, ids).sample
+    our_call = lambda m: m(x, c, ctx, ids)
+    for name, unit, f_ref, f_ours, per in [
+        ("UNet train step", "steps/s", train_step(ref.train(), ref_call), train_step(ours.train(), our_call), 1),
+    ]:
+        tr, to = _median_time(f_ref, args.repeats), _median_time(f_ours, args.repeats)
+        rows.append((name, unit, per / to, per / tr))
+    ref.eval(), ours.eval()
+    with torch.no_grad():
+        tr = _median_time(lambda: ref_call(ref), args.repeats)
+        to = _median_time(lambda: our_call(ours), args.repeats)
+    rows.append(("UNet sampling forward", "frames/s", b * t / to, b * t / tr))
+
+    vae = diffusers.AutoencoderKLTemporalDecoder(block_out_channels=(32, 64), layers_per_block=1, latent_channels=4,
+                                                 down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D")).eval()
+    dec = TemporalDecoder(TemporalDecoderConfig(block_out_channels=(32, 64), layers_per_block=1)).eval()
+    load_diffusers_decoder_state_dict(dec, vae.state_dict())
+    z = torch.randn(b * t, 4, s, s)
+    with torch.no_grad():
+        tr = _median_time(lambda: vae.decode(z, num_frames=t).sample, args.repeats)
+        to = _median_time(lambda: dec(z, t), args.repeats)
+    rows.append(("temporal VAE decode", "frames/s", b * t / to, b * t / tr))
+
+    print(f"config: VideoUNet tiny (32, 64), latent {s}x{s}, T={t}, batch {b}, {args.threads} thread(s), CPU float32")
+    print(f"{'what':<24}{'unit':<10}{'genlab':>10}{'diffusers':>11}{'ratio':>8}")
+    for name, unit, ours_v, ref_v in rows:
+        print(f"{name:<24}{unit:<10}{ours_v:>10.2f}{ref_v:>11.2f}{ours_v / ref_v:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""A small sequence-to-sequence translator with copy attention (pointer-generator), CPU-sized.
+
+The paper's translator is a BiLSTM encoder-decoder (hidden 200) with copy and coverage attention and
+beam 100. Ours: a bidirectional GRU encoder, a GRU decoder with input feeding and bilinear attention;
+the output mixes the vocabulary softmax with the attention over source positions (p_gen, See et al.
+2017), so identifiers and literals unseen in training are copied from the pseudocode. No coverage.
+Tokens come from `lexer.tokens`; the code line is the detokenised beam output.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from genlab.errors import GenlabError
+from genlab.systems.spoc.lexer import canonical, detokenize, tokens
+from genlab.systems.spoc.translate import Candidate, normalise
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
+
+
+@dataclass(frozen=True)
+class Seq2SeqConfig:
+    embed: int = 64
+    hidden: int = 128
+    min_count: int = 2
+    max_src: int = 60
+    max_tgt: int = 60
+    lr: float = 2e-3
+    batch: int = 64
+    beam: int = 20
+    seed: int = 0
+
+
+def presets() -> dict[str, Seq2SeqConfig]:
+    return {"tiny": Seq2SeqConfig(embed=32, hidden=64, min_count=1, batch=16, beam=5), "small": Seq2SeqConfig()}
+
+
+class CopySeq2Seq(nn.Module):
+    def __init__(self, vocab_size: int, config: Seq2SeqConfig):
+        super().__init__()
+        e, h = config.embed, config.hidden
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(vocab_size, e, padding_idx=PAD)
+        self.encoder = nn.GRU(e, h // 2, batch_first=True, bidirectional=True)
+        self.bridge = nn.Linear(h, h)
+        self.cell = nn.GRUCell(e + h, h)
+        self.attn = nn.Linear(h, h, bias=False)
+        self.out = nn.Linear(2 * h, vocab_size)
+        self.gen = nn.Linear(2 * h + e, 1)
+
+    def encode(self, src: torch.Tensor, mask: torch.Tensor):
+        enc, _ = self.encoder(self.embed(src))  # [B, S, H]
+        mean = (enc * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # [B, H]
+        return enc, torch.tanh(self.bridge(mean))
+
+    def step(self, prev: torch.Tensor, state: torch.Tensor, ctx: torch.Tensor, enc: torch.Tensor,
+             mask: torch.Tensor, src_ext: torch.Tensor, n_ext: int):
+        """One decoder step -> (log p over vocab + source OOVs [B, V + n_ext], state, context)."""
+        emb = self.embed(prev.clamp(max=self.vocab_size - 1) * (prev < self.vocab_size) + UNK * (prev >= self.vocab_size))
+        state = self.cell(torch.cat([emb, ctx], -1), state)  # [B, H]
+        scores = torch.einsum("bh,bsh->bs", self.attn(state), enc).masked_fill(mask == 0, -1e9)
+        attn = scores.softmax(-1)  # [B, S]
+        ctx = torch.einsum("bs,bsh->bh", attn, enc)  # [B, H]
+        feat = torch.cat([state, ctx], -1)
+        p_gen = torch.sigmoid(self.gen(torch.cat([feat, emb], -1)))  # [B, 1]
+        vocab = self.out(feat).softmax(-1) * p_gen  # [B, V]
+        dist = torch.cat([vocab, vocab.new_zeros(vocab.shape[0], n_ext)], -1)
+        dist = dist.scatter_add(1, src_ext, attn * (1 - p_gen))  # copy mass onto source tokens
+        return dist.clamp(min=1e-12).log(), state, ctx
+
+
+class Vocab:
+    def __init__(self, itos: list[str]):
+        self.itos = itos
+        self.stoi = {s: i for i, s in enumerate(itos)}
+
+    def encode_src(self, toks: list[str]) -> tuple[list[int], list[int], list[str]]:
+        ids, ext, oov = [], [], []
+        for t in toks:
+            i = self.stoi.get(t, UNK)
+            ids.append(i)
+            if i == UNK:
+                if t not in oov:
+                    oov.append(t)
+                ext.append(len(self.itos) + oov.index(t))
+            else:
+                ext.append(i)
+        return ids, ext, oov
+
+    def encode_tgt(self, toks: list[str], oov: list[str]) -> list[int]:
+        out = []
+        for t in toks:
+            if t in self.stoi:
+                out.append(self.stoi[t])
+            elif t in oov:
+                out.append(len(self.itos) + oov.index(t))
+            else:
+                out.append(UNK)
+        return out + [EOS]
+
+
+def _batch(examples, vocab: Vocab):
+    """examples: [(src toks, tgt toks)] -> padded tensors and the per-batch number of source OOVs."""
+    enc = [vocab.encode_src(s) for s, _ in examples]
+    n_ext = max(len(o) for _, _, o in enc) if enc else 0
+    tgts = [vocab.encode_tgt(t, o) for (_, _, o), (_, t) in zip(enc, examples)]
+    S, T = max(len(i) for i, _, _ in enc), max(len(t) for t in tgts)
+    src = torch.full((len(enc), S), PAD)
+    ext = torch.zeros((len(enc), S), dtype=torch.long)
+    tgt = torch.full((len(enc), T), PAD)
+    for b, ((ids, e, _), t) in enumerate(zip(enc, tgts)):
+        src[b, : len(ids)], ext[b, : len(e)], tgt[b, : len(t)] = torch.tensor(ids), torch.tensor(e), torch.tensor(t)
+    return src, ext, tgt, n_ext
+
+
+def loss_fn(model: CopySeq2Seq, src, ext, tgt, n_ext) -> torch.Tensor:
+    mask = (src != PAD).float()
+    enc, state = model.encode(src, mask)
+    ctx = torch.zeros_like(state)
+    prev = torch.full((src.shape[0],), BOS)
+    losses = []
+    for t in range(tgt.shape[1]):
+        logp, state, ctx = model.step(prev, state, ctx, enc, mask, ext, n_ext)
+        losses.append(F.nll_loss(logp, tgt[:, t], ignore_index=PAD, reduction="none"))
+        prev = tgt[:, t]
+    loss = torch.stack(losses, 1)  # [B, T]
+    return loss.sum() / (tgt != PAD).sum()
+
+
+class Seq2SeqTranslator:
+    def __init__(self, model: CopySeq2Seq, vocab: Vocab, config: Seq2SeqConfig, tag: str = ""):
+        self.model, self.vocab, self.config = model.eval(), vocab, config
+        self.name = "seq2seq"
+        self._tag = tag
+
+    def fingerprint(self) -> str:
+        import hashlib
+
+        h = hashlib.sha256(json.dumps([asdict(self.config), self.vocab.itos]).encode())
+        for v in self.model.state_dict().values():
+            h.update(v.numpy().tobytes())
+        return f"seq2seq-{h.hexdigest()[:16]}"
+
+    @torch.no_grad()
+    def translate(self, texts: Sequence[str], m: int) -> list[list[Candidate]]:
+        return [self._beam(text, max(m, 1)) for text in texts]
+
+    def _beam(self, text: str, m: int) -> list[Candidate]:
+        toks = tokens(text)[: self.config.max_src] or ["<unk>"]
+        ids, ext, oov = self.vocab.encode_src(toks)
+        src, ext_t = torch.tensor([ids]), torch.tensor([ext])
+        mask = torch.ones_like(src, dtype=torch.float)
+        enc, state = self.model.encode(src, mask)
+        width = min(m, self.config.beam)
+        beams = [([], 0.0, state[0], torch.zeros_like(state[0]))]
+        done: list[tuple[list[int], float]] = []
+        for _ in range(self.config.max_tgt):
+            if not beams:
+                break
+            prev = torch.tensor([b[0][-1] if b[0] else BOS for b in beams])
+            k = len(beams)
+            logp, st, cx = self.model.step(prev, torch.stack([b[2] for b in beams]), torch.stack([b[3] for b in beams]),
+                                           enc.expand(k, -1, -1), mask.expand(k, -1), ext_t.expand(k, -1), len(oov))
+            total = torch.tensor([b[1] for b in beams])[:, None] + logp  # [k, V + oov]
+            top = total.flatten().topk(min(width, total.numel()))
+            new = []
+            for score, flat in zip(top.values.tolist(), top.indices.tolist()):
+                b, tok = divmod(flat, total.shape[1])
+                seq = beams[b][0] + [tok]
+                if tok == EOS:
+                    done.append((seq[:-1], score))
+                else:
+                    new.append((seq, score, st[b], cx[b]))
+            beams = new
+            if len(done) >= width:
+                break
+        done += [(b[0], b[1]) for b in beams]
+        scored: dict[tuple[str, ...], tuple[str, float]] = {}
+        for seq, score in done:
+            words = [self.vocab.itos[i] if i < len(self.vocab.itos) else oov[i - len(self.vocab.itos)] for i in seq]
+            code = detokenize([w for w in words if w not in SPECIALS])
+            key = canonical(code)
+            weight = math.exp(score)
+            old = scored.get(key)
+            scored[key] = (code, weight + (old[1] if old else 0.0))
+        return normalise(scored, m) if scored else [Candidate(";", 0.0)]
+
+    def save(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        from genlab.core.io import atomic_path, atomic_write_text
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        with atomic_path(directory / "model.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(tmp))
+        atomic_write_text(directory / "config.json",
+                          json.dumps({"config": asdict(self.config), "vocab": self.vocab.itos, "tag": self._tag}))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Seq2SeqTranslator:
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        if not (directory / "config.json").is_file():
+            raise GenlabError(f"no seq2seq checkpoint at {directory} (expected config.json + model.safetensors)")
+        meta = json.loads((directory / "config.json").read_text())
+        config, vocab = Seq2SeqConfig(**meta["config"]), Vocab(meta["vocab"])
+        model = CopySeq2Seq(len(vocab.itos), config)
+        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        return cls(model, vocab, config, meta.get("tag", ""))
+
+
+def build_vocab(pairs: Sequence[tuple[str, str]], min_count: int) -> Vocab:
+    counts = Counter(t for text, code in pairs for t in tokens(text) + tokens(code))
+    return Vocab(SPECIALS + sorted(t for t, c in counts.items() if c >= min_count))
+
+
+def train_seq2seq(pairs: Sequence[tuple[str, str]], config: Seq2SeqConfig, out: Path | None = None,
+                  minutes: float = 20.0, max_steps: int | None = None, progress: bool = True) -> Seq2SeqTranslator:
+    """Train until `minutes` of wall time or `max_steps`; saves to `out` (config.json + model.safetensors)."""
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    vocab = build_vocab(pairs, config.min_count)
+    data = [(tokens(t)[: config.max_src], tokens(c)[: config.max_tgt - 1]) for t, c in pairs]
+    data = [d for d in data if d[0]]
+    model = CopySeq2Seq(len(vocab.itos), config)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    start, step = time.time(), 0
+    bar = tqdm(desc="seq2seq", disable=not progress, total=max_steps)
+    while True:
+        rng.shuffle(data)
+        for i in range(0, len(data), config.batch):
+            loss = loss_fn(model, *_batch(data[i: i + config.batch], vocab))
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if (max_steps and step >= max_steps) or time.time() - start > minutes * 60:
+                bar.close()
+                tag = f"{len(pairs)}p-{step}s-{config.hidden}h-{config.seed}"
+                translator = Seq2SeqTranslator(model, vocab, config, tag)
+                if out is not None:
+                    translator.save(out)
+                return translator
