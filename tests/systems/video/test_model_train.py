@@ -140,3 +140,15 @@ def test_text_to_video_and_missing_paths(tmp_path):
         CLIPImageTokens.from_local(tmp_path / "no_clip")
     with pytest.raises(GenlabError, match="AutoencoderKL"):
         DiffusersKL.from_local(tmp_path / "no_vae")
+
+
+def test_interpolation_sampling_contract():
+    from genlab.systems.video.pipeline import SamplingConfig, sample_interpolation
+
+    model = SVDModel(tiny(mode="interp", latent_channels=3)).eval()
+    cfg = SamplingConfig(num_frames=5, steps=2, min_guidance=1.0, max_guidance=2.0)
+    a, b = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    out = sample_interpolation(model, PixelIdentity(3), a, b, cfg, generator=torch.Generator().manual_seed(0))
+    assert out.video.shape == (1, 5, 3, 8, 8)
+    with pytest.raises(GenlabError, match="mode='interp'"):
+        sample_interpolation(_small_model(), PixelIdentity(3), a, b, cfg)
