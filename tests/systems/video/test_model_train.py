@@ -84,14 +84,14 @@ def test_image_stage_trains_only_the_spatial_path():
 
 
 def test_training_resumes_exactly(tmp_path):
-    st = stage("i2v", steps=4, batch_size=2, frames=3, size=8, lr=1e-3)
+    st = stage("i2v", steps=4, batch_size=2, frames=3, size=8, lr=1e-3, ema_decay=0.9)
     data, ae = _data(), PixelIdentity(3)
     straight = _small_model()
     losses = train_stage(straight, ae, data, st)
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     first = _small_model()
     train_stage(first, ae, data, st, out_dir=tmp_path, checkpoint_every=2, max_steps=2)
-    assert (tmp_path / "i2v" / "model.safetensors").is_file()
+    assert (tmp_path / "i2v" / "model.safetensors").is_file() and (tmp_path / "i2v" / "ema.safetensors").is_file()
     resumed = _small_model()  # a fresh process would rebuild the model, then resume from the checkpoint
     losses2 = train_stage(resumed, ae, data, st, out_dir=tmp_path, checkpoint_every=2)
     assert losses2 == pytest.approx(losses, rel=1e-5)
