@@ -83,3 +83,21 @@ def test_toy_demo_acceptance(tmp_path):
     assert ours >= report["paste"]["affordance"] + 0.20
     assert report["scene_hallucination"]["affordance"] <= ours - 0.15
     assert report["person_hallucination"]["affordance"] >= 0.6
+
+
+def test_latent_toy_path_smoke(tmp_path, monkeypatch):
+    """The demo's path: small f4 autoencoder (trained once, cached), 16x16x4 latents, save/load, sample."""
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
+    cfg = C.toy(ae_steps=2)
+    cfg = replace(cfg, train=replace(cfg.train, steps=2, pool=8, batch_size=2))
+    pool = T.build_pool(cfg)
+    ae = T.make_autoencoder(cfg, pool["target"])
+    assert ae.encode(pool["target"][:1]).shape == (1, 4, 16, 16)
+    T.train(cfg, out_dir=tmp_path / "run", progress=False, pool=pool, ae=ae)
+    model, ae2, cfg2 = T.load_model(tmp_path / "run")
+    assert cfg2 == cfg
+    b = P.collate(P.eval_pairs(1, T.pair_config(cfg)))
+    out = InsertionPipeline(model, ae2, cfg.ref_size).sample(b["scene"], b["mask"], b["reference"],
+                                                             settings=replace(cfg.sample, steps=2))
+    assert out.images.shape == (1, 3, 64, 64) and out.latents.shape == (1, 4, 16, 16)
+    assert torch.isfinite(out.images).all()

@@ -22,3 +22,24 @@ def test_pairs_command_writes_resumable_shards(genlab_cli, tmp_path):
     r = genlab_cli("insertion", "pairs", "--out", str(tmp_path), "--n", "5", "--shard-size", "4", "--size", "32")
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.glob("shard-*.npz")) == ["shard-00000.npz", "shard-00001.npz"]
+
+
+def test_train_sample_eval_through_the_cli(genlab_cli, tmp_path):
+    import json
+
+    env = {"GENLAB_CACHE": str(tmp_path / "cache")}
+    run = tmp_path / "run"
+    r = genlab_cli("insertion", "train", "--preset", "tiny", "--steps", "2", "--pool", "16", "--out", str(run),
+                   env=env)
+    assert r.returncode == 0, r.stderr
+    png = tmp_path / "grid.png"
+    r = genlab_cli("insertion", "sample", "--run", str(run), "--out", str(png), "--n", "2", "--steps-sample", "2",
+                   "--mode", "partial", env=env)
+    assert r.returncode == 0, r.stderr
+    assert png.stat().st_size > 0
+    r = genlab_cli("insertion", "eval", "--run", str(run), "--pairs", "4", "--steps-sample", "2", "--reader-steps", "2",
+                   "--out", str(tmp_path / "report.json"), env=env)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    for key in ("ground_truth", "paste", "insertion", "scene_hallucination", "person_hallucination"):
+        assert 0.0 <= report[key]["affordance"] <= 1.0

@@ -9,7 +9,7 @@ from pathlib import Path
 PRESETS = ("tiny", "toy")
 
 
-def _preset(name: str, steps: int | None = None):
+def _preset(name: str, steps: int | None = None, pool: int | None = None):
     from dataclasses import replace
 
     from genlab.systems.insertion import config
@@ -17,6 +17,8 @@ def _preset(name: str, steps: int | None = None):
     cfg = {"tiny": config.tiny, "toy": config.toy}[name]()
     if steps is not None:
         cfg = replace(cfg, train=replace(cfg.train, steps=steps))
+    if pool is not None:
+        cfg = replace(cfg, train=replace(cfg.train, pool=pool))
     return cfg
 
 
@@ -26,10 +28,15 @@ def _threads():
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
-def _readers(cfg, progress=True):
+def _readers(cfg, args, progress=True):
     from genlab.systems.insertion import metrics as M
 
-    return M.load_or_train_readers(M.ReaderConfig(size=cfg.size), progress=progress)
+    rc = M.ReaderConfig(size=cfg.size)
+    if getattr(args, "reader_steps", None):
+        from dataclasses import replace
+
+        rc = replace(rc, steps=args.reader_steps)
+    return M.load_or_train_readers(rc, progress=progress)
 
 
 def _settings(cfg, args):
@@ -64,7 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
     from genlab.systems.insertion import train as T
 
     _threads()
-    cfg = _preset(args.preset, args.steps)
+    cfg = _preset(args.preset, args.steps, args.pool)
     T.train(cfg, out_dir=args.out, progress=True)
     print(f"saved {Path(args.out) / 'model.safetensors'}")
     return 0
@@ -79,7 +86,7 @@ def run_eval(args: argparse.Namespace) -> int:
     _threads()
     model, ae, cfg = T.load_model(args.run)
     pipe = InsertionPipeline(model, ae, cfg.ref_size)
-    report = E.evaluate(pipe, cfg, _readers(cfg), n_pairs=args.pairs, n_swap=args.swap,
+    report = E.evaluate(pipe, cfg, _readers(cfg, args), n_pairs=args.pairs, n_swap=args.swap,
                         settings=_settings(cfg, args), progress=False)
     text = json.dumps(report, indent=1)
     if args.out:
@@ -130,7 +137,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cfg = _preset(args.preset, args.steps)
     t0 = time.time()
-    readers = _readers(cfg)
+    readers = _readers(cfg, args)
     model, ae, history = T.train(cfg, out_dir=out, progress=True)
     t_train = time.time() - t0
     pipe = InsertionPipeline(model, ae, cfg.ref_size)
@@ -174,6 +181,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--scale", type=float, default=None, help="the paper's single guidance scale")
         p.add_argument("--scale-scene", type=float, default=None)
         p.add_argument("--scale-person", type=float, default=None)
+        p.add_argument("--reader-steps", type=int, default=None,
+                       help="training steps of the keypoint reader (cached per config; default 1200)")
 
     p = sub.add_parser("demo", help="train the toy, evaluate vs the paste baseline (slow tier: the full run)")
     p.add_argument("--out", default="runs/insertion_demo")
@@ -188,6 +197,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--preset", choices=PRESETS, default="toy")
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--pool", type=int, default=None, help="training pairs rendered once (preset default)")
     p.set_defaults(func=run_train)
 
     p = sub.add_parser("sample", help="sample held-out toy pairs into a PNG grid")
