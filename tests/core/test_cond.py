@@ -102,3 +102,40 @@ def test_minilm_offline_tokens_and_pooled_vector():
     sim = emb.pooled @ emb.pooled.T
     assert sim[0, 1] > 0.5 > sim[0, 2]  # a pretrained sentence embedding, not random weights
     assert not any(p.requires_grad for p in enc.parameters())
+
+
+def _word_tokenizer(folder, pad="<pad>"):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = [pad, "<unk>", "a", "handwritten", "digit", "seven", "one", "photo", "of", "dog"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=pad, unk_token="<unk>").save_pretrained(folder)
+
+
+def test_clip_and_t5_from_local_folders_combine_like_sd3(tmp_path):
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+
+    from genlab.core.cond.text import T5TextEncoder
+
+    torch.manual_seed(0)
+    clip_dir, t5_dir = tmp_path / "clip", tmp_path / "t5"
+    CLIPTextModelWithProjection(CLIPTextConfig(vocab_size=10, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                               num_attention_heads=2, projection_dim=12, max_position_embeddings=16,
+                                               pad_token_id=0, bos_token_id=0, eos_token_id=0)).save_pretrained(clip_dir)
+    T5EncoderModel(T5Config(vocab_size=10, d_model=24, d_kv=8, d_ff=32, num_layers=1, num_heads=2)).save_pretrained(t5_dir)
+    _word_tokenizer(clip_dir)
+    _word_tokenizer(t5_dir)
+    clip, t5 = CLIPTextEncoder(clip_dir, max_length=8), T5TextEncoder(t5_dir, max_length=6)
+    prompts = ["a photo of a dog", "a handwritten digit seven"]
+    c, t = clip(prompts), t5(prompts)
+    assert c.context.shape == (2, 8, 16) and c.pooled.shape == (2, 12)
+    assert t.context.shape == (2, 6, 24) and t.pooled.shape == (2, 0)
+    ref = clip.model(input_ids=clip.tokenize(prompts)["input_ids"], output_hidden_states=True)
+    torch.testing.assert_close(c.context, ref.hidden_states[-2])  # penultimate layer, as SD3
+    assert not torch.allclose(c.context, ref.last_hidden_state)
+    both = TextConditioner([clip, t5])(prompts)
+    assert both.context.shape == (2, 8 + 6, 24) and both.pooled.shape == (2, 12)
+    torch.testing.assert_close(both.context[:, :8, :16], c.context)
+    assert torch.equal(both.context[:, :8, 16:], torch.zeros(2, 8, 8))  # CLIP zero-padded to T5's width

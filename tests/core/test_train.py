@@ -178,3 +178,10 @@ def test_ddp_two_gloo_ranks_equal_one_process_with_double_batch(tmp_path):
     for a, b, both in zip(r0, r1, big):
         assert not set(a) & set(b)
         assert a + b == both
+
+
+def test_resuming_a_checkpoint_of_another_model_is_one_clear_error(tmp_path):
+    Trainer(_model(), _loss, _problem(), TrainConfig(steps=2, batch_size=4), tmp_path, progress=False).fit()
+    other = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+    with pytest.raises(GenlabError, match="does not fit"):
+        Trainer(other, _loss, _problem(), TrainConfig(steps=4, batch_size=4), tmp_path, progress=False).fit()

@@ -24,7 +24,18 @@ def bad_videos(tmp_path_factory, small_cuts):
     (folder / "zero.mp4").write_bytes(b"")
     (folder / "notvideo.mp4").write_text("this is a text file, not a video\n" * 20)
     data = small_cuts[0].read_bytes()
-    (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 2])  # moov atom (index) at the end: lost
+    # the index first (faststart), then half of the frames: opens, then decoding fails part-way
+    import subprocess
+
+    from genlab.systems.video.curation.clipping import ffmpeg_exe
+
+    faststart = folder / "faststart.tmp"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(small_cuts[0]), "-c", "copy", "-movflags",
+                    "faststart", "-f", "mp4", str(faststart)], check=True)
+    data = faststart.read_bytes()
+    faststart.unlink()
+    (folder / "truncated_faststart.mp4").write_bytes(data[: len(data) // 2])
     # a container with a video stream header and not one frame
     out = av.open(str(folder / "noframes.avi"), "w")
     stream = out.add_stream("mpeg4", rate=30)

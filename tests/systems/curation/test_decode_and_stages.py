@@ -45,6 +45,7 @@ def test_probe_and_frames(small_cuts):
 @pytest.mark.parametrize("name, reason", [
     ("zero.mp4", "empty file"), ("notvideo.mp4", "not a readable video"),
     ("truncated.mp4", "not a readable video"), ("noframes.avi", "no decodable frames"),
+    ("truncated_faststart.mp4", "decoding failed after"),
 ])
 def test_bad_inputs_have_clear_reasons(bad_videos, name, reason):
     with pytest.raises(VideoReadError) as err:

@@ -40,7 +40,7 @@ def test_curate_end_to_end_and_resume(inputs, tmp_path):
         by_status.setdefault(r["status"], []).append(r)
     # the four bad inputs are recorded with their reasons, the run went on
     failed = {r["video_path"].rsplit("/", 1)[-1]: r["error"] for r in by_status["failed"]}
-    assert set(failed) == {"zero.mp4", "notvideo.mp4", "truncated.mp4", "noframes.avi"}, failed
+    assert set(failed) == {"zero.mp4", "notvideo.mp4", "truncated.mp4", "truncated_faststart.mp4", "noframes.avi"}, failed
     assert "empty file" in failed["zero.mp4"] and "no decodable frames" in failed["noframes.avi"]
     clips = by_status["ok"]
     cut_clips = [r for r in clips if r["video_path"].endswith("cuts.mp4")]
@@ -49,12 +49,14 @@ def test_curate_end_to_end_and_resume(inputs, tmp_path):
         with av.open(str(out / r["clip_path"])) as c:
             assert sum(1 for _ in c.decode(video=0)) == r["end_frame"] - r["start_frame"]
     assert any(r["clip_method"] == "copy" for r in cut_clips)
+    assert all(r["num_scenes"] == len(cut_clips) and r["scene_s_dropped"] >= 0 for r in cut_clips)
     static = next(r for r in clips if r["video_path"].endswith("static.mp4"))
     moving = next(r for r in clips if r["video_path"].endswith("moving.mp4"))
     assert static["motion_score"] < 1.0 and not static["keep"] and static["removed_by"] == "motion_score"
     assert moving["motion_score"] == pytest.approx(60.0, rel=0.15) and moving["keep"]
     report = json.loads((out / "report.json").read_text())
-    assert report["filters"][0]["removed"] >= 1 and len(report["videos_failed"]) == 4
+    assert report["filters"][0]["removed"] >= 1 and len(report["videos_failed"]) == 5
+    assert report["scenes"] == report["clips"] + report["scenes_dropped"] and report["seconds_of_video"] > 15
     assert (out / "histograms" / "motion_score.png").stat().st_size > 1000
     assert "| motion_score |" in (out / "report.md").read_text()
 
@@ -63,7 +65,7 @@ def test_curate_end_to_end_and_resume(inputs, tmp_path):
     again = run_genlab("video", "curate", str(folder), "--out", str(out), "--preset", "tiny",
                        "--max-pct", "motion_score=50", "--quiet")
     assert again.returncode == 0, again.stderr
-    assert "processed 0, resumed 7" in again.stdout
+    assert "processed 0, resumed 8" in again.stdout
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in (out / "records").iterdir()}
 
 

@@ -211,7 +211,14 @@ class Trainer:
         path = latest_checkpoint(self.ckpt_dir)
         if path is None:
             return False
-        self.load_state(load_checkpoint(path))
+        try:
+            self.load_state(load_checkpoint(path))
+        except (RuntimeError, KeyError, ValueError) as err:
+            if isinstance(err, GenlabError):
+                raise
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise GenlabError(f"checkpoint {path} does not fit this model/optimizer ({first}); "
+                              "resume with the same config or use another output folder") from None
         self.last_checkpoint = path
         return True
 
