@@ -16,6 +16,8 @@ A concept's DSL text is a named for-loop around that body (`concept_text`).
 
 from __future__ import annotations
 
+from functools import cached_property, lru_cache
+
 import numpy as np
 
 from genlab.systems.motion.config import FitConfig
@@ -72,9 +74,23 @@ def loop_to_text(loop: Loop) -> str:
     return Program((loop,), "coco17").to_text()
 
 
-def loop_from_text(text: str) -> Loop:
+class CachedLoop(Loop):
+    """A motion `Loop` whose per-phase statistics are computed once (sampling and the mean body
+    call `phase_stats()` on every use)."""
+
+    @cached_property
+    def _stats(self):
+        return Loop.phase_stats(self)
+
+    def phase_stats(self):
+        return self._stats
+
+
+@lru_cache(maxsize=64)
+def loop_from_text(text: str) -> CachedLoop:
+    """Parse a stored loop body (motion's program text); parsed once per text."""
     prog = parse_program(text)
-    return prog.statements[0]
+    return CachedLoop(prog.statements[0].iterations)
 
 
 def concept_text(name: str, loop: Loop, count_probs: np.ndarray | None = None) -> str:
