@@ -49,12 +49,14 @@ def test_curate_end_to_end_and_resume(inputs, tmp_path):
         with av.open(str(out / r["clip_path"])) as c:
             assert sum(1 for _ in c.decode(video=0)) == r["end_frame"] - r["start_frame"]
     assert any(r["clip_method"] == "copy" for r in cut_clips)
+    assert all(r["num_scenes"] == len(cut_clips) and r["scene_s_dropped"] >= 0 for r in cut_clips)
     static = next(r for r in clips if r["video_path"].endswith("static.mp4"))
     moving = next(r for r in clips if r["video_path"].endswith("moving.mp4"))
     assert static["motion_score"] < 1.0 and not static["keep"] and static["removed_by"] == "motion_score"
     assert moving["motion_score"] == pytest.approx(60.0, rel=0.15) and moving["keep"]
     report = json.loads((out / "report.json").read_text())
     assert report["filters"][0]["removed"] >= 1 and len(report["videos_failed"]) == 5
+    assert report["scenes"] == report["clips"] + report["scenes_dropped"] and report["seconds_of_video"] > 15
     assert (out / "histograms" / "motion_score.png").stat().st_size > 1000
     assert "| motion_score |" in (out / "report.md").read_text()
 

@@ -28,3 +28,15 @@ def test_bad_tsv_is_one_clear_error(tmp_path):
                         "--cache", str(tmp_path / "c"))
     assert result.returncode == 2
     assert "bad.tsv:2: field 'line' expected an integer" in result.stderr
+
+
+def test_program_selection_by_ids_file(tmp_path):
+    import argparse
+
+    from genlab.systems.spoc.cli import _programs
+
+    data = toy.build(tmp_path)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# a comment\nMAX-20-01\n")
+    args = argparse.Namespace(ids=str(ids), all=False, subset=None, seed=0, tsv=None, split="testp")
+    assert [p.uid for p in _programs(args, data / "test" / "spoc-testp.tsv")] == ["MAX-20-01"]

@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--subset", type=int, default=None,
                        help="a seeded subset of N programs (default for testp: the committed 200)")
         p.add_argument("--all", action="store_true", help="every program of the split")
+        p.add_argument("--ids", default=None, help="a file of program ids (probid-subid-workerid), one per line")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--cache", default=None, help="compile/run/candidate cache (default .cache/spoc)")
         p.add_argument("--workers", type=int, default=0, help="parallel compilations (default: all cores)")
@@ -87,6 +88,11 @@ def _programs(args, tsv):
     from genlab.systems.spoc.data import committed_subset_ids, load_tsv, seeded_subset, select_ids
 
     programs = load_tsv(tsv)
+    if args.ids:
+        from pathlib import Path
+
+        lines = (x.strip() for x in Path(args.ids).read_text().splitlines())
+        return select_ids(programs, [x for x in lines if x and not x.startswith("#")])
     if args.all:
         return programs
     if args.subset is not None:

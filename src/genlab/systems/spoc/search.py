@@ -131,7 +131,7 @@ def search(program: Program, cands: list[list[Candidate]], harness: Harness, con
         allowed candidate, or, under a pruned prefix, each line of the prefix moves on in turn.
         """
         nonlocal pops
-        while heap and len(buffer) < config.lookahead and pops < config.max_pops:
+        while heap and len(buffer) < min(config.lookahead, config.budget) and pops < config.max_pops:
             _, choice = heapq.heappop(heap)
             pops += 1
             k = bad_prefix(choice)

@@ -47,7 +47,7 @@ COLUMNS = [
     "clip_id", "video_id", "video_path", "status", "error", "clip_index", "clip_path", "clip_method",
     "start_frame", "end_frame", "start_s", "end_s", "duration_s",
     "video_duration_s", "fps", "width", "height", "codec", "bit_rate", "container", "size_bytes",
-    "num_frames", "num_cuts", "motion_score", "text_ratio", "text_ratio_max",
+    "num_frames", "num_cuts", "num_scenes", "scene_s_dropped", "motion_score", "text_ratio", "text_ratio_max",
     "clip_embedding", "aesthetic_score", "caption", "clip_score",
 ]
 SCORES = ["duration_s", "motion_score", "text_ratio", "aesthetic_score", "clip_score"]
@@ -204,7 +204,12 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         frame_times = record.pop("_frame_times")
         fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
         frame_dt = 1.0 / fps
+        all_scenes = scenes_from_cuts(record["cuts"], frame_times, fps, 0.0)
         scenes = scenes_from_cuts(record["cuts"], frame_times, fps, config.clips.min_clip_s)
+        record["num_scenes"] = len(all_scenes)
+        # time in scenes too short to be clips, plus the starts a stream copy skipped (added below)
+        record["scene_s_dropped"] = float(sum(sc.end_s - sc.start_s for sc in all_scenes)
+                                          - sum(sc.end_s - sc.start_s for sc in scenes))
         keyframes = timed("clip", keyframes_or_empty, path)
         copy_ok = copyable_container(record["container"])
         start_offset = _container_start(path) if config.clips.write_clips else 0.0
@@ -212,7 +217,9 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         for i, scene in enumerate(scenes):
             plan = plan_clip(scene, keyframes, config.clips, frame_dt, copy_ok)
             if plan.method == "skip":
+                record["scene_s_dropped"] += scene.end_s - scene.start_s
                 continue
+            record["scene_s_dropped"] += plan.start_s - scene.start_s
             row = {k: record.get(k) for k in COLUMNS}
             start_frame = int(np.searchsorted(frame_times, plan.start_s - 0.25 * frame_dt))
             row.update(
@@ -229,6 +236,8 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
                     row.update(clip_method=method)
                 row["clip_path"] = str(rel)
             clips.append(row)
+        for row in clips:
+            row.update(num_scenes=record["num_scenes"], scene_s_dropped=record["scene_s_dropped"])
         if clips:
             stages = _clip_stages_cached(config)
             if grid is not None:
@@ -423,7 +432,7 @@ def write_table(rows: list[dict], path: Path) -> None:
     types = {
         "clip_index": pa.int64(), "start_frame": pa.int64(), "end_frame": pa.int64(), "width": pa.int64(),
         "height": pa.int64(), "bit_rate": pa.int64(), "size_bytes": pa.int64(), "num_frames": pa.int64(),
-        "num_cuts": pa.int64(), "clip_embedding": pa.list_(pa.float32()), "keep": pa.bool_(),
+        "num_cuts": pa.int64(), "num_scenes": pa.int64(), "clip_embedding": pa.list_(pa.float32()), "keep": pa.bool_(),
     }
     strings = {"clip_id", "video_id", "video_path", "status", "error", "clip_path", "clip_method", "codec",
                "container", "caption", "removed_by"}
@@ -474,6 +483,9 @@ def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
     write_table(rows, out_dir / "clips.parquet")
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] == "failed"]
+    per_video = {}
+    for r in rows:
+        per_video.setdefault(r["video_id"], r)
     stages = []
     remaining = len(ok)
     for f in resolved:
@@ -489,6 +501,10 @@ def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
         "videos_without_clips": sum(1 for r in rows if r["status"] == "no_clips"),
         "clips": len(ok), "clips_kept": sum(1 for r in ok if r["keep"]),
         "clip_methods": {m: sum(1 for r in ok if r["clip_method"] == m) for m in ("copy", "reencode")},
+        "scenes": sum(v["num_scenes"] or 0 for v in per_video.values()),
+        "scenes_dropped": sum(v["num_scenes"] or 0 for v in per_video.values()) - len(ok),
+        "seconds_of_video": float(sum(v["video_duration_s"] or 0 for v in per_video.values() if v["status"] != "failed")),
+        "seconds_dropped_by_clipping": float(sum(v["scene_s_dropped"] or 0 for v in per_video.values())),
         "seconds_in_clips": float(sum(r["duration_s"] for r in ok)),
         "seconds_kept": float(sum(r["duration_s"] for r in ok if r["keep"])),
         "filters": stages,
@@ -503,6 +519,10 @@ def report_markdown(report: dict) -> str:
     lines = ["# Curation report", "",
              f"- videos: {report['videos']} ({len(report['videos_failed'])} failed, "
              f"{report['videos_without_clips']} without clips)",
+             f"- probe/decode: {len(report['videos_failed'])} videos failed (below); "
+             f"{report['seconds_of_video']:.1f} s of readable video",
+             f"- cuts: {report['scenes']} scenes; clipping dropped {report['scenes_dropped']} scenes too short "
+             f"and {report['seconds_dropped_by_clipping']:.1f} s (short scenes, starts skipped to a keyframe)",
              f"- clips: {report['clips']} ({report['clip_methods']['copy']} stream copies, "
              f"{report['clip_methods']['reencode']} re-encoded), {report['seconds_in_clips']:.1f} s",
              f"- kept: {report['clips_kept']} clips, {report['seconds_kept']:.1f} s", "",
