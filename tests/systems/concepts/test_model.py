@@ -91,3 +91,25 @@ def test_self_labelling_adds_confident_instances(small_model, small_val):
     assert log.stage == "self-label" and log.accepted >= 1
     assert all(b >= a - 1e-6 * abs(a) for a, b in zip(log.objective, log.objective[1:]))
     assert m3.meta["self_labelled"] == log.accepted
+
+
+def test_segment_scores_match_a_direct_evaluation(small_model, small_val):
+    from genlab.systems.motion.concepts.model import LOG2PI, mirror, normalise, phase_offsets
+
+    model, _, _ = small_model
+    feats = normalise(small_val[0].keypoints[:150], model.cfg).feats
+    scores, ds, variant = model.segment_scores(feats)
+    P, beta = model.cfg.n_phases, model.cfg.emission_scale
+    for ci, c in enumerate(model.concepts):
+        for d in (c.min_duration, (c.min_duration + c.max_duration) // 2):
+            k = int(np.searchsorted(ds, d))
+            for t in (d, 100, 150):
+                x = feats[t - d + phase_offsets(d, P)]
+                lls = []
+                for m, v in ((c.mean, c.var), (mirror(c.mean, model.cfg), np.abs(mirror(c.var, model.cfg)))):
+                    lls.append(-0.5 * (((x - m) ** 2) / v + np.log(v) + LOG2PI).sum())
+                want = beta * d / P * max(lls) + model.cfg.duration_weight * c.duration_logpdf(np.array([d]))[0]
+                assert scores[ci, k, t] == pytest.approx(want, rel=1e-9, abs=1e-6)
+                assert variant[ci, k, t] == int(np.argmax(lls))
+    only = model.segment_scores(feats, only=[1])[0]
+    assert np.array_equal(only[1], scores[1]) and np.isneginf(only[0]).all()

@@ -67,3 +67,14 @@ def test_synthesis_bad_input(small_model):
     syn = synthesise(model, _desc())
     with pytest.raises(GenlabError, match="unknown edit"):
         edit(model, syn, "twist", 0)
+
+
+def test_circle_angles_are_aligned_across_iterations():
+    from genlab.systems.motion.concepts.programs import _align_angles
+    from genlab.systems.motion.program import Circle, Segment, Stationary
+
+    a = Segment(10.0, (Circle((0.0, 0.0), 1.0, 3.0, 3.2), Stationary((0.0, 0.0))))
+    b = Segment(10.0, (Circle((0.0, 0.0), 1.0, 3.1 - 2 * np.pi, 3.3 - 2 * np.pi), Stationary((0.0, 0.0))))
+    out = _align_angles([(a,), (b,)])
+    assert out[1][0].primitives[0].theta0 == pytest.approx(3.1)
+    assert np.allclose(out[1][0](np.linspace(0, 1, 5)), b(np.linspace(0, 1, 5)))

@@ -85,8 +85,9 @@ def test_toy_demo_acceptance(tmp_path):
     assert report["person_hallucination"]["affordance"] >= 0.6
 
 
+@pytest.mark.slow
 def test_latent_toy_path_smoke(tmp_path, monkeypatch):
-    """The demo's path: small f4 autoencoder (trained once, cached), 16x16x4 latents, save/load, sample."""
+    """(Slow: ~80 s on the loaded machine.) The demo's path: small f4 autoencoder (trained once, cached), 16x16x4 latents, save/load, sample."""
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
     cfg = C.toy(ae_steps=2)
     cfg = replace(cfg, train=replace(cfg.train, steps=2, pool=8, batch_size=2))

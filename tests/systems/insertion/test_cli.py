@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def test_commands_are_registered(genlab_cli):
     r = genlab_cli("insertion", "--help")
@@ -24,7 +26,9 @@ def test_pairs_command_writes_resumable_shards(genlab_cli, tmp_path):
     assert sorted(p.name for p in tmp_path.glob("shard-*.npz")) == ["shard-00000.npz", "shard-00001.npz"]
 
 
+@pytest.mark.slow
 def test_train_sample_eval_through_the_cli(genlab_cli, tmp_path):
+    """Three CLI processes (train, sample, eval with reader training): 80-260 s on the loaded machine."""
     import json
 
     env = {"GENLAB_CACHE": str(tmp_path / "cache")}

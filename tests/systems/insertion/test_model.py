@@ -151,3 +151,33 @@ def test_nan_latents_are_reported():
     with pytest.raises(GenlabError, match="NaN"):
         pipe.sample(torch.zeros(1, 3, 32, 32), mask, torch.rand(1, 3, 16, 16) - 0.5,
                     settings=replace(cfg.sample, steps=2))
+
+
+def test_load_pretrained_from_local_folders(tmp_path):
+    diffusers = pytest.importorskip("diffusers")
+    transformers = pytest.importorskip("transformers")
+    from genlab.systems.insertion.convert import load_pretrained
+
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=8, in_channels=9, out_channels=4, block_out_channels=(8, 16),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=1, attention_head_dim=2, cross_attention_dim=16, norm_num_groups=4,
+    ).eval()
+    unet.save_pretrained(tmp_path / "sd" / "unet")
+    c = _tiny_vit()
+    transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
+        image_size=c.image_size, patch_size=c.patch_size, hidden_size=c.hidden_size,
+        intermediate_size=c.intermediate_size, num_hidden_layers=c.num_hidden_layers,
+        num_attention_heads=c.num_attention_heads)).save_pretrained(tmp_path / "clip")
+    model, cfg = load_pretrained(tmp_path / "sd", tmp_path / "clip")
+    assert cfg.model.latent_channels == 4 and cfg.model.unet.in_channels == 9
+    x = torch.randn(1, 9, 8, 8)
+    ctx = torch.randn(1, 17, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(model.unet(x, 5.0, context=ctx), unet(x, 5.0, encoder_hidden_states=ctx).sample,
+                                   atol=1e-4, rtol=0)
+        tokens = model.encode_reference(torch.rand(1, 3, 32, 32) * 2 - 1)
+    assert tokens.shape == (1, 17, 16)  # all 1 + 16 patch tokens, projected to the UNet's width
+    with pytest.raises(GenlabError, match="not found"):
+        load_pretrained(tmp_path / "nowhere", tmp_path / "clip")

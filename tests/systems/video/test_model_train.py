@@ -84,14 +84,14 @@ def test_image_stage_trains_only_the_spatial_path():
 
 
 def test_training_resumes_exactly(tmp_path):
-    st = stage("i2v", steps=4, batch_size=2, frames=3, size=8, lr=1e-3)
+    st = stage("i2v", steps=4, batch_size=2, frames=3, size=8, lr=1e-3, ema_decay=0.9)
     data, ae = _data(), PixelIdentity(3)
     straight = _small_model()
     losses = train_stage(straight, ae, data, st)
     assert len(losses) == 4 and all(math.isfinite(x) for x in losses)
     first = _small_model()
     train_stage(first, ae, data, st, out_dir=tmp_path, checkpoint_every=2, max_steps=2)
-    assert (tmp_path / "i2v" / "model.safetensors").is_file()
+    assert (tmp_path / "i2v" / "model.safetensors").is_file() and (tmp_path / "i2v" / "ema.safetensors").is_file()
     resumed = _small_model()  # a fresh process would rebuild the model, then resume from the checkpoint
     losses2 = train_stage(resumed, ae, data, st, out_dir=tmp_path, checkpoint_every=2)
     assert losses2 == pytest.approx(losses, rel=1e-5)
@@ -140,3 +140,15 @@ def test_text_to_video_and_missing_paths(tmp_path):
         CLIPImageTokens.from_local(tmp_path / "no_clip")
     with pytest.raises(GenlabError, match="AutoencoderKL"):
         DiffusersKL.from_local(tmp_path / "no_vae")
+
+
+def test_interpolation_sampling_contract():
+    from genlab.systems.video.pipeline import SamplingConfig, sample_interpolation
+
+    model = SVDModel(tiny(mode="interp", latent_channels=3)).eval()
+    cfg = SamplingConfig(num_frames=5, steps=2, min_guidance=1.0, max_guidance=2.0)
+    a, b = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8)
+    out = sample_interpolation(model, PixelIdentity(3), a, b, cfg, generator=torch.Generator().manual_seed(0))
+    assert out.video.shape == (1, 5, 3, 8, 8)
+    with pytest.raises(GenlabError, match="mode='interp'"):
+        sample_interpolation(_small_model(), PixelIdentity(3), a, b, cfg)

@@ -174,3 +174,25 @@ def sample_t2v(model: SVDModel, ae, context: torch.Tensor | None, height: int, w
     cond = {"context": context, "added_cond": added.to(context.dtype)}
     shape = (b, model.config.latent_channels, height // ae.downsample_factor, width // ae.downsample_factor)
     return _sample(model, ae, cond, shape, cfg, generator, guidance_scales, decode, progress)
+
+
+@torch.no_grad()
+def sample_interpolation(model: SVDModel, ae, start: torch.Tensor, end: torch.Tensor, cfg: SamplingConfig,
+                         generator: torch.Generator | None = None, decode: bool = True,
+                         progress: bool = False) -> VideoSample:
+    """Frame interpolation (App. D.5): T frames between (and including) `start` and `end` images."""
+    if model.config.mode != "interp":
+        raise GenlabError(f"sample_interpolation needs a model built with mode='interp', got {model.config.mode!r}")
+    check_sampling_inputs(model, ae, start, cfg)
+    check_sampling_inputs(model, ae, end, cfg)
+    if start.shape != end.shape:
+        raise GenlabError(f"interpolation: start {tuple(start.shape)} and end {tuple(end.shape)} differ in shape")
+    b = start.shape[0]
+    noise = torch.randn((2, *start.shape), generator=generator, dtype=start.dtype, device=start.device)
+    z_s = ae.encode_unscaled(start + cfg.cond_aug * noise[0])
+    z_e = ae.encode_unscaled(end + cfg.cond_aug * noise[1])
+    added = model.added_ids(b, cfg.fps_id, cfg.motion_bucket_id, cfg.cond_aug, device=start.device).to(start.dtype)
+    cond = model.interp_conditioning(z_s, z_e, model.encode_image_token(start), model.encode_image_token(end),
+                                     added, cfg.num_frames)
+    shape = (b, model.config.latent_channels, *z_s.shape[-2:])
+    return _sample(model, ae, cond, shape, cfg, generator, None, decode, progress)

@@ -83,16 +83,20 @@ def stage_batch(model: SVDModel, ae, data: TrainData, stage: StageConfig, g: tor
 
 
 def save_checkpoint(folder: Path, model: SVDModel, opt: torch.optim.Optimizer, step: int,
-                    g: torch.Generator, losses: list[float]) -> None:
+                    g: torch.Generator, losses: list[float], ema=None) -> None:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "model.safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    if ema is not None:
+        with atomic_path(folder / "ema.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in ema.state_dict().items()}, str(tmp))
     with atomic_path(folder / "optim.pt") as tmp:
         torch.save({"opt": opt.state_dict(), "rng": g.get_state()}, tmp)
     atomic_write_text(folder / "config.json", json.dumps(model.config.to_dict(), indent=1))
-    atomic_write_text(folder / "state.json", json.dumps({"step": step, "losses": losses}))
+    state = {"step": step, "losses": losses, "ema_updates": ema.num_updates if ema is not None else 0}
+    atomic_write_text(folder / "state.json", json.dumps(state))
 
 
 def load_weights(model: SVDModel, path: str | os.PathLike) -> None:
@@ -123,6 +127,11 @@ def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_di
     opt = torch.optim.AdamW(params, lr=stage.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(stage.seed)
     start, losses = 0, []
+    ema = None
+    if stage.ema_decay > 0:  # core/train's EMA (the paper's stages use 0.9999)
+        from genlab.core.train.ema import EMA
+
+        ema = EMA(model, stage.ema_decay)
     folder = Path(out_dir) / stage.name if out_dir is not None else None
     if folder is not None and (folder / "state.json").is_file():
         load_weights(model, folder / "model.safetensors")
@@ -131,6 +140,10 @@ def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_di
         g.set_state(extra["rng"])
         state = json.loads((folder / "state.json").read_text())
         start, losses = state["step"], state["losses"]
+        if ema is not None:
+            from safetensors.torch import load_file
+
+            ema.load_state_dict(load_file(str(folder / "ema.safetensors")), state["ema_updates"])
     warmup = max(1, min(50, stage.steps // 10))
 
     def lr_at(step: int) -> float:  # linear warm-up, cosine decay to 10%
@@ -149,9 +162,13 @@ def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_di
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if ema is not None:
+            ema.update(model)
         losses.append(float(out.loss.detach()))
         if folder is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == stage.steps):
-            save_checkpoint(folder, model, opt, step + 1, g, losses)
+            save_checkpoint(folder, model, opt, step + 1, g, losses, ema)
+    if ema is not None and end == stage.steps:  # the stage's result is its EMA (what SVD releases)
+        model.load_state_dict(ema.state_dict())
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)

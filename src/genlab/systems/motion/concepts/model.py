@@ -159,10 +159,15 @@ class ConceptModel:
             means += [c.mean, mirror(c.mean, cfg) if cfg.mirror else c.mean]
             vars_ += [c.var, np.abs(mirror(c.var, cfg)) if cfg.mirror else c.var]
         n = len(sel)
-        mean = np.stack(means).reshape(2 * n, P * F)
-        W = 1.0 / np.stack(vars_).reshape(2 * n, P * F)
-        Wm = W * mean
-        const = (W * mean**2).sum(1) + np.log(np.stack(vars_)).reshape(2 * n, -1).sum(1) + P * F * LOG2PI
+        W = 1.0 / np.stack(vars_)  # (2n, P, F)
+        Wm = W * np.stack(means)
+        const = (Wm * np.stack(means)).reshape(2 * n, -1).sum(1) + np.log(np.stack(vars_)).reshape(
+            2 * n, -1).sum(1) + P * F * LOG2PI  # (2n,)
+        # Per frame and phase, the frame's part of the quadratic form (x^2 W - 2 x W m), so that a
+        # window's score is a sum of P gathered entries: Q[t, p, k].
+        to_cols = lambda A: A.transpose(2, 1, 0).reshape(F, P * 2 * n)  # (F, P * 2n), column p * 2n + k
+        Q = ((feats * feats) @ to_cols(W) - 2.0 * feats @ to_cols(Wm)).reshape(T * P, 2 * n)
+        phase = np.arange(P)
         dmin = np.array([self.concepts[ci].min_duration for ci in sel])
         dmax = np.array([self.concepts[ci].max_duration for ci in sel])
         for k, d in enumerate(ds):
@@ -171,8 +176,8 @@ class ConceptModel:
             ok = (dmin <= d) & (d <= dmax)
             if not ok.any():
                 continue
-            X = feats[np.arange(T - d + 1)[:, None] + phase_offsets(d, P)[None]].reshape(T - d + 1, P * F)
-            quad = (X * X) @ W.T - 2.0 * X @ Wm.T + const  # (n_windows, 2 n): -2 log N over phases
+            rows = (np.arange(T - d + 1)[:, None] + phase_offsets(d, P)[None]) * P + phase  # (n_windows, P)
+            quad = Q[rows].sum(1) + const  # (n_windows, 2n): -2 log N summed over phases
             ll = (-0.5 * cfg.emission_scale * d / P) * quad.reshape(-1, n, 2)  # (n_windows, n, 2)
             v = np.argmax(ll, axis=2)
             best = np.take_along_axis(ll, v[..., None], 2)[..., 0]  # (n_windows, n)

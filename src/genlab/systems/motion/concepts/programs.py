@@ -16,6 +16,8 @@ A concept's DSL text is a named for-loop around that body (`concept_text`).
 
 from __future__ import annotations
 
+from functools import cached_property, lru_cache
+
 import numpy as np
 
 from genlab.systems.motion.config import FitConfig
@@ -65,16 +67,55 @@ def fit_body(iterations: list[np.ndarray], max_body: int = 6, cfg: FitConfig | N
             f = fit_windows(mom, np.array([s]), int(e - s), cfg)
             segs.append(Segment(float(e - s), primitives_from_fit(f, 0)))
         its.append(tuple(segs))
-    return Loop(tuple(its))
+    return Loop(tuple(_align_angles(its)))
+
+
+def _align_angles(its: list[tuple[Segment, ...]]) -> list[tuple[Segment, ...]]:
+    """Circle angles are defined modulo 2 pi: shift every iteration's (theta0, theta1) by a whole
+    number of turns to the first circle seen at the same (statement, joint), so that per-statement
+    means and samples of the angles are not torn apart by the wrap at +-pi."""
+    from dataclasses import replace as _replace
+
+    from genlab.systems.motion.program import Circle
+
+    ref: dict[tuple[int, int], float] = {}
+    out = []
+    for it in its:
+        segs = []
+        for k, seg in enumerate(it):
+            prims = list(seg.primitives)
+            for j, p in enumerate(prims):
+                if isinstance(p, Circle):
+                    r = ref.setdefault((k, j), p.theta0)
+                    turns = np.round((r - p.theta0) / (2 * np.pi))
+                    if turns:
+                        prims[j] = _replace(p, theta0=p.theta0 + 2 * np.pi * turns, theta1=p.theta1 + 2 * np.pi * turns)
+            segs.append(Segment(seg.duration, tuple(prims)))
+        out.append(tuple(segs))
+    return out
 
 
 def loop_to_text(loop: Loop) -> str:
     return Program((loop,), "coco17").to_text()
 
 
-def loop_from_text(text: str) -> Loop:
+class CachedLoop(Loop):
+    """A motion `Loop` whose per-phase statistics are computed once (sampling and the mean body
+    call `phase_stats()` on every use)."""
+
+    @cached_property
+    def _stats(self):
+        return Loop.phase_stats(self)
+
+    def phase_stats(self):
+        return self._stats
+
+
+@lru_cache(maxsize=64)
+def loop_from_text(text: str) -> CachedLoop:
+    """Parse a stored loop body (motion's program text); parsed once per text."""
     prog = parse_program(text)
-    return prog.statements[0]
+    return CachedLoop(prog.statements[0].iterations)
 
 
 def concept_text(name: str, loop: Loop, count_probs: np.ndarray | None = None) -> str:
