@@ -19,3 +19,19 @@ def test_unknown_system_is_one_clear_error():
     result = run_genlab("nonsense")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_help_imports_no_heavy_library():
+    # `genlab --help` must stay instant: system CLIs keep heavy imports inside commands.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, genlab.cli; genlab.cli.build_parser(); "
+        "print(sorted(m for m in ('numpy', 'torch', 'scipy', 'matplotlib', 'cv2', 'av') if m in sys.modules))"
+    )
+    from tests.helpers import ROOT
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT / "src")}, check=True)
+    assert out.stdout.strip() == "[]"

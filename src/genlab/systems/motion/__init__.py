@@ -21,36 +21,49 @@ motions are `MotionSpec`s in the `MOTIONS` registry (`register_motion` adds more
 Skeletons: `genlab.core.pose.skeletons` (COCO17, HALPE26, MEDIAPIPE33).
 """
 
-from genlab.systems.motion.config import FitConfig, LoopConfig
-from genlab.systems.motion.pipeline import fill_gaps, fit_normalised, fit_program, prepare
-from genlab.systems.motion.program import (
-    KINDS,
-    Circle,
-    Line,
-    Loop,
-    PhaseStats,
-    Primitive,
-    Program,
-    Segment,
-    Stationary,
-    descriptor,
-    edit_primitive,
-    execute,
-    format_program,
-    parse_program,
-    set_loop_count,
-    splice,
-)
-from genlab.systems.motion.synthetic import (
-    MOTIONS,
-    MotionSpec,
-    MotionStyle,
-    SynthConfig,
-    SyntheticSequence,
-    make_sequence,
-    register_motion,
-    synthetic_set,
-)
+import importlib
+
+# Public name -> defining module. Imported on first use (PEP 562), so that importing the CLI,
+# which lives in this package, stays cheap.
+_EXPORTS = {
+    "Circle": "genlab.systems.motion.program",
+    "FitConfig": "genlab.systems.motion.config",
+    "KINDS": "genlab.systems.motion.program",
+    "Line": "genlab.systems.motion.program",
+    "Loop": "genlab.systems.motion.program",
+    "LoopConfig": "genlab.systems.motion.config",
+    "MOTIONS": "genlab.systems.motion.synthetic",
+    "MotionSpec": "genlab.systems.motion.synthetic",
+    "MotionStyle": "genlab.systems.motion.synthetic",
+    "PhaseStats": "genlab.systems.motion.program",
+    "Primitive": "genlab.systems.motion.program",
+    "Program": "genlab.systems.motion.program",
+    "Segment": "genlab.systems.motion.program",
+    "Stationary": "genlab.systems.motion.program",
+    "SynthConfig": "genlab.systems.motion.synthetic",
+    "SyntheticSequence": "genlab.systems.motion.synthetic",
+    "descriptor": "genlab.systems.motion.program",
+    "edit_primitive": "genlab.systems.motion.program",
+    "execute": "genlab.systems.motion.program",
+    "fill_gaps": "genlab.systems.motion.pipeline",
+    "fit_normalised": "genlab.systems.motion.pipeline",
+    "fit_program": "genlab.systems.motion.pipeline",
+    "format_program": "genlab.systems.motion.program",
+    "make_sequence": "genlab.systems.motion.synthetic",
+    "parse_program": "genlab.systems.motion.program",
+    "prepare": "genlab.systems.motion.pipeline",
+    "register_motion": "genlab.systems.motion.synthetic",
+    "set_loop_count": "genlab.systems.motion.program",
+    "splice": "genlab.systems.motion.program",
+    "synthetic_set": "genlab.systems.motion.synthetic",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "KINDS", "Circle", "FitConfig", "Line", "Loop", "LoopConfig", "MOTIONS", "MotionSpec", "MotionStyle",
