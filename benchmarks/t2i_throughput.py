@@ -11,24 +11,13 @@ A training step = forward + backward + AdamW; sampling = Euler steps with classi
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
+from _timing import median_time
 
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import mmdit_depth
 from genlab.systems.t2i.model import MMDiT
-
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -86,9 +75,9 @@ def main() -> None:
             return z
 
         module.train()
-        train_s = _median_time(train_step, args.repeats)
+        train_s = median_time(train_step, args.repeats)
         module.eval()
-        sample_s = _median_time(sample, max(1, args.repeats // 2))
+        sample_s = median_time(sample, max(1, args.repeats // 2))
         rows.append((name, 1.0 / train_s, b / sample_s))
 
     (_, ours_train, ours_sample), (_, ref_train, ref_sample) = rows

@@ -10,20 +10,9 @@ backward + AdamW), UNet sampling forward (frames/s), temporal VAE decoder (frame
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
-
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from _timing import median_time
 
 
 def main() -> None:
@@ -76,12 +65,12 @@ def main() -> None:
     for name, unit, f_ref, f_ours, per in [
         ("UNet train step", "steps/s", train_step(ref.train(), ref_call), train_step(ours.train(), our_call), 1),
     ]:
-        tr, to = _median_time(f_ref, args.repeats), _median_time(f_ours, args.repeats)
+        tr, to = median_time(f_ref, args.repeats), median_time(f_ours, args.repeats)
         rows.append((name, unit, per / to, per / tr))
     ref.eval(), ours.eval()
     with torch.no_grad():
-        tr = _median_time(lambda: ref_call(ref), args.repeats)
-        to = _median_time(lambda: our_call(ours), args.repeats)
+        tr = median_time(lambda: ref_call(ref), args.repeats)
+        to = median_time(lambda: our_call(ours), args.repeats)
     rows.append(("UNet sampling forward", "frames/s", b * t / to, b * t / tr))
 
     vae = diffusers.AutoencoderKLTemporalDecoder(block_out_channels=(32, 64), layers_per_block=1, latent_channels=4,
@@ -90,8 +79,8 @@ def main() -> None:
     load_diffusers_decoder_state_dict(dec, vae.state_dict())
     z = torch.randn(b * t, 4, s, s)
     with torch.no_grad():
-        tr = _median_time(lambda: vae.decode(z, num_frames=t).sample, args.repeats)
-        to = _median_time(lambda: dec(z, t), args.repeats)
+        tr = median_time(lambda: vae.decode(z, num_frames=t).sample, args.repeats)
+        to = median_time(lambda: dec(z, t), args.repeats)
     rows.append(("temporal VAE decode", "frames/s", b * t / to, b * t / tr))
 
     print(f"config: VideoUNet tiny (32, 64), latent {s}x{s}, T={t}, batch {b}, {args.threads} thread(s), CPU float32")
