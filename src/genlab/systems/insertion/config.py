@@ -97,7 +97,7 @@ def toy(**overrides) -> InsertionConfig:
                         train_encoder=True, space="latent")
     cfg = InsertionConfig(
         size=64, ref_size=32, model=model,
-        train=TrainSettings(steps=4000, batch_size=32, lr=2e-3, warmup_steps=200, ema_decay=0.999, pool=8192),
+        train=TrainSettings(steps=6000, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.999, pool=8192),
         sample=SampleSettings(steps=50, scale_scene=2.0, scale_person=2.0),
     )
     return replace(cfg, **overrides)
