@@ -42,6 +42,50 @@ def test_probe_and_frames(small_cuts):
     assert np.all(np.diff([f.time for f in frames]) > 0)
 
 
+def test_small_bgr_matches_swscale(small_cuts, tmp_path):
+    """The plane-based shrink gives the picture swscale gives (up to filter differences), at an
+    integer factor of the frame size; a non-4:2:0 frame takes the swscale path at the same size."""
+    import av
+
+    from genlab.core.data.video import small_bgr, small_size
+
+    big = tmp_path / "big.mp4"
+    synthetic.write_video(big, [synthetic.texture(np.random.default_rng(0), 360, 640)] * 3)
+    for path, max_side, expect in [(small_cuts[0], 256, (180, 320)), (big, 256, (180, 320)), (big, 100, (60, 106))]:
+        with av.open(str(path)) as c:
+            frame = next(c.decode(video=0))
+            img = small_bgr(frame, max_side)
+            ref = frame.to_ndarray(format="bgr24", width=img.shape[1], height=img.shape[0])
+            rgb = frame.reformat(format="yuv444p")
+            assert small_bgr(rgb, max_side).shape == img.shape
+        factor, w, h = small_size(frame.width, frame.height, max_side)
+        assert img.shape == (h, w, 3) == (*expect, 3)
+        assert np.abs(img.astype(int) - ref).mean() < 6.0
+
+
+def test_content_score_is_pyscenedetects(small_cuts):
+    """Our shared HSV score equals ContentDetector's own frame score (default weights) frame by frame,
+    and the precomputed-score detectors cut where PySceneDetect's own detectors cut."""
+    import cv2
+    from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
+
+    from genlab.systems.video.curation.cuts import _precomputed, content_score
+
+    path, truth = small_cuts
+    own, own_a = ContentDetector(), AdaptiveDetector()
+    ours, ours_a = _precomputed(ContentDetector)(), _precomputed(AdaptiveDetector)()
+    prev, cuts = None, {"own": [], "ours": []}
+    for frame in iter_frames(path, max_side=256):
+        tc = FrameTimecode(frame.index, 30.0)
+        hsv = cv2.cvtColor(frame.image, cv2.COLOR_BGR2HSV)
+        ours.score = ours_a.score = content_score(hsv, prev)
+        prev = hsv
+        cuts["own"] += own.process_frame(tc, frame.image) + own_a.process_frame(tc, frame.image)
+        cuts["ours"] += ours.process_frame(tc, None) + ours_a.process_frame(tc, None)
+        assert ours._frame_score == pytest.approx(own._frame_score, abs=1e-9)
+    assert cuts["own"] and [c.frame_num for c in cuts["ours"]] == [c.frame_num for c in cuts["own"]]
+
+
 @pytest.mark.parametrize("name, reason", [
     ("zero.mp4", "empty file"), ("notvideo.mp4", "not a readable video"),
     ("truncated.mp4", "not a readable video"), ("noframes.avi", "no decodable frames"),
