@@ -9,7 +9,7 @@ from genlab.core.data.video import VideoReadError, iter_frames, probe
 from genlab.systems.video.curation import synthetic
 from genlab.systems.video.curation.config import CutConfig, MotionConfig, TextConfig
 from genlab.systems.video.curation.cuts import detect_cuts
-from genlab.systems.video.curation.stages import ClipFrames, MotionStage, TextStage
+from genlab.systems.video.curation.stages import ClipFrames, MotionStage, TextStage, _text_detector
 
 
 def test_cv2_is_opencv_python_headless():
@@ -145,6 +145,12 @@ def test_text_ratio_matches_rendered_area(tmp_path):
     blank = synthetic.text_video(tmp_path / "b.mp4", n_lines=0, seed=2, seconds=1.0)
     assert blank == 0.0
     assert TextStage(TextConfig(frames=1))({}, _frames(tmp_path / "b.mp4"))["text_ratio"] < 0.01
+    # the coarse gate changes nothing where there is text, and skips the full pass where there is none
+    ungated = TextStage(TextConfig(frames=1, gate_scale=1.0))({}, _frames(tmp_path / "t.mp4"))
+    assert ungated["text_ratio"] == pytest.approx(out["text_ratio"], abs=1e-12)
+    stage = TextStage(TextConfig(frames=1))
+    blank_img = _frames(tmp_path / "b.mp4").samples[0].image
+    assert not stage._has_text_coarse(_text_detector(0.5, 1.1), blank_img)
 
 
 def test_single_pass_grid_matches_second_pass(small_cuts):
