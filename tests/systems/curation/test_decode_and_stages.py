@@ -179,3 +179,32 @@ def test_single_pass_grid_matches_second_pass(small_cuts):
         a = MotionStage(MotionConfig())({}, mine)["motion_score"]
         b = MotionStage(MotionConfig())({}, other)["motion_score"]
         assert a == pytest.approx(b, rel=0.35, abs=3.0)  # DIS on smooth texture: +-30% per pair
+
+
+def test_avi_clips_are_stream_copied_frame_exact(small_cuts, tmp_path):
+    """AVI has no presentation times; with the decoder pts of the cut pass, clips that start on a
+    keyframe and end where decode order allows are copied, and decode to exactly the source frames."""
+    import subprocess
+
+    import av
+
+    from genlab.systems.video.curation.clipping import ffmpeg_exe
+    from genlab.systems.video.curation.config import ClipConfig, CurationConfig, TextConfig
+    from genlab.systems.video.curation.pipeline import process_video
+
+    avi = tmp_path / "cuts.avi"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(small_cuts[0]), "-c", "copy", str(avi)], check=True)
+
+    def gray(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+
+    source = gray(avi)
+    config = CurationConfig(clips=ClipConfig(min_clip_s=0.5), text=TextConfig(enabled=False))
+    rows = process_video(avi, config, tmp_path / "out")
+    copies = [r for r in rows if r["clip_method"] == "copy"]
+    assert len(copies) >= len(rows) // 2, [r["clip_method"] for r in rows]
+    for r in copies:
+        clip = gray(tmp_path / "out" / r["clip_path"])
+        assert len(clip) == r["end_frame"] - r["start_frame"]
+        assert all(np.array_equal(a, source[r["start_frame"] + k]) for k, a in enumerate(clip))

@@ -122,6 +122,7 @@ class Frame:
     time: float  # seconds from the stream start
     image: np.ndarray | None  # (H, W, 3) uint8 in `fmt`, or None when not requested
     extra: np.ndarray | None = None  # a second size of the same frame, when `want_extra` asked for it
+    pts: int | None = None  # the decoder's pts (in AVI: the guessed pts of the packet that held it)
 
 
 def iter_frames(
@@ -178,7 +179,7 @@ def iter_frames(
                         extra = frame.to_ndarray(format=fmt)
                     else:
                         extra = frame.to_ndarray(format=fmt, width=esize[0], height=esize[1])
-                yield Frame(index, float(time), image, extra)
+                yield Frame(index, float(time), image, extra, frame.pts)
                 index += 1
         except av.error.FFmpegError as err:
             raise VideoReadError(path, f"decoding failed after {index} frames ({_ffmpeg_message(err)})") from err

@@ -28,6 +28,7 @@ class CutResult:
     cuts: list[int]  # first frame of each new scene (native frame index), sorted, never 0
     num_frames: int
     frame_times: np.ndarray  # (num_frames,) presentation time of every frame, seconds
+    frame_pts: list[int | None] = field(default_factory=list)  # decoder pts of every frame (for AVI copies)
     by_level: dict[str, list[int]] = field(default_factory=dict)  # raw detections, for analysis
 
 
@@ -91,6 +92,7 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     raw: dict[tuple[int, str], list[int]] = {(lv, name): [] for lv in levels for name in dets[lv]}
     native_scores: list[float] = []
     times: list[float] = []
+    pts: list[int | None] = []
     prev_hsv: dict[int, np.ndarray] = {}
     last_tc: dict[int, FrameTimecode] = {}
     max_side = cfg.max_side
@@ -101,6 +103,7 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
         if frame.extra is not None:
             grid.add(frame)
         times.append(frame.time)
+        pts.append(frame.pts)
         hsv = cv2.cvtColor(frame.image, cv2.COLOR_BGR2HSV)
         native = content_score(hsv, prev_hsv.get(1))  # for refining coarse cuts, whatever the levels
         native_scores.append(native)
@@ -141,4 +144,5 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
                 if all(abs(cut - a) > tolerance for a in accepted):
                     accepted.append(cut)
     by_level = {f"{name}@1/{lv}": sorted(v) for (lv, name), v in raw.items()}
-    return CutResult(cuts=sorted(accepted), num_frames=n, frame_times=np.asarray(times), by_level=by_level)
+    return CutResult(cuts=sorted(accepted), num_frames=n, frame_times=np.asarray(times),
+                     frame_pts=pts, by_level=by_level)
