@@ -51,8 +51,8 @@ def test_train_save_load_sample_smoke(tmp_path):
 @pytest.mark.slow
 def test_fast_toy_affordance_well_above_paste(tmp_path):
     """The whole pipeline at the smallest size (32 px); the threshold is the issue's `well above paste`.
-    Marked slow: on the shared 2-core machine this budget (600 + 600 steps) takes ~15-40 min, far
-    beyond the fast tier's 90 s, and smaller budgets do not learn to draw people (see README)."""
+    Marked slow: training alone is 600 x 0.37 CPU s = 220 CPU s (README's profile), beyond the fast
+    tier's ~90 s even on an idle machine, and no smaller budget was shown to draw people (see README)."""
     cfg = C.tiny()
     cfg = replace(cfg, train=replace(cfg.train, steps=FAST_STEPS))
     readers = M.load_or_train_readers(FAST_READER, progress=False)
