@@ -76,3 +76,24 @@ def test_local_penalty_adapts_to_local_noise():
     prog = fit_program(seq.keypoints, FitConfig(penalty_local=True))
     sc = score_fit(prog, seq)
     assert sc["boundary_recall"] > 0.8 and prog.loops
+
+
+def test_fit_segments_at_given_boundaries():
+    from genlab.systems.motion import Circle, Line, fit_segments
+
+    u = np.arange(20) / 20
+    line = np.stack([0.1 + 0.5 * u, 0.2 - 0.3 * u], -1)
+    th = 0.3 + 2.0 * u
+    circ = np.stack([0.5 + 0.3 * np.cos(th), -0.2 + 0.3 * np.sin(th)], -1)
+    X = np.concatenate([line, circ])[:, None, :]
+    segs = fit_segments(X, [0, 20, 40])
+    assert [s.duration for s in segs] == [20.0, 20.0]
+    assert isinstance(segs[0].primitives[0], Line) and isinstance(segs[1].primitives[0], Circle)
+    np.testing.assert_allclose(segs[0].primitives[0].start, [0.1, 0.2], atol=1e-9)
+    assert segs[1].primitives[0].radius == pytest.approx(0.3)
+    # same as the internal window fit
+    ref = fit_windows(_Moments(X, np.ones(40)), np.array([20]), 20, _FC())
+    assert ref["kind"][0, 0] == CIRC
+    for bad in ([0], [0, 20, 20], [0, 41], [-1, 10]):
+        with pytest.raises(GenlabError, match="boundaries"):
+            fit_segments(X, bad)

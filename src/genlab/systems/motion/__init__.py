@@ -12,7 +12,7 @@ Types (frozen dataclasses, `program.py`): primitives `Stationary`, `Line`, `Circ
 time u in [0, 1), timing s(u) = u + accel*u*(u-1)); `Segment(duration, primitives)`;
 `Loop(iterations)` with `mean_body()`, `phase_stats()` and `sample_iteration(rng)`;
 `Program(statements, skeleton, fps, scale, origin)`. Editing: `set_loop_count`, `edit_primitive`,
-`splice`. Fitting internals: `fit.fit_windows` (closed-form, vectorised primitive fits and the
+`splice`. Fitting at given boundaries: `fit_segments(X, boundaries, cfg)` -> Segments. Fitting internals: `fit.fit_windows` (closed-form, vectorised primitive fits and the
 selection rules), `fit.segment_sequence` (DP), `loops.detect_loops`.
 
 Synthetic data (`synthetic.py`): `make_sequence(motion, seed, SynthConfig())`, `synthetic_set(n, seed)`;
@@ -47,6 +47,7 @@ _EXPORTS = {
     "execute": "genlab.systems.motion.program",
     "fill_gaps": "genlab.systems.motion.pipeline",
     "fit_normalised": "genlab.systems.motion.pipeline",
+    "fit_segments": "genlab.systems.motion.fit",
     "fit_program": "genlab.systems.motion.pipeline",
     "format_program": "genlab.systems.motion.program",
     "make_sequence": "genlab.systems.motion.synthetic",
@@ -68,6 +69,7 @@ def __getattr__(name: str):
 __all__ = [
     "KINDS", "Circle", "FitConfig", "Line", "Loop", "LoopConfig", "MOTIONS", "MotionSpec", "MotionStyle",
     "PhaseStats", "Primitive", "Program", "Segment", "Stationary", "SynthConfig", "SyntheticSequence",
-    "descriptor", "edit_primitive", "execute", "fill_gaps", "fit_normalised", "fit_program", "format_program",
+    "descriptor", "edit_primitive", "execute", "fill_gaps", "fit_normalised", "fit_program",
+    "fit_segments", "format_program",
     "make_sequence", "parse_program", "prepare", "register_motion", "set_loop_count", "splice", "synthetic_set",
 ]

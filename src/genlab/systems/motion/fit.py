@@ -207,6 +207,27 @@ def primitives_from_fit(f: dict[str, np.ndarray], i: int) -> tuple[Primitive, ..
     return tuple(out)
 
 
+def fit_segments(X: np.ndarray, boundaries, cfg: FitConfig | None = None,
+                 w: np.ndarray | None = None) -> tuple[Segment, ...]:
+    """Fit primitives at given segment boundaries (no segmentation search).
+
+    X: (T, J, 2) normalised keypoints; boundaries: increasing frame indices b_0 < ... < b_S with
+    b_0 >= 0 and b_S <= T; segment s covers [b_s, b_{s+1}). w: (T,) frame weights (0 = missing),
+    ones by default. Returns one `Segment` per window, each with its per-joint selected primitive
+    (the same closed-form fits and selection rules as `fit_program`)."""
+    X = np.asarray(X, np.float64)
+    if X.ndim != 3 or X.shape[-1] != 2:
+        raise GenlabError(f"fit_segments: keypoints must be (T, J, 2), got shape {X.shape}")
+    b = np.asarray(boundaries, dtype=int)
+    if b.ndim != 1 or len(b) < 2 or b[0] < 0 or b[-1] > len(X) or np.any(np.diff(b) < 1):
+        raise GenlabError(f"fit_segments: boundaries must increase strictly within [0, {len(X)}], got {b.tolist()}")
+    cfg = cfg or FitConfig()
+    w = np.ones(len(X)) if w is None else np.asarray(w, np.float64)
+    mom = _Moments(X, w)
+    return tuple(Segment(float(e - s), primitives_from_fit(fit_windows(mom, np.array([s]), int(e - s), cfg), 0))
+                 for s, e in zip(b[:-1], b[1:]))
+
+
 def estimate_noise_var(X: np.ndarray, w: np.ndarray) -> float:
     """Per-coordinate noise variance from second differences (robust median): var(d2) = 6 sigma^2."""
     ok = (w[2:] > 0) & (w[1:-1] > 0) & (w[:-2] > 0)

@@ -21,7 +21,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 
 from genlab.systems.motion.config import FitConfig
-from genlab.systems.motion.fit import _Moments, fit_windows, primitives_from_fit, segment_sequence
+from genlab.systems.motion.fit import fit_segments, segment_sequence
 from genlab.systems.motion.program import Loop, Program, Segment, parse_program
 
 
@@ -61,12 +61,7 @@ def fit_body(iterations: list[np.ndarray], max_body: int = 6, cfg: FitConfig | N
         if len(b) != len(fracs):  # iteration too short for K statements: use the mean iteration
             x, d = mean, L
             b = np.round(fracs * d).astype(int)
-        mom = _Moments(x, np.ones(d))
-        segs = []
-        for s, e in zip(b[:-1], b[1:]):
-            f = fit_windows(mom, np.array([s]), int(e - s), cfg)
-            segs.append(Segment(float(e - s), primitives_from_fit(f, 0)))
-        its.append(tuple(segs))
+        its.append(fit_segments(x, b, cfg))
     return Loop(tuple(_align_angles(its)))
 
 
