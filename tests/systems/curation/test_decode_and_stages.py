@@ -9,7 +9,7 @@ from genlab.core.data.video import VideoReadError, iter_frames, probe
 from genlab.systems.video.curation import synthetic
 from genlab.systems.video.curation.config import CutConfig, MotionConfig, TextConfig
 from genlab.systems.video.curation.cuts import detect_cuts
-from genlab.systems.video.curation.stages import ClipFrames, MotionStage, TextStage
+from genlab.systems.video.curation.stages import ClipFrames, MotionStage, TextStage, _text_detector
 
 
 def test_cv2_is_opencv_python_headless():
@@ -40,6 +40,50 @@ def test_probe_and_frames(small_cuts):
     assert len(frames) == truth.num_frames
     assert frames[0].image.shape == (90, 160, 3) and frames[1].image is None
     assert np.all(np.diff([f.time for f in frames]) > 0)
+
+
+def test_small_bgr_matches_swscale(small_cuts, tmp_path):
+    """The plane-based shrink gives the picture swscale gives (up to filter differences), at an
+    integer factor of the frame size; a non-4:2:0 frame takes the swscale path at the same size."""
+    import av
+
+    from genlab.core.data.video import small_bgr, small_size
+
+    big = tmp_path / "big.mp4"
+    synthetic.write_video(big, [synthetic.texture(np.random.default_rng(0), 360, 640)] * 3)
+    for path, max_side, expect in [(small_cuts[0], 256, (180, 320)), (big, 256, (180, 320)), (big, 100, (60, 106))]:
+        with av.open(str(path)) as c:
+            frame = next(c.decode(video=0))
+            img = small_bgr(frame, max_side)
+            ref = frame.to_ndarray(format="bgr24", width=img.shape[1], height=img.shape[0])
+            rgb = frame.reformat(format="yuv444p")
+            assert small_bgr(rgb, max_side).shape == img.shape
+        factor, w, h = small_size(frame.width, frame.height, max_side)
+        assert img.shape == (h, w, 3) == (*expect, 3)
+        assert np.abs(img.astype(int) - ref).mean() < 6.0
+
+
+def test_content_score_is_pyscenedetects(small_cuts):
+    """Our shared HSV score equals ContentDetector's own frame score (default weights) frame by frame,
+    and the precomputed-score detectors cut where PySceneDetect's own detectors cut."""
+    import cv2
+    from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
+
+    from genlab.systems.video.curation.cuts import _precomputed, content_score
+
+    path, truth = small_cuts
+    own, own_a = ContentDetector(), AdaptiveDetector()
+    ours, ours_a = _precomputed(ContentDetector)(), _precomputed(AdaptiveDetector)()
+    prev, cuts = None, {"own": [], "ours": []}
+    for frame in iter_frames(path, max_side=256):
+        tc = FrameTimecode(frame.index, 30.0)
+        hsv = cv2.cvtColor(frame.image, cv2.COLOR_BGR2HSV)
+        ours.score = ours_a.score = content_score(hsv, prev)
+        prev = hsv
+        cuts["own"] += own.process_frame(tc, frame.image) + own_a.process_frame(tc, frame.image)
+        cuts["ours"] += ours.process_frame(tc, None) + ours_a.process_frame(tc, None)
+        assert ours._frame_score == pytest.approx(own._frame_score, abs=1e-9)
+    assert cuts["own"] and [c.frame_num for c in cuts["ours"]] == [c.frame_num for c in cuts["own"]]
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -101,6 +145,12 @@ def test_text_ratio_matches_rendered_area(tmp_path):
     blank = synthetic.text_video(tmp_path / "b.mp4", n_lines=0, seed=2, seconds=1.0)
     assert blank == 0.0
     assert TextStage(TextConfig(frames=1))({}, _frames(tmp_path / "b.mp4"))["text_ratio"] < 0.01
+    # the coarse gate changes nothing where there is text, and skips the full pass where there is none
+    ungated = TextStage(TextConfig(frames=1, gate_scale=1.0))({}, _frames(tmp_path / "t.mp4"))
+    assert ungated["text_ratio"] == pytest.approx(out["text_ratio"], abs=1e-12)
+    stage = TextStage(TextConfig(frames=1))
+    blank_img = _frames(tmp_path / "b.mp4").samples[0].image
+    assert not stage._has_text_coarse(_text_detector(0.5, 1.1), blank_img)
 
 
 def test_single_pass_grid_matches_second_pass(small_cuts):
@@ -129,3 +179,32 @@ def test_single_pass_grid_matches_second_pass(small_cuts):
         a = MotionStage(MotionConfig())({}, mine)["motion_score"]
         b = MotionStage(MotionConfig())({}, other)["motion_score"]
         assert a == pytest.approx(b, rel=0.35, abs=3.0)  # DIS on smooth texture: +-30% per pair
+
+
+def test_avi_clips_are_stream_copied_frame_exact(small_cuts, tmp_path):
+    """AVI has no presentation times; with the decoder pts of the cut pass, clips that start on a
+    keyframe and end where decode order allows are copied, and decode to exactly the source frames."""
+    import subprocess
+
+    import av
+
+    from genlab.systems.video.curation.clipping import ffmpeg_exe
+    from genlab.systems.video.curation.config import ClipConfig, CurationConfig, TextConfig
+    from genlab.systems.video.curation.pipeline import process_video
+
+    avi = tmp_path / "cuts.avi"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(small_cuts[0]), "-c", "copy", str(avi)], check=True)
+
+    def gray(path):
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+
+    source = gray(avi)
+    config = CurationConfig(clips=ClipConfig(min_clip_s=0.5), text=TextConfig(enabled=False))
+    rows = process_video(avi, config, tmp_path / "out")
+    copies = [r for r in rows if r["clip_method"] == "copy"]
+    assert len(copies) >= len(rows) // 2, [r["clip_method"] for r in rows]
+    for r in copies:
+        clip = gray(tmp_path / "out" / r["clip_path"])
+        assert len(clip) == r["end_frame"] - r["start_frame"]
+        assert all(np.array_equal(a, source[r["start_frame"] + k]) for k, a in enumerate(clip))

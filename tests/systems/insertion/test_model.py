@@ -181,3 +181,26 @@ def test_load_pretrained_from_local_folders(tmp_path):
     assert tokens.shape == (1, 17, 16)  # all 1 + 16 patch tokens, projected to the UNet's width
     with pytest.raises(GenlabError, match="not found"):
         load_pretrained(tmp_path / "nowhere", tmp_path / "clip")
+
+
+def test_training_data_is_encoded_once_and_cached(tmp_path, monkeypatch):
+    """Pairs are rendered and encoded once per (pair settings, autoencoder weights): no data work per step."""
+    from genlab.systems.insertion import train as T
+
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path))
+    cfg = C.tiny()
+    ae = SpaceToDepth(2)
+    a = T.training_data(cfg, ae, n=6)
+    files = list((tmp_path / "insertion").glob("pool-*.safetensors"))
+    assert len(files) == 1
+    assert a["z"].shape == (6, 12, 16, 16) and a["mask"].shape == (6, 1, 16, 16)
+    assert a["reference"].shape == (6, 3, cfg.ref_size, cfg.ref_size)
+    def no_render(*args, **kw):
+        raise RuntimeError("rendered again despite the cache")
+
+    monkeypatch.setattr(T, "build_pool", no_render)
+    b = T.training_data(cfg, ae, n=6)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k])
+    with pytest.raises(RuntimeError, match="rendered again"):  # another autoencoder is another cache entry
+        T.training_data(cfg, SpaceToDepth(1), n=6)

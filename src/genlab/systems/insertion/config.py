@@ -74,24 +74,26 @@ def _toy_unet(c: int, channels: tuple[int, ...], attn: tuple[bool, ...], ctx: in
 
 
 def tiny(**overrides) -> InsertionConfig:
-    """Fast tier: 32 px in pixel space folded 2x2 into channels (16x16x12), a small UNet, a 1-layer ViT
-    on 16 px references."""
+    """Fast tier: 32 px in pixel space folded 2x2 into channels (16x16x12), the toy's small UNet
+    (32/64 channels, attention only at 8x8), a 1-layer ViT on 16 px references (17 tokens)."""
     vit = toy_vit(image_size=16, patch_size=4, hidden_size=48, intermediate_size=96, num_hidden_layers=1,
                   num_attention_heads=2)
-    model = ModelConfig(latent_channels=12, unet=_toy_unet(12, (48, 96), (False, True), 64), vit=vit,
+    model = ModelConfig(latent_channels=12, unet=_toy_unet(12, (32, 64), (False, True), 64), vit=vit,
                         train_encoder=True, space="pixel", patch=2)
     cfg = InsertionConfig(
         size=32, ref_size=16, model=model,
-        train=TrainSettings(steps=300, batch_size=16, lr=2e-3, warmup_steps=20, ema_decay=0.99, pool=1024),
+        train=TrainSettings(steps=300, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.99, pool=1024),
         sample=SampleSettings(steps=20, scale_scene=2.0, scale_person=2.0),
     )
     return replace(cfg, **overrides)
 
 
 def toy(**overrides) -> InsertionConfig:
-    """The demo: 64 px images, small f4 autoencoder (16x16x4 latents), a tiny trained ViT."""
-    model = ModelConfig(latent_channels=4, unet=_toy_unet(4, (64, 128), (False, True), 128),
-                        vit=toy_vit(hidden_size=96, intermediate_size=192, num_attention_heads=3),
+    """The demo: 64 px images, small f4 autoencoder (16x16x4 latents), a small UNet (32/64 channels,
+    one res block per level, attention only at 8x8 and in the middle) and a tiny 2-layer ViT
+    (65 tokens of 64) on 32 px references."""
+    model = ModelConfig(latent_channels=4, unet=_toy_unet(4, (32, 64), (False, True), 64),
+                        vit=toy_vit(hidden_size=64, intermediate_size=128, num_attention_heads=2),
                         train_encoder=True, space="latent")
     cfg = InsertionConfig(
         size=64, ref_size=32, model=model,

@@ -80,6 +80,47 @@ def encode_pool(pool: dict[str, torch.Tensor], ae, batch: int = 128) -> dict[str
     return out
 
 
+def _ae_key(ae) -> str:
+    """A checksum of the autoencoder (its weights; the fold factor for pixel space)."""
+    import hashlib
+
+    h = hashlib.sha256(type(ae).__name__.encode())
+    h.update(str(getattr(ae, "downsample_factor", 1)).encode())
+    if isinstance(ae, torch.nn.Module):
+        for k, v in sorted(ae.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def training_data(cfg: InsertionConfig, ae, n: int | None = None, seed: int | None = None, progress: bool = False,
+                  mode: str = "same", cache: bool = True) -> dict[str, torch.Tensor]:
+    """The encoded training pool (what the loss reads), rendered and encoded once and cached under
+    GENLAB_CACHE/insertion keyed on the pair settings and the autoencoder's weights, so a training run
+    never renders pairs or runs the autoencoder per step (or again on resume)."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    from genlab.core.io import atomic_path
+    from genlab.systems.insertion.metrics import cache_dir
+
+    n = cfg.train.pool if n is None else n
+    seed = cfg.train.seed + TRAIN_SEED_OFFSET if seed is None else seed
+    spec = json.dumps({"pairs": asdict(pair_config(cfg)), "n": n, "seed": seed, "mode": mode, "half": 0.1,
+                       "ae": _ae_key(ae), "v": 1}, sort_keys=True)
+    path = cache_dir() / f"pool-{cfg.size}-{hashlib.sha256(spec.encode()).hexdigest()[:16]}.safetensors"
+    if cache and path.is_file():
+        data = load_file(path)
+        return {k: v.float() for k, v in data.items()}
+    data = encode_pool(build_pool(cfg, n=n, seed=seed, progress=progress, mode=mode), ae)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in data.items()}, str(tmp))
+    return data
+
+
 def make_loss_fn(cfg: InsertionConfig, z_null: torch.Tensor, p_both: float | None = None,
                  p_person: float | None = None):
     """loss_fn(model, batch, ctx) for core.train.Trainer; z_null is the latent of the grey scene (1, C, h, w)."""
@@ -114,13 +155,11 @@ def train(cfg: InsertionConfig, out_dir: str | Path | None = None, progress: boo
         if old != json.loads(json.dumps(config_to_dict(cfg))):
             raise GenlabError(f"{out_dir}: holds a run with a different config; resume only with the same "
                               "config, or choose another --out")
-    if pool is None:
-        pool = build_pool(cfg, progress=progress)
     if ae is None:
-        ae = make_autoencoder(cfg, pool["target"][:1024], progress=progress)
-    data = encode_pool(pool, ae)
+        ae = make_autoencoder(cfg, None if pool is None else pool["target"][:1024], progress=progress)
+    data = training_data(cfg, ae, progress=progress) if pool is None else encode_pool(pool, ae)
     with torch.no_grad():
-        grey, _ = null_scene_pixels(pool["target"][:1])
+        grey, _ = null_scene_pixels(torch.zeros(1, 3, cfg.size, cfg.size))
         z_null = ae.encode(grey)
     model = InsertionModel(cfg.model)
     tcfg = TrainConfig(steps=cfg.train.steps, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
@@ -173,5 +212,5 @@ def write_history(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, json.dumps(history, indent=1))
 
 
-__all__ = ["build_pool", "make_autoencoder", "encode_pool", "make_loss_fn", "train", "save_model", "load_model",
+__all__ = ["build_pool", "make_autoencoder", "encode_pool", "training_data", "make_loss_fn", "train", "save_model", "load_model",
            "pair_config", "write_history", "asdict"]

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from genlab.core.eval import classifier as C
 from genlab.core.io import atomic_write_text
+from genlab.core.procs import exclusive_folder, exit_with_parent
 from genlab.systems.t2i.study import report
 from genlab.systems.t2i.study.config import StudyConfig
 from genlab.systems.t2i.study.run import reference_stats, run_one
@@ -33,8 +34,11 @@ def _worker(args):
 
 
 def run_study(cfg: StudyConfig, out: str | os.PathLike, progress: bool = True) -> dict:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with exclusive_folder(out) as folder:
+        return _run_study(cfg, folder, progress)
+
+
+def _run_study(cfg: StudyConfig, out: Path, progress: bool) -> dict:
     atomic_write_text(out / "config.json", json.dumps(_jsonable(asdict(cfg)), indent=1))
     clf, record = C.train_or_load(cfg.classifier, progress=progress)
     atomic_write_text(out / "classifier.json", json.dumps(record, indent=1))
@@ -47,7 +51,8 @@ def run_study(cfg: StudyConfig, out: str | os.PathLike, progress: bool = True) -
             results.append(_worker(job))
             bar.update()
     else:
-        with cf.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+        with cf.ProcessPoolExecutor(max_workers=cfg.workers, mp_context=mp.get_context("spawn"),
+                                    initializer=exit_with_parent) as pool:
             futures = [pool.submit(_worker, job) for job in jobs]
             for fut in cf.as_completed(futures):
                 results.append(fut.result())

@@ -139,19 +139,100 @@ def copy_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, fr
     return written
 
 
+def _pts_index(frame_pts: list[int | None] | None) -> dict[int, int] | None:
+    """packet pts -> presentation index, when every decoded frame has a distinct pts (else None)."""
+    if not frame_pts or any(p is None for p in frame_pts):
+        return None
+    index = {p: i for i, p in enumerate(frame_pts)}
+    return index if len(index) == len(frame_pts) else None
+
+
+def keyframe_times_by_index(path: str | os.PathLike, frame_pts, frame_times) -> list[float]:
+    """Keyframe times for containers without real presentation times (AVI): a decoded frame's pts is
+    the (guessed, decode-order) pts of the packet that held it, so a keyframe packet's pts names its
+    frame in presentation order. Empty when the mapping is not usable."""
+    import av
+
+    index = _pts_index(frame_pts)
+    if index is None:
+        return []
+    try:
+        with av.open(str(path)) as c:
+            stream = c.streams.video[0]
+            found = [index.get(p.pts) for p in c.demux(stream) if p.is_keyframe and p.pts is not None]
+    except Exception:  # noqa: BLE001 - no keyframes only costs re-encoding
+        return []
+    return sorted(float(frame_times[i]) for i in found if i is not None)
+
+
+def copy_clip_by_index(src: str | os.PathLike, dst: str | os.PathLike, first: int, end: int,
+                       frame_pts: list[int | None], fps: float) -> int:
+    """Stream-copy frames [first, end) (presentation order) of a container without real presentation
+    times (AVI with B-frames): `frame_pts` (from the decoding pass) tells which packet holds which
+    frame. The clip's packets must be contiguous in decode order and start on a keyframe (then no
+    frame in it references one outside); they get pts = presentation index and dts = decode index
+    (shifted by the reorder delay). Raises NeedsReencode otherwise. Returns the packets written."""
+    from fractions import Fraction
+
+    import av
+
+    index = _pts_index(frame_pts)
+    if index is None:
+        raise NeedsReencode("frames have no distinct decoder timestamps")
+    want = {frame_pts[i]: i for i in range(first, end)}
+    dst = Path(dst)
+    with av.open(str(src)) as inp:
+        ist = inp.streams.video[0]
+        inp.seek(frame_pts[first], stream=ist, backward=True, any_frame=False)
+        items = []
+        for pkt in inp.demux(ist):
+            if pkt.size == 0 or pkt.pts is None:
+                continue
+            i = want.get(pkt.pts)
+            if i is None:
+                if items:
+                    raise NeedsReencode("the clip's packets are not contiguous in decode order")
+                continue
+            if not items and not pkt.is_keyframe:
+                raise NeedsReencode("the clip does not start on a keyframe packet")
+            items.append((pkt, i - first))
+            if len(items) == end - first:
+                break
+        if len(items) != end - first:
+            raise NeedsReencode(f"found {len(items)} of {end - first} packets")
+        delay = max(0, max(j - p for j, (_, p) in enumerate(items)))
+        rate = Fraction(fps).limit_denominator(100000)
+        with atomic_path(dst) as tmp:
+            fmt = "mp4" if dst.suffix == ".mp4" else "matroska"
+            with av.open(str(tmp), "w", format=fmt) as out:
+                ost = out.add_stream_from_template(ist)
+                for j, (pkt, p) in enumerate(items):
+                    pkt.time_base = 1 / rate
+                    pkt.pts, pkt.dts, pkt.duration = p, j - delay, 1
+                    pkt.stream = ost
+                    out.mux(pkt)
+    return len(items)
+
+
 def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, cfg: ClipConfig,
                frame_dt: float, start_offset_s: float = 0.0, frames: tuple[int, int] | None = None,
-               exact_seek: bool = True) -> str:
+               exact_seek: bool = True, frame_pts: list[int | None] | None = None) -> str:
     """Write one clip (video stream only, atomically); returns the method used ("copy"/"reencode").
 
     Copies with PyAV when the plan says so and the packets allow it, otherwise re-encodes with the
     ffmpeg binary of imageio-ffmpeg (libx264). `frames` = (first, end) frame indices of the clip:
     with `exact_seek` (containers with real timestamps) ffmpeg seeks to the start time and stops
-    after end - first frames; without it frames are selected by index from the file start."""
+    after end - first frames; without it frames are selected by index from the file start, and a
+    copy (given `frame_pts` from the decoding pass) maps packets to frames by index."""
     dst = Path(dst)
     if plan.method == "copy":
         try:
-            copy_clip(src, dst, plan, frame_dt)
+            if exact_seek:
+                copy_clip(src, dst, plan, frame_dt)
+            elif frames is not None and frame_pts is not None:
+                copy_clip_by_index(src, dst, frames[0], frames[1], frame_pts, 1.0 / frame_dt)
+            else:
+                raise NeedsReencode("no presentation times and no frame index")
             return "copy"
         except NeedsReencode:
             if not cfg.reencode:

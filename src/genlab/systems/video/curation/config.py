@@ -52,6 +52,8 @@ class TextConfig:
     # 1.1 matches tight text-line boxes (calibrated on synthetic seeds 100-105, not the test seeds)
     unclip_ratio: float = 1.1
     frames: int = 3  # first, middle, last
+    # a coarse pass at this scale first; no text there -> ratio 0 without the full-size pass (1 = off)
+    gate_scale: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ to those of level 2 and every 4th to those of level 4. At the native rate a fade
 only a little; sampled sparsely the same fade is a large jump, so coarse levels catch what the native
 level misses, while the native level places hard cuts exactly. Each level runs PySceneDetect's
 ContentDetector (fixed threshold on the HSV difference) and AdaptiveDetector (the same score divided
-by its rolling mean, robust to camera motion). A coarse detection is refined to the native frame
+by its rolling mean, robust to camera motion). Each frame is shrunk by an integer factor straight
+from its YUV planes and converted to HSV once; every level's score is one cv2.norm against that
+level's previous sample, handed to PySceneDetect's detectors (their decision rules unchanged). A coarse detection is refined to the native frame
 with the largest native content score inside its sampling step, and detections within
 `merge_tolerance_s` of a finer level's cut are the same cut.
 """
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from genlab.core.data.video import iter_frames
+from genlab.core.data.video import iter_frames, small_bgr
 from genlab.systems.video.curation.config import CutConfig
 
 
@@ -26,41 +28,51 @@ class CutResult:
     cuts: list[int]  # first frame of each new scene (native frame index), sorted, never 0
     num_frames: int
     frame_times: np.ndarray  # (num_frames,) presentation time of every frame, seconds
+    frame_pts: list[int | None] = field(default_factory=list)  # decoder pts of every frame (for AVI copies)
     by_level: dict[str, list[int]] = field(default_factory=dict)  # raw detections, for analysis
 
 
-def _shared_score_adaptive():
-    """AdaptiveDetector whose frame score (the same HSV content score ContentDetector computes) is
-    taken from the ContentDetector that has just processed the same frame, instead of being
-    computed a second time; its decision rule is PySceneDetect's, unchanged."""
-    from scenedetect import AdaptiveDetector
+def _precomputed(cls):
+    """A PySceneDetect detector whose frame score is set from outside (`det.score = ...`) before
+    each `process_frame`, instead of being computed from the image by the detector itself; its
+    decision rule (threshold, min_scene_len, flash filter, adaptive window) is PySceneDetect's,
+    unchanged. The score is the one ContentDetector computes (see `content_score`), but each
+    frame is converted to HSV once for all detectors and levels."""
 
-    class SharedScoreAdaptive(AdaptiveDetector):
-        source = None
+    class Precomputed(cls):
+        score = 0.0
 
         def _calculate_frame_score(self, timecode, frame_img):
-            if self.source is None:
-                return super()._calculate_frame_score(timecode, frame_img)
-            return self.source._frame_score
+            return self.score
 
-    return SharedScoreAdaptive
+    Precomputed.__name__ = f"Precomputed{cls.__name__}"
+    return Precomputed
+
+
+def content_score(hsv: np.ndarray, prev_hsv: np.ndarray | None) -> float:
+    """PySceneDetect ContentDetector's frame score with its default weights (hue, saturation,
+    luma 1, edges 0): the mean over the three HSV channels of the mean absolute pixel difference,
+    as one cv2.norm call (0.0 for the first frame, as ContentDetector)."""
+    import cv2
+
+    if prev_hsv is None:
+        return 0.0
+    return float(cv2.norm(hsv, prev_hsv, cv2.NORM_L1)) / (3.0 * hsv.shape[0] * hsv.shape[1])
 
 
 def _detectors(cfg: CutConfig, fps: float, level: int):
-    from scenedetect import ContentDetector
+    from scenedetect import AdaptiveDetector, ContentDetector
 
     # min_scene_len is in samples of this level; at least one sample so a level can fire at all
     min_len = max(1, int(round(cfg.min_scene_s * fps / level)))
     out = {}
     if cfg.use_content:
-        out["content"] = ContentDetector(threshold=cfg.content_threshold, min_scene_len=min_len)
+        out["content"] = _precomputed(ContentDetector)(threshold=cfg.content_threshold, min_scene_len=min_len)
     if cfg.use_adaptive:
-        adaptive = _shared_score_adaptive()(
+        out["adaptive"] = _precomputed(AdaptiveDetector)(
             adaptive_threshold=cfg.adaptive_threshold, min_scene_len=min_len,
             window_width=cfg.adaptive_window, min_content_val=cfg.adaptive_min_content,
         )
-        adaptive.source = out.get("content")  # runs after it on every frame (dict order)
-        out["adaptive"] = adaptive
     return out
 
 
@@ -69,6 +81,7 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
 
     `grid` (optional, e.g. stages.SampleGrid) rides along the same decoding pass: it says which
     frames it wants (`grid.want(index, time)`) at `grid.max_side` and receives them (`grid.add`)."""
+    import cv2
     from scenedetect import FrameTimecode
 
     fps = fps if fps and fps > 0 else 25.0
@@ -79,31 +92,36 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     raw: dict[tuple[int, str], list[int]] = {(lv, name): [] for lv in levels for name in dets[lv]}
     native_scores: list[float] = []
     times: list[float] = []
-    # The native content score (for refining coarse cuts) is the level-1 detector's frame score;
-    # when level 1 has no content detector we keep a private one that never fires.
-    from scenedetect import ContentDetector
-
-    scorer = dets.get(1, {}).get("content") or ContentDetector(threshold=1e9, min_scene_len=1)
-    own_scorer = scorer is not dets.get(1, {}).get("content")
+    pts: list[int | None] = []
+    prev_hsv: dict[int, np.ndarray] = {}
     last_tc: dict[int, FrameTimecode] = {}
-    frames = iter_frames(path, max_side=cfg.max_side, threads=threads,
+    max_side = cfg.max_side
+    frames = iter_frames(path, threads=threads, image_fn=lambda f: small_bgr(f, max_side),
                          extra_max_side=grid.max_side if grid is not None else None,
                          want_extra=grid.want if grid is not None else None)
     for frame in frames:
         if frame.extra is not None:
             grid.add(frame)
         times.append(frame.time)
-        if own_scorer:
-            scorer.process_frame(FrameTimecode(frame.index, fps), frame.image)
+        pts.append(frame.pts)
+        hsv = cv2.cvtColor(frame.image, cv2.COLOR_BGR2HSV)
+        native = content_score(hsv, prev_hsv.get(1))  # for refining coarse cuts, whatever the levels
+        native_scores.append(native)
+        prev_hsv[1] = hsv
         for lv in levels:
             if frame.index % lv:
                 continue
+            if lv == 1:
+                score = native
+            else:
+                score = content_score(hsv, prev_hsv.get(lv))
+                prev_hsv[lv] = hsv
             tc = FrameTimecode(frame.index // lv, fps / lv)
             last_tc[lv] = tc
             for name, det in dets[lv].items():
-                for cut in det.process_frame(tc, frame.image):
+                det.score = score
+                for cut in det.process_frame(tc, None):
                     raw[(lv, name)].append(cut.frame_num * lv)
-        native_scores.append(float(getattr(scorer, "_frame_score", 0.0) or 0.0))
     for lv in levels:
         if lv in last_tc:
             for name, det in dets[lv].items():
@@ -126,4 +144,5 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
                 if all(abs(cut - a) > tolerance for a in accepted):
                     accepted.append(cut)
     by_level = {f"{name}@1/{lv}": sorted(v) for (lv, name), v in raw.items()}
-    return CutResult(cuts=sorted(accepted), num_frames=n, frame_times=np.asarray(times), by_level=by_level)
+    return CutResult(cuts=sorted(accepted), num_frames=n, frame_times=np.asarray(times),
+                     frame_pts=pts, by_level=by_level)

@@ -33,6 +33,7 @@ from genlab.systems.video.curation import stages as st
 from genlab.systems.video.curation.clipping import (
     clip_suffix,
     copyable_container,
+    keyframe_times_by_index,
     keyframes_or_empty,
     plan_clip,
     scenes_from_cuts,
@@ -182,17 +183,19 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
                   timings: dict[str, float] | None = None) -> list[dict]:
     """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input.
 
-    `timings`, when given, receives the wall seconds of each stage (for the benchmark)."""
+    `timings`, when given, receives the wall seconds of each stage and, under "cpu:<stage>", its CPU
+    seconds including child processes (for the benchmark: CPU time is robust to a loaded machine)."""
     out_dir = Path(out_dir)
     timings = {} if timings is None else timings
     clock = time.perf_counter
 
-    def timed(name, fn, *args):
-        t = clock()
+    def timed(name, fn, *args):  # wall seconds in timings[name], CPU seconds (with children) in "cpu:" + name
+        t, c = clock(), _cpu_seconds()
         try:
             return fn(*args)
         finally:
             timings[name] = timings.get(name, 0.0) + clock() - t
+            timings["cpu:" + name] = timings.get("cpu:" + name, 0.0) + _cpu_seconds() - c
 
     vid = video_id_for(path)
     record = _empty_row(vid, str(path))
@@ -202,6 +205,7 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         grid = _grid_for(record, config)
         record.update(timed("cuts", st.CutStage(config.cuts, threads=config.decode_threads, grid=grid), record))
         frame_times = record.pop("_frame_times")
+        frame_pts = record.pop("_frame_pts")
         fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
         frame_dt = 1.0 / fps
         all_scenes = scenes_from_cuts(record["cuts"], frame_times, fps, 0.0)
@@ -210,12 +214,15 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         # time in scenes too short to be clips, plus the starts a stream copy skipped (added below)
         record["scene_s_dropped"] = float(sum(sc.end_s - sc.start_s for sc in all_scenes)
                                           - sum(sc.end_s - sc.start_s for sc in scenes))
-        keyframes = timed("clip", keyframes_or_empty, path)
         copy_ok = copyable_container(record["container"])
+        if copy_ok:
+            keyframes = timed("clip", keyframes_or_empty, path)
+        else:  # AVI: frames are matched to packets through the decoder's pts of the cut pass
+            keyframes = timed("clip", keyframe_times_by_index, path, frame_pts, frame_times)
         start_offset = _container_start(path) if config.clips.write_clips else 0.0
         clips = []
         for i, scene in enumerate(scenes):
-            plan = plan_clip(scene, keyframes, config.clips, frame_dt, copy_ok)
+            plan = plan_clip(scene, keyframes, config.clips, frame_dt)
             if plan.method == "skip":
                 record["scene_s_dropped"] += scene.end_s - scene.start_s
                 continue
@@ -230,7 +237,7 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
             if config.clips.write_clips:
                 rel = Path("clips") / vid / f"{row['clip_id']}{clip_suffix(record['codec'], plan.method)}"
                 method = timed("clip", write_clip, path, out_dir / rel, plan, config.clips, frame_dt,
-                               start_offset, (start_frame, scene.end_frame), copy_ok)
+                               start_offset, (start_frame, scene.end_frame), copy_ok, frame_pts)
                 if method != plan.method:  # the packets did not allow a copy: re-encoded from the scene start
                     rel = rel.with_suffix(".mp4")
                     row.update(clip_method=method)
@@ -259,6 +266,14 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
     rows = [{k: _plain(r.get(k)) for k in COLUMNS} for r in rows]
     atomic_write_text(out_dir / "records" / f"{vid}.json", json.dumps(rows))
     return rows
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (ffmpeg re-encodes)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _container_start(path) -> float:
