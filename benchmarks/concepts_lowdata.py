@@ -75,8 +75,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true", help="k = 1/2/5/10 + all, 100 test sequences, budget 60 s")
     ap.add_argument("--n-test", type=int, default=None)
-    ap.add_argument("--ks", default=None, help="comma-separated examples per concept (default 1,5; full 1,2,5,10)")
-    ap.add_argument("--lists", type=int, default=None, help="list-only sequences of the 'all' row (0: no row)")
+    ap.add_argument("--ks", default=None, help="rows: examples per concept or 'all' (default 1,5; full 1,2,5,10,all)")
+    ap.add_argument("--lists", type=int, default=None, help="list-only sequences of the 'all' row (default 50)")
     ap.add_argument("--all-k", type=int, default=10, help="examples per concept in the 'all' row")
     ap.add_argument("--budget", type=float, default=None, help="floor of the peers' CPU budget per row, s")
     ap.add_argument("--no-synthesis", action="store_true")
@@ -84,8 +84,8 @@ def main() -> None:
     ap.add_argument("--n-per-concept", type=int, default=20, help="samples per concept classified")
     args = ap.parse_args()
     n_test = args.n_test or (100 if args.full else 15)
-    ks = [int(k) for k in (args.ks or ("1,2,5,10" if args.full else "1,5")).split(",")]
-    n_lists = args.lists if args.lists is not None else (50 if args.full else 0)
+    ks = (args.ks or ("1,2,5,10,all" if args.full else "1,5")).split(",")
+    n_lists = args.lists if args.lists is not None else 50
     floor = args.budget if args.budget is not None else (60.0 if args.full else 20.0)
     import torch
 
@@ -99,7 +99,7 @@ def main() -> None:
     print(f"test sequences: {n_test}; peers' CPU budget per row: max({floor:.0f} s, ours' fit time); "
           "shared, loaded 2-core machine\n", flush=True)
     rows = []
-    for k, nl in [(k, 0) for k in ks] + ([(args.all_k, n_lists)] if n_lists else []):
+    for k, nl in [(args.all_k, n_lists) if k == "all" else (int(k), 0) for k in ks]:
         c0 = time.process_time()
         model, examples, _ = train(k, nl)
         fit_s = time.process_time() - c0

@@ -89,17 +89,18 @@ class CTCBaseline:
                 return x + self.out(nn.functional.relu(self.conv(x)))
 
         return nn.Sequential(
+            nn.AvgPool1d(4, ceil_mode=True),  # T / 4: CTC needs one step per token at most
             nn.Conv1d(F, width, 5, padding=2), nn.ReLU(),
-            nn.Conv1d(width, width, 5, padding=2, stride=2), nn.ReLU(),
-            nn.Conv1d(width, width, 5, padding=2, stride=2), nn.ReLU(),  # T / 4
             *[Residual(2**i) for i in range(layers)],
             nn.Conv1d(width, C + 1, 1),  # blank = index 0
         )
 
     @classmethod
     def fit(cls, examples: Sequence[Example], lists=(), cfg: ConceptConfig | None = None,
-            budget_s: float | None = None, max_steps: int = 100_000, seed: int = 0) -> CTCBaseline:
-        """lists: `learn.ListSequence`s (keypoints + ordered action list)."""
+            budget_s: float | None = None, max_steps: int = 100_000, seed: int = 0, batch: int = 4,
+            lr: float = 2e-3) -> CTCBaseline:
+        """lists: `learn.ListSequence`s (keypoints + ordered action list). Each step: a padded batch
+        of `batch` sequences (chained examples, or list-only sequences half of the time)."""
         import torch
 
         cfg = cfg or ConceptConfig()
@@ -111,19 +112,31 @@ class CTCBaseline:
                                         if ex.concept == n])) for n in names}
         full = [(normalise(s.keypoints, cfg).feats, [names.index(a) for a in s.actions]) for s in lists]
         net = cls._make_net(clips[0][0].shape[1], len(names))
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(net.parameters(), lr=lr)
         ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
 
+        def out_len(n):
+            return -(-n // 4)
+
         def step():
-            if full and rng.random() < 0.5:
-                x, acts = full[int(rng.integers(len(full)))]
-            else:
-                x, _, acts = _chain(rng, clips, cfg)
-            logp = net(torch.from_numpy(x.T[None].astype(np.float32))).log_softmax(1)  # (1, C+1, T')
-            logp = logp.permute(2, 0, 1)  # (T', 1, C+1)
-            loss = ctc(logp, torch.tensor([a + 1 for a in acts])[None], [logp.shape[0]], [len(acts)])
+            items = []
+            for _ in range(batch):
+                if full and rng.random() < 0.5:
+                    items.append(full[int(rng.integers(len(full)))])
+                else:
+                    x, _, acts = _chain(rng, clips, cfg)
+                    items.append((x, acts))
+            T = max(len(x) for x, _ in items)
+            xb = np.zeros((batch, T, items[0][0].shape[1]), np.float32)
+            for b, (x, _) in enumerate(items):
+                xb[b, : len(x)] = x
+                xb[b, len(x):] = x[-1]  # pad by holding the last frame
+            logp = net(torch.from_numpy(xb.transpose(0, 2, 1))).log_softmax(1).permute(2, 0, 1)  # (T', B, C+1)
+            targets = torch.tensor([a + 1 for _, acts in items for a in acts])
+            loss = ctc(logp, targets, [out_len(len(x)) for x, _ in items], [len(a) for _, a in items])
             opt.zero_grad()
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # CTC's loss spikes otherwise
             opt.step()
             out.losses.append(float(loss.detach()))
 
@@ -179,9 +192,9 @@ def _mirror17(x: np.ndarray) -> np.ndarray:
 
 
 class ActorVAE:
-    """Class-conditional transformer VAE over normalised (T, 17, 2) keypoints at half frame rate."""
+    """Class-conditional transformer VAE over normalised (T, 17, 2) keypoints at a quarter of the frame rate."""
 
-    SUB = 2  # temporal subsampling of the training clips (the decoder output is upsampled back)
+    SUB = 4  # temporal subsampling of the training clips (the decoder output is upsampled back)
 
     def __init__(self, net, names, cfg):
         self.net, self.names, self.cfg = net, names, cfg
