@@ -1,11 +1,27 @@
-"""Low-data benchmark for motion concepts: description quality vs number of trimmed examples per
-concept (1/2/5/10, and 10 + 50 list-only sequences = "all"), ours against the DTW nearest-template
-peer and an MS-TCN-style temporal conv net trained on frame labels, on the frozen test set.
+"""Low-data benchmark for motion concepts (issue 9): learning curves at 1/2/5/10 trimmed examples per
+concept and "all" (10 examples + 50 list-only sequences), ours against in-repo peers on the frozen
+test set.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/concepts_lowdata.py [--n-test 100] [--no-tcn]
+Description (NormED, lower is better; mAP@0.5, higher is better):
+  ours     staged concept learning (few-shot; + hard EM on the action lists in the "all" row)
+  DTW      nearest template (the acceptance baseline; no training)
+  CTC      temporal conv net trained with CTC on action lists only (chained examples; + the lists)
+  MS-TCN   2-stage MS-TCN-style frame classifier on frame labels (chained examples; + the frame
+           labels of the 50 sequences in the "all" row, which ours only sees as action lists)
+Synthesis (KD in body heights and FID on the in-repo action classifier, lower is better; share of
+samples classified as the requested concept, higher is better):
+  ours     sampled loop-body programs (temperature 1)
+  ACTOR    class-conditional transformer VAE on the trimmed examples
 
-Prints one table; ratios are ours / peer measured in the same run (lower NormED is better,
-higher mAP is better). Timings come from a shared, loaded 2-core machine.
+Equal CPU budget: in every row each neural peer trains for B = max(--budget, ours' fit time in that
+row) CPU seconds (one torch thread), so it never gets less than ours. DTW has no training.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/concepts_lowdata.py          # quick
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/concepts_lowdata.py --full   # curve
+
+Quick (default, a few minutes): k = 1 and 5, 15 test sequences, B >= 20 s. Full: k = 1/2/5/10 and
+all, 100 test sequences, B >= 60 s (about an hour on a quiet core). Prints one table per row set;
+ratios are ours / peer in the same run. Timings come from a shared, loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -13,51 +29,154 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 from genlab.systems.motion.concepts import dataset as D
+from genlab.systems.motion.concepts import metrics as M
 from genlab.systems.motion.concepts.acceptance import description_scores, train
 from genlab.systems.motion.concepts.baselines import DTWTemplates, TCNBaseline
 from genlab.systems.motion.concepts.config import ConceptConfig
+from genlab.systems.motion.concepts.model import normalise
+from genlab.systems.motion.concepts.peers import ActorVAE, CTCBaseline, _mirror17
+
+
+def synthesis_scores(sample, seqs, classifier, iter_len, n_kd: int = 40, n_per_concept: int = 20,
+                     seed: int = 0) -> dict[str, float]:
+    """sample(concept, count, n_frames, seed) -> (n_frames, 17, 2) normalised keypoints.
+    KD: each real test instance vs a sample of its concept, count and length (chirality-free: the
+    better of the sample and its mirror); FID: classifier features of all real instances vs their
+    samples; classified: n_per_concept samples per concept, counts 2-8 at the examples' median speed."""
+    real, fake, kds = [], [], []
+    for s in seqs:
+        norm = normalise(s.clean, ConceptConfig())
+        gt = (s.clean - norm.origin) / norm.height
+        for a in s.description.actions:
+            r = gt[a.start:a.end]
+            f = sample(a.concept, a.count, len(r), seed * 7919 + len(real))
+            real.append(r)
+            fake.append(f)
+            if len(kds) < n_kd:
+                kds.append(min(M.keypoint_distance(f, r), M.keypoint_distance(_mirror17(f), r)))
+    rng = np.random.default_rng(seed)
+    requested, samples = [], []
+    for c in D.NAMES:
+        for _ in range(n_per_concept):
+            count = int(rng.integers(2, 9))
+            samples.append(sample(c, count, max(2 * count, int(round(count * iter_len[c]))), 104729 + len(samples)))
+            requested.append(c)
+    got = classifier.predict(samples, normalised=True)
+    return {"KD": float(np.mean(kds)),
+            "FID": M.frechet_distance(classifier.features(real, normalised=True),
+                                      classifier.features(fake, normalised=True)),
+            "classified": float(np.mean([g == r for g, r in zip(got, requested)]))}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n-test", type=int, default=100)
-    ap.add_argument("--ks", default="1,2,5,10")
-    ap.add_argument("--lists", type=int, default=50)
+    ap.add_argument("--full", action="store_true", help="k = 1/2/5/10 + all, 100 test sequences, budget 60 s")
+    ap.add_argument("--n-test", type=int, default=None)
+    ap.add_argument("--ks", default=None, help="rows: examples per concept or 'all' (default 1,5; full 1,2,5,10,all)")
+    ap.add_argument("--lists", type=int, default=None, help="list-only sequences of the 'all' row (default 50)")
     ap.add_argument("--all-k", type=int, default=10, help="examples per concept in the 'all' row")
-    ap.add_argument("--no-tcn", action="store_true")
+    ap.add_argument("--budget", type=float, default=None, help="floor of the peers' CPU budget per row, s")
+    ap.add_argument("--no-synthesis", action="store_true")
+    ap.add_argument("--n-kd", type=int, default=40, help="test instances scored by KD (DTW is slow)")
+    ap.add_argument("--n-per-concept", type=int, default=20, help="samples per concept classified")
     args = ap.parse_args()
+    n_test = args.n_test or (100 if args.full else 15)
+    ks = (args.ks or ("1,2,5,10,all" if args.full else "1,5")).split(",")
+    n_lists = args.lists if args.lists is not None else 50
+    floor = args.budget if args.budget is not None else (60.0 if args.full else 20.0)
     import torch
 
     torch.set_num_threads(1)
-    test = D.test_set(100)[: args.n_test]
+    test = D.test_set(100)[:n_test]
+    clf = None
+    if not args.no_synthesis:
+        from genlab.systems.motion.concepts.evaluator import train_classifier
+
+        clf = train_classifier(D.NAMES)
+    print(f"test sequences: {n_test}; peers' CPU budget per row: max({floor:.0f} s, ours' fit time); "
+          "shared, loaded 2-core machine\n", flush=True)
     rows = []
-    settings = [(int(k), 0) for k in args.ks.split(",")] + ([(args.all_k, args.lists)] if args.lists else [])
-    for k, n_lists in settings:
-        t0 = time.time()
-        model, _, _ = train(k, n_lists)
-        fit_s = time.time() - t0
-        ours = description_scores(model.describe, test)
-        dtw = description_scores(DTWTemplates.fit(D.few_shot(k), ConceptConfig()).describe, test)
-        tcn = None
-        if not args.no_tcn:
-            lists = D.sequences("lists", n_lists) if n_lists else []  # the TCN gets their frame labels
-            tcn = description_scores(TCNBaseline.fit(D.few_shot(k), lists).describe, test)
-        rows.append((k, n_lists, fit_s, ours, dtw, tcn))
-        print_table(rows)
+    for k, nl in [(args.all_k, n_lists) if k == "all" else (int(k), 0) for k in ks]:
+        c0 = time.process_time()
+        model, examples, _ = train(k, nl)
+        fit_s = time.process_time() - c0
+        budget = max(floor, fit_s)
+        seqs = D.sequences("lists", nl) if nl else []
+        row = {"k": k, "lists": nl, "fit_s": fit_s, "budget": budget}
+        log = _Log(k, nl)
+        row["ours"] = log("ours described", description_scores(model.describe, test))
+        row["dtw"] = log("DTW described", description_scores(DTWTemplates.fit(examples, ConceptConfig()).describe, test))
+        ctc = log("CTC trained", CTCBaseline.fit(examples, D.list_only(seqs), budget_s=budget))
+        row["ctc"] = log("CTC described", description_scores(ctc.describe, test))
+        tcn = log("MS-TCN trained", TCNBaseline.fit(examples, seqs, budget_s=budget))
+        row["tcn"] = log("MS-TCN described", description_scores(tcn.describe, test))
+        row["steps"] = (ctc.steps, tcn.steps)
+        if clf is not None:
+            from genlab.systems.motion.concepts.synth import synthesise_action
+
+            iter_len = {c: float(np.median([len(e.keypoints) / e.count for e in examples if e.concept == c]))
+                        for c in D.NAMES}
+
+            def ours_sample(c, count, n, seed, model=model):
+                return synthesise_action(model, c, count, n, mirrored=bool(seed % 2), temperature=1.0, seed=seed)
+
+            vae = log("ACTOR trained", ActorVAE.fit(examples, budget_s=budget))
+            kw = {"n_kd": args.n_kd, "n_per_concept": args.n_per_concept}
+            row["syn_ours"] = log("ours synthesis", synthesis_scores(ours_sample, test, clf, iter_len, **kw))
+            row["syn_vae"] = log("ACTOR synthesis", synthesis_scores(
+                lambda c, count, n, seed, vae=vae: vae.sample(c, n, seed), test, clf, iter_len, **kw))
+            row["steps"] += (vae.steps,)
+        rows.append(row)
+        print_tables(rows)
 
 
-def print_table(rows) -> None:
-    head = (f"{'k':>3} {'lists':>5} | {'ours NormED':>11} {'mAP@.5':>6} {'cMAE':>5} | {'DTW NormED':>10} "
-            f"{'mAP@.5':>6} | {'TCN NormED':>10} {'mAP@.5':>6} | {'NormED ratio vs DTW':>19} {'vs TCN':>6} | fit s")
+class _Log:
+    """Progress lines with CPU seconds (partial results survive an interrupted run)."""
+
+    def __init__(self, k: int, nl: int):
+        self.k, self.nl, self.t = k, nl, time.process_time()
+
+    def __call__(self, what: str, value):
+        t = time.process_time()
+        extra = ""
+        if isinstance(value, dict):
+            extra = " " + " ".join(f"{key}={v:.3f}" for key, v in value.items() if key in (
+                "NormED", "mAP@0.5", "count_MAE", "KD", "FID", "classified"))
+        print(f"  [k={self.k} lists={self.nl}] {what}: {t - self.t:.0f} CPU-s{extra}", flush=True)
+        self.t = t
+        return value
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 1e-9 else ("1.00" if a <= 1e-9 else "inf")
+
+
+def print_tables(rows) -> None:
+    print("Description: NormED / mAP@0.5 (count MAE for ours); ratio = ours NormED / peer NormED")
+    head = (f"{'k':>3} {'lists':>5} | {'ours':>19} | {'DTW':>11} | {'CTC (lists)':>11} | {'MS-TCN (frames)':>15} | "
+            f"{'ratio DTW/CTC/TCN':>17} | fit s  budget s  steps")
     print(head)
     print("-" * len(head))
-    for k, n_lists, fit_s, o, d, t in rows:
-        tn = f"{t['NormED']:>10.3f} {t['mAP@0.5']:>6.3f}" if t else f"{'-':>10} {'-':>6}"
-        rt = f"{o['NormED'] / max(t['NormED'], 1e-9):>6.2f}" if t else f"{'-':>6}"
-        print(f"{k:>3} {n_lists:>5} | {o['NormED']:>11.3f} {o['mAP@0.5']:>6.3f} {o['count_MAE']:>5.2f} | "
-              f"{d['NormED']:>10.3f} {d['mAP@0.5']:>6.3f} | {tn} | {o['NormED'] / max(d['NormED'], 1e-9):>19.2f} "
-              f"{rt} | {fit_s:.0f}")
+    for r in rows:
+        o, d, c, t = r["ours"], r["dtw"], r["ctc"], r["tcn"]
+        print(f"{r['k']:>3} {r['lists']:>5} | {o['NormED']:.3f} / {o['mAP@0.5']:.3f} / {o['count_MAE']:.2f} | "
+              f"{d['NormED']:.3f}/{d['mAP@0.5']:.3f} | {c['NormED']:.3f}/{c['mAP@0.5']:.3f} | "
+              f"{t['NormED']:>7.3f}/{t['mAP@0.5']:.3f} | "
+              f"{_ratio(o['NormED'], d['NormED']):>5} {_ratio(o['NormED'], c['NormED']):>5} "
+              f"{_ratio(o['NormED'], t['NormED']):>5} | {r['fit_s']:>5.0f} {r['budget']:>8.0f}  {r['steps']}")
+    if "syn_ours" in rows[0]:
+        print("\nSynthesis: KD (body heights) / FID / classified as requested; ratio = ours / ACTOR")
+        head = f"{'k':>3} {'lists':>5} | {'ours':>21} | {'ACTOR-style VAE':>21} | {'ratio KD / FID':>14}"
+        print(head)
+        print("-" * len(head))
+        for r in rows:
+            o, v = r["syn_ours"], r["syn_vae"]
+            print(f"{r['k']:>3} {r['lists']:>5} | {o['KD']:.3f} / {o['FID']:6.1f} / {o['classified']:.2f} | "
+                  f"{v['KD']:.3f} / {v['FID']:6.1f} / {v['classified']:.2f} | "
+                  f"{_ratio(o['KD'], v['KD']):>6} {_ratio(o['FID'], v['FID']):>6}")
     print(flush=True)
 
 

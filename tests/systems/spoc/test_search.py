@@ -60,3 +60,27 @@ def test_compiler_line_maps_to_translated_lines():
 def test_prefix_source_keeps_an_open_header_valid():
     src = prefix_source(["int main() {", "for (int i = 0; i < 3; i++)", "cout << i;"], [0, 1, 2], 1)
     assert src.count("{") == src.count("}") and ";" in src.split("for")[1]
+
+
+def test_adaptive_checks_change_nothing_but_the_work(harness, monkeypatch):
+    """Localising methods check only choices still unblocked, in adaptive chunks: same search, fewer checks."""
+    checked = []
+    check_many = harness.check_many
+
+    def recording(sources, *args, **kwargs):
+        checked.append(len(sources))
+        return check_many(sources, *args, **kwargs)
+
+    monkeypatch.setattr(harness, "check_many", recording)
+    for method in ("best_first", "compiler", "prefix"):
+        checked.clear()
+        whole = search(PROGRAM, CANDS, harness, SearchConfig(method=method, adaptive_check=False), tests=TESTS)
+        n_whole = sum(checked)
+        checked.clear()
+        lazy = search(PROGRAM, CANDS, harness, SearchConfig(method=method), tests=TESTS)
+        assert (lazy.used, lazy.choice, lazy.statuses, lazy.passed_hidden) == \
+            (whole.used, whole.choice, whole.statuses, whole.passed_hidden)
+        if method == "compiler":  # 000 fails at line 2: the queued 100, 001, 101 are blocked, never checked
+            assert sum(checked) < n_whole and checked[0] == 1
+        if method == "best_first":  # nothing is ever blacklisted: the whole queue in one batch
+            assert sum(checked) == n_whole

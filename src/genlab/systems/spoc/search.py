@@ -14,9 +14,14 @@ Error localisation, after a compile error (each compilation counts against the b
   fails, every choice sharing that prefix of candidates is pruned.
 Blacklisted choices are never compiled: neighbours step over blacklisted candidates, and a queued
 choice that became blocked is repaired (moved to the next allowed candidates) instead.
-Implementation detail, not a change to the budget: the next `lookahead` choices in heap order are
-syntax-checked together in one g++ run (`Harness.check_many`); each still counts as one compilation
-when the search reaches it.
+Implementation detail, not a change to the budget or to the order of the search: the next `lookahead`
+choices in heap order are queued, and queued choices are syntax-checked together in one g++ run
+(`Harness.check_many`); each still counts as one compilation when the search reaches it. Best-first
+checks the whole queue at once. A localising method blacklists after each compile error, which
+usually blocks most of the queue, so it checks only choices still unblocked when the search reaches
+them, in chunks that double while no checked choice gets blocked and halve when one does
+(`adaptive_check`; a batch of 32 costs about 6 single checks, so checking 32 to use 1 was the
+bottleneck of the localisation methods).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ class SearchConfig:
     method: str = "best_first"
     max_candidates: int = 100  # M
     max_pops: int = 200_000  # bound on heap pops (blacklisted choices are popped without compiling)
-    lookahead: int = 32  # next choices syntax-checked together in one g++ run (Harness.check_many)
+    lookahead: int = 32  # next choices queued and syntax-checked together (Harness.check_many)
+    adaptive_check: bool = True  # localising methods: check unblocked queued choices in adaptive chunks
 
 
 @dataclass
@@ -100,7 +106,10 @@ def search(program: Program, cands: list[list[Candidate]], harness: Harness, con
     heap = [(-sum(lp[0] for lp in logp), start)]
     seen = {start}
     pops = 0
-    buffer: deque = deque()  # (choice, source, codes) popped and syntax-checked, not yet evaluated
+    buffer: deque = deque()  # [choice, source, codes, checked] popped, not yet evaluated
+    adaptive = config.adaptive_check and config.method != "best_first"
+    chunk = 0  # adaptive: choices per syntax-check batch (1, then doubling / halving)
+    wasted = False  # adaptive: a checked choice got blocked since the last batch
 
     def allowed(i: int, j: int) -> int | None:
         """Line i's first candidate at index >= j that is not blacklisted."""
@@ -154,26 +163,42 @@ def search(program: Program, cands: list[list[Candidate]], harness: Harness, con
             for i in range(n):
                 if (j := allowed(i, choice[i] + 1)) is not None:
                     push(choice[:i] + (j,) + choice[i + 1:])
-            buffer.append((choice, *program_source(program, cands, choice)))
-        if config.lookahead > 1 and buffer:
-            checks = harness.check_many([src for _, src, _ in buffer])
-            if config.method == "prefix":  # the prefixes the search will compile next, checked in one go too
-                prefixes = []
-                for (_, _, codes), (ok, message) in zip(buffer, checks):
-                    blamed = None if ok else compiler_line(codes, indents, translated, message)
-                    if blamed is not None:
-                        prefixes.append(prefix_source(codes, indents, blamed))
-                if prefixes:
-                    harness.check_many(prefixes)
+            buffer.append([choice, *program_source(program, cands, choice), False])
+
+    def check_ahead() -> None:
+        """Syntax-check queued unchecked choices (all of them, or an adaptive chunk of unblocked ones)."""
+        nonlocal chunk, wasted
+        if adaptive:
+            chunk = max(1, chunk // 2) if wasted else max(1, min(config.lookahead, chunk * 2))
+            wasted = False
+            todo = [e for e in buffer if not e[3] and not blocked(e[0])][:chunk]
+        else:
+            todo = [e for e in buffer if not e[3]]
+        checks = harness.check_many([e[1] for e in todo])
+        for e in todo:
+            e[3] = True
+        if config.method == "prefix":  # the prefixes the search will compile next, checked in one go too
+            prefixes = []
+            for e, (ok, message) in zip(todo, checks):
+                blamed = None if ok else compiler_line(e[2], indents, translated, message)
+                if blamed is not None:
+                    prefixes.append(prefix_source(e[2], indents, blamed))
+            if prefixes:
+                harness.check_many(prefixes)
 
     while result.used < config.budget:
         if not buffer:
             refill()
             if not buffer:
                 break
-        choice, source, codes = buffer.popleft()
+        choice, source, codes, checked = buffer[0]
         if blocked(choice):  # blacklisted after it was queued
+            buffer.popleft()
+            wasted = wasted or checked
             continue
+        if not checked and config.lookahead > 1:
+            check_ahead()
+        buffer.popleft()
         ev = harness.evaluate(source, program.probid, tests)
         result.used += 1
         result.statuses.append(ev.status)

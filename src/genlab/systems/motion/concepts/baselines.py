@@ -120,16 +120,20 @@ class DTWTemplates:
 
 # ------------------------------------------------------------------------------ MS-TCN-style peer
 class TCNBaseline:
-    """A single-stage MS-TCN-style net (dilated residual temporal convolutions, Farha & Gall 2019)
-    trained on frame labels: the few-shot examples chained with idle stretches (and, when given,
-    fully frame-labelled sequences). Frames are classified, smoothed by a median filter, runs
-    become actions; a run's count is its length over the concept's median iteration duration."""
+    """An MS-TCN-style net (Farha & Gall 2019, in miniature): stages of dilated residual temporal
+    convolutions, each refining the previous stage's class probabilities, trained on frame labels
+    (cross-entropy on every stage + MS-TCN's truncated smoothing loss, weight 0.15, tau 4) from the
+    few-shot examples chained with idle stretches and, when given, fully frame-labelled sequences.
+    Frames are classified, smoothed by a median filter, runs become actions; a run's count is its
+    length over the concept's median iteration duration."""
 
     def __init__(self, net, names, cfg, iter_len, min_run):
         self.net, self.names, self.cfg, self.iter_len, self.min_run = net, names, cfg, iter_len, min_run
+        self.steps = 0
+        self.losses: list[float] = []
 
     @staticmethod
-    def _make_net(F: int, C: int, width: int = 64, layers: int = 8):
+    def _make_net(F: int, C: int, width: int = 64, layers: int = 8, stages: int = 2):
         from torch import nn
 
         class Residual(nn.Module):
@@ -141,13 +145,30 @@ class TCNBaseline:
             def forward(self, x):  # (B, width, T)
                 return x + self.out(nn.functional.relu(self.conv(x)))
 
-        return nn.Sequential(nn.Conv1d(F, width, 1), *[Residual(2**i) for i in range(layers)],
-                             nn.Conv1d(width, C, 1))
+        def stage(inp):
+            return nn.Sequential(nn.Conv1d(inp, width, 1), *[Residual(2**i) for i in range(layers)],
+                                 nn.Conv1d(width, C, 1))
+
+        class MSTCN(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stages = nn.ModuleList([stage(F)] + [stage(C) for _ in range(stages - 1)])
+
+            def forward(self, x):  # -> list of (B, C, T) logits, one per stage
+                outs = [self.stages[0](x)]
+                for st in self.stages[1:]:
+                    outs.append(st(outs[-1].softmax(1)))
+                return outs
+
+        return MSTCN()
 
     @classmethod
     def fit(cls, examples: Sequence[Example], labelled=(), cfg: ConceptConfig | None = None, steps: int = 400,
-            seed: int = 0) -> TCNBaseline:
+            seed: int = 0, budget_s: float | None = None) -> TCNBaseline:
+        """Train for `steps` steps, or until `budget_s` CPU seconds are spent when given."""
         import torch
+
+        from genlab.systems.motion.concepts.peers import _chain, train_budgeted
 
         cfg = cfg or ConceptConfig()
         rng = np.random.default_rng(seed)
@@ -170,27 +191,30 @@ class TCNBaseline:
         def sample():
             if full and rng.random() < 0.5:
                 return full[int(rng.integers(len(full)))]
-            xs, ys = [], []
-            for _ in range(4):
-                f, c = clips[int(rng.integers(len(clips)))]
-                n = int(rng.integers(3, 30))
-                idle = f[:1] + rng.normal(0, cfg.var_floor**0.5, (n, f.shape[1]))
-                xs += [idle, f]
-                ys += [np.full(n, C - 1), np.full(len(f), c)]
-            return np.concatenate(xs), np.concatenate(ys)
+            x, y, _ = _chain(rng, clips, cfg)
+            return x, np.where(y < 0, C - 1, y)
 
         net = cls._make_net(clips[0][0].shape[1], C)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        for _ in range(steps):
+
+        def step():
             x, y = sample()
-            logits = net(torch.from_numpy(x.T[None].astype(np.float32)))[0].T  # (T, C)
-            loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y))
+            yt = torch.from_numpy(y)
+            loss = 0.0
+            for logits in net(torch.from_numpy(x.T[None].astype(np.float32))):
+                lp = logits[0].T.log_softmax(1)  # (T, C)
+                loss = loss + torch.nn.functional.nll_loss(lp, yt)
+                smooth = (lp[1:] - lp[:-1].detach()) ** 2
+                loss = loss + 0.15 * smooth.clamp(max=16.0).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
+            out.losses.append(float(loss.detach()))
+
+        out = cls(net, names, cfg, iter_len, int(min(iter_len.values())))
+        out.steps = train_budgeted(step, budget_s, steps if budget_s is None else 10**9)
         net.eval()
-        min_run = int(min(iter_len.values()))
-        return cls(net, names, cfg, iter_len, min_run)
+        return out
 
     def describe(self, keypoints) -> Description:
         import torch
@@ -198,7 +222,7 @@ class TCNBaseline:
 
         feats = normalise(keypoints, self.cfg).feats
         with torch.no_grad():
-            logits = self.net(torch.from_numpy(feats.T[None].astype(np.float32)))[0].T.numpy()
+            logits = self.net(torch.from_numpy(feats.T[None].astype(np.float32)))[-1][0].T.numpy()
         prob = np.exp(logits - logits.max(1, keepdims=True))
         prob /= prob.sum(1, keepdims=True)
         lab = median_filter(prob.argmax(1), size=9, mode="nearest")
