@@ -59,6 +59,9 @@ class _Embeddings(nn.Module):
         self.class_embedding = nn.Parameter(torch.randn(c.hidden_size) * 0.02)
         self.patch_embedding = nn.Conv2d(3, c.hidden_size, c.patch_size, c.patch_size, bias=False)
         self.position_embedding = nn.Embedding(c.num_tokens, c.hidden_size)
+        # CLIP's own init (std 0.02): nn.Embedding's default N(0, 1) swamps the patch embeddings, so a
+        # trained-from-scratch toy ViT saw its reference as a small perturbation of the positions
+        nn.init.normal_(self.position_embedding.weight, std=0.02)
         self.register_buffer("position_ids", torch.arange(c.num_tokens)[None], persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
