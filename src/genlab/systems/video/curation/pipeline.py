@@ -28,6 +28,7 @@ import numpy as np
 
 from genlab.core.data.video import VideoReadError, iter_frames
 from genlab.core.io import atomic_write_text
+from genlab.core.procs import exit_with_parent
 from genlab.errors import GenlabError
 from genlab.systems.video.curation import stages as st
 from genlab.systems.video.curation.clipping import (
@@ -323,6 +324,7 @@ def _check_processing_config(config: CurationConfig, out_dir: Path) -> None:
 
 
 def _init_worker():
+    exit_with_parent()  # a killed run must not leave workers writing clips beside its restart
     os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
 
