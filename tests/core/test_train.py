@@ -185,3 +185,25 @@ def test_resuming_a_checkpoint_of_another_model_is_one_clear_error(tmp_path):
     other = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
     with pytest.raises(GenlabError, match="does not fit"):
         Trainer(other, _loss, _problem(), TrainConfig(steps=4, batch_size=4), tmp_path, progress=False).fit()
+
+
+def test_read_safetensors_folder_plain_sharded_and_bad(tmp_path):
+    from safetensors.torch import save_file
+
+    from genlab.core.train import read_safetensors_folder
+
+    a, b = {"x": torch.ones(2)}, {"y": torch.zeros(3)}
+    save_file(a, str(tmp_path / "part-1.safetensors"))
+    save_file(b, str(tmp_path / "part-2.safetensors"))
+    state = read_safetensors_folder(tmp_path)
+    assert set(state) == {"x", "y"} and torch.equal(state["y"], b["y"])
+    # a sharded index names the files to read; files it does not name are ignored
+    save_file({"stray": torch.ones(1)}, str(tmp_path / "other.safetensors"))
+    (tmp_path / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"x": "part-1.safetensors", "y": "part-2.safetensors"}}))
+    assert set(read_safetensors_folder(tmp_path)) == {"x", "y"}
+    with pytest.raises(GenlabError, match=r"UNet weights: no \.safetensors weights in .*\(expected a UNet\)"):
+        read_safetensors_folder(tmp_path / "missing", "UNet weights", "a UNet")
+    (tmp_path / "part-2.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(GenlabError, match="part-2.safetensors is corrupt"):
+        read_safetensors_folder(tmp_path)

@@ -28,7 +28,8 @@ API (everything importable from `genlab.core.train`):
   `precision="bf16"` (autocast, CPU or CUDA) or `"fp16"` (CUDA + GradScaler).
 * `EMA(model, decay)`: `.update(model)`, `.model` is the averaged copy.
 * Weights for pipelines: `save_weights(path, state_dict, config)` -> `path` + `path.json`;
-  `load_weights(path)` -> (state_dict, config dict); `config_to_dict` / `config_from_dict` turn
+  `load_weights(path)` -> (state_dict, config dict); `read_safetensors_folder(folder)` -> one state dict
+  of a local (sharded) diffusers / transformers folder; `config_to_dict` / `config_from_dict` turn
   frozen dataclass configs into JSON and back. Missing/corrupt files raise GenlabError.
 """
 
@@ -39,6 +40,7 @@ from genlab.core.train.checkpoint import (
     list_checkpoints,
     load_checkpoint,
     load_weights,
+    read_safetensors_folder,
     save_checkpoint,
     save_weights,
 )
@@ -49,6 +51,6 @@ from genlab.core.train.loop import StepContext, TrainConfig, Trainer, TrainResul
 __all__ = [
     "EMA", "DistInfo", "StepContext", "TrainConfig", "TrainResult", "Trainer", "all_reduce_mean", "barrier",
     "config_from_dict", "config_to_dict", "default_optimizer", "dist_info", "init_distributed",
-    "latest_checkpoint", "list_checkpoints", "load_checkpoint", "load_weights", "save_checkpoint",
-    "save_weights", "train",
+    "latest_checkpoint", "list_checkpoints", "load_checkpoint", "load_weights", "read_safetensors_folder",
+    "save_checkpoint", "save_weights", "train",
 ]

@@ -146,6 +146,31 @@ def _read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], d
     return tensors, meta
 
 
+def read_safetensors_folder(folder: str | os.PathLike, what: str = "weights",
+                            expected: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of a local weights folder (diffusers / transformers layout) in one state dict.
+
+    Follows a `*.safetensors.index.json` when there is one (sharded checkpoints), else reads every
+    `*.safetensors`; a missing or unreadable file is one GenlabError naming it. `expected` (e.g.
+    "a diffusers UNet folder") is added to the error when the folder holds no weights."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    index = sorted(folder.glob("*.safetensors.index.json"))
+    files = sorted({folder / f for f in json.loads(index[0].read_text())["weight_map"].values()}) if index \
+        else sorted(folder.glob("*.safetensors"))
+    if not files:
+        hint = f" (expected {expected})" if expected else ""
+        raise GenlabError(f"{what}: no .safetensors weights in {folder}{hint}")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        try:
+            state.update(load_file(str(f)))
+        except Exception as err:  # noqa: BLE001 - safetensors raises several types
+            raise GenlabError(f"{what}: weights file {f} is corrupt or unreadable ({err})") from None
+    return state
+
+
 # ----------------------------------------------------------------------------- weights
 def save_weights(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], config: Any = None) -> Path:
     """Write `path` (safetensors) and, if a config is given, `path.with_suffix('.json')`; both atomic."""

@@ -37,7 +37,7 @@ def unet_config_from_diffusers(raw: dict, source: str = "config.json") -> UNetCo
 
 def load_diffusers_unet_folder(folder: str | Path):
     """(UNetConfig, state dict) from a diffusers UNet folder (config.json + *.safetensors)."""
-    from safetensors.torch import load_file
+    from genlab.core.train import read_safetensors_folder
 
     folder = Path(folder)
     if (folder / "unet").is_dir():
@@ -45,12 +45,7 @@ def load_diffusers_unet_folder(folder: str | Path):
     cfg_file = folder / "config.json"
     if not cfg_file.is_file():
         raise GenlabError(f"UNet weights: {cfg_file} not found (expected a diffusers UNet folder)")
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise GenlabError(f"UNet weights: no *.safetensors in {folder}")
-    state = {}
-    for f in files:
-        state.update(load_file(str(f)))
+    state = read_safetensors_folder(folder, "UNet weights", "a diffusers UNet folder")
     return unet_config_from_diffusers(json.loads(cfg_file.read_text()), str(cfg_file)), state
 
 

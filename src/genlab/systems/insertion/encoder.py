@@ -168,7 +168,7 @@ def normalise_for_clip(images: torch.Tensor, size: int) -> torch.Tensor:
 def load_clip_vision(path: str | Path, dtype: torch.dtype = torch.float32) -> CLIPVisionTransformer:
     """CLIP vision weights from a local transformers folder (config.json + model.safetensors), either a
     CLIPVisionModel or a full CLIPModel (vision_model.* keys are taken). Unmatched keys are listed."""
-    from safetensors.torch import load_file
+    from genlab.core.train import read_safetensors_folder
 
     path = Path(path)
     cfg_file = path / "config.json"
@@ -178,12 +178,7 @@ def load_clip_vision(path: str | Path, dtype: torch.dtype = torch.float32) -> CL
     vc = raw.get("vision_config", raw)
     fields = set(ViTConfig.__dataclass_fields__)
     config = ViTConfig(**{k: vc[k] for k in fields if k in vc})
-    files = sorted(path.glob("*.safetensors"))
-    if not files:
-        raise GenlabError(f"CLIP vision: no *.safetensors weights in {path}")
-    state = {}
-    for f in files:
-        state.update(load_file(str(f)))
+    state = read_safetensors_folder(path, "CLIP vision", "a local transformers folder")
     if any("vision_model." in k for k in state):  # CLIPModel / older CLIPVisionModel layouts
         vision = {k.split("vision_model.", 1)[1]: v for k, v in state.items() if "vision_model." in k}
     else:  # transformers >= 5 saves CLIPVisionModel without the prefix

@@ -190,23 +190,6 @@ def config_from_state_dict(state: dict[str, torch.Tensor], head_dim: int = 64) -
 
 
 # ----------------------------------------------------------------------------- loading
-def _read_safetensors_folder(folder: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    index = sorted(folder.glob("*.safetensors.index.json"))
-    files = sorted({folder / f for f in json.loads(index[0].read_text())["weight_map"].values()}) if index \
-        else sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise GenlabError(f"no .safetensors weights in {folder}")
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        try:
-            state.update(load_file(str(f)))
-        except Exception as err:  # noqa: BLE001 - safetensors raises several types
-            raise GenlabError(f"weights file {f} is corrupt or unreadable ({err})") from None
-    return state
-
-
 def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
     """An MMDiT from a local diffusers `transformer/` folder, a diffusers pipeline folder or a single file."""
     from genlab.systems.t2i.model import MMDiT
@@ -219,7 +202,9 @@ def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32, device
         if not cfg_file.is_file():
             raise GenlabError(f"{path} has no config.json (expected a diffusers transformer folder)")
         cfg = from_diffusers_config(json.loads(cfg_file.read_text()))
-        state = from_diffusers(_read_safetensors_folder(path))
+        from genlab.core.train import read_safetensors_folder
+
+        state = from_diffusers(read_safetensors_folder(path, "MM-DiT weights"))
     elif path.is_file():
         from genlab.core.train import load_weights
 

@@ -145,18 +145,15 @@ def load_unet(model_unet: torch.nn.Module, path: str | os.PathLike) -> str:
     Returns the detected format. Every unmapped or missing key is named in the error."""
     from safetensors.torch import load_file
 
+    from genlab.core.train import read_safetensors_folder
+
     path = Path(path)
     own = set(model_unet.state_dict())
     if path.is_dir():
         folder = path / "unet" if (path / "unet").is_dir() else path
-        files = sorted(folder.glob("*.safetensors"))
-        if not files:
-            raise GenlabError(f"{folder}: no .safetensors weights (expected a diffusers UNet folder)")
         if (folder / "config.json").is_file():
             _check_diffusers_config(json.loads((folder / "config.json").read_text()), model_unet.config, folder)
-        sd = {}
-        for f in files:
-            sd.update(load_file(str(f)))
+        sd = read_safetensors_folder(folder, "UNet weights", "a diffusers UNet folder")
         sd = {k: v for k, v in sd.items() if not k.endswith("to_out.1.weight")}
         unmapped, missing = sorted(set(sd) - own), sorted(own - set(sd))
         if unmapped or missing:
