@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from genlab.core.pose.skeletons import COCO17
 from genlab.systems.motion.concepts.config import tiny
-from genlab.systems.motion.concepts.peers import ActorVAE, CTCBaseline, _mirror17, train_budgeted
+from genlab.systems.motion.concepts.peers import ActorVAE, CTCBaseline, train_budgeted
 
 
 def test_train_budgeted_stops_on_steps_and_on_cpu_budget():
@@ -13,10 +14,10 @@ def test_train_budgeted_stops_on_steps_and_on_cpu_budget():
     assert 0 < n < 10**9
 
 
-def test_mirror17_is_an_involution_that_flips_x():
+def test_coco17_mirror_is_an_involution_that_flips_x():
     x = np.random.default_rng(0).normal(size=(5, 17, 2))
-    np.testing.assert_allclose(_mirror17(_mirror17(x)), x)
-    m = _mirror17(x)
+    np.testing.assert_allclose(COCO17.mirror(COCO17.mirror(x)), x)
+    m = COCO17.mirror(x)
     np.testing.assert_allclose(m[:, 0, 0], -x[:, 0, 0])  # nose maps to itself, x flipped
     np.testing.assert_allclose(m[:, 5], x[:, 6] * [-1, 1])  # left shoulder <- right shoulder
 

@@ -41,6 +41,10 @@ class Skeleton:
             out.append(self.joints.index(twin) if twin in self.joints else self.joints.index(name))
         return tuple(out)
 
+    def mirror(self, keypoints: np.ndarray) -> np.ndarray:
+        """(..., J, 2) keypoints centred at x = 0 -> their mirror image: left/right swapped, x negated."""
+        return np.asarray(keypoints)[..., list(self.mirror_index), :] * np.array([-1.0, 1.0])
+
     def to_coco17(self, keypoints: np.ndarray) -> np.ndarray:
         """(..., J, C) in this layout -> (..., 17, C) in COCO-17."""
         keypoints = np.asarray(keypoints)

@@ -82,7 +82,7 @@ def _finish(program: Program, labels: np.ndarray, rng: np.random.Generator, diff
     labels = labels[: len(clean)]
     mirrored = bool(rng.random() < diff.mirror)
     if mirrored:
-        clean = clean[:, list(COCO17.mirror_index)] * np.array([-1.0, 1.0])
+        clean = COCO17.mirror(clean)
     noisy = clean + rng.normal(0.0, diff.jitter, clean.shape)
     keep = rng.random(len(clean)) >= diff.drop
     keep[0] = keep[-1] = True

@@ -294,7 +294,7 @@ def aligned_iterations(model: ConceptModel, examples: Sequence[Example]) -> dict
         for s, e, v in units:
             x = full[s:e]
             if v:
-                x = x[:, list(COCO17.mirror_index)] * np.array([-1.0, 1.0])
+                x = COCO17.mirror(x)
             out[ex.concept].append(x)
     return out
 
@@ -302,6 +302,7 @@ def aligned_iterations(model: ConceptModel, examples: Sequence[Example]) -> dict
 def attach_programs(model: ConceptModel, examples: Sequence[Example]) -> ConceptModel:
     """Fit each concept's loop-body program (programs.fit_body) from its aligned iterations and
     store the rest pose (mean first/last frame of all iterations) for synthesis."""
+    from genlab.core.pose.skeletons import COCO17
     from genlab.systems.motion.concepts.programs import fit_body, loop_to_text
 
     its = aligned_iterations(model, examples)
@@ -311,15 +312,9 @@ def attach_programs(model: ConceptModel, examples: Sequence[Example]) -> Concept
             c.program = loop_to_text(fit_body(its[c.name], model.cfg.max_body))
             ends += [x[0] for x in its[c.name]] + [x[-1] for x in its[c.name]]
     rest = np.mean(ends, axis=0)
-    rest = 0.5 * (rest + rest[list(_mirror_index())] * np.array([-1.0, 1.0]))  # symmetric
+    rest = 0.5 * (rest + COCO17.mirror(rest))  # symmetric
     model.meta["rest_pose"] = rest.tolist()
     return model
-
-
-def _mirror_index():
-    from genlab.core.pose.skeletons import COCO17
-
-    return COCO17.mirror_index
 
 
 def learn(examples: Sequence[Example], cfg: ConceptConfig, sequences: Sequence[ListSequence] = (),

@@ -185,12 +185,6 @@ def _sinusoid(n: int, d: int):
     return pe
 
 
-def _mirror17(x: np.ndarray) -> np.ndarray:
-    from genlab.core.pose.skeletons import COCO17
-
-    return x[:, list(COCO17.mirror_index)] * np.array([-1.0, 1.0])
-
-
 class ActorVAE:
     """Class-conditional transformer VAE over normalised (T, 17, 2) keypoints at a quarter of the frame rate."""
 
@@ -240,6 +234,8 @@ class ActorVAE:
             max_steps: int = 100_000, batch: int = 8, kl_weight: float = 1e-4, seed: int = 0) -> ActorVAE:
         import torch
 
+        from genlab.core.pose.skeletons import COCO17
+
         cfg = cfg or ConceptConfig()
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
@@ -248,7 +244,7 @@ class ActorVAE:
         for ex in examples:
             n = normalise(ex.keypoints, cfg)
             full = (np.asarray(ex.keypoints, np.float64) - n.origin) / n.height
-            for x in (full, _mirror17(full)):  # both chiralities (performers may be mirrored)
+            for x in (full, COCO17.mirror(full)):  # both chiralities (performers may be mirrored)
                 clips.append((x[:: cls.SUB].reshape(-1, 34).astype(np.float32), names.index(ex.concept)))
         net = cls._make_net(len(names))
         opt = torch.optim.AdamW(net.parameters(), lr=1e-3)

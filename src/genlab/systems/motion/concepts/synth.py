@@ -82,7 +82,7 @@ def synthesise_action(model, concept: str, count: int, n_frames: int, *, mirrore
     if mirrored:
         from genlab.core.pose.skeletons import COCO17
 
-        x = x[:, list(COCO17.mirror_index)] * np.array([-1.0, 1.0])
+        x = COCO17.mirror(x)
     return x
 
 
