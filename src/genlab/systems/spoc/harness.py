@@ -439,8 +439,9 @@ class Harness:
         out_cap = max(cfg.output_mb << 20, 0)
         in_path, out_path = workdir / "stdin.txt", workdir / "stdout.txt"
         in_path.write_text(stdin_data)
+        uid = self._uid()
         cmd = [str(self.launcher), str(cfg.cpu_s), str(cfg.memory_mb << 20), str(out_cap), str(cfg.nproc),
-               str(self._uid()), str(binary)]
+               str(uid), str(binary)]
         start = time.perf_counter()
         with open(in_path, "rb") as fin, open(out_path, "wb") as fout:
             try:
@@ -455,6 +456,8 @@ class Harness:
                 timed_out = True
                 _kill_group(proc.pid)
                 code = proc.wait()
+                if os.geteuid() == 0:  # candidates ran under their own uid: wait out the namespace teardown
+                    _wait_until_gone(uid)
             _kill_group(proc.pid)  # anything the candidate left in its group
         seconds = time.perf_counter() - start
         with self.stats.lock:
@@ -553,6 +556,27 @@ def _balanced(source: str) -> bool:
         if depth < 0:
             return False
     return depth == 0
+
+
+def _wait_until_gone(uid: int, timeout_s: float = 5.0) -> None:
+    """Killing the launcher tears its PID namespace down asynchronously (a fork bomb takes a while):
+    return only once no process of the sandbox uid is left, so a finished run leaves nothing behind."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _has_processes(uid):
+        time.sleep(0.02)
+
+
+def _has_processes(uid: int) -> bool:
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                status = (d / "status").read_text()
+            except OSError:
+                continue
+            line = next((x for x in status.split("\n") if x.startswith("Uid:")), "")
+            if line.split()[1:2] == [str(uid)]:
+                return True
+    return False
 
 
 def _kill_group(pgid: int) -> None:
