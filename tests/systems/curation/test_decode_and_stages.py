@@ -208,3 +208,43 @@ def test_avi_clips_are_stream_copied_frame_exact(small_cuts, tmp_path):
         clip = gray(tmp_path / "out" / r["clip_path"])
         assert len(clip) == r["end_frame"] - r["start_frame"]
         assert all(np.array_equal(a, source[r["start_frame"] + k]) for k, a in enumerate(clip))
+
+
+def test_mp4_clip_without_close_keyframe_is_copied_with_edit_list(small_cuts, tmp_path):
+    """A scene with no keyframe within max_snap_s of its start is copied from the keyframe before
+    it; the MP4 edit list hides that preroll, so the clip decodes to exactly the scene's frames."""
+    import av
+
+    from genlab.core.data.video import keyframe_times
+    from genlab.systems.video.curation.clipping import Scene, plan_clip, write_clip
+    from genlab.systems.video.curation.config import ClipConfig
+
+    path, truth = small_cuts
+    with av.open(str(path)) as c:
+        source = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+    keys = keyframe_times(path)
+    cfg, dt = ClipConfig(), 1 / 30
+    starts = [f for f in range(1, truth.num_frames - 60)
+              if not any(f * dt - 1e-3 <= k <= f * dt + cfg.max_snap_s + 1e-3 for k in keys)]
+    assert len(starts) > 20
+    written = 0
+    for first in starts[:: max(1, len(starts) // 6)][:6]:
+        end = first + 45
+        scene = Scene(first, end, first * dt, end * dt)
+        assert plan_clip(scene, keys, cfg, dt).method == "reencode"  # as before: no edit list allowed
+        plan = plan_clip(scene, keys, cfg, dt, editlist_ok=True)
+        assert plan.method == "copy_editlist" and plan.key_s < scene.start_s and plan.start_s == scene.start_s
+        out = tmp_path / f"clip{first}.mp4"
+        method = write_clip(path, out, plan, cfg, dt, frames=(first, end))
+        with av.open(str(out)) as c:
+            clip = [f.to_ndarray(format="gray") for f in c.decode(video=0)]
+        with av.open(str(out)) as c:
+            packets = sum(1 for p in c.demux(video=0) if p.size)
+        assert len(clip) == end - first, (first, method)
+        if method == "copy_editlist":
+            written += 1
+            assert all(np.array_equal(a, source[first + k]) for k, a in enumerate(clip)), first
+            assert packets > len(clip)  # the preroll is in the file, hidden by the edit list
+        else:
+            assert method == "reencode"  # B-frames reorder across the end: re-encoded, same frame count
+    assert written >= 3

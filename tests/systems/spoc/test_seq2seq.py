@@ -39,3 +39,31 @@ def test_learns_and_copies_unseen_identifiers(tmp_path):
     loaded = Seq2SeqTranslator.load(tmp_path / "ckpt")
     assert loaded.fingerprint() == tr.fingerprint()
     assert [c.code for c in loaded.translate(["read q"], 3)[0]] == [c.code for c in tr.translate(["read q"], 3)[0]]
+
+
+def test_coverage_loss_is_the_sum_of_min_attention_and_coverage():
+    from dataclasses import replace
+
+    from genlab.systems.spoc.lexer import tokens
+    from genlab.systems.spoc.seq2seq import PAD
+
+    torch.manual_seed(0)
+    cfg = replace(presets()["tiny"], coverage=0.5)
+    vocab = build_vocab(PAIRS, 1)
+    model = CopySeq2Seq(len(vocab.itos), cfg)
+    src, ext, tgt, n_ext = _batch([(tokens(t), tokens(c)) for t, c in PAIRS[:6]], vocab)
+    with torch.no_grad():
+        model.cov.normal_()  # coverage changes the scores too
+        with_cov = loss_fn(model, src, ext, tgt, n_ext)
+        # the same decoder run by hand: NLL + 0.5 * sum_i min(a_i, c_i) on non-pad target steps
+        mask = (src != PAD).float()
+        enc, state = model.encode(src, mask)
+        ctx, cover, prev, nll, penalty = torch.zeros_like(state), torch.zeros_like(mask), torch.full((6,), 2), 0.0, 0.0
+        for t in range(tgt.shape[1]):
+            logp, state, ctx, attn = model.step(prev, state, ctx, cover, enc, mask, ext, n_ext)
+            real = tgt[:, t] != PAD
+            nll += -(logp.gather(1, tgt[:, t : t + 1])[:, 0] * real).sum()
+            penalty += (torch.minimum(attn, cover).sum(-1) * real).sum()
+            cover, prev = cover + attn, tgt[:, t]
+        assert penalty > 0
+        torch.testing.assert_close(with_cov, (nll + 0.5 * penalty) / (tgt != PAD).sum())

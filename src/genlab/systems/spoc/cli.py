@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s2s = sub.add_parser("train", help="train the small seq2seq translator with copy attention")
     s2s.add_argument("--data", default=None)
     s2s.add_argument("--out", required=True, help="checkpoint folder")
-    s2s.add_argument("--preset", default="small", choices=["tiny", "small"])
+    s2s.add_argument("--preset", default="small", choices=["tiny", "small", "paper"])
     s2s.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
     s2s.add_argument("--splits", default="train-eval,train-test")
     s2s.set_defaults(func=_train_seq2seq)

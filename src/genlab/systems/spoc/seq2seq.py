@@ -3,7 +3,9 @@
 The paper's translator is a BiLSTM encoder-decoder (hidden 200) with copy and coverage attention and
 beam 100. Ours: a bidirectional GRU encoder, a GRU decoder with input feeding and bilinear attention;
 the output mixes the vocabulary softmax with the attention over source positions (p_gen, See et al.
-2017), so identifiers and literals unseen in training are copied from the pseudocode. No coverage.
+2017), so identifiers and literals unseen in training are copied from the pseudocode. Coverage (See et
+al.): the attention sum so far enters every score through a learned, state-dependent weight, and the
+loss adds sum_i min(a_i, c_i) per step, so that a source token is not translated twice or skipped.
 Tokens come from `lexer.tokens`; the code line is the detokenised beam output.
 """
 
@@ -41,11 +43,14 @@ class Seq2SeqConfig:
     lr: float = 2e-3
     batch: int = 64
     beam: int = 20
+    coverage: float = 1.0  # weight of the coverage loss; 0 turns coverage off (scores and loss)
     seed: int = 0
 
 
 def presets() -> dict[str, Seq2SeqConfig]:
-    return {"tiny": Seq2SeqConfig(embed=32, hidden=64, min_count=1, batch=16, beam=5), "small": Seq2SeqConfig()}
+    """tiny: tests; small: CPU minutes; paper: the paper's sizes (hidden 200, beam 100 -> M = 100)."""
+    return {"tiny": Seq2SeqConfig(embed=32, hidden=64, min_count=1, batch=16, beam=5), "small": Seq2SeqConfig(),
+            "paper": Seq2SeqConfig(embed=128, hidden=200, beam=100)}
 
 
 class CopySeq2Seq(nn.Module):
@@ -60,26 +65,33 @@ class CopySeq2Seq(nn.Module):
         self.attn = nn.Linear(h, h, bias=False)
         self.out = nn.Linear(2 * h, vocab_size)
         self.gen = nn.Linear(2 * h + e, 1)
+        self.use_coverage, self.coverage_weight = config.coverage > 0, config.coverage
+        self.cov = nn.Parameter(torch.zeros(h)) if self.use_coverage else None
 
     def encode(self, src: torch.Tensor, mask: torch.Tensor):
         enc, _ = self.encoder(self.embed(src))  # [B, S, H]
         mean = (enc * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)  # [B, H]
         return enc, torch.tanh(self.bridge(mean))
 
-    def step(self, prev: torch.Tensor, state: torch.Tensor, ctx: torch.Tensor, enc: torch.Tensor,
-             mask: torch.Tensor, src_ext: torch.Tensor, n_ext: int):
-        """One decoder step -> (log p over vocab + source OOVs [B, V + n_ext], state, context)."""
+    def step(self, prev: torch.Tensor, state: torch.Tensor, ctx: torch.Tensor, cover: torch.Tensor,
+             enc: torch.Tensor, mask: torch.Tensor, src_ext: torch.Tensor, n_ext: int):
+        """One decoder step -> (log p over vocab + source OOVs [B, V + n_ext], state, context, attention).
+
+        `cover` [B, S] is the sum of the previous steps' attention (coverage vector)."""
         emb = self.embed(prev.clamp(max=self.vocab_size - 1) * (prev < self.vocab_size) + UNK * (prev >= self.vocab_size))
         state = self.cell(torch.cat([emb, ctx], -1), state)  # [B, H]
-        scores = torch.einsum("bh,bsh->bs", self.attn(state), enc).masked_fill(mask == 0, -1e9)
-        attn = scores.softmax(-1)  # [B, S]
+        query = self.attn(state)
+        scores = torch.einsum("bh,bsh->bs", query, enc)
+        if self.use_coverage:  # q . (enc_i + c_i u): the coverage feature of See et al. in bilinear form
+            scores = scores + cover * (query @ self.cov)[:, None]
+        attn = scores.masked_fill(mask == 0, -1e9).softmax(-1)  # [B, S]
         ctx = torch.einsum("bs,bsh->bh", attn, enc)  # [B, H]
         feat = torch.cat([state, ctx], -1)
         p_gen = torch.sigmoid(self.gen(torch.cat([feat, emb], -1)))  # [B, 1]
         vocab = self.out(feat).softmax(-1) * p_gen  # [B, V]
         dist = torch.cat([vocab, vocab.new_zeros(vocab.shape[0], n_ext)], -1)
         dist = dist.scatter_add(1, src_ext, attn * (1 - p_gen))  # copy mass onto source tokens
-        return dist.clamp(min=1e-12).log(), state, ctx
+        return dist.clamp(min=1e-12).log(), state, ctx, attn
 
 
 class Vocab:
@@ -129,12 +141,16 @@ def _batch(examples, vocab: Vocab):
 def loss_fn(model: CopySeq2Seq, src, ext, tgt, n_ext) -> torch.Tensor:
     mask = (src != PAD).float()
     enc, state = model.encode(src, mask)
-    ctx = torch.zeros_like(state)
+    ctx, cover = torch.zeros_like(state), torch.zeros_like(mask)
     prev = torch.full((src.shape[0],), BOS)
     losses = []
     for t in range(tgt.shape[1]):
-        logp, state, ctx = model.step(prev, state, ctx, enc, mask, ext, n_ext)
-        losses.append(F.nll_loss(logp, tgt[:, t], ignore_index=PAD, reduction="none"))
+        logp, state, ctx, attn = model.step(prev, state, ctx, cover, enc, mask, ext, n_ext)
+        step_loss = F.nll_loss(logp, tgt[:, t], ignore_index=PAD, reduction="none")
+        if model.use_coverage:
+            step_loss = step_loss + model.coverage_weight * torch.minimum(attn, cover).sum(-1) * (tgt[:, t] != PAD)
+        losses.append(step_loss)
+        cover = cover + attn
         prev = tgt[:, t]
     loss = torch.stack(losses, 1)  # [B, T]
     return loss.sum() / (tgt != PAD).sum()
@@ -165,15 +181,18 @@ class Seq2SeqTranslator:
         mask = torch.ones_like(src, dtype=torch.float)
         enc, state = self.model.encode(src, mask)
         width = min(m, self.config.beam)
-        beams = [([], 0.0, state[0], torch.zeros_like(state[0]))]
+        beams = [([], 0.0, state[0], torch.zeros_like(state[0]), torch.zeros_like(mask[0]))]
         done: list[tuple[list[int], float]] = []
         for _ in range(self.config.max_tgt):
             if not beams:
                 break
             prev = torch.tensor([b[0][-1] if b[0] else BOS for b in beams])
             k = len(beams)
-            logp, st, cx = self.model.step(prev, torch.stack([b[2] for b in beams]), torch.stack([b[3] for b in beams]),
-                                           enc.expand(k, -1, -1), mask.expand(k, -1), ext_t.expand(k, -1), len(oov))
+            cover = torch.stack([b[4] for b in beams])
+            logp, st, cx, attn = self.model.step(prev, torch.stack([b[2] for b in beams]), torch.stack([b[3] for b in beams]),
+                                                 cover, enc.expand(k, -1, -1), mask.expand(k, -1), ext_t.expand(k, -1),
+                                                 len(oov))
+            cover = cover + attn
             total = torch.tensor([b[1] for b in beams])[:, None] + logp  # [k, V + oov]
             top = total.flatten().topk(min(width, total.numel()))
             new = []
@@ -183,7 +202,7 @@ class Seq2SeqTranslator:
                 if tok == EOS:
                     done.append((seq[:-1], score))
                 else:
-                    new.append((seq, score, st[b], cx[b]))
+                    new.append((seq, score, st[b], cx[b], cover[b]))
             beams = new
             if len(done) >= width:
                 break

@@ -1,9 +1,14 @@
 """Scenes from cuts, and clip files written without re-encoding where keyframes allow.
 
 A stream copy can only start on a keyframe. When a keyframe lies at the scene start or at most
-`max_snap_s` after it, the clip is copied from that keyframe (the scene loses those first frames);
-otherwise it is re-encoded (libx264) from the exact first frame, or, with `reencode=False`, skipped.
-Encoders usually put a keyframe on a hard cut, so most clips of edited video are copies.
+`max_snap_s` after it, the clip is copied from that keyframe (the scene loses those first frames).
+Otherwise, when the clip is an MP4 file of a source with real presentation times, it is copied from
+the keyframe before the scene start and an MP4 edit list hides that preroll ("copy_editlist": the
+file holds the preroll's packets, but ffmpeg/PyAV/OpenCV decode exactly the scene's frames, as after
+`ffmpeg -ss T -i SRC -c copy OUT.mp4`); only when that is impossible either (Matroska output, AVI
+source, B-frames reordering across the clip end) is it re-encoded (libx264) from the exact first
+frame, or, with `reencode=False`, skipped. Encoders usually put a keyframe on a hard cut, so most
+clips of edited video are plain copies.
 """
 
 from __future__ import annotations
@@ -54,9 +59,10 @@ def ffmpeg_exe() -> str:
 
 @dataclass(frozen=True)
 class ClipPlan:
-    method: str  # "copy" | "reencode" | "skip"
-    start_s: float  # actual start of the clip in the source
+    method: str  # "copy" | "copy_editlist" | "reencode" | "skip"
+    start_s: float  # actual start of the clip in the source (the first frame it shows)
     end_s: float
+    key_s: float | None = None  # copy_editlist: the keyframe before start_s the packets start from
 
 
 def copyable_container(container: str) -> bool:
@@ -68,13 +74,18 @@ def copyable_container(container: str) -> bool:
 
 
 def plan_clip(scene: Scene, keyframes: list[float], cfg: ClipConfig, frame_dt: float,
-              copy_ok: bool = True) -> ClipPlan:
+              copy_ok: bool = True, editlist_ok: bool = False) -> ClipPlan:
+    """How to write `scene`: "copy" from a keyframe at most `max_snap_s` into it; else, when
+    `editlist_ok` (MP4 output, source with real presentation times) and `cfg.editlist`,
+    "copy_editlist" from the keyframe before it, frame-exact; else "reencode" (or "skip")."""
     eps = 0.25 * frame_dt
     i = bisect.bisect_left(keyframes, scene.start_s - eps)
     if copy_ok and i < len(keyframes):
         key = keyframes[i]
         if key <= scene.start_s + cfg.max_snap_s + eps and scene.end_s - key >= cfg.min_clip_s - eps:
             return ClipPlan("copy", key, scene.end_s)
+    if copy_ok and editlist_ok and cfg.editlist and i > 0:
+        return ClipPlan("copy_editlist", scene.start_s, scene.end_s, key_s=keyframes[i - 1])
     if cfg.reencode:
         return ClipPlan("reencode", scene.start_s, scene.end_s)
     return ClipPlan("skip", scene.start_s, scene.end_s)
@@ -84,15 +95,23 @@ def clip_suffix(codec: str, method: str) -> str:
     return ".mp4" if method == "reencode" or codec in _MP4_CODECS else ".mkv"
 
 
+def editlist_possible(codec: str, container: str) -> bool:
+    """A "copy_editlist" clip needs MP4 output (Matroska has no edit lists that players honour
+    for video) and a source whose packets carry real presentation times."""
+    return clip_suffix(codec, "copy") == ".mp4" and copyable_container(container)
+
+
 class NeedsReencode(Exception):
     """The GOP structure does not allow a clean stream copy of this range."""
 
 
 def copy_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, frame_dt: float) -> int:
     """Remux the packets whose presentation time lies in [start, end) (video only), starting on the
-    keyframe at `plan.start_s`. Raises NeedsReencode when a kept frame comes after a dropped one in
-    decode order (a B-frame that may reference a frame beyond the end) or when no keyframe starts it.
-    Returns the number of packets written."""
+    keyframe at `plan.start_s` ("copy") or at `plan.key_s` ("copy_editlist": the packets from that
+    keyframe to the scene start are kept with negative timestamps, and the MP4 muxer writes an edit
+    list that starts presentation at the scene start). Raises NeedsReencode when a kept frame comes
+    after a dropped one in decode order (a B-frame that may reference a frame beyond the end) or
+    when no keyframe starts it. Returns the number of packets written."""
     import av
 
     dst = Path(dst)
@@ -100,9 +119,12 @@ def copy_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, fr
         ist = inp.streams.video[0]
         tb = ist.time_base
         t0 = ist.start_time or 0
-        start_pts = t0 + int(round(plan.start_s / tb))
+        shift = t0 + int(round(plan.start_s / tb))  # the first presented frame gets pts 0
+        start_pts = shift if plan.key_s is None else t0 + int(round(plan.key_s / tb))
         end_pts = t0 + int(round((plan.end_s - 0.5 * frame_dt) / tb))  # frames starting before the next scene
         tol = max(1, int(round(0.25 * frame_dt / tb)))
+        if plan.key_s is not None and dst.suffix != ".mp4":
+            raise NeedsReencode("an edit list needs MP4 output")
         inp.seek(start_pts + tol, stream=ist, backward=True, any_frame=False)
         with atomic_path(dst) as tmp:
             fmt = "mp4" if dst.suffix == ".mp4" else "matroska"
@@ -128,9 +150,9 @@ def copy_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, fr
                         continue
                     if dropped_tail:
                         raise NeedsReencode("B-frames reorder across the clip end")
-                    pkt.pts -= start_pts
+                    pkt.pts -= shift
                     if pkt.dts is not None:
-                        pkt.dts -= start_pts
+                        pkt.dts -= shift
                     pkt.stream = ost
                     out.mux(pkt)
                     written += 1
@@ -217,7 +239,8 @@ def copy_clip_by_index(src: str | os.PathLike, dst: str | os.PathLike, first: in
 def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, cfg: ClipConfig,
                frame_dt: float, start_offset_s: float = 0.0, frames: tuple[int, int] | None = None,
                exact_seek: bool = True, frame_pts: list[int | None] | None = None) -> str:
-    """Write one clip (video stream only, atomically); returns the method used ("copy"/"reencode").
+    """Write one clip (video stream only, atomically); returns the method used ("copy",
+    "copy_editlist" or "reencode").
 
     Copies with PyAV when the plan says so and the packets allow it, otherwise re-encodes with the
     ffmpeg binary of imageio-ffmpeg (libx264). `frames` = (first, end) frame indices of the clip:
@@ -225,7 +248,15 @@ def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, c
     after end - first frames; without it frames are selected by index from the file start, and a
     copy (given `frame_pts` from the decoding pass) maps packets to frames by index."""
     dst = Path(dst)
-    if plan.method == "copy":
+    if plan.method == "copy_editlist":
+        try:
+            copy_clip(src, dst, plan, frame_dt)
+            return "copy_editlist"
+        except NeedsReencode:
+            if not cfg.reencode:
+                raise
+            plan = ClipPlan("reencode", plan.start_s, plan.end_s)
+    elif plan.method == "copy":
         try:
             if exact_seek:
                 copy_clip(src, dst, plan, frame_dt)

@@ -28,6 +28,8 @@ class CutConfig:
 class ClipConfig:
     min_clip_s: float = 1.0  # scenes shorter than this become no clip
     max_snap_s: float = 0.5  # stream copy may start up to this late, at the next keyframe
+    # otherwise (MP4 output): copy from the keyframe before the start, an edit list hides the preroll
+    editlist: bool = True
     reencode: bool = True  # when no keyframe is close enough: re-encode (True) or drop the scene start
     write_clips: bool = True
     crf: int = 18  # re-encoding quality (libx264)

@@ -34,6 +34,7 @@ from genlab.systems.video.curation import stages as st
 from genlab.systems.video.curation.clipping import (
     clip_suffix,
     copyable_container,
+    editlist_possible,
     keyframe_times_by_index,
     keyframes_or_empty,
     plan_clip,
@@ -221,9 +222,10 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         else:  # AVI: frames are matched to packets through the decoder's pts of the cut pass
             keyframes = timed("clip", keyframe_times_by_index, path, frame_pts, frame_times)
         start_offset = _container_start(path) if config.clips.write_clips else 0.0
+        editlist_ok = config.clips.write_clips and editlist_possible(record["codec"], record["container"])
         clips = []
         for i, scene in enumerate(scenes):
-            plan = plan_clip(scene, keyframes, config.clips, frame_dt)
+            plan = plan_clip(scene, keyframes, config.clips, frame_dt, editlist_ok=editlist_ok)
             if plan.method == "skip":
                 record["scene_s_dropped"] += scene.end_s - scene.start_s
                 continue
@@ -517,7 +519,7 @@ def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
         "videos_failed": [{"video": r["video_path"], "error": r["error"]} for r in failed],
         "videos_without_clips": sum(1 for r in rows if r["status"] == "no_clips"),
         "clips": len(ok), "clips_kept": sum(1 for r in ok if r["keep"]),
-        "clip_methods": {m: sum(1 for r in ok if r["clip_method"] == m) for m in ("copy", "reencode")},
+        "clip_methods": {m: sum(1 for r in ok if r["clip_method"] == m) for m in ("copy", "copy_editlist", "reencode")},
         "scenes": sum(v["num_scenes"] or 0 for v in per_video.values()),
         "scenes_dropped": sum(v["num_scenes"] or 0 for v in per_video.values()) - len(ok),
         "seconds_of_video": float(sum(v["video_duration_s"] or 0 for v in per_video.values() if v["status"] != "failed")),
@@ -541,6 +543,7 @@ def report_markdown(report: dict) -> str:
              f"- cuts: {report['scenes']} scenes; clipping dropped {report['scenes_dropped']} scenes too short "
              f"and {report['seconds_dropped_by_clipping']:.1f} s (short scenes, starts skipped to a keyframe)",
              f"- clips: {report['clips']} ({report['clip_methods']['copy']} stream copies, "
+             f"{report['clip_methods']['copy_editlist']} stream copies with an edit list, "
              f"{report['clip_methods']['reencode']} re-encoded), {report['seconds_in_clips']:.1f} s",
              f"- kept: {report['clips_kept']} clips, {report['seconds_kept']:.1f} s", "",
              "| filter | bounds | removed | would remove alone | remaining |", "|---|---|---|---|---|"]
