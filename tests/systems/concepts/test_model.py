@@ -77,7 +77,7 @@ def test_hard_em_never_lowers_the_objective(small_model):
     m1, _ = fit_few_shot(ex, model.cfg)
     seqs = [D.make_sequence(np.random.default_rng([88, i]), names=SMALL) for i in range(3)]
     m2, log = hard_em(m1, ex, [ListSequence(s.keypoints, tuple(s.description.concepts)) for s in seqs])
-    assert len(log.objective) >= 2
+    assert len(log.objective) >= 2 and not log.fell  # the round-off guard never had to act
     assert all(b >= a - 1e-6 * abs(a) for a, b in zip(log.objective, log.objective[1:]))
 
 

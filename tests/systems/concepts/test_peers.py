@@ -68,3 +68,35 @@ def test_mstcn_peer_trains_with_two_stages(small_model):
     assert np.mean(tcn.losses[-4:]) < np.mean(tcn.losses[:4])
     d = tcn.describe(examples[0].keypoints)
     assert d.n_frames == len(examples[0].keypoints)
+
+
+def test_chained_clips_with_augmentation_keep_labels_and_the_rest_pose():
+    from genlab.systems.motion.concepts.peers import _chain, feature_stats
+
+    cfg = tiny()
+    rng = np.random.default_rng(0)
+    F = 2 * len(cfg.joints)
+    clips = [(np.linspace(0, 1, 40)[:, None] * np.ones(F), 0), (np.ones((30, F)), 1)]
+    x, y, acts = _chain(rng, clips, cfg, n_items=3, augment=True)
+    assert x.shape == (len(y), F) and len(acts) == 3
+    assert all(a != b for a, b in zip(acts, acts[1:]))  # no concept twice in a row
+    edges = np.flatnonzero(np.diff(np.r_[-2, y, -2]))
+    runs = [(int(y[s]), e - s) for s, e in zip(edges[:-1], edges[1:]) if y[s] >= 0]
+    assert [c for c, _ in runs] == acts
+    for c, n in runs:  # time stretch 0.75-1.35x
+        assert 0.75 * len(clips[c][0]) - 1 <= n <= 1.35 * len(clips[c][0]) + 1
+    mean, std = feature_stats([x, x + 1.0])
+    assert mean.shape == std.shape == (F,) and (std > 0).all()
+
+
+def test_peers_standardise_their_inputs(small_model):
+    from genlab.systems.motion.concepts.baselines import TCNBaseline
+    from genlab.systems.motion.concepts.model import normalise
+
+    _, examples, _ = small_model
+    ctc = CTCBaseline.fit(examples, cfg=tiny(), max_steps=2)
+    tcn = TCNBaseline.fit(examples, cfg=tiny(), steps=2)
+    feats = np.concatenate([normalise(e.keypoints, tiny()).feats for e in examples])
+    for peer in (ctc, tcn):
+        np.testing.assert_allclose(peer.mean, feats.mean(0))
+        assert peer.std.shape == (feats.shape[1],)

@@ -127,8 +127,9 @@ class TCNBaseline:
     Frames are classified, smoothed by a median filter, runs become actions; a run's count is its
     length over the concept's median iteration duration."""
 
-    def __init__(self, net, names, cfg, iter_len, min_run):
+    def __init__(self, net, names, cfg, iter_len, min_run, mean=0.0, std=1.0):
         self.net, self.names, self.cfg, self.iter_len, self.min_run = net, names, cfg, iter_len, min_run
+        self.mean, self.std = mean, std  # input standardisation (training features' statistics)
         self.steps = 0
         self.losses: list[float] = []
 
@@ -164,11 +165,13 @@ class TCNBaseline:
 
     @classmethod
     def fit(cls, examples: Sequence[Example], labelled=(), cfg: ConceptConfig | None = None, steps: int = 400,
-            seed: int = 0, budget_s: float | None = None) -> TCNBaseline:
-        """Train for `steps` steps, or until `budget_s` CPU seconds are spent when given."""
+            seed: int = 0, budget_s: float | None = None, standardise: bool = True,
+            augment: bool = True) -> TCNBaseline:
+        """Train for `steps` steps, or until `budget_s` CPU seconds are spent when given. Inputs are
+        standardised; chained few-shot clips are augmented (stretch, amplitude, mirror)."""
         import torch
 
-        from genlab.systems.motion.concepts.peers import _chain, train_budgeted
+        from genlab.systems.motion.concepts.peers import _chain, feature_stats, train_budgeted
 
         cfg = cfg or ConceptConfig()
         rng = np.random.default_rng(seed)
@@ -188,11 +191,14 @@ class TCNBaseline:
                 lab[a.start:a.end] = names.index(a.concept)
             full.append((normalise(s.keypoints, cfg).feats, lab))
 
+        mean, std = feature_stats([f for f, _ in clips] + [f for f, _ in full]) if standardise else (0.0, 1.0)
+
         def sample():
             if full and rng.random() < 0.5:
-                return full[int(rng.integers(len(full)))]
-            x, y, _ = _chain(rng, clips, cfg)
-            return x, np.where(y < 0, C - 1, y)
+                x, y = full[int(rng.integers(len(full)))]
+                return (x - mean) / std, y
+            x, y, _ = _chain(rng, clips, cfg, augment=augment)
+            return (x - mean) / std, np.where(y < 0, C - 1, y)
 
         net = cls._make_net(clips[0][0].shape[1], C)
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -211,7 +217,7 @@ class TCNBaseline:
             opt.step()
             out.losses.append(float(loss.detach()))
 
-        out = cls(net, names, cfg, iter_len, int(min(iter_len.values())))
+        out = cls(net, names, cfg, iter_len, int(min(iter_len.values())), mean, std)
         out.steps = train_budgeted(step, budget_s, steps if budget_s is None else 10**9)
         net.eval()
         return out
@@ -220,7 +226,7 @@ class TCNBaseline:
         import torch
         from scipy.ndimage import median_filter
 
-        feats = normalise(keypoints, self.cfg).feats
+        feats = (normalise(keypoints, self.cfg).feats - self.mean) / self.std
         with torch.no_grad():
             logits = self.net(torch.from_numpy(feats.T[None].astype(np.float32)))[-1][0].T.numpy()
         prob = np.exp(logits - logits.max(1, keepdims=True))

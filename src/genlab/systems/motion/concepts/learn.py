@@ -87,6 +87,7 @@ class LearnLog:
     stage: str
     objective: list[float] = field(default_factory=list)
     accepted: int = 0  # self-labelled instances
+    fell: bool = False  # hard EM's round-off guard fired (an iteration would have lowered the objective)
 
 
 def amplitude_prior(mean: np.ndarray, rest: np.ndarray, cfg: ConceptConfig) -> np.ndarray:
@@ -246,6 +247,7 @@ def hard_em(model: ConceptModel, examples: Sequence[Example], sequences: Sequenc
             idle_n += int((~covered).sum())
         if log.objective and objective < log.objective[-1]:
             # Cannot happen with exact steps; guard against round-off: keep the better model.
+            log.fell = True
             model = prev_model
             break
         log.objective.append(objective)

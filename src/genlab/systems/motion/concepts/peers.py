@@ -47,7 +47,19 @@ def _names(examples: Sequence[Example]) -> list[str]:
     return out
 
 
-def _chain(rng, clips, cfg: ConceptConfig, n_items: int = 4):
+def _augment(rng, f: np.ndarray, cfg: ConceptConfig) -> np.ndarray:
+    """Standard augmentation of a clip's features (origin-relative, body heights) towards the
+    data's nuisances: time stretch 0.75-1.35x, amplitude 0.8-1.2x about the first frame, mirror."""
+    from genlab.systems.motion.concepts.model import mirror
+    from genlab.systems.motion.concepts.programs import resample
+
+    n = max(4, int(round(len(f) * rng.uniform(0.75, 1.35))))
+    f = resample(f, n)
+    f = f[:1] + rng.uniform(0.8, 1.2) * (f - f[:1])
+    return mirror(f, cfg) if rng.random() < 0.5 else f
+
+
+def _chain(rng, clips, cfg: ConceptConfig, n_items: int = 4, augment: bool = False):
     """Few-shot clips chained with idle stretches (rest pose + noise), no concept twice in a row.
     Returns features (T, F), frame labels (T,) with -1 = idle, and the action list."""
     xs, ys, acts = [], [], []
@@ -55,6 +67,8 @@ def _chain(rng, clips, cfg: ConceptConfig, n_items: int = 4):
     for _ in range(n_items):
         choices = [i for i, (_, c) in enumerate(clips) if c != last]
         f, c = clips[int(rng.choice(choices))]
+        if augment:
+            f = _augment(rng, f, cfg)
         n = int(rng.integers(3, 30))
         xs += [f[:1] + rng.normal(0, cfg.var_floor**0.5, (n, f.shape[1])), f]
         ys += [np.full(n, -1), np.full(len(f), c)]
@@ -66,12 +80,20 @@ def _chain(rng, clips, cfg: ConceptConfig, n_items: int = 4):
     return np.concatenate(xs), np.concatenate(ys), acts
 
 
+def feature_stats(arrays) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std of the training features (input standardisation of the neural
+    peers: without it the CTC net sits on its all-blank plateau for thousands of steps)."""
+    allf = np.concatenate(list(arrays))
+    return allf.mean(0), allf.std(0) + 1e-3
+
+
 # ---------------------------------------------------------------------------------------- CTC
 class CTCBaseline:
     STRIDE = 4
 
-    def __init__(self, net, names, cfg, iter_len):
+    def __init__(self, net, names, cfg, iter_len, mean=0.0, std=1.0):
         self.net, self.names, self.cfg, self.iter_len = net, names, cfg, iter_len
+        self.mean, self.std = mean, std  # input standardisation (training clips' statistics)
         self.steps = 0
         self.losses: list[float] = []
 
@@ -98,7 +120,8 @@ class CTCBaseline:
     @classmethod
     def fit(cls, examples: Sequence[Example], lists=(), cfg: ConceptConfig | None = None,
             budget_s: float | None = None, max_steps: int = 100_000, seed: int = 0, batch: int = 4,
-            lr: float = 2e-3) -> CTCBaseline:
+            lr: float = 2e-3, standardise: bool = True, augment: bool = True, blank_bias: float = 0.0,
+            n_items: int = 4, callback=None) -> CTCBaseline:
         """lists: `learn.ListSequence`s (keypoints + ordered action list). Each step: a padded batch
         of `batch` sequences (chained examples, or list-only sequences half of the time)."""
         import torch
@@ -111,7 +134,10 @@ class CTCBaseline:
         iter_len = {n: float(np.median([len(f) / ex.count for (f, _), ex in zip(clips, examples)
                                         if ex.concept == n])) for n in names}
         full = [(normalise(s.keypoints, cfg).feats, [names.index(a) for a in s.actions]) for s in lists]
+        mean, std = feature_stats([f for f, _ in clips] + [f for f, _ in full]) if standardise else (0.0, 1.0)
         net = cls._make_net(clips[0][0].shape[1], len(names))
+        with torch.no_grad():
+            net[-1].bias[0] = blank_bias
         opt = torch.optim.Adam(net.parameters(), lr=lr)
         ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
 
@@ -124,8 +150,9 @@ class CTCBaseline:
                 if full and rng.random() < 0.5:
                     items.append(full[int(rng.integers(len(full)))])
                 else:
-                    x, _, acts = _chain(rng, clips, cfg)
+                    x, _, acts = _chain(rng, clips, cfg, n_items, augment)
                     items.append((x, acts))
+            items = [((x - mean) / std, a) for x, a in items]
             T = max(len(x) for x, _ in items)
             xb = np.zeros((batch, T, items[0][0].shape[1]), np.float32)
             for b, (x, _) in enumerate(items):
@@ -139,8 +166,10 @@ class CTCBaseline:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # CTC's loss spikes otherwise
             opt.step()
             out.losses.append(float(loss.detach()))
+            if callback is not None:
+                callback(out)
 
-        out = cls(net, names, cfg, iter_len)
+        out = cls(net, names, cfg, iter_len, mean, std)
         out.steps = train_budgeted(step, budget_s, max_steps)
         net.eval()
         return out
@@ -148,7 +177,7 @@ class CTCBaseline:
     def describe(self, keypoints) -> Description:
         import torch
 
-        feats = normalise(keypoints, self.cfg).feats
+        feats = (normalise(keypoints, self.cfg).feats - self.mean) / self.std
         T = len(feats)
         with torch.no_grad():
             prob = self.net(torch.from_numpy(feats.T[None].astype(np.float32))).softmax(1)[0].T.numpy()
