@@ -30,8 +30,13 @@ def test_search_beats_top_one_and_localisation_beats_plain(tmp_path):
     """Budget 100 on the committed 200-program subset (GENLAB_SPOC_ACCEPT_N=k for its first k)."""
     _need_data()
     n = os.environ.get("GENLAB_SPOC_ACCEPT_N")
-    args = ["spoc", "eval", "--data", str(DATA), "--budget", "100", "--workers", "2", "--no-progress",
-            "--out", str(tmp_path / "eval.jsonl"), "--methods", "best_first,compiler,multiclass,prefix"]
+    cache = str(tmp_path / "cache")
+    # the multiclass localiser is trained first, into this run's own cache (eval skips a method without one)
+    trained = run_genlab("spoc", "train-localiser", "--data", str(DATA), "--cache", cache, "--workers", "2",
+                         timeout=3 * 3600)
+    assert trained.returncode == 0, trained.stderr
+    args = ["spoc", "eval", "--data", str(DATA), "--cache", cache, "--budget", "100", "--workers", "2",
+            "--no-progress", "--out", str(tmp_path / "eval.jsonl"), "--methods", "best_first,compiler,multiclass,prefix"]
     if n:
         args += ["--subset", n]
     result = run_genlab(*args, timeout=24 * 3600)
