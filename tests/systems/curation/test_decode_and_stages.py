@@ -86,6 +86,46 @@ def test_content_score_is_pyscenedetects(small_cuts):
     assert cuts["own"] and [c.frame_num for c in cuts["ours"]] == [c.frame_num for c in cuts["own"]]
 
 
+def _pyscenedetect_cuts(cls, scores, **kwargs) -> list[int]:
+    from scenedetect import FrameTimecode
+
+    from genlab.systems.video.curation.cuts import _precomputed
+
+    det, out = _precomputed(cls)(**kwargs), []
+    for t, score in enumerate(scores):
+        det.score = float(score)
+        out += [c.frame_num for c in det.process_frame(FrameTimecode(t, 30.0), None)]
+    return out + [c.frame_num for c in det.post_process(FrameTimecode(len(scores) - 1, 30.0))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_decision_rules_match_pyscenedetect_detectors(seed):
+    """Our array versions of ContentDetector's (flash filter MERGE) and AdaptiveDetector's decision
+    rules cut exactly where PySceneDetect's own detectors cut, fed the same scores: bursts of
+    cuts closer than min_scene_len, flashes, zero-score stretches, ties at the thresholds."""
+    from scenedetect import AdaptiveDetector, ContentDetector
+
+    from genlab.systems.video.curation.cuts import adaptive_detector_cuts, content_detector_cuts
+
+    rng = np.random.default_rng(seed)
+    n = 600
+    scores = rng.gamma(2.0, 4.0, n)
+    spikes = rng.choice(n, 40, replace=False)
+    scores[spikes] = rng.uniform(10, 90, 40)
+    burst = rng.integers(0, n - 30)
+    scores[burst:burst + 30:3] = 60.0  # cuts 3 frames apart: merged
+    scores[rng.integers(0, n - 20):][:20] = 0.0  # a still stretch (adaptive's zero mean)
+    scores[rng.choice(n, 10)] = 27.0  # exactly at the content threshold
+    scores[0] = 0.0
+    for min_len in (1, 4, 15):
+        assert content_detector_cuts(scores, 27.0, min_len) == _pyscenedetect_cuts(
+            ContentDetector, scores, threshold=27.0, min_scene_len=min_len)
+        for window in (1, 2, 3):
+            assert adaptive_detector_cuts(scores, 3.0, 15.0, window, min_len) == _pyscenedetect_cuts(
+                AdaptiveDetector, scores, adaptive_threshold=3.0, min_scene_len=min_len, window_width=window,
+                min_content_val=15.0)
+
+
 @pytest.mark.parametrize("name, reason", [
     ("zero.mp4", "empty file"), ("notvideo.mp4", "not a readable video"),
     ("truncated.mp4", "not a readable video"), ("noframes.avi", "no decodable frames"),

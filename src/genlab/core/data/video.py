@@ -140,6 +140,14 @@ def iter_frames(
     `check_truncation`) when clearly fewer frames decode than the container header declares.
     """
     import av
+    from av.video.reformatter import VideoReformatter
+
+    # one reformatter for the whole pass: `frame.to_ndarray(width=...)` makes a new one (and a new
+    # swscale context) for every frame, which costs more than the conversion on small frames
+    reformatter = VideoReformatter()
+
+    def convert(frame, width=None, height=None):
+        return reformatter.reformat(frame, format=fmt, width=width, height=height).to_ndarray()
 
     container, _ = _open(path)
     try:
@@ -167,18 +175,18 @@ def iter_frames(
                     if size is None:
                         size = scaled_size(frame.width, frame.height, max_side)
                     if (frame.width, frame.height) == size:
-                        image = frame.to_ndarray(format=fmt)
+                        image = convert(frame)
                     else:
-                        image = frame.to_ndarray(format=fmt, width=size[0], height=size[1])
+                        image = convert(frame, size[0], size[1])
                 extra = None
                 if want_extra is not None and want_extra(index, time):
                     esize = scaled_size(frame.width, frame.height, extra_max_side)
                     if image is not None and image_fn is None and esize == size:
                         extra = image
                     elif esize == (frame.width, frame.height):
-                        extra = frame.to_ndarray(format=fmt)
+                        extra = convert(frame)
                     else:
-                        extra = frame.to_ndarray(format=fmt, width=esize[0], height=esize[1])
+                        extra = convert(frame, esize[0], esize[1])
                 yield Frame(index, float(time), image, extra, frame.pts)
                 index += 1
         except av.error.FFmpegError as err:
