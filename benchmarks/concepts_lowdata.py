@@ -31,13 +31,14 @@ import time
 
 import numpy as np
 
+from genlab.core.pose.skeletons import COCO17
 from genlab.systems.motion.concepts import dataset as D
 from genlab.systems.motion.concepts import metrics as M
 from genlab.systems.motion.concepts.acceptance import description_scores, train
 from genlab.systems.motion.concepts.baselines import DTWTemplates, TCNBaseline
 from genlab.systems.motion.concepts.config import ConceptConfig
 from genlab.systems.motion.concepts.model import normalise
-from genlab.systems.motion.concepts.peers import ActorVAE, CTCBaseline, _mirror17
+from genlab.systems.motion.concepts.peers import ActorVAE, CTCBaseline
 
 
 def synthesis_scores(sample, seqs, classifier, iter_len, n_kd: int = 40, n_per_concept: int = 20,
@@ -56,7 +57,7 @@ def synthesis_scores(sample, seqs, classifier, iter_len, n_kd: int = 40, n_per_c
             real.append(r)
             fake.append(f)
             if len(kds) < n_kd:
-                kds.append(min(M.keypoint_distance(f, r), M.keypoint_distance(_mirror17(f), r)))
+                kds.append(min(M.keypoint_distance(f, r), M.keypoint_distance(COCO17.mirror(f), r)))
     rng = np.random.default_rng(seed)
     requested, samples = [], []
     for c in D.NAMES:

@@ -100,3 +100,14 @@ def test_peers_standardise_their_inputs(small_model):
     for peer in (ctc, tcn):
         np.testing.assert_allclose(peer.mean, feats.mean(0))
         assert peer.std.shape == (feats.shape[1],)
+
+
+def test_benchmark_script_imports():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[3] / "benchmarks" / "concepts_lowdata.py"
+    spec = importlib.util.spec_from_file_location("concepts_lowdata", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # catches stale imports (the script is not run in the fast tier)
+    assert callable(mod.main) and callable(mod.synthesis_scores)

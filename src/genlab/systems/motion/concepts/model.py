@@ -123,6 +123,8 @@ class ConceptModel:
     idle_mean: np.ndarray  # (F,)
     idle_var: np.ndarray  # (F,)
     meta: dict = field(default_factory=dict)
+    # Optional emission override (`neural.NeuralEmission`); not saved with the model.
+    emission: object | None = field(default=None, repr=False, compare=False)
 
     @property
     def names(self) -> list[str]:
@@ -144,6 +146,8 @@ class ConceptModel:
         """scores (C + 1, D, T + 1) (label C = idle), durations (D,), variant (C, D, T + 1).
 
         `only`: concept indices to score (the others stay -inf), e.g. those of an action list."""
+        if self.emission is not None:
+            return self.emission.segment_scores(self, feats, only)
         cfg = self.cfg
         T, F = feats.shape
         P = cfg.n_phases
