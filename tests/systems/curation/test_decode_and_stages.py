@@ -221,19 +221,29 @@ def test_single_pass_grid_matches_second_pass(small_cuts):
         assert a == pytest.approx(b, rel=0.35, abs=3.0)  # DIS on smooth texture: +-30% per pair
 
 
+def _avi_copy(mp4, avi):
+    """The H.264 stream of `mp4` stream-copied into AVI at 30 fps (through a raw Annex B stream:
+    copied straight from MP4, AVI takes the MP4 time base as its frame rate, 20 index entries a frame)."""
+    import subprocess
+
+    from genlab.systems.video.curation.clipping import ffmpeg_exe
+
+    raw = avi.with_suffix(".h264")
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(mp4), "-c", "copy", "-bsf:v", "h264_mp4toannexb",
+                    "-f", "h264", str(raw)], check=True)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-r", "30", "-i", str(raw), "-c", "copy", str(avi)], check=True)
+    return avi
+
+
 def test_avi_clips_are_stream_copied_frame_exact(small_cuts, tmp_path):
     """AVI has no presentation times; with the decoder pts of the cut pass, clips that start on a
     keyframe and end where decode order allows are copied, and decode to exactly the source frames."""
-    import subprocess
-
     import av
 
-    from genlab.systems.video.curation.clipping import ffmpeg_exe
     from genlab.systems.video.curation.config import ClipConfig, CurationConfig, TextConfig
     from genlab.systems.video.curation.pipeline import process_video
 
-    avi = tmp_path / "cuts.avi"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(small_cuts[0]), "-c", "copy", str(avi)], check=True)
+    avi = _avi_copy(small_cuts[0], tmp_path / "cuts.avi")
 
     def gray(path):
         with av.open(str(path)) as c:
@@ -242,8 +252,9 @@ def test_avi_clips_are_stream_copied_frame_exact(small_cuts, tmp_path):
     source = gray(avi)
     config = CurationConfig(clips=ClipConfig(min_clip_s=0.5), text=TextConfig(enabled=False))
     rows = process_video(avi, config, tmp_path / "out")
+    assert all(r["status"] == "ok" for r in rows), rows[0]["error"]
     copies = [r for r in rows if r["clip_method"] == "copy"]
-    assert len(copies) >= len(rows) // 2, [r["clip_method"] for r in rows]
+    assert len(rows) >= 5 and len(copies) >= len(rows) // 2, [r["clip_method"] for r in rows]
     for r in copies:
         clip = gray(tmp_path / "out" / r["clip_path"])
         assert len(clip) == r["end_frame"] - r["start_frame"]
@@ -288,3 +299,21 @@ def test_mp4_clip_without_close_keyframe_is_copied_with_edit_list(small_cuts, tm
         else:
             assert method == "reencode"  # B-frames reorder across the end: re-encoded, same frame count
     assert written >= 3
+
+
+def test_stream_info_from_the_cut_pass_matches_a_separate_pass(small_cuts, tmp_path):
+    """Keyframes and the stream start noted while decoding equal what a second demuxing pass reads
+    (MP4 and, through the frame index, AVI), so the clipping needs no second pass."""
+    from genlab.core.data.video import keyframe_times, keyframe_times_from_pts
+    from genlab.systems.video.curation.clipping import keyframe_times_by_index
+
+    path, _ = small_cuts
+    result = detect_cuts(path, CutConfig(), 30.0)
+    info = result.stream_info
+    keys = keyframe_times_from_pts(info["keyframe_pts"], info["start_pts"], info["time_base"])
+    assert len(keys) >= 2 and keys == keyframe_times(path)
+    assert info["start_offset_s"] == 0.0
+    avi = _avi_copy(path, tmp_path / "cuts.avi")
+    result = detect_cuts(avi, CutConfig(), 30.0)
+    by_index = keyframe_times_by_index(result.stream_info["keyframe_pts"], result.frame_pts, result.frame_times)
+    assert by_index == pytest.approx(keys, abs=1e-9)

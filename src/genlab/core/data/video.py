@@ -128,13 +128,16 @@ class Frame:
 def iter_frames(
     path: str | os.PathLike, *, max_side: int | None = None, fmt: str = "bgr24",
     want=None, threads: int = 1, check_truncation: bool = True,
-    extra_max_side: int | None = None, want_extra=None, image_fn=None,
+    extra_max_side: int | None = None, want_extra=None, image_fn=None, stream_info: dict | None = None,
 ) -> Iterator[Frame]:
     """Decode every frame in order; convert (and resize) only the frames `want(index, time)` accepts.
     Frames `want_extra(index, time)` accepts also get `extra`, the frame at `extra_max_side`
     (one decoding pass serving two consumers, e.g. cut detection and 2 fps scoring samples).
     `image_fn(av_frame)`, when given, makes `image` instead of `to_ndarray(fmt, max_side)` (e.g.
     `small_bgr`, which skips swscale).
+    `stream_info`, when given, receives what a caller would otherwise open the file again for:
+    "keyframe_pts" (pts of every keyframe packet, in decode order, as `keyframe_times` reads them),
+    "start_pts" and "time_base" of the stream, and "start_offset_s" (stream start - container start).
 
     Raises VideoReadError when nothing decodes, when decoding fails part-way, or (with
     `check_truncation`) when clearly fewer frames decode than the container header declares.
@@ -161,8 +164,21 @@ def iter_frames(
         use_pts = has_presentation_times(container.format.name) or not fps
         size = None
         index = 0
+
+        def decoded():  # what container.decode(stream) does, noting the keyframe packets on the way
+            if stream_info is None:
+                yield from container.decode(stream)
+                return
+            keys = stream_info["keyframe_pts"] = []
+            stream_info.update(start_pts=start, time_base=tb, start_offset_s=(
+                float(start * stream.time_base) - (container.start_time or 0) / 1_000_000 if tb else 0.0))
+            for packet in container.demux(stream):
+                if packet.is_keyframe and packet.pts is not None:
+                    keys.append(packet.pts)
+                yield from packet.decode()
+
         try:
-            for frame in container.decode(stream):
+            for frame in decoded():
                 if use_pts and frame.pts is not None and tb:
                     time = (frame.pts - start) * tb
                 else:
@@ -243,10 +259,12 @@ def keyframe_times(path: str | os.PathLike) -> list[float]:
         stream = container.streams.video[0]
         start = stream.start_time or 0
         tb = float(stream.time_base)
-        times = [
-            (packet.pts - start) * tb for packet in container.demux(stream)
-            if packet.is_keyframe and packet.pts is not None
-        ]
-        return sorted(times)
+        pts = [packet.pts for packet in container.demux(stream) if packet.is_keyframe and packet.pts is not None]
+        return keyframe_times_from_pts(pts, start, tb)
     finally:
         container.close()
+
+
+def keyframe_times_from_pts(keyframe_pts: list[int], start_pts: int, time_base: float) -> list[float]:
+    """`keyframe_times` from keyframe packet pts noted during a decoding pass (`iter_frames(stream_info=)`)."""
+    return sorted((p - start_pts) * time_base for p in keyframe_pts)

@@ -34,6 +34,8 @@ class CutResult:
     frame_times: np.ndarray  # (num_frames,) presentation time of every frame, seconds
     frame_pts: list[int | None] = field(default_factory=list)  # decoder pts of every frame (for AVI copies)
     by_level: dict[str, list[int]] = field(default_factory=dict)  # raw detections, for analysis
+    # keyframe packets and stream timing noted during the pass (see iter_frames(stream_info=))
+    stream_info: dict = field(default_factory=dict)
 
 
 def _precomputed(cls):
@@ -142,9 +144,10 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     prev_hsv: dict[int, np.ndarray] = {}
     max_side = cfg.max_side
     coarse = [lv for lv in levels if lv > 1]
+    stream_info: dict = {}
     frames = iter_frames(path, threads=threads, image_fn=lambda f: small_bgr(f, max_side),
                          extra_max_side=grid.max_side if grid is not None else None,
-                         want_extra=grid.want if grid is not None else None)
+                         want_extra=grid.want if grid is not None else None, stream_info=stream_info)
     for frame in frames:
         if frame.extra is not None:
             grid.add(frame)
@@ -189,4 +192,4 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
                     accepted.append(cut)
     by_level = {f"{name}@1/{lv}": sorted(v) for (lv, name), v in raw.items()}
     return CutResult(cuts=sorted(accepted), num_frames=n, frame_times=np.asarray(times),
-                     frame_pts=pts, by_level=by_level)
+                     frame_pts=pts, by_level=by_level, stream_info=stream_info)

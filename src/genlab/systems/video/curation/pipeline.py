@@ -26,17 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from genlab.core.data.video import VideoReadError, iter_frames
+from genlab.core.data.video import VideoReadError, iter_frames, keyframe_times_from_pts
 from genlab.core.io import atomic_write_text
 from genlab.core.procs import exit_with_parent
 from genlab.errors import GenlabError
 from genlab.systems.video.curation import stages as st
 from genlab.systems.video.curation.clipping import (
+    SourceReader,
     clip_suffix,
     copyable_container,
     editlist_possible,
     keyframe_times_by_index,
-    keyframes_or_empty,
     plan_clip,
     scenes_from_cuts,
     write_clip,
@@ -216,36 +216,42 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         # time in scenes too short to be clips, plus the starts a stream copy skipped (added below)
         record["scene_s_dropped"] = float(sum(sc.end_s - sc.start_s for sc in all_scenes)
                                           - sum(sc.end_s - sc.start_s for sc in scenes))
+        stream = record.pop("_stream_info")
         copy_ok = copyable_container(record["container"])
+        # keyframes and the stream start were noted during the cut pass (no second demuxing pass)
         if copy_ok:
-            keyframes = timed("clip", keyframes_or_empty, path)
+            keyframes = keyframe_times_from_pts(stream["keyframe_pts"], stream["start_pts"], stream["time_base"])
         else:  # AVI: frames are matched to packets through the decoder's pts of the cut pass
-            keyframes = timed("clip", keyframe_times_by_index, path, frame_pts, frame_times)
-        start_offset = _container_start(path) if config.clips.write_clips else 0.0
+            keyframes = keyframe_times_by_index(stream["keyframe_pts"], frame_pts, frame_times)
+        start_offset = stream["start_offset_s"]
         editlist_ok = config.clips.write_clips and editlist_possible(record["codec"], record["container"])
         clips = []
-        for i, scene in enumerate(scenes):
-            plan = plan_clip(scene, keyframes, config.clips, frame_dt, editlist_ok=editlist_ok)
-            if plan.method == "skip":
-                record["scene_s_dropped"] += scene.end_s - scene.start_s
-                continue
-            record["scene_s_dropped"] += plan.start_s - scene.start_s
-            row = {k: record.get(k) for k in COLUMNS}
-            start_frame = int(np.searchsorted(frame_times, plan.start_s - 0.25 * frame_dt))
-            row.update(
-                clip_id=f"{vid}_{i:04d}", clip_index=i, status="ok", clip_method=plan.method,
-                start_frame=start_frame, end_frame=scene.end_frame, start_s=float(plan.start_s),
-                end_s=float(plan.end_s), duration_s=float(plan.end_s - plan.start_s),
-            )
-            if config.clips.write_clips:
-                rel = Path("clips") / vid / f"{row['clip_id']}{clip_suffix(record['codec'], plan.method)}"
-                method = timed("clip", write_clip, path, out_dir / rel, plan, config.clips, frame_dt,
-                               start_offset, (start_frame, scene.end_frame), copy_ok, frame_pts)
-                if method != plan.method:  # the packets did not allow a copy: re-encoded from the scene start
-                    rel = rel.with_suffix(".mp4")
-                    row.update(clip_method=method)
-                row["clip_path"] = str(rel)
-            clips.append(row)
+        reader = SourceReader(path)  # one open input for all stream copies
+        try:
+            for i, scene in enumerate(scenes):
+                plan = plan_clip(scene, keyframes, config.clips, frame_dt, editlist_ok=editlist_ok)
+                if plan.method == "skip":
+                    record["scene_s_dropped"] += scene.end_s - scene.start_s
+                    continue
+                record["scene_s_dropped"] += plan.start_s - scene.start_s
+                row = {k: record.get(k) for k in COLUMNS}
+                start_frame = int(np.searchsorted(frame_times, plan.start_s - 0.25 * frame_dt))
+                row.update(
+                    clip_id=f"{vid}_{i:04d}", clip_index=i, status="ok", clip_method=plan.method,
+                    start_frame=start_frame, end_frame=scene.end_frame, start_s=float(plan.start_s),
+                    end_s=float(plan.end_s), duration_s=float(plan.end_s - plan.start_s),
+                )
+                if config.clips.write_clips:
+                    rel = Path("clips") / vid / f"{row['clip_id']}{clip_suffix(record['codec'], plan.method)}"
+                    method = timed("clip", write_clip, path, out_dir / rel, plan, config.clips, frame_dt,
+                                   start_offset, (start_frame, scene.end_frame), copy_ok, frame_pts, reader)
+                    if method != plan.method:  # the packets did not allow a copy: re-encoded from the scene start
+                        rel = rel.with_suffix(".mp4")
+                        row.update(clip_method=method)
+                    row["clip_path"] = str(rel)
+                clips.append(row)
+        finally:
+            reader.close()
         for row in clips:
             row.update(num_scenes=record["num_scenes"], scene_s_dropped=record["scene_s_dropped"])
         if clips:
@@ -277,16 +283,6 @@ def _cpu_seconds() -> float:
 
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def _container_start(path) -> float:
-    import av
-
-    with av.open(str(path)) as c:
-        stream = c.streams.video[0]
-        start = stream.start_time or 0
-        cstart = (c.start_time or 0) / 1_000_000
-        return float(start * stream.time_base) - cstart if stream.time_base else 0.0
 
 
 def _plain(v):

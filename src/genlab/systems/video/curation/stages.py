@@ -99,7 +99,8 @@ class ProbeStage:
 
 class CutStage:
     """The cut-detection cascade (see cuts.py). Adds `cuts` (frame indices) and the decoded frame
-    count; `_frame_times` and `_frame_pts` are for the pipeline only and never reaches the table."""
+    count; `_frame_times`, `_frame_pts` and `_stream_info` are for the pipeline only and never reach
+    the table."""
 
     name = "cuts"
 
@@ -112,7 +113,8 @@ class CutStage:
         result = detect_cuts(record["path"], self.cfg, record.get("fps") or 0.0, threads=self.threads,
                              grid=self.grid)
         return {"cuts": result.cuts, "num_cuts": len(result.cuts), "num_frames": result.num_frames,
-                "_frame_times": result.frame_times, "_frame_pts": result.frame_pts}
+                "_frame_times": result.frame_times, "_frame_pts": result.frame_pts,
+                "_stream_info": result.stream_info}
 
 
 # ---------------------------------------------------------------------------------------------
