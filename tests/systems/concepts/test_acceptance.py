@@ -44,8 +44,8 @@ def test_one_example_per_concept(test_set):
 @pytest.mark.xfail(strict=False, reason=(
     "out of reach at the issue's fixed difficulty: stage 1 with one example per concept already "
     "scores NormED 0.000 / 0.031 / 0.008 (seeds 0-2, mean 0.013) on the frozen test set, so no "
-    "stage 2 can lower the mean by 0.02 (measured stage 2: seed 1 0.013, seed 2 0.018); the "
-    "threshold is kept"))
+    "stage 2 can lower the mean by 0.02; measured stage 2: 0.011 / 0.013 / 0.018 (mean 0.014). "
+    "The threshold is kept; the supplementary weak-prior probe below shows the re-estimation at work"))
 def test_stage_two_lowers_normed_over_three_seeds(test_set):
     gains = []
     for seed in range(3):
@@ -54,6 +54,26 @@ def test_stage_two_lowers_normed_over_three_seeds(test_set):
         e1 = description_scores(m1.describe, test_set)["NormED"]
         e2 = description_scores(m2.describe, test_set)["NormED"]
         print(f"seed {seed}: stage 1 NormED {e1:.4f} -> stage 2 {e2:.4f}")
+        gains.append(e1 - e2)
+    assert np.mean(gains) >= 0.02
+
+
+def test_supplementary_probe_stage_two_fixes_a_weak_prior_stage_one(test_set):
+    """SUPPLEMENTARY, not the issue's setting: with the few-shot priors off (`config.weak_priors`),
+    one example per concept over-fits its performer and stage 1 is imperfect; stage 2's
+    re-estimation on 50 list-only sequences must close the gap (>= 0.02 NormED over 3 seeds) with
+    a hard-EM objective that never falls (and a round-off guard that never acts)."""
+    from genlab.systems.motion.concepts.config import weak_priors
+
+    gains = []
+    for seed in range(3):
+        m1, _, _ = train(1, 0, cfg=weak_priors(), seed=seed)
+        m2, _, logs = train(1, 50, cfg=weak_priors(), seed=seed)
+        e1 = description_scores(m1.describe, test_set)["NormED"]
+        e2 = description_scores(m2.describe, test_set)["NormED"]
+        obj = logs[0].objective
+        print(f"weak priors, seed {seed}: stage 1 NormED {e1:.4f} -> stage 2 {e2:.4f}; EM objective {obj}")
+        assert all(b >= a for a, b in zip(obj, obj[1:])) and not logs[0].fell
         gains.append(e1 - e2)
     assert np.mean(gains) >= 0.02
 

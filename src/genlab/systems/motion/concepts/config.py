@@ -45,3 +45,11 @@ def tiny() -> ConceptConfig:
 
 def default() -> ConceptConfig:
     return ConceptConfig()
+
+
+def weak_priors() -> ConceptConfig:
+    """Supplementary stage-2 probe (not a working setting): the priors that make one example per
+    concept usable are turned off (no amplitude prior, a 100x smaller and 100x weaker variance
+    prior, a tiny variance floor), so stage 1 over-fits its one performer and stage 2's
+    re-estimation has something to fix. Chosen on the val split."""
+    return ConceptConfig(amplitude_std=0.0, var_prior=1e-4, var_prior_strength=0.1, var_floor=1e-5)
