@@ -63,6 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s2s.add_argument("--out", required=True, help="checkpoint folder")
     s2s.add_argument("--preset", default="small", choices=["tiny", "small", "paper"])
     s2s.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
+    s2s.add_argument("--steps", type=int, default=None, help="stop after this many steps (checkpoint every 500)")
     s2s.add_argument("--splits", default="train-eval,train-test")
     s2s.set_defaults(func=_train_seq2seq)
 
@@ -252,5 +253,6 @@ def _train_seq2seq(args) -> int:
 
     data = Path(args.data) if args.data else default_data_dir()
     programs = [p for split in args.splits.split(",") for p in load_tsv(data / SPLITS[split.strip()])]
-    train_seq2seq(training_pairs(programs), presets()[args.preset], Path(args.out), minutes=args.minutes)
+    train_seq2seq(training_pairs(programs), presets()[args.preset], Path(args.out), minutes=args.minutes,
+                  max_steps=args.steps)
     return 0
