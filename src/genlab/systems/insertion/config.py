@@ -19,6 +19,11 @@ class ModelConfig:
     space: str = "latent"  # "pixel" (toy: space-to-depth of the pixels) or "latent" (an autoencoder)
     patch: int = 1  # pixel space only: space-to-depth factor (latent_channels = 3 * patch^2)
     cls_only: bool = False  # Paint-by-Example-style: condition on the class token only (not all tokens)
+    # What the UNet predicts on SD's linear schedule: "eps" (SD-1.5, the paper; needed for real weights)
+    # or "v" (SD-2's v-prediction; the toys). With eps, x0_hat = (z - b eps_hat) / a multiplies eps errors
+    # by b/a ~ 15 at the first DDIM steps: a small, young UNet's samples leave the data and end as
+    # saturated speckle (README: one-pair overfit, final latent MSE 1.6 with eps vs 0.03 with v).
+    prediction: str = "eps"
 
     def __post_init__(self):
         if self.unet.in_channels != 2 * self.latent_channels + 1:
@@ -26,6 +31,8 @@ class ModelConfig:
                              f"got {self.unet.in_channels}")
         if self.unet.out_channels != self.latent_channels:
             raise ValueError(f"ModelConfig: unet.out_channels must be C = {self.latent_channels}")
+        if self.prediction not in ("eps", "v"):
+            raise ValueError(f"ModelConfig.prediction must be 'eps' or 'v', got {self.prediction!r}")
         if self.space not in ("pixel", "latent"):
             raise ValueError(f"ModelConfig.space must be 'pixel' or 'latent', got {self.space!r}")
         if self.space == "pixel" and self.latent_channels != 3 * self.patch**2:
@@ -79,7 +86,7 @@ def tiny(**overrides) -> InsertionConfig:
     vit = toy_vit(image_size=16, patch_size=4, hidden_size=48, intermediate_size=96, num_hidden_layers=1,
                   num_attention_heads=2)
     model = ModelConfig(latent_channels=12, unet=_toy_unet(12, (32, 64), (False, True), 64), vit=vit,
-                        train_encoder=True, space="pixel", patch=2)
+                        train_encoder=True, space="pixel", patch=2, prediction="v")
     cfg = InsertionConfig(
         size=32, ref_size=16, model=model,
         train=TrainSettings(steps=300, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.99, pool=1024),
@@ -94,7 +101,7 @@ def toy(**overrides) -> InsertionConfig:
     (65 tokens of 64) on 32 px references."""
     model = ModelConfig(latent_channels=4, unet=_toy_unet(4, (32, 64), (False, True), 64),
                         vit=toy_vit(hidden_size=64, intermediate_size=128, num_attention_heads=2),
-                        train_encoder=True, space="latent")
+                        train_encoder=True, space="latent", prediction="v")
     cfg = InsertionConfig(
         size=64, ref_size=32, model=model,
         train=TrainSettings(steps=6000, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.999, pool=8192),
@@ -108,7 +115,8 @@ def sd15_inpainting(**overrides) -> InsertionConfig:
     unet = UNetConfig(in_channels=9, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
                       attention_levels=(True, True, True, False), layers_per_block=2, num_heads=(8, 8, 8, 8),
                       cross_attention_dim=768, use_linear_projection=False, norm_num_groups=32)
-    model = ModelConfig(latent_channels=4, unet=unet, vit=clip_vit_l14(), train_encoder=False, space="latent")
+    model = ModelConfig(latent_channels=4, unet=unet, vit=clip_vit_l14(), train_encoder=False, space="latent",
+                        prediction="eps")
     cfg = InsertionConfig(size=256, ref_size=224, model=model, train=TrainSettings(lr=7.5e-5, batch_size=32),
                           sample=SampleSettings(steps=200, scale_scene=4.0, scale_person=4.0))
     return replace(cfg, **overrides)

@@ -145,14 +145,18 @@ class CLIPVisionTransformer(nn.Module):
 
 
 class ReferenceProjection(nn.Module):
-    """Linear-SiLU-Linear from the image encoder's width to the UNet's cross-attention width."""
+    """Linear-SiLU-Linear from the image encoder's width to the UNet's cross-attention width, then a
+    LayerNorm (as Paint-by-Example's and IP-Adapter's image projections end): unit-scale tokens. Without
+    it the toy's context had std 0.07, the cross-attention was uniform and tiny, and a trained model's
+    output moved by 2e-4 (of std 0.3-0.8) when the reference was swapped: the person was ignored."""
 
     def __init__(self, in_dim: int, out_dim: int):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(in_dim, out_dim), nn.Linear(out_dim, out_dim)
+        self.norm = nn.LayerNorm(out_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.silu(self.fc1(tokens)))  # (N, T, out_dim)
+        return self.norm(self.fc2(F.silu(self.fc1(tokens))))  # (N, T, out_dim)
 
 
 def normalise_for_clip(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Sampling: insertion and the paper's other modes, with single- or two-scale guidance.
 
-Noise: eps prediction on SD's 1000-step linear-beta schedule (`core.flow.eps_linear`), DDIM on the
+Noise: eps (SD-1.5) or v (the toys; `ModelConfig.prediction`) on SD's 1000-step linear-beta schedule
+(`core.flow.eps_linear` / `v_linear`), DDIM on the
 "leading" discrete grid (steps_offset 1, as SD-1.5's scheduler). Guidance over scene S and person P
 in one batched forward (`core.flow.guidance.guided`):
 
@@ -23,6 +24,12 @@ from genlab.core.flow import grids, guidance, samplers
 from genlab.errors import GenlabError
 from genlab.systems.insertion.config import SampleSettings
 from genlab.systems.insertion.model import InsertionModel, mask_to_latent, null_reference, null_scene_pixels
+
+
+def formulation_for(config) -> flow_formulation.Formulation:
+    """The model's parametrisation on SD's linear schedule (ModelConfig.prediction)."""
+    return flow_formulation.v_linear() if config.prediction == "v" else flow_formulation.eps_linear()
+
 
 MODES = ("insertion", "person_hallucination", "scene_hallucination", "partial", "unconditional")
 
@@ -75,7 +82,7 @@ class InsertionPipeline:
         self.model = model.eval()
         self.ae = autoencoder.eval() if isinstance(autoencoder, torch.nn.Module) else autoencoder
         self.ref_size = ref_size
-        self.form = flow_formulation.eps_linear()
+        self.form = formulation_for(model.config)
 
     @property
     def factor(self) -> int:

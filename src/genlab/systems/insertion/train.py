@@ -1,7 +1,8 @@
 """Training: self-supervised pairs -> eps loss with the paper's condition dropout.
 
 Each step draws u ~ U(0, 1) per sample: u < p_both drops scene and person (grey scene, all-ones mask,
-grey person); p_both <= u < p_both + p_person drops the person only. The loss is SD's eps-MSE at a
+grey person); p_both <= u < p_both + p_person drops the person only. The loss is SD's eps-MSE (or
+v-MSE, `ModelConfig.prediction`) at a
 discrete timestep n ~ U{0..999} (t = (n + 1) / 1000 on `LDMLinearPath`).
 
 The toy renders a pool of pairs once (deterministic in the seed), encodes them with the autoencoder
@@ -17,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.core.flow import formulation as flow_formulation
 from genlab.core.train import (
     TrainConfig,
     Trainer,
@@ -30,6 +30,7 @@ from genlab.errors import GenlabError
 from genlab.systems.insertion import pairs as P
 from genlab.systems.insertion.config import InsertionConfig
 from genlab.systems.insertion.model import InsertionModel, SpaceToDepth, mask_to_latent, null_scene_pixels
+from genlab.systems.insertion.pipeline import formulation_for
 
 TRAIN_SEED_OFFSET = 1  # training pairs use seed + 1; evaluation pairs use their own fixed seed
 
@@ -124,7 +125,7 @@ def training_data(cfg: InsertionConfig, ae, n: int | None = None, seed: int | No
 def make_loss_fn(cfg: InsertionConfig, z_null: torch.Tensor, p_both: float | None = None,
                  p_person: float | None = None):
     """loss_fn(model, batch, ctx) for core.train.Trainer; z_null is the latent of the grey scene (1, C, h, w)."""
-    form = flow_formulation.eps_linear()
+    form = formulation_for(cfg.model)
     p_both = cfg.train.p_drop_both if p_both is None else p_both
     p_person = cfg.train.p_drop_person if p_person is None else p_person
 
