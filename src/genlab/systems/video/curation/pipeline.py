@@ -353,7 +353,20 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     return summary
 
 
+def _pool_start_method() -> str:
+    """"fork" (fast; what the CLI gets: it has not imported OpenCV when the pool starts), or
+    "forkserver" once this process has imported OpenCV: a fork taken after OpenCV started its
+    thread pool can leave a worker deadlocked on the copied pool's locks (seen: the worker's
+    cv2.setNumThreads hung after the benchmark's inline runs). With "forkserver" a script that
+    calls `run(..., workers > 1)` needs the `if __name__ == "__main__":` guard."""
+    import sys
+
+    return "forkserver" if "cv2" in sys.modules else "fork"
+
+
 def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
+    import multiprocessing
+
     from tqdm import tqdm
 
     results = {}
@@ -363,7 +376,8 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
             results[str(v)] = process_video(v, config, out_dir)
             bar.update()
     else:
-        with ProcessPoolExecutor(config.workers, initializer=_init_worker) as pool:
+        context = multiprocessing.get_context(_pool_start_method())
+        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker) as pool:
             futures = {pool.submit(process_video, v, config, out_dir): v for v in todo}
             for fut in as_completed(futures):
                 results[str(futures[fut])] = fut.result()
