@@ -150,7 +150,7 @@ def _eval(args) -> int:
     programs = _programs(args, tsv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     localiser = None
-    if "multiclass" in methods:
+    if "multiclass" in methods and not args.translate_only:
         from genlab.systems.spoc.localiser import MulticlassLocaliser
 
         loc_dir = Path(args.localiser) if args.localiser else cache / "localiser"
