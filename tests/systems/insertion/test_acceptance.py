@@ -18,7 +18,7 @@ from genlab.systems.insertion import pairs as P
 from genlab.systems.insertion import train as T
 from genlab.systems.insertion.pipeline import InsertionPipeline
 
-FAST_STEPS = 600
+FAST_STEPS = 1500  # measured curve (README): insertion@2 0.72 / 0.78 / 0.77 / 0.81 at 600 / 900 / 1200 / 1500; need 0.76
 EVAL_CHECKSUM_64 = "c098b359ec1424ed"  # 200 held-out pairs at 64 px (slow tier), fixed before any tuning
 EVAL_CHECKSUM_32 = "9242bffecfc55d0b"  # 64 held-out pairs at 32 px (fast tier)
 FAST_READER = M.ReaderConfig(size=32, steps=600, pool=1500)
@@ -51,8 +51,8 @@ def test_train_save_load_sample_smoke(tmp_path):
 @pytest.mark.slow
 def test_fast_toy_affordance_well_above_paste(tmp_path):
     """The whole pipeline at the smallest size (32 px); the threshold is the issue's `well above paste`.
-    Marked slow: training alone is 600 x 0.37 CPU s = 220 CPU s (README's profile), beyond the fast
-    tier's ~90 s even on an idle machine, and no smaller budget was shown to draw people (see README)."""
+    Marked slow: training alone is 1500 x 0.37 CPU s ~ 560 CPU s (README's profile), beyond the fast
+    tier's ~90 s; the fast tier's learning check is the one-pair overfit (test_overfit.py)."""
     cfg = C.tiny()
     cfg = replace(cfg, train=replace(cfg.train, steps=FAST_STEPS))
     readers = M.load_or_train_readers(FAST_READER, progress=False)

@@ -19,6 +19,10 @@ def test_eval_end_to_end_on_a_toy_split(tmp_path):
     assert "100.0" in result.stdout.split("best-first, no localisation")[1].split("\n")[0]
     again = run_genlab(*args, timeout=600)  # resumes: nothing left to do
     assert again.returncode == 0 and len(out.read_text().splitlines()) == 2
+    only = run_genlab(*args[:-1], "--translate-only", timeout=600)  # no search: the translator's figures alone
+    assert only.returncode == 0, only.stderr
+    assert "line accuracy" in only.stdout and "@1 100.0%" in only.stdout and "oracle coverage" in only.stdout
+    assert len(out.read_text().splitlines()) == 2
 
 
 def test_bad_tsv_is_one_clear_error(tmp_path):

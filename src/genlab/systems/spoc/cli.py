@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--m", type=int, default=100, help="candidates per line")
     ev.add_argument("--out", default=None, help="JSON lines of per-program results (resumable)")
     ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--translate-only", action="store_true",
+                    help="no search: line accuracy and oracle coverage of the translator's candidates")
     ev.add_argument("--summary-only", action="store_true",
                     help="only summarise the programs already in --out (label: the completed prefix)")
     ev.set_defaults(func=_eval)
@@ -63,6 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s2s.add_argument("--out", required=True, help="checkpoint folder")
     s2s.add_argument("--preset", default="small", choices=["tiny", "small", "paper"])
     s2s.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
+    s2s.add_argument("--steps", type=int, default=None, help="stop after this many steps (checkpoint every 500)")
     s2s.add_argument("--splits", default="train-eval,train-test")
     s2s.set_defaults(func=_train_seq2seq)
 
@@ -161,6 +164,15 @@ def _eval(args) -> int:
     exclude = args.split if args.tsv is None and args.split != "testp" else None
     translator = build_translator(args.translator, data, exclude, args.model)
     cands = candidates_for(translator, programs, args.m, cache)
+    if args.translate_only:
+        from genlab.systems.spoc.translate import line_accuracy, oracle_coverage
+
+        acc = line_accuracy(programs, cands)
+        print(f"{len(programs)} programs from {tsv}; translator {translator.name}, M = {args.m}\n"
+              "line accuracy (gold among top-k, canonical tokens): "
+              + ", ".join(f"@{k} {100 * v:.1f}%" for k, v in acc.items())
+              + f"\ntop-M oracle coverage (every gold line among the candidates): {100 * oracle_coverage(programs, cands):.1f}%")
+        return 0
     out = Path(args.out) if args.out else Path("runs/spoc") / f"eval-{tsv.stem}-{translator.name}-b{args.budget}-{ids_checksum([p.uid for p in programs])}.jsonl"
     print(f"{len(programs)} programs from {tsv} (ids checksum {ids_checksum([p.uid for p in programs])}); "
           f"translator {translator.name}; methods {methods}; budget {args.budget}; results -> {out}")
@@ -252,5 +264,6 @@ def _train_seq2seq(args) -> int:
 
     data = Path(args.data) if args.data else default_data_dir()
     programs = [p for split in args.splits.split(",") for p in load_tsv(data / SPLITS[split.strip()])]
-    train_seq2seq(training_pairs(programs), presets()[args.preset], Path(args.out), minutes=args.minutes)
+    train_seq2seq(training_pairs(programs), presets()[args.preset], Path(args.out), minutes=args.minutes,
+                  max_steps=args.steps)
     return 0

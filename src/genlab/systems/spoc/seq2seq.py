@@ -249,8 +249,10 @@ def build_vocab(pairs: Sequence[tuple[str, str]], min_count: int) -> Vocab:
 
 
 def train_seq2seq(pairs: Sequence[tuple[str, str]], config: Seq2SeqConfig, out: Path | None = None,
-                  minutes: float = 20.0, max_steps: int | None = None, progress: bool = True) -> Seq2SeqTranslator:
-    """Train until `minutes` of wall time or `max_steps`; saves to `out` (config.json + model.safetensors)."""
+                  minutes: float = 20.0, max_steps: int | None = None, progress: bool = True,
+                  save_every: int = 500) -> Seq2SeqTranslator:
+    """Train until `minutes` of wall time or `max_steps`; saves to `out` (config.json + model.safetensors)
+    at the end and every `save_every` steps, so that a stopped run leaves a usable checkpoint."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
     vocab = build_vocab(pairs, config.min_count)
@@ -271,10 +273,12 @@ def train_seq2seq(pairs: Sequence[tuple[str, str]], config: Seq2SeqConfig, out: 
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            if (max_steps and step >= max_steps) or time.time() - start > minutes * 60:
-                bar.close()
-                tag = f"{len(pairs)}p-{step}s-{config.hidden}h-{config.seed}"
-                translator = Seq2SeqTranslator(model, vocab, config, tag)
+            finished = bool(max_steps and step >= max_steps) or time.time() - start > minutes * 60
+            if finished or (out is not None and step % save_every == 0):
+                translator = Seq2SeqTranslator(model, vocab, config, f"{len(pairs)}p-{step}s-{config.hidden}h-{config.seed}")
                 if out is not None:
                     translator.save(out)
-                return translator
+                if finished:
+                    bar.close()
+                    return translator
+                model.train()  # the translator put it in eval mode
