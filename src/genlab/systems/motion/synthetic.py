@@ -71,6 +71,13 @@ def arc_about(center, point, dtheta: float, accel: float = 0.0) -> Circle:
     return Circle((float(center[0]), float(center[1])), float(math.hypot(dx, dy)), th0, th0 + dtheta, accel)
 
 
+def swing_arms(p: Pose, q: Pose, dtheta: float, accel: float = 0.0) -> dict[str, Circle]:
+    """Both arms (wrist and elbow) turn about the shoulders of `p`, starting from pose `q`, in mirror
+    image: the left arm by -dtheta, the right by +dtheta (side raises, jumping jacks, arm circles)."""
+    return {f"{side}_{j}": arc_about(p[f"{side}_shoulder"], q[f"{side}_{j}"], sign * dtheta, accel)
+            for side, sign in (("left", -1), ("right", 1)) for j in ("wrist", "elbow")}
+
+
 def line_to(start, end, accel: float = 0.0) -> Line:
     return Line((float(start[0]), float(start[1])), (float(end[0]), float(end[1])), accel)
 
@@ -148,19 +155,13 @@ def _jumping_jack(s: MotionStyle) -> tuple[Segment, ...]:
         "left_knee": (0.08 + 0.13 * a, -0.27), "right_knee": (-0.08 - 0.13 * a, -0.27),
     }
     moves_open = {
-        "left_wrist": arc_about(p["left_shoulder"], p["left_wrist"], -up, s.accel),
-        "left_elbow": arc_about(p["left_shoulder"], p["left_elbow"], -up, s.accel),
-        "right_wrist": arc_about(p["right_shoulder"], p["right_wrist"], up, s.accel),
-        "right_elbow": arc_about(p["right_shoulder"], p["right_elbow"], up, s.accel),
+        **swing_arms(p, p, up, s.accel),
         **{j: line_to(p[j], q, s.accel) for j, q in opened.items()},
     }
     seg_open = move(s.frames(12), p, moves_open)
     q = end_pose(seg_open)
     moves_close = {
-        "left_wrist": arc_about(p["left_shoulder"], q["left_wrist"], up, -s.accel),
-        "left_elbow": arc_about(p["left_shoulder"], q["left_elbow"], up, -s.accel),
-        "right_wrist": arc_about(p["right_shoulder"], q["right_wrist"], -up, -s.accel),
-        "right_elbow": arc_about(p["right_shoulder"], q["right_elbow"], -up, -s.accel),
+        **swing_arms(p, q, -up, -s.accel),
         **{j: line_to(q[j], p[j], -s.accel) for j in opened},
     }
     return seg_open, move(s.frames(12), q, moves_close)
@@ -169,20 +170,10 @@ def _jumping_jack(s: MotionStyle) -> tuple[Segment, ...]:
 def _arm_circle(s: MotionStyle) -> tuple[Segment, ...]:
     p = rest_pose("front")
     acc = 0.7 + 0.75 * abs(s.accel)  # each half starts slow and speeds up: the boundary is visible
-    half1 = {
-        "left_wrist": arc_about(p["left_shoulder"], p["left_wrist"], -math.pi, acc),
-        "left_elbow": arc_about(p["left_shoulder"], p["left_elbow"], -math.pi, acc),
-        "right_wrist": arc_about(p["right_shoulder"], p["right_wrist"], math.pi, acc),
-        "right_elbow": arc_about(p["right_shoulder"], p["right_elbow"], math.pi, acc),
-    }
+    half1 = swing_arms(p, p, math.pi, acc)
     seg1 = move(s.frames(11), p, half1)
     q = end_pose(seg1)
-    half2 = {
-        "left_wrist": arc_about(p["left_shoulder"], q["left_wrist"], -math.pi, acc),
-        "left_elbow": arc_about(p["left_shoulder"], q["left_elbow"], -math.pi, acc),
-        "right_wrist": arc_about(p["right_shoulder"], q["right_wrist"], math.pi, acc),
-        "right_elbow": arc_about(p["right_shoulder"], q["right_elbow"], math.pi, acc),
-    }
+    half2 = swing_arms(p, q, math.pi, acc)
     return seg1, move(s.frames(11), q, half2)
 
 

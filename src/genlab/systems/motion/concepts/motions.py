@@ -19,13 +19,13 @@ from genlab.systems.motion.synthetic import (
     MotionSpec,
     MotionStyle,
     Pose,
-    arc_about,
     end_pose,
     hold,
     line_to,
     move,
     register_motion,
     rest_pose,
+    swing_arms,
 )
 
 UPPER = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -41,20 +41,10 @@ def _side_raise(s: MotionStyle) -> tuple[Segment, ...]:
     """Straight arms rise sideways to shoulder height and come down; legs still."""
     p = rest_pose("front")
     up = 1.45 * s.amplitude
-    opening = {
-        "left_wrist": arc_about(p["left_shoulder"], p["left_wrist"], -up, s.accel),
-        "left_elbow": arc_about(p["left_shoulder"], p["left_elbow"], -up, s.accel),
-        "right_wrist": arc_about(p["right_shoulder"], p["right_wrist"], up, s.accel),
-        "right_elbow": arc_about(p["right_shoulder"], p["right_elbow"], up, s.accel),
-    }
+    opening = swing_arms(p, p, up, s.accel)
     seg_up = move(s.frames(14), p, opening)
     q = end_pose(seg_up)
-    closing = {
-        "left_wrist": arc_about(p["left_shoulder"], q["left_wrist"], up, -s.accel),
-        "left_elbow": arc_about(p["left_shoulder"], q["left_elbow"], up, -s.accel),
-        "right_wrist": arc_about(p["right_shoulder"], q["right_wrist"], -up, -s.accel),
-        "right_elbow": arc_about(p["right_shoulder"], q["right_elbow"], -up, -s.accel),
-    }
+    closing = swing_arms(p, q, -up, -s.accel)
     return seg_up, hold(s.frames(5), q), move(s.frames(14), q, closing)
 
 
