@@ -228,3 +228,18 @@ def test_the_reference_moves_the_output_at_init():
         o_scene = model(z, t, scene=z_scene.roll(1, 0), mask=mask, context=ctx)
     assert abs(float(ctx.std()) - 1) < 0.05
     assert float((o - o_ref).abs().mean() / (o - o_scene).abs().mean()) > 0.08
+
+
+def test_the_paper_projection_is_linear_silu_linear_and_the_toys_add_a_norm():
+    from genlab.systems.insertion.encoder import ReferenceProjection, load_state_strict
+
+    assert C.tiny().model.ref_norm and C.toy().model.ref_norm and not C.sd15_inpainting().model.ref_norm
+    paper = ReferenceProjection(16, 8)  # an fc1/fc2 file (the paper's projection) loads strictly
+    load_state_strict(paper, {k: torch.zeros_like(v) for k, v in paper.state_dict().items()}, "fc1/fc2 file")
+    assert sorted(paper.state_dict()) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
+    paper = ReferenceProjection(16, 8)
+    tokens = torch.randn(2, 5, 16)
+    torch.testing.assert_close(paper(tokens), paper.fc2(torch.nn.functional.silu(paper.fc1(tokens))))
+    normed = ReferenceProjection(16, 8, norm=True)
+    out = normed(tokens)
+    torch.testing.assert_close(out.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)

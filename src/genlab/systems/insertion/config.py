@@ -24,6 +24,10 @@ class ModelConfig:
     # by b/a ~ 15 at the first DDIM steps: a small, young UNet's samples leave the data and end as
     # saturated speckle (README: one-pair overfit, final latent MSE 1.6 with eps vs 0.03 with v).
     prediction: str = "eps"
+    # LayerNorm after the reference projection (Paint-by-Example / IP-Adapter style): the toys need it (their
+    # context had std 0.07 and was ignored); the paper's projection is Linear-SiLU-Linear alone, so real
+    # weights and a projection file with fc1/fc2 keep it off.
+    ref_norm: bool = False
 
     def __post_init__(self):
         if self.unet.in_channels != 2 * self.latent_channels + 1:
@@ -86,7 +90,7 @@ def tiny(**overrides) -> InsertionConfig:
     vit = toy_vit(image_size=16, patch_size=4, hidden_size=48, intermediate_size=96, num_hidden_layers=1,
                   num_attention_heads=2)
     model = ModelConfig(latent_channels=12, unet=_toy_unet(12, (32, 64), (False, True), 64), vit=vit,
-                        train_encoder=True, space="pixel", patch=2, prediction="v")
+                        train_encoder=True, space="pixel", patch=2, prediction="v", ref_norm=True)
     cfg = InsertionConfig(
         size=32, ref_size=16, model=model,
         train=TrainSettings(steps=300, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.99, pool=1024),
@@ -101,7 +105,8 @@ def toy(**overrides) -> InsertionConfig:
     (65 tokens of 64) on 32 px references."""
     model = ModelConfig(latent_channels=4, unet=_toy_unet(4, (32, 64), (False, True), 64),
                         vit=toy_vit(hidden_size=64, intermediate_size=128, num_attention_heads=2),
-                        train_encoder=True, space="latent", prediction="v")
+                        train_encoder=True, space="latent", prediction="v",
+                        ref_norm=True)
     cfg = InsertionConfig(
         size=64, ref_size=32, model=model,
         train=TrainSettings(steps=6000, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.999, pool=8192),

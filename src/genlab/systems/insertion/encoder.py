@@ -145,15 +145,15 @@ class CLIPVisionTransformer(nn.Module):
 
 
 class ReferenceProjection(nn.Module):
-    """Linear-SiLU-Linear from the image encoder's width to the UNet's cross-attention width, then a
-    LayerNorm (as Paint-by-Example's and IP-Adapter's image projections end): unit-scale tokens. Without
-    it the toy's context had std 0.07, the cross-attention was uniform and tiny, and a trained model's
-    output moved by 2e-4 (of std 0.3-0.8) when the reference was swapped: the person was ignored."""
+    """Linear-SiLU-Linear from the image encoder's width to the UNet's cross-attention width (the paper),
+    optionally followed by a LayerNorm (as Paint-by-Example's and IP-Adapter's image projections end):
+    unit-scale tokens. Without it the toy's context had std 0.07, the cross-attention was uniform and
+    tiny, and a trained model's output moved by 2e-4 (of std 0.3-0.8) when the reference was swapped."""
 
-    def __init__(self, in_dim: int, out_dim: int):
+    def __init__(self, in_dim: int, out_dim: int, norm: bool = False):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(in_dim, out_dim), nn.Linear(out_dim, out_dim)
-        self.norm = nn.LayerNorm(out_dim)
+        self.norm = nn.LayerNorm(out_dim) if norm else nn.Identity()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.norm(self.fc2(F.silu(self.fc1(tokens))))  # (N, T, out_dim)

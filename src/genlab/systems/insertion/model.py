@@ -28,7 +28,7 @@ class InsertionModel(nn.Module):
         self.config = config
         self.unet = UNet2D(config.unet)
         self.ref_encoder = CLIPVisionTransformer(config.vit)
-        self.ref_proj = ReferenceProjection(config.vit.hidden_size, config.unet.cross_attention_dim)
+        self.ref_proj = ReferenceProjection(config.vit.hidden_size, config.unet.cross_attention_dim, config.ref_norm)
         nn.init.zeros_(self.unet.conv_out.weight)  # start as the zero predictor (DiT-style zero-init)
         nn.init.zeros_(self.unet.conv_out.bias)
         self.ref_encoder.post_layernorm.requires_grad_(False)  # only CLIP's pooled output uses it; we take all tokens
