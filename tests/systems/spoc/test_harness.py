@@ -11,6 +11,8 @@ from genlab.systems.spoc.harness import (
     PREAMBLE_LINES,
     first_error_line,
     outputs_match,
+    processes_of,
+    sandbox_uids,
     source_line_to_index,
     stitch,
 )
@@ -73,23 +75,6 @@ def test_compile_run_and_cache(harness):
     assert hidden.status == "hidden_fail" and hidden.passed_public
 
 
-def _sandbox_processes(harness) -> list[int]:
-    """Processes left running under the harness's sandbox uids."""
-    base = 100000 + 32 * (os.getpid() % 20000)
-    uids = {str(u) for u in range(base, base + 32)}
-    left = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                status = (d / "status").read_text()
-            except OSError:
-                continue
-            uid_line = next((x for x in status.split("\n") if x.startswith("Uid:")), "Uid:\t-1")
-            if uid_line.split()[1] in uids:
-                left.append(int(d.name))
-    return left
-
-
 BAD = {
     "infinite_loop": "int main() { volatile long x = 0; while (true) x++; }",
     "sleeps_forever": "int main() { sleep(1000); }",
@@ -114,7 +99,7 @@ def test_bad_candidates_fail_cleanly_and_leave_nothing(harness, name):
         assert any(k in ev.detail for k in ("timeout", "output_limit", "runtime_error")), ev.detail
     assert elapsed < 20.0  # limits: 1 s CPU, 3 s wall per test, plus compilation on a loaded machine
     time.sleep(0.2)
-    assert _sandbox_processes(harness) == []
+    assert processes_of(sandbox_uids()) == []  # nothing left under the harness's sandbox uids
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="uid switch and network namespace need root")

@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -432,7 +433,7 @@ class Harness:
             with self.stats.lock:
                 slot = self._slots.slot = self._next_slot % 32
                 self._next_slot += 1
-        return 100000 + 32 * (os.getpid() % 20000) + slot
+        return sandbox_uids()[slot]
 
     def run_binary(self, binary: Path, stdin_data: str, workdir: Path, expected_bytes: int = 0) -> RunResult:
         cfg = self.config
@@ -558,25 +559,34 @@ def _balanced(source: str) -> bool:
     return depth == 0
 
 
-def _wait_until_gone(uid: int, timeout_s: float = 5.0) -> None:
-    """Killing the launcher tears its PID namespace down asynchronously (a fork bomb takes a while):
-    return only once no process of the sandbox uid is left, so a finished run leaves nothing behind."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _has_processes(uid):
-        time.sleep(0.02)
+def sandbox_uids() -> range:
+    """This process's 32 private sandbox uids (one per worker slot; see HarnessConfig.sandbox_uid)."""
+    base = 100000 + 32 * (os.getpid() % 20000)
+    return range(base, base + 32)
 
 
-def _has_processes(uid: int) -> bool:
+def processes_of(uids: Collection[int]) -> list[int]:
+    """PIDs of the processes whose real uid is in `uids` (read from /proc)."""
+    wanted = {str(u) for u in uids}
+    found = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 status = (d / "status").read_text()
             except OSError:
                 continue
-            line = next((x for x in status.split("\n") if x.startswith("Uid:")), "")
-            if line.split()[1:2] == [str(uid)]:
-                return True
-    return False
+            fields = next((x for x in status.split("\n") if x.startswith("Uid:")), "").split()
+            if len(fields) > 1 and fields[1] in wanted:
+                found.append(int(d.name))
+    return found
+
+
+def _wait_until_gone(uid: int, timeout_s: float = 5.0) -> None:
+    """Killing the launcher tears its PID namespace down asynchronously (a fork bomb takes a while):
+    return only once no process of the sandbox uid is left, so a finished run leaves nothing behind."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and processes_of([uid]):
+        time.sleep(0.02)
 
 
 def _kill_group(pgid: int) -> None:
