@@ -135,8 +135,9 @@ def _resize_long_side(img: np.ndarray, max_side: int) -> np.ndarray:
 
 
 class MotionStage:
-    """Mean dense optical-flow magnitude at 2 fps (OpenCV DIS, preset fast), in pixels per second of
-    a frame whose long side is `max_side`; a still clip scores ~0.
+    """Mean dense optical-flow magnitude at 2 fps (OpenCV DIS, preset fast) computed on frames with
+    a long side of at most `max_side`, in pixels per second of a frame scaled to `unit_side`; a
+    still clip scores ~0.
 
     With baseline "frame" each 2 fps sample is paired with the next frame; with "sample" consecutive
     samples are paired. Either way the magnitude is divided by the pair's time gap.
@@ -177,7 +178,8 @@ class MotionStage:
             gray = {f1.index: g1}
             flow = self._dis.calc(g0, g1, None)
             magnitude = cv2.magnitude(flow[..., 0], flow[..., 1])
-            speeds.append(float(cv2.mean(magnitude)[0]) / max(f1.time - f0.time, 1e-6))
+            unit = self.cfg.unit_side / max(g0.shape)  # px of the flow frame -> px of a unit_side frame
+            speeds.append(float(cv2.mean(magnitude)[0]) * unit / max(f1.time - f0.time, 1e-6))
         return {"motion_score": float(np.mean(speeds))}
 
 
