@@ -148,6 +148,9 @@ def test_the_reference_is_encoded_once_per_sample_and_matches_encoding_every_ste
     s = replace(cfg.sample, steps=4)
     out = pipe.sample(scene, mask, ref, settings=s, generator=torch.Generator().manual_seed(0))
     assert len(calls) == 2  # the person and the grey "no person", not once per step and condition
+    pipe.sample(scene, mask, ref, settings=s)
+    assert len(calls) == 3  # the dropped conditions are constants: encoded once per pipeline
+    calls.clear()
 
     class PerStep(torch.nn.Module):  # the network fed raw reference images: encodes at every call
         def __init__(self, model):
@@ -162,7 +165,7 @@ def test_the_reference_is_encoded_once_per_sample_and_matches_encoding_every_ste
 
     slow = InsertionPipeline(PerStep(pipe.model), pipe.ae, cfg.ref_size)
     want = slow.sample(scene, mask, ref, settings=s, generator=torch.Generator().manual_seed(0))
-    assert len(calls) == 2 + 4  # one batched encoder call per step
+    assert len(calls) == 4  # one batched encoder call per step
     torch.testing.assert_close(out.latents, want.latents, atol=1e-5, rtol=1e-5)
 
 

@@ -83,6 +83,7 @@ class InsertionPipeline:
         self.ae = autoencoder.eval() if isinstance(autoencoder, torch.nn.Module) else autoencoder
         self.ref_size = ref_size
         self.form = formulation_for(model.config)
+        self._null: dict = {}  # the dropped conditions per size (weights are frozen while a pipeline lives)
 
     @property
     def factor(self) -> int:
@@ -97,6 +98,17 @@ class InsertionPipeline:
             raise GenlabError("sample: the autoencoder produced NaN/inf latents (check the input images and weights)")
         return z
 
+    def null_conditions(self, scene: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(grey scene latent, all-ones latent mask, grey person tokens) for one item: the dropped
+        conditions depend only on the sizes and the (frozen) weights, so they are encoded once."""
+        key = (tuple(scene.shape[-2:]), tuple(ref.shape[-2:]), scene.dtype, scene.device)
+        if key not in self._null:
+            null_img, null_mask = null_scene_pixels(scene)
+            z_null = self.encode(null_img)
+            self._null[key] = (z_null, mask_to_latent(null_mask, z_null.shape[-2:]),
+                               self.model.encode_reference(null_reference(ref)))
+        return self._null[key]
+
     @torch.no_grad()
     def sample(self, scene: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None,
                mode: str = "insertion", settings: SampleSettings = SampleSettings(),
@@ -108,17 +120,14 @@ class InsertionPipeline:
         scene = scene * (1 - mask)  # masked pixels grey, whatever the caller left there
         z_scene = self.encode(scene)
         m_lat = mask_to_latent(mask, z_scene.shape[-2:])
-        null_img, null_mask = null_scene_pixels(scene)
-        z_null = self.encode(null_img)
-        m_null = mask_to_latent(null_mask, z_scene.shape[-2:])
         ref_shape = (n, 3, self.ref_size, self.ref_size)
         ref = reference if reference is not None else torch.zeros(ref_shape, dtype=scene.dtype)
         if ref.shape != ref_shape:
             raise GenlabError(f"sample: reference expected {ref_shape}, got {tuple(ref.shape)}")
         # The reference tokens are encoded once, not at every step (CLIP ViT-L costs about as much as
-        # the UNet at 256 px).
+        # the UNet at 256 px); the dropped conditions are constants, encoded once per pipeline.
         ctx = self.model.encode_reference(ref)
-        ctx_null = self.model.encode_reference(null_reference(ref))
+        z_null, m_null, ctx_null = (t.expand(n, *t.shape[1:]) for t in self.null_conditions(scene[:1], ref[:1]))
         c00 = {"scene": z_null, "mask": m_null, "context": ctx_null}
         cs0 = {"scene": z_scene, "mask": m_lat, "context": ctx_null}
         csp = {"scene": z_scene, "mask": m_lat, "context": ctx}
