@@ -12,9 +12,15 @@ only. We train three models at an equal budget (same steps, batch, architecture,
 and report affordance (the paper's claim: re-posing to fit the scene), PCKh@0.5, identity colour
 error and FID on the same fixed held-out pairs, with the paste baseline and ground truth measured in
 the same run. Usage: `python benchmarks/insertion_toy.py --steps 600 --pairs 64` (CPU; minutes to
-hours depending on the budget). Real-weight timing (s/image at 256 px, 50 and 200 steps vs the
-diffusers pipeline) needs SD-1.5-inpainting and CLIP weights on disk: `--real-weights PATH`
-(not run here: no weights on this machine).
+hours depending on the budget).
+
+`--timing`: s/image at 256 px, 50 and 200 DDIM steps, ours (the paper's single scale: 2 forwards a
+step; two scales: 3) against diffusers' PaintByExamplePipeline (guidance 5, DDIM: 2 forwards a step),
+at the real architectures: SD-1.5-inpainting UNet, SD's f8 KL-VAE, CLIP ViT-L/14. With
+`--sd-inpainting DIR --clip DIR --pbe DIR` the real weights load from those local folders; without
+them both sides are randomly initialised at the same configs (the time does not depend on the
+values). A run costs fixed + steps x per-step, so each pipeline is timed at 1 and 3 steps and the 50-
+and 200-step figures are fixed + n x per-step (`--full` runs them for real instead).
 """
 
 from __future__ import annotations
@@ -25,6 +31,93 @@ import time
 from dataclasses import replace
 
 import torch
+
+SD_VAE = dict(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+              block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=256)
+CLIP_L14 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                patch_size=14, image_size=224, projection_dim=768, hidden_act="quick_gelu")
+
+
+def _timed(fn, n_steps: int) -> tuple[float, float]:
+    """(wall s, CPU s) of one call."""
+    w, c = time.perf_counter(), time.process_time()
+    fn(n_steps)
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def timing(args) -> None:
+    """s/image at 256 px: ours vs diffusers' PaintByExamplePipeline at the real architectures."""
+    from diffusers import AutoencoderKL, DDIMScheduler, PaintByExamplePipeline, UNet2DConditionModel
+    from diffusers.pipelines.deprecated.paint_by_example.image_encoder import PaintByExampleImageEncoder
+    from PIL import Image
+    from transformers import CLIPImageProcessor, CLIPVisionConfig
+
+    from genlab.core.autoencoders.kl import DiffusersKL
+    from genlab.core.nn.unet import load_diffusers_unet2d_state_dict
+    from genlab.systems.insertion import config as C
+    from genlab.systems.insertion.convert import load_pretrained
+    from genlab.systems.insertion.model import InsertionModel
+    from genlab.systems.insertion.pipeline import InsertionPipeline
+
+    torch.manual_seed(0)
+    cfg = C.sd15_inpainting()
+    if args.sd_inpainting:
+        model, cfg = load_pretrained(args.sd_inpainting, args.clip)
+        vae = AutoencoderKL.from_pretrained(f"{args.sd_inpainting}/vae", local_files_only=True)
+        peer = PaintByExamplePipeline.from_pretrained(args.pbe, local_files_only=True, safety_checker=None)
+        weights = "real weights"
+    else:
+        vae = AutoencoderKL(**SD_VAE)
+        unet = UNet2DConditionModel(in_channels=9, out_channels=4, cross_attention_dim=768, sample_size=32)
+        model = InsertionModel(cfg.model)
+        load_diffusers_unet2d_state_dict(model.unet, unet.state_dict())  # the same UNet weights on both sides
+        peer = PaintByExamplePipeline(vae=vae, unet=unet, image_encoder=PaintByExampleImageEncoder(CLIPVisionConfig(**CLIP_L14)),
+                                      scheduler=DDIMScheduler(), safety_checker=None,
+                                      feature_extractor=CLIPImageProcessor(crop_size=224, size=224))
+        weights = "random weights at the real configs"
+    peer.scheduler = DDIMScheduler.from_config(peer.scheduler.config)
+    peer.set_progress_bar_config(disable=True)
+    ours = InsertionPipeline(model.eval(), DiffusersKL(vae.eval()), cfg.ref_size)
+    size = 256
+    scene = torch.rand(1, 3, size, size) * 2 - 1
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., 64:224, 96:160] = 1
+    ref = torch.rand(1, 3, cfg.ref_size, cfg.ref_size) * 2 - 1
+    to_pil = lambda t: Image.fromarray(((t[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).byte().numpy())  # noqa: E731
+    pil_scene, pil_mask = to_pil(scene), Image.fromarray((mask[0, 0] * 255).byte().numpy())
+    pil_ref = to_pil(ref)
+
+    def run_ours(scales):
+        def go(n):
+            ours.sample(scene, mask, ref, settings=replace(cfg.sample, steps=n, scale_scene=scales[0],
+                                                           scale_person=scales[1]))
+        return go
+
+    def run_peer(n):
+        with torch.no_grad():
+            peer(example_image=pil_ref, image=pil_scene, mask_image=pil_mask, height=size, width=size,
+                 num_inference_steps=n, guidance_scale=5.0, output_type="pt")
+
+    runs = {"ours, one scale (4)": run_ours((4.0, 4.0)), "ours, two scales (4, 2)": run_ours((4.0, 2.0)),
+            "PaintByExamplePipeline": run_peer}
+    print(f"\ninsertion timing at {size} px, {weights}, {torch.get_num_threads()} torch thread(s)")
+    print(f"{'pipeline':<24} {'fixed s':>8} {'s/step':>7} {'s/img 50':>9} {'s/img 200':>10} {'vs peer @50':>12}")
+    rows = {}
+    with torch.no_grad():
+        for name, fn in runs.items():
+            fn(1)  # warm-up
+            if args.full:
+                rows[name] = {n: _timed(fn, n)[1] for n in (50, 200)}
+                rows[name]["fixed"], rows[name]["step"] = float("nan"), (rows[name][200] - rows[name][50]) / 150
+            else:
+                t1, t3 = _timed(fn, 1)[1], _timed(fn, 3)[1]
+                step = (t3 - t1) / 2
+                rows[name] = {"fixed": t1 - step, "step": step, 50: t1 + 49 * step, 200: t1 + 199 * step}
+    peer_row = rows["PaintByExamplePipeline"]
+    for name, r in rows.items():
+        print(f"{name:<24} {r['fixed']:>8.2f} {r['step']:>7.2f} {r[50]:>9.1f} {r[200]:>10.1f} "
+              f"{r[50] / peer_row[50]:>12.2f}")
+    print("(CPU seconds of this process; ratio < 1: ours is faster)")
 
 
 def main() -> None:
@@ -41,8 +134,18 @@ def main() -> None:
     ap.add_argument("--sample-steps", type=int, default=20)
     ap.add_argument("--reader-steps", type=int, default=600)
     ap.add_argument("--out", default="runs/insertion_bench")
+    ap.add_argument("--timing", action="store_true", help="s/image at 256 px vs PaintByExamplePipeline instead")
+    ap.add_argument("--full", action="store_true", help="--timing: run 50 and 200 steps instead of extrapolating")
+    ap.add_argument("--sd-inpainting", help="--timing: local diffusers SD-1.5-inpainting folder (unet/, vae/)")
+    ap.add_argument("--clip", help="--timing: local transformers CLIP ViT-L/14 vision folder")
+    ap.add_argument("--pbe", help="--timing: local diffusers Paint-by-Example folder")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
+    if args.timing:
+        if args.sd_inpainting and not (args.clip and args.pbe):
+            ap.error("--sd-inpainting needs --clip and --pbe too")
+        return timing(args)
     base = {"tiny": C.tiny, "toy": C.toy}[args.preset]()
     base = replace(base, train=replace(base.train, steps=args.steps))
     readers = M.load_or_train_readers(M.ReaderConfig(size=base.size, steps=args.reader_steps, pool=1500))

@@ -193,6 +193,20 @@ def test_text_ratio_matches_rendered_area(tmp_path):
     assert not stage._has_text_coarse(_text_detector(0.5, 1.1), blank_img)
 
 
+def test_det_input_is_rapidocrs_preprocessing():
+    """The gate's one-call DB input equals rapidocr's own DetPreProcess (shape and values)."""
+    from genlab.systems.video.curation.stages import _det_input
+
+    det = _text_detector(0.5, 1.1)
+    rng = np.random.default_rng(0)
+    for h, w in [(90, 160), (135, 240), (33, 47), (180, 320)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ours = _det_input(det, img)
+        ref = det.get_preprocess(max(h, w))(img)
+        assert ours.shape == ref.shape and ours.dtype == ref.dtype == np.float32
+        assert np.abs(ours - ref).max() < 1e-6
+
+
 def test_single_pass_grid_matches_second_pass(small_cuts):
     """The 2 fps samples kept during the cut pass give clip frames like a second decoding pass."""
     from genlab.systems.video.curation.config import tiny

@@ -138,6 +138,34 @@ def test_bad_inputs_are_one_clear_error():
     assert pipe.sample(scene, mask, None, mode="person_hallucination", settings=s).nfe == 2
 
 
+def test_the_reference_is_encoded_once_per_sample_and_matches_encoding_every_step():
+    pipe, cfg = _pipe()
+    calls = []
+    pipe.model.ref_encoder.register_forward_hook(lambda *_: calls.append(1))
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 10:20] = 1
+    scene, ref = torch.rand(2, 3, 32, 32) - 0.5, torch.rand(2, 3, 16, 16) - 0.5
+    s = replace(cfg.sample, steps=4)
+    out = pipe.sample(scene, mask, ref, settings=s, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 2  # the person and the grey "no person", not once per step and condition
+
+    class PerStep(torch.nn.Module):  # the network fed raw reference images: encodes at every call
+        def __init__(self, model):
+            super().__init__()
+            self.inner, self.config = model, model.config
+
+        def encode_reference(self, reference):
+            return reference
+
+        def forward(self, z_t, timestep, scene, mask, reference=None, context=None):
+            return self.inner(z_t, timestep, scene, mask, reference=context)
+
+    slow = InsertionPipeline(PerStep(pipe.model), pipe.ae, cfg.ref_size)
+    want = slow.sample(scene, mask, ref, settings=s, generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 2 + 4  # one batched encoder call per step
+    torch.testing.assert_close(out.latents, want.latents, atol=1e-5, rtol=1e-5)
+
+
 def test_nan_latents_are_reported():
     pipe, cfg = _pipe()
 

@@ -30,6 +30,7 @@ class Oracle(nn.Module):
 
     def forward(self, z_t, timestep, scene, mask, reference=None, context=None):
         k = len(z_t) // len(self.target)  # conditions batched along N by the guidance
+        reference = context if reference is None else reference  # _Wrap "encodes" a reference as itself
         self.seen.append({"scene": scene, "mask": mask, "reference": reference})
         has_person = (reference.flatten(1).abs().amax(1) > 0).to(z_t.dtype).view(-1, 1, 1, 1)
         torch.testing.assert_close(reference[has_person.flatten() > 0], self.ref.repeat(k, 1, 1, 1)[has_person.flatten() > 0])
@@ -58,6 +59,9 @@ class _Wrap(nn.Module):
 
     def forward(self, *a, **k):
         return self.oracle(*a, **k)
+
+    def encode_reference(self, reference):
+        return reference
 
 
 @pytest.mark.parametrize("prediction", ["eps", "v"])
@@ -90,6 +94,8 @@ def test_two_scale_guidance_is_the_analytic_combination(prediction):
                           generator=torch.Generator().manual_seed(0))
         want = x_00 + s1 * (out_s - x_00) + s2 * (x_sp - out_s)
         torch.testing.assert_close(out.latents, want, atol=1e-4, rtol=1e-4)
+        # equal scales need only (0,0) and (S,P): eps(S,0) cancels out of the sum
+        assert oracle.seen[-1]["scene"].shape[0] == (2 if s1 == s2 else 3) * len(batch["scene"])
     # the three conditions reach the network in one batch: (0,0) | (S,0) | (S,P)
     seen = oracle.seen[-1]
     n = len(batch["scene"])

@@ -1,7 +1,14 @@
-"""Real weights from local paths only: a diffusers UNet folder (SD-1.5-inpainting's `unet/`, 9 input
-channels) and a transformers CLIP vision folder -> `InsertionModel`. Unmatched keys are listed in the
-error. The reference projection (Linear-SiLU-Linear 1024 -> 768) is the paper's newly trained part:
-it stays freshly initialised unless `projection` (a safetensors file with fc1/fc2) is given."""
+"""Real weights from local paths only -> `InsertionModel` (+ SD's KL autoencoder). Unmatched keys are
+listed in the error.
+
+- `load_pretrained`: a diffusers UNet folder (SD-1.5-inpainting's `unet/`, 9 input channels) and a
+  transformers CLIP vision folder. The reference projection (Linear-SiLU-Linear 1024 -> 768) is the
+  paper's newly trained part: freshly initialised unless `projection` (safetensors, fc1/fc2) is given.
+- `load_single_file`: one LDM-layout checkpoint (.safetensors or .ckpt), i.e. SD-1.5-inpainting's
+  single file or the official affordance-insertion checkpoint: `model.diffusion_model.*` (EMA weights
+  when the file has them), `first_stage_model.*` (the VAE), `cond_stage_model.transformer.*` (CLIP,
+  else from `clip_folder`) and the official UNet's `context_proj_embed.{0,2}` (our projection's
+  fc1/fc2). The LDM -> diffusers renaming is diffusers' own (`loaders.single_file_utils`)."""
 
 from __future__ import annotations
 
@@ -71,4 +78,83 @@ def load_pretrained(unet_folder: str | Path, clip_folder: str | Path, projection
     return model.eval(), cfg
 
 
-__all__ = ["load_pretrained", "load_diffusers_unet_folder", "unet_config_from_diffusers"]
+LDM_UNET = "model.diffusion_model."
+LDM_PROJECTION = {"fc1": "context_proj_embed.0", "fc2": "context_proj_embed.2"}
+LDM_CLIP = "cond_stage_model.transformer."
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A single-file state dict: safetensors, or a torch pickle (weights only; Lightning's `state_dict`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenlabError(f"checkpoint {path} not found")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    import torch
+
+    try:
+        raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure is one clear error
+        raise GenlabError(f"checkpoint {path}: not a readable torch checkpoint ({type(err).__name__}: {err})") from None
+    return raw.get("state_dict", raw)
+
+
+def ldm_vae_config(sd: dict) -> dict:
+    """diffusers AutoencoderKL arguments read off an LDM KL-VAE's shapes (SD's: 128/256/512/512, 2 blocks, 4 ch)."""
+    enc = "first_stage_model.encoder."
+    levels = sorted({int(k[len(enc + "down."):].split(".")[0]) for k in sd if k.startswith(enc + "down.")})
+    blocks = {int(k[len(enc + "down.0.block."):].split(".")[0]) for k in sd if k.startswith(enc + "down.0.block.")}
+    n = len(levels)
+    return dict(down_block_types=("DownEncoderBlock2D",) * n, up_block_types=("UpDecoderBlock2D",) * n,
+                block_out_channels=tuple(sd[f"{enc}down.{i}.block.0.conv1.weight"].shape[0] for i in levels),
+                layers_per_block=len(blocks), latent_channels=sd["first_stage_model.quant_conv.weight"].shape[0] // 2)
+
+
+def load_single_file(path: str | Path, clip_folder: str | Path | None = None, base: InsertionConfig | None = None):
+    """(InsertionModel, DiffusersKL or None, InsertionConfig) from one LDM-layout checkpoint."""
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
+
+    from genlab.core.nn.unet import load_diffusers_unet2d_state_dict
+
+    sd = read_checkpoint(path)
+    conv_in = sd.get(LDM_UNET + "input_blocks.0.0.weight")
+    if conv_in is None:
+        raise GenlabError(f"{path}: no {LDM_UNET}input_blocks.0.0.weight: not an SD/LDM single-file UNet checkpoint "
+                          f"(first keys: {sorted(sd)[:5]})")
+    base = base or sd15_inpainting()
+    ucfg = replace(base.model.unet, in_channels=conv_in.shape[1], out_channels=conv_in.shape[1] // 2)
+    ema = sum(k.startswith("model_ema.") for k in sd) > 100
+    unet_state = convert_ldm_unet_checkpoint(sd, {"layers_per_block": ucfg.layers_per_block, "num_class_embeds": None},
+                                             extract_ema=ema)
+    if LDM_CLIP + "vision_model.embeddings.class_embedding" in sd:
+        vision = {k[len(LDM_CLIP) + len("vision_model."):]: v for k, v in sd.items() if k.startswith(LDM_CLIP + "vision_model.")}
+    elif clip_folder is not None:
+        vision = load_clip_vision(clip_folder).state_dict()
+    else:
+        raise GenlabError(f"{path}: no CLIP image encoder inside ({LDM_CLIP}*); pass clip_folder")
+    width = vision["embeddings.class_embedding"].shape[0]
+    vit = replace(base.model.vit, hidden_size=width) if width != base.model.vit.hidden_size else base.model.vit
+    cfg = replace(base, model=replace(base.model, latent_channels=ucfg.out_channels, unet=ucfg, vit=vit))
+    model = InsertionModel(cfg.model)
+    load_diffusers_unet2d_state_dict(model.unet, unet_state)
+    load_state_strict(model.ref_encoder, vision, f"CLIP vision ({path})")
+    if LDM_UNET + "context_proj_embed.0.weight" in sd:  # the official checkpoint; SD-1.5-inpainting has none
+        load_state_strict(model.ref_proj, {f"{k}.{p}": sd[f"{LDM_UNET}{v}.{p}"] for k, v in LDM_PROJECTION.items()
+                                           for p in ("weight", "bias")}, f"projection ({path})")
+    ae = None
+    if any(k.startswith("first_stage_model.") for k in sd):
+        from diffusers import AutoencoderKL
+
+        from genlab.core.autoencoders.kl import DiffusersKL
+
+        vae = AutoencoderKL(**ldm_vae_config(sd))
+        vae_state = convert_ldm_vae_checkpoint(sd, dict(vae.config))
+        load_state_strict(vae, vae_state, f"VAE ({path})")
+        ae = DiffusersKL(vae.eval())
+    return model.eval(), ae, cfg
+
+
+__all__ = ["load_pretrained", "load_single_file", "read_checkpoint", "load_diffusers_unet_folder",
+           "unet_config_from_diffusers"]
