@@ -13,22 +13,28 @@ samples classified as the requested concept, higher is better):
   ours     sampled loop-body programs (temperature 1)
   ACTOR    class-conditional transformer VAE on the trimmed examples
 
-Equal CPU budget: in every row each neural peer trains for B = max(--budget, ours' fit time in that
-row) CPU seconds (one torch thread), so it never gets less than ours. DTW has no training.
+Equal CPU budget: in every row each neural peer trains for B = ours' fit time in that row (CPU
+seconds of this process, one torch thread); `--floor S` gives the peers max(S, ours' fit time)
+instead (the earlier protocol used a 30 s floor, i.e. up to 30x ours' budget). `--sweep 1,3,10,30`
+also trains the description peers (CTC, MS-TCN) at those multiples of ours' fit time (the 1x entry
+is the equal-budget row; multiples over `--sweep-cap` CPU seconds are skipped) to show where the
+neural models catch up. DTW has no training.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/concepts_lowdata.py          # quick
     OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/concepts_lowdata.py --full   # curve
+    OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/concepts_lowdata.py --ks 1,2,5,10 \
+        --n-test 100 --sweep 1,3,10,30 --no-dtw --no-synthesis --json sweep.json      # the sweep
 
-Quick (default, a few minutes): k = 1 and 5, 15 test sequences, B >= 20 s. Full (the measured run
-in the README): k = 1/2/5/10 and all (10 examples + 50 list-only sequences), the first 30 frozen test
-sequences, B >= 30 s, KD on 20 instances, 10 samples per concept classified: about 25 CPU-minutes
-(most of it DTW), an hour of wall time on the shared machine. Prints one table per row set; ratios
+Quick (default, a few minutes): k = 1 and 5, 15 test sequences. Full: k = 1/2/5/10 and all (10
+examples + 50 list-only sequences), the first 30 frozen test sequences, KD on 20 instances, 10
+samples per concept classified (most of the CPU time is DTW). Prints one table per row set; ratios
 are ours / peer in the same run. Timings come from a shared, loaded 2-core machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -81,7 +87,12 @@ def main() -> None:
     ap.add_argument("--ks", default=None, help="rows: examples per concept or 'all' (default 1,5; full 1,2,5,10,all)")
     ap.add_argument("--lists", type=int, default=None, help="list-only sequences of the 'all' row (default 50)")
     ap.add_argument("--all-k", type=int, default=10, help="examples per concept in the 'all' row")
-    ap.add_argument("--budget", type=float, default=None, help="floor of the peers' CPU budget per row, s")
+    ap.add_argument("--floor", "--budget", dest="floor", type=float, default=0.0,
+                    help="peers get max(floor, ours' fit time) CPU-s per row (default 0: equal budget)")
+    ap.add_argument("--sweep", default="1", help="multiples of ours' fit time for the CTC / MS-TCN budget")
+    ap.add_argument("--sweep-cap", type=float, default=160.0, help="skip sweep budgets above this, CPU-s")
+    ap.add_argument("--no-dtw", action="store_true")
+    ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("--no-synthesis", action="store_true")
     ap.add_argument("--n-kd", type=int, default=None, help="test instances scored by KD (default 40; full 20)")
     ap.add_argument("--n-per-concept", type=int, default=None, help="samples per concept classified (20; full 10)")
@@ -91,7 +102,10 @@ def main() -> None:
     args.n_per_concept = args.n_per_concept or (10 if args.full else 20)
     ks = (args.ks or ("1,2,5,10,all" if args.full else "1,5")).split(",")
     n_lists = args.lists if args.lists is not None else 50
-    floor = args.budget if args.budget is not None else (30.0 if args.full else 20.0)
+    floor = args.floor
+    mults = [float(m) for m in args.sweep.split(",")]
+    if 1.0 not in mults:
+        mults = [1.0] + mults
     import torch
 
     torch.set_num_threads(1)
@@ -101,8 +115,8 @@ def main() -> None:
         from genlab.systems.motion.concepts.evaluator import train_classifier
 
         clf = train_classifier(D.NAMES)
-    print(f"test sequences: {n_test}; peers' CPU budget per row: max({floor:.0f} s, ours' fit time); "
-          "shared, loaded 2-core machine\n", flush=True)
+    print(f"test sequences: {n_test}; peers' CPU budget per row: max({floor:.0f} s, m x ours' fit time), "
+          f"m in {mults}; shared, loaded 2-core machine\n", flush=True)
     rows = []
     for k, nl in [(args.all_k, n_lists) if k == "all" else (int(k), 0) for k in ks]:
         c0 = time.process_time()
@@ -110,15 +124,24 @@ def main() -> None:
         fit_s = time.process_time() - c0
         budget = max(floor, fit_s)
         seqs = D.sequences("lists", nl) if nl else []
-        row = {"k": k, "lists": nl, "fit_s": fit_s, "budget": budget}
+        row = {"k": k, "lists": nl, "fit_s": fit_s, "budget": budget, "sweep": []}
         log = _Log(k, nl)
         row["ours"] = log("ours described", description_scores(model.describe, test))
-        row["dtw"] = log("DTW described", description_scores(DTWTemplates.fit(examples, ConceptConfig()).describe, test))
-        ctc = log("CTC trained", CTCBaseline.fit(examples, D.list_only(seqs), budget_s=budget))
-        row["ctc"] = log("CTC described", description_scores(ctc.describe, test))
-        tcn = log("MS-TCN trained", TCNBaseline.fit(examples, seqs, budget_s=budget))
-        row["tcn"] = log("MS-TCN described", description_scores(tcn.describe, test))
-        row["steps"] = (ctc.steps, tcn.steps)
+        if not args.no_dtw:
+            row["dtw"] = log("DTW described", description_scores(
+                DTWTemplates.fit(examples, ConceptConfig()).describe, test))
+        for m in mults:
+            b = max(floor, m * fit_s)
+            if m != 1.0 and b > args.sweep_cap:
+                continue
+            ctc = log(f"CTC trained ({b:.0f} CPU-s)", CTCBaseline.fit(examples, D.list_only(seqs), budget_s=b))
+            e = {"m": m, "budget": b, "ctc": log("CTC described", description_scores(ctc.describe, test))}
+            tcn = log(f"MS-TCN trained ({b:.0f} CPU-s)", TCNBaseline.fit(examples, seqs, budget_s=b))
+            e["tcn"] = log("MS-TCN described", description_scores(tcn.describe, test))
+            e["steps"] = (ctc.steps, tcn.steps)
+            row["sweep"].append(e)
+            if m == 1.0:
+                row["ctc"], row["tcn"], row["steps"] = e["ctc"], e["tcn"], e["steps"]
         if clf is not None:
             from genlab.systems.motion.concepts.synth import synthesise_action
 
@@ -136,6 +159,10 @@ def main() -> None:
             row["steps"] += (vae.steps,)
         rows.append(row)
         print_tables(rows)
+        if args.json:
+            from genlab.core.io import atomic_write_text
+
+            atomic_write_text(args.json, json.dumps(rows, indent=1))
 
 
 class _Log:
@@ -159,6 +186,10 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b > 1e-9 else ("1.00" if a <= 1e-9 else "inf")
 
 
+def _cell(d) -> str:
+    return "-" if d is None else f"{d['NormED']:.3f}/{d['mAP@0.5']:.3f}"
+
+
 def print_tables(rows) -> None:
     print("Description: NormED / mAP@0.5 (count MAE for ours); ratio = ours NormED / peer NormED")
     head = (f"{'k':>3} {'lists':>5} | {'ours':>19} | {'DTW':>11} | {'CTC (lists)':>11} | {'MS-TCN (frames)':>15} | "
@@ -166,12 +197,26 @@ def print_tables(rows) -> None:
     print(head)
     print("-" * len(head))
     for r in rows:
-        o, d, c, t = r["ours"], r["dtw"], r["ctc"], r["tcn"]
+        o, d, c, t = r["ours"], r.get("dtw"), r["ctc"], r["tcn"]
+        rd = "-" if d is None else _ratio(o["NormED"], d["NormED"])
         print(f"{r['k']:>3} {r['lists']:>5} | {o['NormED']:.3f} / {o['mAP@0.5']:.3f} / {o['count_MAE']:.2f} | "
-              f"{d['NormED']:.3f}/{d['mAP@0.5']:.3f} | {c['NormED']:.3f}/{c['mAP@0.5']:.3f} | "
-              f"{t['NormED']:>7.3f}/{t['mAP@0.5']:.3f} | "
-              f"{_ratio(o['NormED'], d['NormED']):>5} {_ratio(o['NormED'], c['NormED']):>5} "
-              f"{_ratio(o['NormED'], t['NormED']):>5} | {r['fit_s']:>5.0f} {r['budget']:>8.0f}  {r['steps']}")
+              f"{_cell(d):>11} | {_cell(c)} | {_cell(t):>15} | "
+              f"{rd:>5} {_ratio(o['NormED'], c['NormED']):>5} "
+              f"{_ratio(o['NormED'], t['NormED']):>5} | {r['fit_s']:>5.1f} {r['budget']:>8.1f}  {r['steps']}")
+    if any(len(r["sweep"]) > 1 for r in rows):
+        print("\nBudget sweep: peers trained for m x ours' fit time; NormED / mAP@0.5 / count MAE")
+        head = (f"{'k':>3} {'lists':>5} {'m':>4} {'B s':>6} | {'ours':>19} | {'CTC (lists)':>19} | "
+                f"{'MS-TCN (frames)':>19} | steps CTC / TCN")
+        print(head)
+        print("-" * len(head))
+        for r in rows:
+            o = r["ours"]
+            for e in r["sweep"]:
+                c, t = e["ctc"], e["tcn"]
+                print(f"{r['k']:>3} {r['lists']:>5} {e['m']:>4.0f} {e['budget']:>6.1f} | "
+                      f"{o['NormED']:.3f} / {o['mAP@0.5']:.3f} / {o['count_MAE']:.2f} | "
+                      f"{c['NormED']:.3f} / {c['mAP@0.5']:.3f} / {c['count_MAE']:.2f} | "
+                      f"{t['NormED']:.3f} / {t['mAP@0.5']:.3f} / {t['count_MAE']:.2f} | {e['steps']}")
     if "syn_ours" in rows[0]:
         print("\nSynthesis: KD (body heights) / FID / classified as requested; ratio = ours / ACTOR")
         head = f"{'k':>3} {'lists':>5} | {'ours':>21} | {'ACTOR-style VAE':>21} | {'ratio KD / FID':>14}"

@@ -31,6 +31,9 @@ class ConceptConfig:
     switch_penalty: float = 8.0  # cost of starting a new concept instance (insertion penalty)
     min_count: int = 2  # fewest iterations of a decoded instance (the dataset draws 2..8)
     mirror: bool = True  # also score every concept mirrored (left/right performers)
+    # Two instances of one concept with only idle between them: allowed (True) or not (False, a
+    # pause inside a set stays part of the set; an instance is always followed by another concept).
+    repeat_instances: bool = False
     # Learning -------------------------------------------------------------------------------
     init_rounds: int = 3  # few-shot: re-split examples into iterations this many times
     em_max_iters: int = 8

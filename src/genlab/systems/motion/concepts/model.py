@@ -202,7 +202,8 @@ class ConceptModel:
     def describe_feats(self, feats: np.ndarray, with_margin: bool = True) -> tuple[Description, list]:
         scores, ds, variant = self.segment_scores(feats)
         C = len(self.concepts)
-        graph = free_graph(C, idle_label=C, switch_penalty=self.cfg.switch_penalty, min_count=self._min_counts())
+        graph = free_graph(C, idle_label=C, switch_penalty=self.cfg.switch_penalty, min_count=self._min_counts(),
+                           repeats=self.cfg.repeat_instances)
         res = segmental_viterbi(scores, ds, graph)
         return self._to_description(res, graph, scores, ds, variant, len(feats), with_margin)
 

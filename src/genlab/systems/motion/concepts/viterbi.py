@@ -97,18 +97,26 @@ def segmental_viterbi(scores: np.ndarray, durations: np.ndarray, graph: StateGra
 
 
 def free_graph(n_concepts: int, idle_label: int, switch_penalty: float = 0.0,
-               min_count: Sequence[int] | int = 1) -> StateGraph:
-    """Concepts 0..n-1 (two states each: first, more) plus one idle state.
+               min_count: Sequence[int] | int = 1, repeats: bool = True) -> StateGraph:
+    """Concepts 0..n-1 (two states each: first, more) plus idle.
 
     A new instance costs `switch_penalty` (a per-instance insertion penalty). An instance of
     concept c must have at least min_count[c] units (1 or 2 enforced by the graph: a `first`
     unit cannot end an instance when min_count >= 2). Back-to-back instances of one concept
-    are not allowed (they would be one instance).
+    are not allowed (they would be one instance). With `repeats=False` an instance of c may not
+    be followed by another instance of c with only idle in between either: idle remembers the
+    concept it follows (one idle state per concept, plus one for "no concept yet"), so a pause
+    inside a set (e.g. a slow performer's rest at the bottom of a side raise) cannot split it.
     """
     mc = [min_count] * n_concepts if isinstance(min_count, int) else list(min_count)
-    S = 2 * n_concepts + 1
-    idle = 2 * n_concepts
-    labels = np.array([c for c in range(n_concepts) for _ in (0, 1)] + [idle_label])
+    n_idle = 1 if repeats else n_concepts + 1
+    S = 2 * n_concepts + n_idle
+    idle0 = 2 * n_concepts  # idle before any concept (the only idle state when repeats)
+
+    def idle_after(c: int) -> int:
+        return idle0 if repeats else idle0 + 1 + c
+
+    labels = np.array([c for c in range(n_concepts) for _ in (0, 1)] + [idle_label] * n_idle)
     A = np.full((S, S), NEG)
     for c in range(n_concepts):
         first, more = 2 * c, 2 * c + 1
@@ -116,21 +124,25 @@ def free_graph(n_concepts: int, idle_label: int, switch_penalty: float = 0.0,
         A[more, more] = 0.0
         enders = [more] + ([first] if mc[c] <= 1 else [])
         for e in enders:
-            A[e, idle] = 0.0
+            A[e, idle_after(c)] = 0.0
             for c2 in range(n_concepts):
                 if c2 != c:
                     A[e, 2 * c2] = -switch_penalty
-        A[idle, first] = -switch_penalty
-    A[idle, idle] = 0.0
+    for i in range(idle0, S):
+        A[i, i] = 0.0
+        after = None if i == idle0 else i - idle0 - 1
+        for c in range(n_concepts):
+            if repeats or c != after:
+                A[i, 2 * c] = -switch_penalty
     start = np.full(S, NEG)
-    start[0::2] = -switch_penalty
-    start[idle] = 0.0
+    start[0:2 * n_concepts:2] = -switch_penalty
+    start[idle0] = 0.0
     end = np.full(S, NEG)
     for c in range(n_concepts):
         end[2 * c + 1] = 0.0
         if mc[c] <= 1:
             end[2 * c] = 0.0
-    end[idle] = 0.0
+    end[idle0:] = 0.0
     is_first = np.zeros(S, bool)
     is_first[0:2 * n_concepts:2] = True
     return StateGraph(labels, A, start, end, np.full(S, -1), is_first)
