@@ -19,7 +19,7 @@ from pathlib import Path
 from genlab.core.nn.unet import UNetConfig, load_diffusers_unet2d_state_dict
 from genlab.errors import GenlabError
 from genlab.systems.insertion.config import InsertionConfig, ModelConfig, sd15_inpainting
-from genlab.systems.insertion.encoder import load_clip_vision, load_state_strict
+from genlab.systems.insertion.encoder import clip_vision_weights, load_clip_vision, load_state_strict
 from genlab.systems.insertion.model import InsertionModel
 
 
@@ -125,17 +125,17 @@ def load_single_file(path: str | Path, clip_folder: str | Path | None = None, ba
                           f"(first keys: {sorted(sd)[:5]})")
     base = base or sd15_inpainting()
     ucfg = replace(base.model.unet, in_channels=conv_in.shape[1], out_channels=conv_in.shape[1] // 2)
-    ema = sum(k.startswith("model_ema.") for k in sd) > 100
+    # extract_ema: diffusers takes the EMA weights when the file has them (its own > 100 model_ema keys test)
     unet_state = convert_ldm_unet_checkpoint(sd, {"layers_per_block": ucfg.layers_per_block, "num_class_embeds": None},
-                                             extract_ema=ema)
-    if LDM_CLIP + "vision_model.embeddings.class_embedding" in sd:
-        vision = {k[len(LDM_CLIP) + len("vision_model."):]: v for k, v in sd.items() if k.startswith(LDM_CLIP + "vision_model.")}
+                                             extract_ema=True)
+    clip = {k[len(LDM_CLIP):]: v for k, v in sd.items() if k.startswith(LDM_CLIP)}
+    if clip:
+        vision = clip_vision_weights(clip)
     elif clip_folder is not None:
         vision = load_clip_vision(clip_folder).state_dict()
     else:
         raise GenlabError(f"{path}: no CLIP image encoder inside ({LDM_CLIP}*); pass clip_folder")
-    width = vision["embeddings.class_embedding"].shape[0]
-    vit = replace(base.model.vit, hidden_size=width) if width != base.model.vit.hidden_size else base.model.vit
+    vit = replace(base.model.vit, hidden_size=vision["embeddings.class_embedding"].shape[0])
     cfg = replace(base, model=replace(base.model, latent_channels=ucfg.out_channels, unet=ucfg, vit=vit))
     model = InsertionModel(cfg.model)
     load_diffusers_unet2d_state_dict(model.unet, unet_state)

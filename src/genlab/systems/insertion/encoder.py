@@ -183,14 +183,18 @@ def load_clip_vision(path: str | Path, dtype: torch.dtype = torch.float32) -> CL
     fields = set(ViTConfig.__dataclass_fields__)
     config = ViTConfig(**{k: vc[k] for k in fields if k in vc})
     state = read_safetensors_folder(path, "CLIP vision", "a local transformers folder")
-    if any("vision_model." in k for k in state):  # CLIPModel / older CLIPVisionModel layouts
-        vision = {k.split("vision_model.", 1)[1]: v for k, v in state.items() if "vision_model." in k}
-    else:  # transformers >= 5 saves CLIPVisionModel without the prefix
-        vision = {k: v for k, v in state.items() if not k.startswith(("text_model.", "visual_projection",
-                                                                      "text_projection", "logit_scale"))}
     model = CLIPVisionTransformer(config)
-    load_state_strict(model, vision, f"CLIP vision ({path})")
+    load_state_strict(model, clip_vision_weights(state), f"CLIP vision ({path})")
     return model.to(dtype).eval()
+
+
+def clip_vision_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The vision tower's weights under our names, from a transformers CLIP state dict."""
+    if any("vision_model." in k for k in state):  # CLIPModel / older CLIPVisionModel layouts
+        return {k.split("vision_model.", 1)[1]: v for k, v in state.items() if "vision_model." in k}
+    # transformers >= 5 saves CLIPVisionModel without the prefix
+    return {k: v for k, v in state.items() if not k.startswith(("text_model.", "visual_projection", "text_projection",
+                                                                 "logit_scale"))}
 
 
 def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
