@@ -120,7 +120,24 @@ def timing(args) -> None:
     print("(CPU seconds of this process; ratio < 1: ours is faster)")
 
 
+# name: (training pairs, class token only, condition dropout)
+VARIANTS = {"ours": ("same", False, True), "pbe-style": ("self", True, True), "ours-no-drop": ("same", False, False)}
+# (scale_scene, scale_person) tried on the validation pairs; the paper's single scale is the diagonal
+GUIDANCE = ((1.0, 1.0), (1.5, 1.5), (2.0, 2.0), (3.0, 3.0), (2.0, 1.0))
+
+
+def paired(a: list[int], b: list[int]) -> tuple[float, float]:
+    """Mean and standard error of the per-pair difference a - b (same pairs, same noise)."""
+    import numpy as np
+
+    d = np.asarray(a, float) - np.asarray(b, float)
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
 def main() -> None:
+    from pathlib import Path
+
+    from genlab.core.io import atomic_write_text
     from genlab.systems.insertion import config as C
     from genlab.systems.insertion import evaluate as E
     from genlab.systems.insertion import metrics as M
@@ -129,10 +146,11 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", choices=("tiny", "toy"), default="tiny")
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--pairs", type=int, default=64)
-    ap.add_argument("--sample-steps", type=int, default=20)
-    ap.add_argument("--reader-steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    ap.add_argument("--pairs", type=int, default=200, help="held-out test pairs")
+    ap.add_argument("--val-pairs", type=int, default=200, help="validation pairs on which guidance is chosen")
+    ap.add_argument("--sample-steps", type=int, help="DDIM steps (default: the preset's)")
+    ap.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=tuple(VARIANTS))
     ap.add_argument("--out", default="runs/insertion_bench")
     ap.add_argument("--timing", action="store_true", help="s/image at 256 px vs PaintByExamplePipeline instead")
     ap.add_argument("--full", action="store_true", help="--timing: run 50 and 200 steps instead of extrapolating")
@@ -147,35 +165,55 @@ def main() -> None:
             ap.error("--sd-inpainting needs --clip and --pbe too")
         return timing(args)
     base = {"tiny": C.tiny, "toy": C.toy}[args.preset]()
-    base = replace(base, train=replace(base.train, steps=args.steps))
-    readers = M.load_or_train_readers(M.ReaderConfig(size=base.size, steps=args.reader_steps, pool=1500))
-    variants = {
-        "ours": (base, "same", None, None),
-        "pbe-style": (replace(base, model=replace(base.model, cls_only=True)), "self", None, None),
-        "ours-no-drop": (base, "same", 0.0, 0.0),
-    }
-    rows = {}
-    for name, (cfg, mode, pb, pp) in variants.items():
+    base = replace(base, train=replace(base.train, steps=args.steps or base.train.steps))
+    steps = args.sample_steps or base.sample.steps
+    readers = M.load_or_train_readers(M.ReaderConfig(size=base.size), progress=True)
+    out = Path(args.out)
+    cache_path = out / "scores.json"  # each (variant, split, pairs, guidance) scored once: reruns are cheap,
+    # and variants may be run as separate processes (--variants) and then tabled together
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+
+    def scored(name, pipe, cfg, split, n, scales):
+        key = f"{name}|{split}|{n}|{steps}|{scales[0]}|{scales[1]}"
+        if key not in cache:
+            seed = E.VALIDATION_SEED if split == "val" else E.EVAL_SEED
+            cache[key] = E.evaluate(pipe, cfg, readers, n_pairs=n, pair_seed=seed, hits=True, methods=("insertion",),
+                                    settings=replace(cfg.sample, steps=steps, scale_scene=scales[0],
+                                                     scale_person=scales[1]))
+            on_disk = json.loads(cache_path.read_text()) if cache_path.is_file() else {}  # other --variants runs
+            atomic_write_text(cache_path, json.dumps({**on_disk, key: cache[key]}))
+        return cache[key]
+
+    rows, chosen = {}, {}
+    for name in args.variants:
+        mode, cls_only, dropout = VARIANTS[name]
+        cfg = replace(base, model=replace(base.model, cls_only=cls_only))
         t0 = time.time()
-        pool = T.build_pool(cfg, mode=mode)
-        model, ae, _ = T.train(cfg, out_dir=f"{args.out}/{name}", progress=True, p_both=pb, p_person=pp, pool=pool)
-        settings = replace(cfg.sample, steps=args.sample_steps)
-        if pb == 0.0:
-            settings = replace(settings, scale_scene=1.0, scale_person=1.0)
-        rep = E.evaluate(InsertionPipeline(model, ae, cfg.ref_size), cfg, readers, n_pairs=args.pairs,
-                         settings=settings, methods=("insertion",))
-        rows[name] = {**rep["insertion"], "seconds": round(time.time() - t0)}
+        drop = {} if dropout else {"p_both": 0.0, "p_person": 0.0}
+        model, ae, _ = T.train(cfg, out_dir=out / name, progress=True, mode=mode, **drop)
+        pipe = InsertionPipeline(model, ae, cfg.ref_size)
+        grid = GUIDANCE if dropout else ((1.0, 1.0),)  # no unconditional model to guide with
+        val = {g: scored(name, pipe, cfg, "val", args.val_pairs, g)["insertion"]["affordance"] for g in grid}
+        chosen[name] = max(grid, key=lambda g: (val[g], -sum(g)))  # ties: the weaker guidance
+        rep = scored(name, pipe, cfg, "test", args.pairs, chosen[name])
+        rows[name] = {**rep["insertion"], "seconds": round(time.time() - t0),
+                      "val": {"/".join(f"{x:g}" for x in g): v for g, v in val.items()}}
         rows.setdefault("paste", rep["paste"])
         rows.setdefault("ground truth", rep["ground_truth"])
-    print(f"\ninsertion toy benchmark: {args.preset}, {args.steps} steps each, {args.pairs} held-out pairs, "
-          f"DDIM {args.sample_steps}")
-    print(f"{'method':<14} {'affordance':>10} {'vs ours':>8} {'PCKh@0.5':>9} {'id err':>7} {'FID':>8}")
-    ref = rows["ours"]["affordance"]
+    print(f"\ninsertion toy benchmark: {args.preset}, {base.train.steps} steps each, guidance chosen on "
+          f"{args.val_pairs} validation pairs, {args.pairs} held-out test pairs, DDIM {steps}")
+    print(f"{'method':<14} {'guidance':>10} {'affordance':>13} {'ours - it':>15} {'PCKh@0.5':>9} {'id err':>7} {'FID':>6}")
+    ref = rows.get("ours")
     for name, r in rows.items():
-        ratio = r["affordance"] / ref if ref else float("nan")
-        print(f"{name:<14} {r['affordance']:>10.3f} {ratio:>8.2f} {r.get('pckh@0.5', float('nan')):>9.3f} "
-              f"{r['identity_error']:>7.3f} {r.get('fid_same', float('nan')):>8.2f}")
-    print(json.dumps(rows))
+        n = len(r["hits"])
+        se = (r["affordance"] * (1 - r["affordance"]) / n) ** 0.5
+        diff = "" if ref is None or name == "ours" else "{:+.3f} +- {:.3f}".format(*paired(ref["hits"], r["hits"]))
+        g = "/".join(f"{x:g}" for x in chosen[name]) if name in chosen else ""  # scene/person
+        print(f"{name:<14} {g:>10} {r['affordance']:>7.3f}+-{se:.3f} {diff:>15} {r.get('pckh@0.5', float('nan')):>9.3f} "
+              f"{r['identity_error']:>7.3f} {r.get('fid_same', float('nan')):>6.2f}")
+    print("(+- one standard error; 'ours - it' is paired over the same pairs and noise)")
+    for name in chosen:
+        print(f"validation affordance, {name}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[name]["val"].items()))
 
 
 if __name__ == "__main__":

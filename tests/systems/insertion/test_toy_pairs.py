@@ -40,6 +40,9 @@ def test_ground_truth_targets_score_full_affordance_and_paste_does_not():
     pairs = P.eval_pairs(60, cfg)
     kp = np.asarray([p.meta["keypoints"] for p in pairs])
     assert M.affordance_accuracy(kp, [p.meta for p in pairs]) == 1.0
+    absent = np.arange(60) % 3 == 0  # a sample with no person never counts, whatever the keypoints say
+    hits = M.affordance_hits(kp, [p.meta for p in pairs], present=~absent)
+    assert hits.tolist() == (~absent).tolist()
     # the reference's own pose (from another frame) placed at the target: the metric must tell
     ref_states = [p.meta["ref_state"] for p in pairs]
     states = [p.meta["state"] for p in pairs]
@@ -121,3 +124,7 @@ def test_eval_set_is_fixed_by_seed_and_checksum():
     a, b = P.eval_pairs(8, cfg), P.eval_pairs(8, cfg)
     assert P.checksum(a) == P.checksum(b)
     assert all(p.meta["mask_kind"] == "box" and p.meta["dilation"] == cfg.px(10) for p in a)
+    # guidance is chosen on a second held-out set: other clips, never the test pairs
+    from genlab.systems.insertion.evaluate import VALIDATION_SEED
+
+    assert P.checksum(P.eval_pairs(8, cfg, seed=VALIDATION_SEED)) != P.checksum(a)

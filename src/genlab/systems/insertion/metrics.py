@@ -112,14 +112,20 @@ def affordance_ok(kp: np.ndarray, meta: dict, tol: float = 0.1) -> bool:
     return bool(feet_ok and standing)
 
 
-def affordance_accuracy(kps: np.ndarray, metas: list[dict], tol: float = 0.1,
-                        present: np.ndarray | None = None) -> float:
-    """Fraction of samples whose pose fits the scene; with `present`, a sample with no person
-    (per the classifier) never counts, whatever keypoints the regressor read off it."""
-    ok = np.array([affordance_ok(k, m, tol) for k, m in zip(kps, metas)])
+def affordance_hits(kps: np.ndarray, metas: list[dict], tol: float = 0.1,
+                    present: np.ndarray | None = None) -> np.ndarray:
+    """(N,) bool: the sample's pose fits the scene; with `present`, a sample with no person (per the
+    classifier) never counts, whatever keypoints the regressor read off it."""
+    ok = np.array([affordance_ok(k, m, tol) for k, m in zip(kps, metas)], bool)
     if present is not None:
         ok &= np.asarray(present, bool)
-    return float(ok.mean())
+    return ok
+
+
+def affordance_accuracy(kps: np.ndarray, metas: list[dict], tol: float = 0.1,
+                        present: np.ndarray | None = None) -> float:
+    """Fraction of samples whose pose fits the scene (see affordance_hits)."""
+    return float(affordance_hits(kps, metas, tol, present).mean())
 
 
 @torch.no_grad()

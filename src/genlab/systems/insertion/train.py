@@ -148,8 +148,9 @@ def make_loss_fn(cfg: InsertionConfig, z_null: torch.Tensor, p_both: float | Non
 
 def train(cfg: InsertionConfig, out_dir: str | Path | None = None, progress: bool = True,
           p_both: float | None = None, p_person: float | None = None, pool: dict | None = None,
-          ae=None, on_log=None):
-    """Train the insertion model; returns (EMA model, autoencoder, history). Resumes from out_dir."""
+          ae=None, on_log=None, mode: str = "same"):
+    """Train the insertion model; returns (EMA model, autoencoder, history). Resumes from out_dir.
+    mode='self' trains on Paint-by-Example's same-image pairs (the peer benchmark's variant)."""
     torch.manual_seed(cfg.train.seed)
     if out_dir is not None and (Path(out_dir) / "config.json").is_file():
         old = json.loads((Path(out_dir) / "config.json").read_text()).get("model")
@@ -158,7 +159,7 @@ def train(cfg: InsertionConfig, out_dir: str | Path | None = None, progress: boo
                               "config, or choose another --out")
     if ae is None:
         ae = make_autoencoder(cfg, None if pool is None else pool["target"][:1024], progress=progress)
-    data = training_data(cfg, ae, progress=progress) if pool is None else encode_pool(pool, ae)
+    data = training_data(cfg, ae, progress=progress, mode=mode) if pool is None else encode_pool(pool, ae)
     with torch.no_grad():
         grey, _ = null_scene_pixels(torch.zeros(1, 3, cfg.size, cfg.size))
         z_null = ae.encode(grey)
