@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from genlab.core.train import TrainConfig, Trainer, init_distributed
+from genlab.core.train import TrainConfig, Trainer, init_distributed, shutdown_distributed
 
 
 def run(out: Path, batch: int, steps: int) -> None:
@@ -30,6 +30,7 @@ def run(out: Path, batch: int, steps: int) -> None:
     cfg = TrainConfig(steps=steps, batch_size=batch, lr=1e-2, warmup_steps=2, grad_clip=0.5, log_every=1)
     Trainer(model, loss_fn, (x, y), cfg, out, progress=False).fit()
     (out / f"rank{info.rank}.json").write_text(json.dumps(seen))
+    shutdown_distributed()
 
 
 if __name__ == "__main__":

@@ -44,13 +44,20 @@ from genlab.core.train.checkpoint import (
     save_checkpoint,
     save_weights,
 )
-from genlab.core.train.distributed import DistInfo, all_reduce_mean, barrier, dist_info, init_distributed
+from genlab.core.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    dist_info,
+    init_distributed,
+    shutdown_distributed,
+)
 from genlab.core.train.ema import EMA
 from genlab.core.train.loop import StepContext, TrainConfig, Trainer, TrainResult, default_optimizer, train
 
 __all__ = [
     "EMA", "DistInfo", "StepContext", "TrainConfig", "TrainResult", "Trainer", "all_reduce_mean", "barrier",
-    "config_from_dict", "config_to_dict", "default_optimizer", "dist_info", "init_distributed",
+    "config_from_dict", "config_to_dict", "default_optimizer", "dist_info", "init_distributed", "shutdown_distributed",
     "latest_checkpoint", "list_checkpoints", "load_checkpoint", "load_weights", "read_safetensors_folder",
     "save_checkpoint", "save_weights", "train",
 ]

@@ -35,6 +35,14 @@ def init_distributed(device: str | torch.device = "cpu") -> DistInfo:
     return dist_info()
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group (after a barrier) if one was joined. Exiting with a live gloo group can
+    abort a rank at interpreter teardown ("terminate called without an active exception")."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def dist_info() -> DistInfo:
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))

@@ -127,7 +127,7 @@ def save_loss_curve(history: list[dict], path) -> object:
 def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from genlab.core.train import init_distributed
+    from genlab.core.train import init_distributed, shutdown_distributed
     from genlab.systems.t2i import config as C
     from genlab.systems.t2i.data import load_digits
     from genlab.systems.t2i.train import train_t2i
@@ -146,7 +146,10 @@ def run_train(args: argparse.Namespace) -> int:
                           "the embedded digits (use train_t2i from Python for other data)")
     info = init_distributed("cpu")
     images, _, captions = load_digits()
-    run = train_t2i(cfg, images, captions, args.out, progress=not args.no_progress)
+    try:
+        run = train_t2i(cfg, images, captions, args.out, progress=not args.no_progress)
+    finally:
+        shutdown_distributed()
     if info.is_main:
         print(f"trained {cfg.train.steps} steps; final loss {run.history[-1]['loss']:.4f}; weights in {args.out}")
     return 0
