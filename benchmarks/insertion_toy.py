@@ -9,10 +9,13 @@ only. We train three models at an equal budget (same steps, batch, architecture,
   ours-no-drop   as ours, without condition dropout (guidance then has no unconditional model;
                  sampled at scale 1)
 
-and report affordance (the paper's claim: re-posing to fit the scene), PCKh@0.5, identity colour
-error and FID on the same fixed held-out pairs, with the paste baseline and ground truth measured in
-the same run. Usage: `python benchmarks/insertion_toy.py --steps 600 --pairs 64` (CPU; minutes to
-hours depending on the budget).
+Guidance belongs to each guided method, so it is chosen per variant on validation pairs (clips no
+training stream or test pair uses) and only the chosen setting is scored on the held-out test pairs:
+affordance (the paper's claim: re-posing to fit the scene) with standard errors and the paired
+difference ours - variant (same pairs, same noise), PCKh@0.5, identity colour error and FID, with the
+paste baseline and ground truth on the same pairs. Usage: `python benchmarks/insertion_toy.py --preset
+toy --pairs 1000` (the acceptance budget: ~40 CPU min of training per variant, then scoring; `--steps`
+and the `tiny` preset for quicker curves). Scores are cached in OUT/scores.json.
 
 `--timing`: s/image at 256 px, 50 and 200 DDIM steps, ours (the paper's single scale: 2 forwards a
 step; two scales: 3) against diffusers' PaintByExamplePipeline (guidance 5, DDIM: 2 forwards a step),
