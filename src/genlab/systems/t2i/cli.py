@@ -146,10 +146,8 @@ def run_train(args: argparse.Namespace) -> int:
                           "the embedded digits (use train_t2i from Python for other data)")
     info = init_distributed("cpu")
     images, _, captions = load_digits()
-    try:
-        run = train_t2i(cfg, images, captions, args.out, progress=not args.no_progress)
-    finally:
-        shutdown_distributed()
+    run = train_t2i(cfg, images, captions, args.out, progress=not args.no_progress)
+    shutdown_distributed()  # not on error: its barrier would hang this rank instead of letting torchrun stop all
     if info.is_main:
         print(f"trained {cfg.train.steps} steps; final loss {run.history[-1]['loss']:.4f}; weights in {args.out}")
     return 0
