@@ -77,9 +77,9 @@ def _planted_pause(T=20):
 def test_pause_inside_an_instance_cannot_split_it_without_repeats():
     scores, durations = _planted_pause()
     # Repeats allowed: the pause splits c0 into two instances (one more switch penalty, cheaper than bridging).
-    res = segmental_viterbi(scores, durations, free_graph(2, idle_label=2, switch_penalty=0.5, min_count=2))
-    firsts = [u.label for u in res.units if free_graph(2, 2, min_count=2).is_first[u.state]]
-    assert firsts == [0, 0, 1]
+    graph = free_graph(2, idle_label=2, switch_penalty=0.5, min_count=2)
+    res = segmental_viterbi(scores, durations, graph)
+    assert [u.label for u in res.units if graph.is_first[u.state]] == [0, 0, 1]
     # No repeats: c0 -> idle -> c0 is not a path; c0 is one instance, the pause bridged.
     graph = free_graph(2, idle_label=2, switch_penalty=0.5, min_count=2, repeats=False)
     res = segmental_viterbi(scores, durations, graph)
@@ -94,9 +94,18 @@ def test_pause_inside_an_instance_cannot_split_it_without_repeats():
     assert res.log_likelihood == pytest.approx(-1.5)
 
 
-def test_model_describe_uses_the_repeat_setting(small_model, small_val):
+def test_model_describe_uses_the_repeat_setting(small_model, small_val, monkeypatch):
     from dataclasses import replace
 
+    from genlab.systems.motion.concepts import model as model_module
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("repeats"))
+        return free_graph(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "free_graph", spy)
     model, _, _ = small_model
     kp = small_val[0].keypoints
     for rep in (True, False):
@@ -104,6 +113,7 @@ def test_model_describe_uses_the_repeat_setting(small_model, small_val):
         d = m.describe(kp)
         if not rep:
             assert all(a.concept != b.concept for a, b in itertools.pairwise(d.actions))
+    assert seen == [True, False]  # the setting reaches the decoding graph
 
 
 def test_minimum_length_error():
