@@ -190,38 +190,38 @@ def _cell(d) -> str:
     return "-" if d is None else f"{d['NormED']:.3f}/{d['mAP@0.5']:.3f}"
 
 
-def print_tables(rows) -> None:
-    print("Description: NormED / mAP@0.5 (count MAE for ours); ratio = ours NormED / peer NormED")
-    head = (f"{'k':>3} {'lists':>5} | {'ours':>19} | {'DTW':>11} | {'CTC (lists)':>11} | {'MS-TCN (frames)':>15} | "
-            f"{'ratio DTW/CTC/TCN':>17} | fit s  budget s  steps")
+def _described(d) -> str:
+    """NormED / mAP@0.5 / count MAE."""
+    return f"{d['NormED']:.3f} / {d['mAP@0.5']:.3f} / {d['count_MAE']:.2f}"
+
+
+def _header(title: str, head: str) -> None:
+    print(title)
     print(head)
     print("-" * len(head))
+
+
+def print_tables(rows) -> None:
+    _header("Description: NormED / mAP@0.5 (count MAE for ours); ratio = ours NormED / peer NormED",
+            f"{'k':>3} {'lists':>5} | {'ours':>19} | {'DTW':>11} | {'CTC (lists)':>11} | {'MS-TCN (frames)':>15} | "
+            f"{'ratio DTW/CTC/TCN':>17} | fit s  budget s  steps")
     for r in rows:
         o, d, c, t = r["ours"], r.get("dtw"), r["ctc"], r["tcn"]
         rd = "-" if d is None else _ratio(o["NormED"], d["NormED"])
-        print(f"{r['k']:>3} {r['lists']:>5} | {o['NormED']:.3f} / {o['mAP@0.5']:.3f} / {o['count_MAE']:.2f} | "
-              f"{_cell(d):>11} | {_cell(c)} | {_cell(t):>15} | "
+        print(f"{r['k']:>3} {r['lists']:>5} | {_described(o)} | {_cell(d):>11} | {_cell(c)} | {_cell(t):>15} | "
               f"{rd:>5} {_ratio(o['NormED'], c['NormED']):>5} "
               f"{_ratio(o['NormED'], t['NormED']):>5} | {r['fit_s']:>5.1f} {r['budget']:>8.1f}  {r['steps']}")
     if any(len(r["sweep"]) > 1 for r in rows):
-        print("\nBudget sweep: peers trained for m x ours' fit time; NormED / mAP@0.5 / count MAE")
-        head = (f"{'k':>3} {'lists':>5} {'m':>4} {'B s':>6} | {'ours':>19} | {'CTC (lists)':>19} | "
+        _header("\nBudget sweep: peers trained for m x ours' fit time; NormED / mAP@0.5 / count MAE",
+                f"{'k':>3} {'lists':>5} {'m':>4} {'B s':>6} | {'ours':>19} | {'CTC (lists)':>19} | "
                 f"{'MS-TCN (frames)':>19} | steps CTC / TCN")
-        print(head)
-        print("-" * len(head))
         for r in rows:
-            o = r["ours"]
             for e in r["sweep"]:
-                c, t = e["ctc"], e["tcn"]
-                print(f"{r['k']:>3} {r['lists']:>5} {e['m']:>4.0f} {e['budget']:>6.1f} | "
-                      f"{o['NormED']:.3f} / {o['mAP@0.5']:.3f} / {o['count_MAE']:.2f} | "
-                      f"{c['NormED']:.3f} / {c['mAP@0.5']:.3f} / {c['count_MAE']:.2f} | "
-                      f"{t['NormED']:.3f} / {t['mAP@0.5']:.3f} / {t['count_MAE']:.2f} | {e['steps']}")
+                print(f"{r['k']:>3} {r['lists']:>5} {e['m']:>4.0f} {e['budget']:>6.1f} | {_described(r['ours'])} | "
+                      f"{_described(e['ctc'])} | {_described(e['tcn'])} | {e['steps']}")
     if "syn_ours" in rows[0]:
-        print("\nSynthesis: KD (body heights) / FID / classified as requested; ratio = ours / ACTOR")
-        head = f"{'k':>3} {'lists':>5} | {'ours':>21} | {'ACTOR-style VAE':>21} | {'ratio KD / FID':>14}"
-        print(head)
-        print("-" * len(head))
+        _header("\nSynthesis: KD (body heights) / FID / classified as requested; ratio = ours / ACTOR",
+                f"{'k':>3} {'lists':>5} | {'ours':>21} | {'ACTOR-style VAE':>21} | {'ratio KD / FID':>14}")
         for r in rows:
             o, v = r["syn_ours"], r["syn_vae"]
             print(f"{r['k']:>3} {r['lists']:>5} | {o['KD']:.3f} / {o['FID']:6.1f} / {o['classified']:.2f} | "
