@@ -31,3 +31,24 @@ def run_genlab(*args: str, cwd: Path | None = None, timeout: float = 600, env: d
         [sys.executable, "-m", "genlab", *args],
         cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def run_cli_inprocess(argv: list[str], capsys) -> tuple[int, str, str]:
+    """`genlab.cli.main(argv)` in this process: (exit code, stdout, stderr). argparse's own exits count."""
+    from genlab.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_user_error(code: int, err: str, *needles: str) -> None:
+    """A user error: exit code 2 and one stderr line (no traceback) that names each of `needles`."""
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert code == 2, (code, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])

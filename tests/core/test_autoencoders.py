@@ -54,5 +54,6 @@ def test_small_ae_trains_caches_and_reloads(tmp_path):
     t0 = time.perf_counter()
     again = small.train_or_load(cfg, images, cache_dir=tmp_path)
     assert time.perf_counter() - t0 < 2.0  # cached: loaded, not retrained
+    assert again.config == model.config  # the config read back from JSON equals the trained one
     with torch.no_grad():
         torch.testing.assert_close(again.decode(again.encode(images)), rec)

@@ -56,16 +56,18 @@ def test_mnist_loader():
 
 
 @pytest.fixture(scope="module")
-def quick_classifier():
-    model, record = C.train_or_load(C.quick())
-    return model, record
+def quick_classifier(tmp_path_factory):
+    """Trained into an empty cache, so the first call is the one a fresh machine makes."""
+    cache = tmp_path_factory.mktemp("classifiers")
+    model, record = C.train_or_load(C.quick(), cache_dir=cache)
+    return model, record, cache
 
 
 def test_classifier_is_cached_and_deterministic(quick_classifier, tmp_path):
-    model, record = quick_classifier
+    model, record, cache = quick_classifier
     assert record["test_accuracy"] > 0.9  # the quick version; the real one is checked in the slow tier
-    again, record2 = C.train_or_load(C.quick())
-    assert record2 == record
+    again, record2 = C.train_or_load(C.quick(), cache_dir=cache)
+    assert record2 == record  # the fresh record equals the one read back from JSON (tuples as lists)
     for (k, v), (_, w) in zip(model.state_dict().items(), again.state_dict().items()):
         assert np.array_equal(v.numpy(), w.numpy()), k
 
@@ -73,7 +75,7 @@ def test_classifier_is_cached_and_deterministic(quick_classifier, tmp_path):
 def test_frechet_distance_rises_with_blur_on_real_mnist(quick_classifier):
     from genlab.core.data.mnist import load_mnist
 
-    model, _ = quick_classifier
+    model, _, _ = quick_classifier
     test = load_mnist("test")
     ref = GaussianStats.of(C.batched(model.features, C.to_input(test.images[:2000])).numpy())
     imgs = test.images[2000:4000].astype(np.float32) / 255.0

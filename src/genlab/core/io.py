@@ -1,4 +1,4 @@
-"""Atomic file output: nothing half-written ever carries its final name."""
+"""Where files go: the one cache folder, and atomic output (nothing half-written carries its final name)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,31 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from genlab.errors import GenlabError
+
+
+def cache_dir(name: str) -> Path:
+    """`$GENLAB_CACHE/name` (default `~/.cache/genlab/name`), created; the only place caches go.
+
+    A relative `$GENLAB_CACHE` is resolved against the working directory; one that cannot be
+    created or written is a `GenlabError` naming it.
+    """
+    root = Path(os.environ.get("GENLAB_CACHE") or Path.home() / ".cache" / "genlab").expanduser().resolve()
+    path = root / name
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GenlabError(f"cache folder {path} (from $GENLAB_CACHE) cannot be created: {err.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise GenlabError(f"cache folder {path} (from $GENLAB_CACHE) is not writable; set GENLAB_CACHE to a writable folder")
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -21,6 +46,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the permissions open() would give
     try:
         yield tmp
         os.replace(tmp, path)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.core.io import atomic_path, atomic_write_text
+from genlab.core.io import cache_dir as shared_cache_dir
 from genlab.errors import GenlabError
 
 
@@ -165,7 +166,7 @@ def _key(config: SmallAEConfig, images: torch.Tensor) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("GENLAB_CACHE", Path.home() / ".cache" / "genlab")) / "autoencoders"
+    return shared_cache_dir("autoencoders")
 
 
 def save(model: SmallAE, path: str | os.PathLike) -> None:

