@@ -1,4 +1,4 @@
-"""Demo quality (issue 2 acceptance): a classifier trained here on real digits (>= 95 % held out)
+"""Demo quality: a classifier trained here on real digits (>= 95 % held out)
 labels the demo model's samples as the digit asked for, and the samples are not copies.
 
 The classifier's test split is fixed (sklearn's digit order: first 1200 train, rest held out).
