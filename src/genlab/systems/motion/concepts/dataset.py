@@ -209,7 +209,7 @@ def load_sequence(path: str | Path) -> tuple[np.ndarray, Description | None, lis
         with np.load(path, allow_pickle=False) as z:
             kp = z["keypoints"]
             meta = json.loads(str(z["meta"])) if "meta" in z else {}
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError) as err:
         raise GenlabError(f"{path}: not a concepts sequence file (.npz with 'keypoints'): {err}") from None
     kp = check_keypoints(kp, str(path))
     desc = Description.from_dict(meta["description"], str(path)) if meta.get("description") else None
