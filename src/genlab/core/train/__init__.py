@@ -24,7 +24,11 @@ API (everything importable from `genlab.core.train`):
   `init_distributed(device)` before building the Trainer; the model is wrapped in DDP (gloo on
   CPU, nccl on CUDA), each rank takes a disjoint block of the global batch, rank 0 writes files.
   The model is always saved unwrapped, so an FSDP wrapper can slot into the same place.
-* Warm-up: linear over `warmup_steps`; clipping: global norm `grad_clip`; mixed precision:
+* FSDP2: `TrainConfig(parallel="fsdp")` under torchrun shards every block of each nn.ModuleList and the
+  root with `torch.distributed.fsdp.fully_shard` (gloo on CPU works); checkpoints hold full tensors.
+* `grad_accum=k` splits each step's batch into k micro-batches (same draws, same maths, less memory);
+  `sampler=BucketSampler(bucket_of_each_sample)` keeps every global batch inside one bucket.
+* Warm-up: linear over `warmup_steps`, then `schedule` constant / cosine / linear; clipping: global norm `grad_clip`; mixed precision:
   `precision="bf16"` (autocast, CPU or CUDA) or `"fp16"` (CUDA + GradScaler).
 * `EMA(model, decay)`: `.update(model)`, `.model` is the averaged copy.
 * Weights for pipelines: `save_weights(path, state_dict, config)` -> `path` + `path.json`;
@@ -53,10 +57,21 @@ from genlab.core.train.distributed import (
     shutdown_distributed,
 )
 from genlab.core.train.ema import EMA
-from genlab.core.train.loop import StepContext, TrainConfig, Trainer, TrainResult, default_optimizer, train
+from genlab.core.train.loop import (
+    BucketSampler,
+    StepContext,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    default_optimizer,
+    local_state_bytes,
+    lr_at,
+    shard_model,
+    train,
+)
 
 __all__ = [
-    "EMA", "DistInfo", "StepContext", "TrainConfig", "TrainResult", "Trainer", "all_reduce_mean", "barrier",
+    "EMA", "BucketSampler", "DistInfo", "local_state_bytes", "lr_at", "shard_model", "StepContext", "TrainConfig", "TrainResult", "Trainer", "all_reduce_mean", "barrier",
     "config_from_dict", "config_to_dict", "default_optimizer", "dist_info", "init_distributed", "shutdown_distributed",
     "latest_checkpoint", "list_checkpoints", "load_checkpoint", "load_weights", "read_safetensors_folder",
     "save_checkpoint", "save_weights", "train",

@@ -37,7 +37,8 @@ class EMA:
         self.num_updates += 1
         src = unwrap_model(model)
         ema_params = [p for p in self.model.parameters()]
-        params = [p.detach() for p in src.parameters()]
+        # FSDP2 parameters are DTensor shards; the EMA copy is whole, so gather them (a collective)
+        params = [p.full_tensor() if hasattr(p, "full_tensor") else p.detach() for p in src.parameters()]
         floats = [(e, p) for e, p in zip(ema_params, params) if e.is_floating_point()]
         if floats:
             # lerp: e + (1 - decay) (p - e) == decay e + (1 - decay) p, in one fused kernel.

@@ -19,7 +19,9 @@ Determinism contract
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,6 +46,8 @@ from genlab.core.train.ema import EMA, unwrap_model
 from genlab.errors import GenlabError
 
 Precision = Literal["fp32", "bf16", "fp16"]
+Schedule = Literal["constant", "cosine", "linear"]
+Parallel = Literal["ddp", "fsdp"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class TrainConfig:
     eps: float = 1e-8  # SD3 high-resolution runs use 1e-15
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear warm-up of the learning rate
+    schedule: Schedule = "constant"  # after warm-up: constant, cosine or linear decay to min_lr_ratio * lr
+    min_lr_ratio: float = 0.0
+    grad_accum: int = 1  # micro-batches per step: batch_size is split, the step's maths is unchanged
+    parallel: Parallel = "ddp"  # under torchrun: DDP (replicated) or FSDP2 (fully_shard, sharded params + state)
     grad_clip: float | None = 1.0  # max global grad norm; None = off
     ema_decay: float = 0.999
     ema_warmup: bool = True
@@ -69,6 +77,26 @@ class TrainConfig:
             raise GenlabError(f"TrainConfig: steps >= 0 and batch_size >= 1 expected, got {self.steps}, {self.batch_size}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise GenlabError(f"TrainConfig.precision: expected fp32, bf16 or fp16, got {self.precision!r}")
+        if self.schedule not in ("constant", "cosine", "linear"):
+            raise GenlabError(f"TrainConfig.schedule: expected constant, cosine or linear, got {self.schedule!r}")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise GenlabError(f"TrainConfig.parallel: expected ddp or fsdp, got {self.parallel!r}")
+        if self.grad_accum < 1 or self.batch_size % self.grad_accum:
+            raise GenlabError(f"TrainConfig.grad_accum: expected >= 1 and dividing batch_size {self.batch_size}, "
+                              f"got {self.grad_accum}")
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate of `step` (0-based): linear warm-up over warmup_steps, then the schedule's decay from
+    lr to min_lr_ratio * lr at the last step."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    span = max(1, cfg.steps - cfg.warmup_steps - 1)
+    frac = min(1.0, max(0.0, (step - cfg.warmup_steps) / span))
+    decay = 0.5 * (1 + math.cos(math.pi * frac)) if cfg.schedule == "cosine" else 1.0 - frac
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay)
 
 
 def _mix(*ints: int) -> int:
@@ -84,15 +112,18 @@ class StepContext:
     """What `loss_fn` gets besides model and batch: the step, this rank's place, noise helpers."""
 
     def __init__(self, step: int, seed: int, info: DistInfo, local_batch: int, device: torch.device,
-                 module: nn.Module, indices: torch.Tensor):
+                 module: nn.Module, indices: torch.Tensor, offset: int = 0, rows: int | None = None):
         self.step, self.info, self.local_batch, self.device = step, info, local_batch, device
+        # a micro-batch (gradient accumulation) takes rows [offset, offset + rows) of this rank's block,
+        # from the same global draws, so accumulation does not change the noise either
+        self.offset, self.rows = offset, local_batch if rows is None else rows
         self.module = module  # the unwrapped model (for attributes; call `model(...)` for forward)
         self.indices = indices  # dataset indices of this rank's samples
         self.generator = torch.Generator().manual_seed(_mix(seed, step, 7))
 
     def _rows(self, full: torch.Tensor) -> torch.Tensor:
-        r, b = self.info.rank, self.local_batch
-        return full[r * b:(r + 1) * b].to(self.device)
+        start = self.info.rank * self.local_batch + self.offset
+        return full[start:start + self.rows].to(self.device)
 
     def randn(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """(local_batch, *shape) standard normals, independent of the number of processes."""
@@ -139,19 +170,24 @@ class Trainer:
                  device: str | torch.device = "cpu", progress: bool = True,
                  optimizer_fn: Callable[[nn.Module, TrainConfig], torch.optim.Optimizer] | None = None,
                  on_log: Callable[[dict[str, float]], None] | None = None,
-                 on_checkpoint: Callable[[int, Path], None] | None = None):
+                 on_checkpoint: Callable[[int, Path], None] | None = None,
+                 on_step: Callable[[int, Trainer], None] | None = None, sampler: Any = None):
         self.cfg, self.loss_fn, self.data = cfg, loss_fn, data
         self.device = torch.device(device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.config, self.progress = config, progress
-        self.on_log, self.on_checkpoint = on_log, on_checkpoint
+        self.on_log, self.on_checkpoint, self.on_step = on_log, on_checkpoint, on_step
+        self.sampler = sampler  # None: shuffled epochs; else .global_indices(step, global_batch) (e.g. BucketSampler)
         self.info = dist_info()
         self.model = model.to(self.device)
         self.n = _data_len(data)
         if self.n == 0:
             raise GenlabError("training data is empty")
+        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)  # before sharding: the EMA is a whole copy
+        self.sharded = self.info.world_size > 1 and cfg.parallel == "fsdp"
+        if self.sharded:
+            shard_model(self.model)
         self.optimizer = (optimizer_fn or default_optimizer)(self.model, cfg)
-        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise GenlabError("TrainConfig.precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
@@ -166,12 +202,25 @@ class Trainer:
         return self.out_dir / "checkpoints" if self.out_dir is not None else None
 
     def state(self) -> dict[str, Any]:
+        """The whole training state (under FSDP a collective: every rank must call it; full tensors)."""
+        if self.sharded:
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                get_model_state_dict,
+                get_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True)
+            model_state = get_model_state_dict(self.model, options=opts)
+            optim_state = get_optimizer_state_dict(self.model, self.optimizer, options=opts)
+        else:
+            model_state, optim_state = unwrap_model(self.model).state_dict(), self.optimizer.state_dict()
         return {
             "step": self.step,
-            "model": unwrap_model(self.model).state_dict(),
+            "model": model_state,
             "ema": self.ema.state_dict(),
             "ema_updates": self.ema.num_updates,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optim_state,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "history": self.history,
             "running": [float(self._running), self._count],
@@ -180,9 +229,20 @@ class Trainer:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        unwrap_model(self.model).load_state_dict(state["model"])
+        if self.sharded:  # every rank reads the full state and keeps its shard
+            from torch.distributed.checkpoint.state_dict import (
+                StateDictOptions,
+                set_model_state_dict,
+                set_optimizer_state_dict,
+            )
+
+            opts = StateDictOptions(full_state_dict=True)
+            set_model_state_dict(self.model, state["model"], options=opts)
+            set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"], options=opts)
+        else:
+            unwrap_model(self.model).load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.ema.load_state_dict(state["ema"], state["ema_updates"])
-        self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
@@ -194,8 +254,9 @@ class Trainer:
         if self.ckpt_dir is None:
             return None
         path = self.ckpt_dir / checkpoint_name(self.step)
+        state = self.state() if self.info.is_main or self.sharded else None
         if self.info.is_main:
-            save_checkpoint(path, self.state())
+            save_checkpoint(path, state)
             for _, old in list_checkpoints(self.ckpt_dir)[:-max(1, self.cfg.keep_checkpoints)]:
                 old.unlink(missing_ok=True)
         barrier()
@@ -226,6 +287,8 @@ class Trainer:
     def global_indices(self, step: int) -> torch.Tensor:
         """Dataset indices of the whole global batch of `step` (all ranks, rank-major)."""
         g = self.cfg.batch_size * self.info.world_size
+        if self.sampler is not None:
+            return self.sampler.global_indices(step, g)
         pos = torch.arange(step * g, (step + 1) * g)
         epochs, offsets = pos // self.n, pos % self.n
         return torch.stack([_permutation(self.n, self.cfg.seed, int(e))[int(o)] for e, o in zip(epochs, offsets)])
@@ -236,9 +299,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def lr_at(self, step: int) -> float:
-        if self.cfg.warmup_steps > 0:
-            return self.cfg.lr * min(1.0, (step + 1) / self.cfg.warmup_steps)
-        return self.cfg.lr
+        return lr_at(self.cfg, step)
 
     def fit(self, resume: bool = True) -> TrainResult:
         cfg = self.cfg
@@ -249,7 +310,7 @@ class Trainer:
                 {"model": config_to_dict(self.config), "train": config_to_dict(cfg)}, indent=2) + "\n")
         module = unwrap_model(self.model)
         model = self.model
-        if self.info.world_size > 1 and not isinstance(model, nn.parallel.DistributedDataParallel):
+        if self.info.world_size > 1 and not self.sharded and not isinstance(model, nn.parallel.DistributedDataParallel):
             model = nn.parallel.DistributedDataParallel(
                 module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         model.train()
@@ -260,19 +321,31 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(step)
             idx = self.local_indices(step)
-            batch = _to_device(_fetch(self.data, idx), self.device)
-            ctx = StepContext(step, cfg.seed, self.info, cfg.batch_size, self.device, module, idx)
             torch.manual_seed(_mix(cfg.seed, step, self.info.rank, 11))  # for any randomness inside the model
-            with self._autocast():
-                out = self.loss_fn(model, batch, ctx)
-            loss, logs = (out if isinstance(out, tuple) else (out, {}))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step}")
+            micro = cfg.batch_size // cfg.grad_accum
+            for m in range(cfg.grad_accum):
+                sub = idx[m * micro:(m + 1) * micro]
+                batch = _to_device(_fetch(self.data, sub), self.device)
+                ctx = StepContext(step, cfg.seed, self.info, cfg.batch_size, self.device, module, sub, m * micro, micro)
+                last = m == cfg.grad_accum - 1
+                with self._grad_sync(model, last):
+                    with self._autocast():
+                        out = self.loss_fn(model, batch, ctx)
+                    part, part_logs = (out if isinstance(out, tuple) else (out, {}))
+                    if not torch.isfinite(part):
+                        raise FloatingPointError(f"loss is {part.item()} at step {step}")
+                    if cfg.grad_accum > 1:  # the mean over the step's batch, as without accumulation
+                        part = part / cfg.grad_accum
+                    if self.scaler is not None:
+                        self.scaler.scale(part).backward()
+                    else:
+                        part.backward()
+                loss = part.detach() if m == 0 else loss + part.detach()
+                logs = part_logs if m == 0 else {k: logs.get(k, 0.0) + v for k, v in part_logs.items()}
+            if cfg.grad_accum > 1:
+                logs = {k: v / cfg.grad_accum for k, v in logs.items()}
             if self.scaler is not None:
-                self.scaler.scale(loss).backward()
                 self.scaler.unscale_(self.optimizer)
-            else:
-                loss.backward()
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
             if self.scaler is not None:
@@ -286,6 +359,8 @@ class Trainer:
             self._running += loss.detach().float().cpu()
             self._count += 1
             bar.update(1)
+            if self.on_step is not None and self.info.is_main:
+                self.on_step(self.step, self)
             if self.step % max(1, cfg.log_every) == 0 or self.step == cfg.steps:
                 record = {"step": self.step, "loss": float(all_reduce_mean(self._running / self._count)), "lr": self.lr_at(step)}
                 record.update({k: float(v) for k, v in logs.items()})
@@ -299,14 +374,88 @@ class Trainer:
         bar.close()
         if self.last_checkpoint is None or self.last_checkpoint.name != checkpoint_name(self.step):
             self.save()
+        if self.sharded:  # hand back an ordinary module holding the full weights (the EMA copy has its shape)
+            from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+            full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True))
+            module = copy.deepcopy(self.ema.model).requires_grad_(True)
+            module.load_state_dict(full)
         module.eval()
         return TrainResult(module, self.ema, self.step, self.history, self.last_checkpoint)
+
+    def _grad_sync(self, model: nn.Module, sync: bool):
+        """Reduce gradients across ranks only on the last micro-batch of a step."""
+        if self.sharded:
+            model.set_requires_gradient_sync(sync)
+            return contextlib.nullcontext()
+        if not sync and isinstance(model, nn.parallel.DistributedDataParallel):
+            return model.no_sync()
+        return contextlib.nullcontext()
 
     def _autocast(self):
         if self.cfg.precision == "fp32":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
         return torch.autocast(self.device.type, dtype=dtype)
+
+
+def shard_model(model: nn.Module) -> None:
+    """FSDP2 in place: each entry of every nn.ModuleList (the transformer blocks; innermost first) is its own
+    unit, then the root takes what is left; parameters become DTensors sharded along dim 0 over all ranks."""
+    from torch.distributed.fsdp import fully_shard
+
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
+    for module_list in reversed(lists):
+        for block in module_list:
+            if any(p.requires_grad for p in block.parameters()):
+                fully_shard(block)
+    fully_shard(model)
+
+
+def local_state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes this rank holds of parameters and optimizer state (a DTensor counts its local shard)."""
+    def local(t: torch.Tensor) -> torch.Tensor:
+        return t.to_local() if hasattr(t, "to_local") else t
+
+    total = sum(local(p).numel() * p.element_size() for p in model.parameters())
+    for state in optimizer.state.values():
+        total += sum(local(v).numel() * v.element_size() for v in state.values() if isinstance(v, torch.Tensor))
+    return int(total)
+
+
+class BucketSampler:
+    """Global batches drawn from one bucket each (aspect-ratio buckets: one tensor shape per batch).
+
+    Epoch e: every bucket's members shuffled (seeded by (seed, e, bucket)), cut into global batches (a
+    bucket smaller than a batch repeats its members), batches shuffled; step k is batch k of the endless
+    stream of epochs, so the order is a function of the step (same resume / process-count contract)."""
+
+    def __init__(self, buckets: list[int], seed: int = 0):
+        self.seed = seed
+        groups: dict[int, list[int]] = {}
+        for i, b in enumerate(buckets):
+            groups.setdefault(int(b), []).append(i)
+        if not groups:
+            raise GenlabError("training data is empty")
+        self.groups = [torch.tensor(v) for _, v in sorted(groups.items())]
+
+    def _epoch(self, epoch: int, g: int) -> list[torch.Tensor]:
+        batches = []
+        for j, members in enumerate(self.groups):
+            gen = torch.Generator().manual_seed(_mix(self.seed, epoch, j, 5))
+            perm = members[torch.randperm(len(members), generator=gen)]
+            n = max(1, len(perm) // g)
+            perm = perm.repeat(math.ceil(n * g / len(perm)))[:n * g]
+            batches += list(perm.view(n, g))
+        order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(_mix(self.seed, epoch, 13)))
+        return [batches[int(i)] for i in order]
+
+    def global_indices(self, step: int, g: int) -> torch.Tensor:
+        per_epoch = sum(max(1, len(m) // g) for m in self.groups)
+        key = (step // per_epoch, g)
+        if getattr(self, "_memo", (None,))[0] != key:  # one epoch's batches, reused by its steps
+            self._memo = (key, self._epoch(*key))
+        return self._memo[1][step % per_epoch]
 
 
 def default_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -12,6 +12,7 @@ Parameter names follow the reference single-file checkpoints (sd3.5 `mmditx.py`)
 from __future__ import annotations
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from genlab.core.nn.attention import Mlp, QKVProjection, joint_attention
@@ -104,6 +105,9 @@ class MMDiT(nn.Module):
             [JointBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.qk_norm, last=(i == cfg.depth - 1)) for i in range(cfg.depth)]
         )
         self.final_layer = FinalLayer(d, cfg.patch_size, cfg.out_channels)
+        # a training switch, not architecture: recompute each joint block in backward (activations of one
+        # block kept instead of all), same gradients
+        self.gradient_checkpointing = False
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -146,6 +150,9 @@ class MMDiT(nn.Module):
         for i, block in enumerate(self.joint_blocks):
             if i in skip_layers:  # skip-layer guidance (SD3.5)
                 continue
-            c, x = block(c, x, y)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                c, x = torch.utils.checkpoint.checkpoint(block, c, x, y, use_reentrant=False)
+            else:
+                c, x = block(c, x, y)
         x = self.final_layer(x, y)  # (B, N, p*p*C_out)
         return unpatchify(x, gh, gw, self.cfg.patch_size, self.cfg.out_channels)  # (B, C_out, H, W)

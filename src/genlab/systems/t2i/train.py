@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -126,3 +126,98 @@ def validation_loss(model: T2IModel, images: torch.Tensor, captions: list[str], 
         total += per.cpu() * x0.shape[0]
         n += x0.shape[0]
     return float((total / n).mean())
+
+
+# ----------------------------------------------------------------------------- a user's images
+@dataclass
+class DataRun(T2IRun):
+    autoencoder: object = None  # prepare.AutoencoderUser: decode(ema samples) gives images
+    stats: object = None  # prepare.DataStats
+
+
+def fit_config_to_latents(cfg: T2IConfig, channels: int, factor: int, buckets: list[tuple[int, int]]) -> T2IConfig:
+    """The preset's backbone with the autoencoder's channels, the square bucket as the default sample size
+    and a position table large enough for every bucket (the table is centre-cropped per bucket)."""
+    p = cfg.model.patch_size
+    side = max(max(h, w) for h, w in buckets) // factor // p
+    model = replace(cfg.model, in_channels=channels, out_channels=channels,
+                    pos_embed_max_size=max(side, cfg.model.pos_embed_max_size))
+    h, w = buckets[0]
+    return replace(cfg, model=model, image_size=(h // factor, w // factor))
+
+
+def train_on_data(cfg: T2IConfig, data: str | Path, out_dir: str | Path, *, vae: str | Path | None = None,
+                  options=None, validation_prompts: list[str] | None = None, sample_every: int = 0,
+                  gradient_checkpointing: bool = False, device: str | torch.device = "cpu",
+                  progress: bool = True, on_log=None) -> DataRun:
+    """Latent training on a user's captioned images (folder, .jsonl/.csv or WebDataset shards).
+
+    Images go through `vae` (a diffusers AutoencoderKL folder or a genlab autoencoder file) or, when
+    None, genlab's small autoencoder trained on the data first (kept as out_dir/autoencoder.safetensors);
+    latents are cached on disk (`prepare.py`), batches come from one aspect-ratio bucket each.
+    Writes what `train_t2i` writes plus skipped.jsonl, data.json, samples/step_XXXXXX.png and loss.png.
+    """
+    from genlab.core.train import BucketSampler
+    from genlab.systems.t2i.imagedata import read_records
+    from genlab.systems.t2i.prepare import DataOptions, autoencoder_for, prepare
+
+    opts = options or DataOptions()
+    out = Path(out_dir)
+    info = dist_info()
+    records, report = read_records(data, opts.image_column, opts.caption_column, opts.require_captions)
+    ae = autoencoder_for(records, opts, out, vae, progress=progress)
+    ae.module.to(device)
+    prep = prepare(records, ae, opts, out, progress=progress)
+    prep.stats.missing_captions = report.missing_captions
+    cfg = fit_config_to_latents(cfg, prep.latent_channels, prep.factor, prep.bucket_sizes)
+    form = default_formulation(cfg)
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, device)
+    if gradient_checkpointing:
+        if not hasattr(model.backbone, "gradient_checkpointing"):
+            raise GenlabError("--gradient-checkpointing: only the MM-DiT backbone supports it")
+        model.backbone.gradient_checkpointing = True
+    model.set_captions(prep.captions)
+    prompts = list(validation_prompts or prep.captions[:4])
+    if info.is_main:
+        atomic_write_text(out / "data.json", json.dumps({
+            "data": str(data), "autoencoder": ae.label, "encoder_key": ae.key, "images": prep.stats.images,
+            "encoded_this_run": prep.stats.encoded, "skipped": prep.stats.skipped, "too_small": prep.stats.too_small,
+            "missing_captions": report.missing_captions, "buckets": prep.stats.per_bucket}, indent=1) + "\n")
+
+    def on_step(step: int, trainer: Trainer) -> None:
+        if sample_every and (step % sample_every == 0 or step == trainer.cfg.steps):
+            render_samples(trainer.ema.model, ae, prompts, out / "samples" / f"step_{step:06d}.png")
+            write_loss_plot(trainer.history, out / "loss.png")
+
+    trainer = Trainer(model, make_loss_fn(form, cfg, model.text.num_encoders), prep.dataset, cfg.train, out,
+                      config=cfg, device=device, progress=progress, on_log=on_log, on_step=on_step,
+                      sampler=BucketSampler(prep.buckets, cfg.train.seed))
+    result = trainer.fit()
+    ema = result.ema.model
+    ema.set_captions(prep.captions)
+    if info.is_main:
+        save_model(out, result.model, ema, cfg)
+        atomic_write_text(out / "history.json", json.dumps(result.history, indent=1) + "\n")
+        if result.history:
+            write_loss_plot(result.history, out / "loss.png")
+    return DataRun(result.model, ema, result.history, cfg, out, form, ae, prep.stats)
+
+
+@torch.no_grad()
+def render_samples(model: T2IModel, ae, prompts: list[str], path: Path, steps: int = 20, guidance: float = 3.0,
+                   seed: int = 0) -> Path:
+    """One image per validation prompt, decoded by the autoencoder, as one PNG row."""
+    from genlab.systems.t2i.pipeline import generate, save_grid
+
+    z = generate(model, prompts, steps=steps, guidance_scale=guidance, seed=seed)
+    x = ae.decode(z.to(next(ae.module.parameters()).device)).float().cpu()
+    return save_grid(x, path, nrow=len(prompts), upscale=max(1, 64 // max(x.shape[-2:])))
+
+
+def write_loss_plot(history: list[dict], path: Path) -> Path | None:
+    if not history:
+        return None
+    from genlab.systems.t2i.cli import save_loss_curve  # the demo's plot; one way to draw it
+
+    return save_loss_curve(history, path)
