@@ -400,15 +400,20 @@ class Trainer:
 
 
 def shard_model(model: nn.Module) -> None:
-    """FSDP2 in place: each entry of every nn.ModuleList (the transformer blocks; innermost first) is its own
-    unit, then the root takes what is left; parameters become DTensors sharded along dim 0 over all ranks."""
+    """FSDP2 in place: the units `model.fsdp_units()` names (default: each entry of every nn.ModuleList,
+    innermost first) are gathered one at a time around their forward, the root takes what is left;
+    parameters become DTensors sharded along dim 0 over all ranks. A unit must be entered through its
+    forward (a module whose methods are called directly, e.g. a text encoder, stays with the root)."""
     from torch.distributed.fsdp import fully_shard
 
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
-    for module_list in reversed(lists):
-        for block in module_list:
-            if any(p.requires_grad for p in block.parameters()):
-                fully_shard(block)
+    if hasattr(model, "fsdp_units"):
+        units = list(model.fsdp_units())
+    else:
+        lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
+        units = [block for module_list in reversed(lists) for block in module_list]
+    for block in units:
+        if any(p.requires_grad for p in block.parameters()):
+            fully_shard(block)
     fully_shard(model)
 
 

@@ -2,7 +2,8 @@
 
     genlab demo                                  # = genlab t2i demo: digits, sample grid + loss curve PNGs
     genlab t2i train --preset digits --out runs/digits [--steps N] [--text minilm]
-    torchrun --nproc_per_node 2 -m genlab t2i train ...      # data parallel (gloo on CPU)
+    genlab t2i train --data photos/ --preset tiny --out runs/mine   # your captioned images, latent training
+    torchrun --nproc_per_node 2 -m genlab t2i train ... [--parallel fsdp]   # DDP / FSDP2 (gloo on CPU)
     genlab t2i sample --model runs/digits --prompt "a handwritten digit seven" --out seven.png
     genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/
 """
@@ -23,15 +24,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=run_demo)
     register_study(sub)
 
-    train = sub.add_parser("train", help="train a preset on the embedded digits (resumes from --out)")
+    train = sub.add_parser("train", help="train on your captioned images (--data) or the embedded digits; resumes from --out")
     train.add_argument("--preset", default="digits", help="tiny, digits, digits_fast, ... (default digits)")
     train.add_argument("--out", required=True, help="run folder: checkpoints, model/ema weights, history")
+    train.add_argument("--data", default=None,
+                       help="image folder (same-stem .txt captions), .jsonl/.csv table, or WebDataset .tar shard(s)")
+    train.add_argument("--image-column", default="image", help=".jsonl/.csv column with the image path")
+    train.add_argument("--caption-column", default="caption", help=".jsonl/.csv column with the caption")
+    train.add_argument("--require-captions", action="store_true", help="an image without a caption is an error")
+    train.add_argument("--vae", default=None, help="diffusers AutoencoderKL folder or genlab autoencoder .safetensors "
+                       "(default: train genlab's small autoencoder on the data first)")
+    train.add_argument("--resolution", type=int, default=32, help="bucket area ~ resolution^2 pixels (default 32)")
+    train.add_argument("--no-buckets", action="store_true", help="one square bucket instead of aspect-ratio buckets")
+    train.add_argument("--crop", choices=["center", "random"], default="center")
+    train.add_argument("--grey", action="store_true", help="read images as one channel")
+    train.add_argument("--ae-steps", type=int, default=1500, help="training steps of the small autoencoder")
     train.add_argument("--steps", type=int, default=None, help="override the preset's training steps")
     train.add_argument("--batch-size", type=int, default=None, help="per-process batch size")
+    train.add_argument("--lr", type=float, default=None)
+    train.add_argument("--schedule", choices=["constant", "cosine", "linear"], default=None, help="after warm-up")
+    train.add_argument("--warmup-steps", type=int, default=None)
+    train.add_argument("--grad-accum", type=int, default=None, help="micro-batches per step (batch size divisible)")
+    train.add_argument("--gradient-checkpointing", action="store_true", help="recompute MM-DiT blocks in backward")
+    train.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default=None)
+    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda:LOCAL_RANK if available)")
+    train.add_argument("--parallel", choices=["ddp", "fsdp"], default=None, help="under torchrun (default ddp)")
+    train.add_argument("--ema-decay", type=float, default=None)
+    train.add_argument("--validation-prompt", action="append", default=[], help="rendered every --sample-every steps")
+    train.add_argument("--sample-every", type=int, default=None, help="steps between samples/step_XXXXXX.png")
     train.add_argument("--checkpoint-every", type=int, default=None)
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--text", choices=["builtin", "minilm"], default="builtin", help="text encoder")
-    train.add_argument("--no-progress", action="store_true")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
     sample = sub.add_parser("sample", help="prompts -> image grid PNG")
@@ -125,28 +149,58 @@ def save_loss_curve(history: list[dict], path) -> object:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    import os
     from dataclasses import replace
 
+    import torch
+
     from genlab.core.train import init_distributed, shutdown_distributed
+    from genlab.errors import GenlabError
     from genlab.systems.t2i import config as presets
     from genlab.systems.t2i.data import load_digits
-    from genlab.systems.t2i.train import train_t2i
+    from genlab.systems.t2i.train import train_on_data, train_t2i
 
     _torch_threads()
     cfg = presets.preset(args.preset)
     if args.text == "minilm":
         cfg = presets.with_minilm(cfg)
-    overrides = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size,
-                                   "checkpoint_every": args.checkpoint_every, "seed": args.seed}.items() if v is not None}
+    overrides = {k: v for k, v in {
+        "steps": args.steps, "batch_size": args.batch_size, "checkpoint_every": args.checkpoint_every,
+        "seed": args.seed, "lr": args.lr, "schedule": args.schedule, "warmup_steps": args.warmup_steps,
+        "grad_accum": args.grad_accum, "precision": args.precision, "parallel": args.parallel,
+        "ema_decay": args.ema_decay}.items() if v is not None}
     cfg = replace(cfg, train=replace(cfg.train, **overrides))
-    if cfg.model.in_channels != 1 or tuple(cfg.image_size) != (8, 8):
-        from genlab.errors import GenlabError
+    device = args.device
+    if device is None:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise GenlabError(f"--device {device}: CUDA is not available on this machine")
+    if args.data is None and (cfg.model.in_channels != 1 or tuple(cfg.image_size) != (8, 8)):
+        raise GenlabError(f"preset {args.preset!r} is not an 8x8 one-channel preset; without --data `genlab t2i "
+                          "train` trains on the embedded digits (give --data PATH for your images)")
+    info = init_distributed(device)
+    if torch.device(device).type == "cuda":
+        torch.cuda.set_device(torch.device(device))
+    if args.data is None:
+        images, _, captions = load_digits()
+        run = train_t2i(cfg, images, captions, args.out, device=device, progress=not args.quiet)
+    else:
+        from genlab.systems.t2i.prepare import DataOptions
 
-        raise GenlabError(f"preset {args.preset!r} is not an 8x8 one-channel preset; `genlab t2i train` trains on "
-                          "the embedded digits (use train_t2i from Python for other data)")
-    info = init_distributed("cpu")
-    images, _, captions = load_digits()
-    run = train_t2i(cfg, images, captions, args.out, progress=not args.no_progress)
+        opts = DataOptions(resolution=args.resolution, image_column=args.image_column,
+                           caption_column=args.caption_column, require_captions=args.require_captions,
+                           aspect_buckets=not args.no_buckets, crop=args.crop, channels=1 if args.grey else 3,
+                           ae_steps=args.ae_steps)
+        every = args.sample_every if args.sample_every is not None else max(1, cfg.train.steps // 4)
+        run = train_on_data(cfg, args.data, args.out, vae=args.vae, options=opts,
+                            validation_prompts=args.validation_prompt or None, sample_every=every,
+                            gradient_checkpointing=args.gradient_checkpointing, device=device,
+                            progress=not args.quiet)
+        if info.is_main:
+            st = run.stats
+            print(f"data: {st.images} images in buckets {st.per_bucket}; encoded this run {st.encoded}; "
+                  f"skipped {st.skipped} (too small {st.too_small}; see {args.out}/skipped.jsonl); "
+                  f"without caption {st.missing_captions}")
     shutdown_distributed()  # not on error: its barrier would hang this rank instead of letting torchrun stop all
     if info.is_main:
         print(f"trained {cfg.train.steps} steps; final loss {run.history[-1]['loss']:.4f}; weights in {args.out}")

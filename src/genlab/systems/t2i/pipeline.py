@@ -86,6 +86,11 @@ class T2IModel(nn.Module):
         frozen = [TextEmbedding(e.context.to(dev)[caption], e.pooled.to(dev)[caption]) for e in self._frozen]
         return self.text.combine(tokens, frozen, keep)
 
+    def fsdp_units(self) -> list[nn.Module]:
+        """FSDP2 units: the transformer blocks (text encoders are called by method, so they stay in the root)."""
+        blocks = getattr(self.backbone, "joint_blocks", None) or getattr(self.backbone, "blocks", None)
+        return list(blocks or [])
+
     def forward(self, x, timestep, context=None, pooled=None, caption=None, keep=None) -> torch.Tensor:
         if caption is not None:
             emb = self.embed(caption, keep)

@@ -48,6 +48,7 @@ class DataStats:
     encoded: int = 0  # autoencoder calls' images this run (0 when the cache had everything)
     skipped: int = 0
     too_small: int = 0
+    missing_captions: int = 0  # trained with the empty caption
     per_bucket: dict[str, int] = field(default_factory=dict)
 
 
