@@ -323,6 +323,7 @@ class Trainer:
             idx = self.local_indices(step)
             torch.manual_seed(_mix(cfg.seed, step, self.info.rank, 11))  # for any randomness inside the model
             micro = cfg.batch_size // cfg.grad_accum
+            loss, logs = torch.zeros(()), {}
             for m in range(cfg.grad_accum):
                 sub = idx[m * micro:(m + 1) * micro]
                 batch = _to_device(_fetch(self.data, sub), self.device)
@@ -341,7 +342,7 @@ class Trainer:
                     else:
                         part.backward()
                 loss = part.detach() if m == 0 else loss + part.detach()
-                logs = part_logs if m == 0 else {k: logs.get(k, 0.0) + v for k, v in part_logs.items()}
+                logs = {k: logs.get(k, 0.0) + float(v) for k, v in part_logs.items()}
             if cfg.grad_accum > 1:
                 logs = {k: v / cfg.grad_accum for k, v in logs.items()}
             if self.scaler is not None:

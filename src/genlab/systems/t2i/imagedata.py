@@ -117,8 +117,7 @@ def _jsonl_rows(path: Path):
 
 def _csv_rows(path: Path):
     with path.open(newline="", encoding="utf-8") as f:
-        for n, row in enumerate(csv.DictReader(f), 2):
-            yield n, row
+        yield from enumerate(csv.DictReader(f), 2)
 
 
 def _table(path: Path, rows, image_column: str, caption_column: str) -> list[Record]:
