@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.core.nn.temporal import SpatioTemporalResBlock
-from genlab.core.nn.unet import Upsample
+from genlab.core.nn.unet import ResBlock2D, Upsample
 from genlab.errors import GenlabError
 
 
@@ -144,6 +144,54 @@ def load_diffusers_decoder_state_dict(decoder: TemporalDecoder, state_dict: dict
     decoder.load_state_dict(sd)
 
 
+class _VAEDownsample(nn.Module):
+    """Stride-2 3x3 conv after padding right and bottom by one (SD's VAE, unlike the UNet's symmetric pad)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class KLEncoder(nn.Module):
+    """SD's 2D KL encoder + quant_conv, returning the latent mode (diffusers `Encoder` names; SVD keeps it 2D).
+
+        x (N, 3, H, W) -> conv_in -> levels of ResBlocks (+ downsample) -> mid (Res, attention, Res)
+          -> GroupNorm, SiLU, conv_out (2 C_z: mean, logvar) -> quant_conv -> mean (N, C_z, H/f, W/f)
+    """
+
+    def __init__(self, config: TemporalDecoderConfig, in_channels: int = 3):
+        super().__init__()
+        boc, g, L = config.block_out_channels, config.groups, config.layers_per_block
+        self.conv_in = nn.Conv2d(in_channels, boc[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList()
+        ch = boc[0]
+        for i, out in enumerate(boc):
+            resnets = [ResBlock2D(ch if j == 0 else out, out, None, g, eps=1e-6) for j in range(L)]
+            down = _VAEDownsample(out) if i < len(boc) - 1 else None
+            level = _Blocks(resnets)
+            level.downsamplers = nn.ModuleList([down]) if down is not None else None
+            self.down_blocks.append(level)
+            ch = out
+        self.mid_block = _Blocks([ResBlock2D(ch, ch, None, g, eps=1e-6) for _ in range(2)], [_VAEAttention(ch, g)])
+        self.conv_norm_out = nn.GroupNorm(g, ch, eps=1e-6)
+        self.conv_out = nn.Conv2d(ch, 2 * config.latent_channels, 3, padding=1)
+        self.quant_conv = nn.Conv2d(2 * config.latent_channels, 2 * config.latent_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for level in self.down_blocks:
+            for resnet in level.resnets:
+                h = resnet(h, None)
+            if level.downsamplers is not None:
+                h = level.downsamplers[0](h)
+        h = self.mid_block.resnets[1](self.mid_block.attentions[0](self.mid_block.resnets[0](h, None)), None)
+        moments = self.quant_conv(self.conv_out(F.silu(self.conv_norm_out(h))))  # (N, 2 C_z, h, w)
+        return moments.chunk(2, dim=1)[0]  # the mean = the mode of the diagonal Gaussian
+
+
 class TemporalKL(nn.Module):
     """SVD's autoencoder: a 2D KL encoder (any module giving the latent mode) + the temporal decoder.
 
@@ -158,6 +206,11 @@ class TemporalKL(nn.Module):
         self.scaling_factor = scaling_factor
         self.latent_channels = decoder.config.latent_channels
         self.downsample_factor = decoder.upsample_factor
+
+    @classmethod
+    def build(cls, config: TemporalDecoderConfig, scaling_factor: float = 0.18215) -> TemporalKL:
+        """Our encoder and decoder, with state dict names `encoder.*` (incl. `encoder.quant_conv`), `decoder.*`."""
+        return cls(KLEncoder(config), TemporalDecoder(config), scaling_factor)
 
     @classmethod
     def from_diffusers(cls, vae: nn.Module) -> TemporalKL:
