@@ -7,7 +7,10 @@ from pathlib import Path
 import torch
 
 
-def tiny_pipeline(num_frames: int = 4):
+def tiny_pipeline(num_frames: int = 4, smooth_chroma: bool = False):
+    """`smooth_chroma`: the decoder's three outputs share their weights (biases differ), so frames carry detail in
+    luma and little in chroma, as natural video does; random RGB noise would measure H.264's 4:2:0 chroma
+    subsampling (about 26 dB at any quality) rather than the encoding of a video."""
     import diffusers
     import transformers
 
@@ -20,13 +23,22 @@ def tiny_pipeline(num_frames: int = 4):
         addition_time_embed_dim=16, num_frames=num_frames,
     ).eval()
     vae = diffusers.AutoencoderKLTemporalDecoder(
-        block_out_channels=(32, 32), in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        block_out_channels=(32, 32, 32, 32), in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 4,  # f8 as SD's VAE: frames are smooth at the pixel scale
     ).eval()
     with torch.no_grad():  # move every weight off its init (zero-init convs, alpha = 0) so nothing is trivial
         for m in (unet, vae):
             for p in m.parameters():
                 p.add_(0.05 * torch.randn_like(p))
+        if smooth_chroma:
+            dec = vae.decoder
+            dec.conv_out.weight[1:] = dec.conv_out.weight[:1]
+            dec.conv_out.bias[1:] = dec.conv_out.bias[:1] + torch.tensor([0.1, -0.1])
+            w = dec.time_conv_out.weight  # (3, 3, 3, 1, 1): the same temporal kernel on each channel, no mixing
+            kernel = w[0, 0].clone()
+            w.zero_()
+            for i in range(3):
+                w[i, i] = kernel
     scheduler = diffusers.EulerDiscreteScheduler(
         beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, num_train_timesteps=1000,
         prediction_type="v_prediction", interpolation_type="linear", sigma_max=700.0, sigma_min=0.002,
@@ -44,8 +56,8 @@ def tiny_pipeline(num_frames: int = 4):
     return pipe
 
 
-def save_tiny(folder: Path, num_frames: int = 4):
-    pipe = tiny_pipeline(num_frames)
+def save_tiny(folder: Path, num_frames: int = 4, smooth_chroma: bool = False):
+    pipe = tiny_pipeline(num_frames, smooth_chroma)
     pipe.save_pretrained(str(folder), safe_serialization=True)
     return pipe
 

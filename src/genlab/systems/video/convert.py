@@ -220,7 +220,7 @@ def _attn_rest_to_sgm(rest: str) -> str | None:
 def ours_key_to_sgm(key: str, config: VideoUNetConfig, video: bool = True) -> str | None:
     """Map one of our VideoUNet keys to its sgm name (without `model.diffusion_model.`), or None."""
     u = config.unet
-    n, L = len(u.block_out_channels), u.layers_per_block
+    L = u.layers_per_block
     fixed = {"time_embedding.linear_1.": "time_embed.0.", "time_embedding.linear_2.": "time_embed.2.",
              "add_embedding.linear_1.": "label_emb.0.0.", "add_embedding.linear_2.": "label_emb.0.2.",
              "conv_norm_out.": "out.0.", "conv_out.": "out.2.", "conv_in.": "input_blocks.0.0."}

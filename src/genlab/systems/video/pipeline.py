@@ -19,7 +19,6 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-
 from typing import TYPE_CHECKING
 
 import torch
