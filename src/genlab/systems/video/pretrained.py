@@ -371,29 +371,50 @@ def check_single_file(path: Path, cfg: SVDConfig) -> dict[str, tuple[str, tuple[
     return header
 
 
+# keys of the official file that sampling does not use: the second encoder copy, the conditioning autoencoder's
+# decoder and post_quant_conv, and what is left of OpenCLIP's text tower
+SGM_UNUSED = ("first_stage_model.encoder.", "conditioner.embedders.3.encoder.decoder.",
+              "conditioner.embedders.3.encoder.post_quant_conv.", "conditioner.embedders.0.open_clip.model.")
+
+
 def single_file_parts(sd: dict[str, torch.Tensor], cfg: SVDConfig, source) -> dict[str, dict[str, torch.Tensor]]:
-    """sgm names -> our parts; keys of other conditioner parts and the second encoder copy are ignored."""
+    """sgm names -> our parts. Keys under `SGM_UNUSED` are skipped; any other key that maps nowhere is an error."""
     from genlab.systems.video import convert
 
     n = len(cfg.vae.block_out_channels)
     unet = convert.convert_sgm_unet({k: v for k, v in sd.items() if k.startswith(SGM["unet"])}, cfg.model.unet)
-    vae, unmapped = {}, []
+    vae, clip_sd, unmapped = {}, {}, []
     for k, v in sd.items():
-        for part, prefix in (("decoder", SGM["decoder"]), ("encoder", SGM["encoder"])):
-            if k.startswith(prefix):
-                ours = convert.ldm_vae_key_to_ours(k[len(prefix):], n, part)
-                if ours is None:
-                    unmapped.append(k)
-                else:
-                    vae[f"{part}.{ours}"] = convert.attn_conv_to_linear(ours, v)
+        if k.startswith(SGM["unet"]):
+            continue
         if k.startswith(SGM["quant_conv"]):
             vae["encoder.quant_conv." + k[len(SGM["quant_conv"]):]] = v
-    clip, clip_unmapped = convert.open_clip_visual_to_transformers(
-        {k[len(SGM["clip"]):]: v for k, v in sd.items() if k.startswith(SGM["clip"])})
+        elif k.startswith(SGM["clip"]):
+            clip_sd[k[len(SGM["clip"]):]] = v
+        elif k.startswith((SGM["decoder"], SGM["encoder"])):
+            part = "decoder" if k.startswith(SGM["decoder"]) else "encoder"
+            ours = convert.ldm_vae_key_to_ours(k[len(SGM[part]):], n, part)
+            if ours is None:
+                unmapped.append(k)
+            else:
+                vae[f"{part}.{ours}"] = convert.attn_conv_to_linear(ours, v)
+        elif not k.startswith(SGM_UNUSED):
+            unmapped.append(k)
+    clip, clip_unmapped = convert.open_clip_visual_to_transformers(clip_sd)
     unmapped += [SGM["clip"] + k for k in clip_unmapped]
     if unmapped:
         raise GenlabError(f"{source}: {len(unmapped)} unmapped keys {sorted(unmapped)[:6]}")
     return {"model": {"unet." + k: v for k, v in unet.items()}, "vae": vae, "image_encoder": clip}
+
+
+def meta_parts(cfg: SVDConfig) -> dict[str, dict[str, torch.Tensor]]:
+    """The state dicts our modules expect for `cfg`, as meta tensors (names and shapes, no memory)."""
+    with torch.device("meta"):
+        model = SVDModel(cfg.model)
+        ae = TemporalKL.build(cfg.vae, cfg.scaling_factor)
+        clip = _clip_module(cfg.clip)
+    return {"model": model.state_dict(), "vae": ae.state_dict(),
+            "image_encoder": {k: v for k, v in clip.state_dict().items() if not k.endswith("position_ids")}}
 
 
 def load(path: str | os.PathLike, config: SVDConfig | None = None, device=None,
@@ -426,15 +447,16 @@ def genlab_parts(c: SVDComponents) -> dict[str, dict[str, torch.Tensor]]:
                               if k != "vision_model.embeddings.position_ids"}}
 
 
-def to_single_file(c: SVDComponents) -> dict[str, torch.Tensor]:
-    """Our parts -> sgm names (the encoder is written twice, as in the official file)."""
+def to_single_file(parts: dict[str, dict[str, torch.Tensor]], cfg: SVDConfig) -> dict[str, torch.Tensor]:
+    """Our parts (`genlab_parts`) -> sgm names. The encoder is written twice, as in the official file; the keys
+    under `SGM_UNUSED` other than that copy are not written (sgm loads its checkpoints with strict=False)."""
     from genlab.systems.video import convert
 
-    n = len(c.config.vae.block_out_channels)
+    n = len(cfg.vae.block_out_channels)
     out = {}
-    for k, v in c.model.unet.state_dict().items():
-        out[SGM["unet"] + _must(convert.ours_key_to_sgm(k, c.config.model.unet), k)] = v
-    for k, v in c.ae.state_dict().items():
+    for k, v in parts["model"].items():
+        out[SGM["unet"] + _must(convert.ours_key_to_sgm(k[len("unet."):], cfg.model.unet), k)] = v
+    for k, v in parts["vae"].items():
         part, rest = k.split(".", 1)
         if part == "encoder" and rest.startswith("quant_conv."):
             out[SGM["quant_conv"] + rest[len("quant_conv."):]] = v
@@ -446,7 +468,7 @@ def to_single_file(c: SVDComponents) -> dict[str, torch.Tensor]:
             out[SGM["first_stage_encoder"] + name] = v
         else:
             out[SGM["decoder"] + name] = v
-    for k, v in convert.transformers_to_open_clip_visual(genlab_parts(c)["image_encoder"]).items():
+    for k, v in convert.transformers_to_open_clip_visual(parts["image_encoder"]).items():
         out[SGM["clip"] + k] = v
     return out
 
@@ -475,7 +497,7 @@ def save(c: SVDComponents, out: str | os.PathLike, fmt: str) -> Path:
     if fmt == "single_file":
         if out.suffix != ".safetensors":
             raise GenlabError(f"--out {out}: a single file must end in .safetensors")
-        save_weights(out, to_single_file(c))
+        save_weights(out, to_single_file(genlab_parts(c), c.config))
         return out
     if fmt not in ("genlab", "diffusers"):
         raise GenlabError(f"--to must be genlab, diffusers or single_file, got {fmt!r}")
