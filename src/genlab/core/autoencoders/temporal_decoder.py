@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.core.nn.temporal import SpatioTemporalResBlock
+from genlab.core.nn.temporal import SpatioTemporalResBlock, temporal_conv
 from genlab.core.nn.unet import ResBlock2D, Upsample
 from genlab.errors import GenlabError
 
@@ -111,7 +111,7 @@ class TemporalDecoder(nn.Module):
         h = self.conv_out(F.silu(self.conv_norm_out(h)))  # (B*T, 3, H, W)
         bt, c, hh, ww = h.shape
         h = h.reshape(bt // num_frames, num_frames, c, hh, ww).permute(0, 2, 1, 3, 4)  # (B, 3, T, H, W)
-        h = self.time_conv_out(h)
+        h = temporal_conv(self.time_conv_out, h)
         return h.permute(0, 2, 1, 3, 4).reshape(bt, c, hh, ww)
 
     def decode_video(self, z: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
