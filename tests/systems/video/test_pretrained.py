@@ -8,19 +8,12 @@ import torch
 
 from genlab.systems.video import pipeline as P
 from genlab.systems.video import pretrained
-from tests.systems.video.svd_tiny import sample_picture, save_tiny
+from tests.systems.video.svd_tiny import sample_picture
 
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 FRAMES, STEPS, H, W = 4, 3, 32, 64
-
-
-@pytest.fixture(scope="module")
-def tiny_svd(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("svd") / "tiny_svd"
-    pipe = save_tiny(folder, num_frames=FRAMES)
-    return folder, pipe
 
 
 def _reference(pipe, image, seed: int = 7, chunk: int = 2):
@@ -56,6 +49,7 @@ def test_end_to_end_equals_diffusers_on_a_576x1024_image(tiny_svd):
     assert ((plain + 1) / 2 - (c.clip.pixel_values(full) * std + mean)).abs().max() > 0.05
 
 
+@pytest.mark.slow
 def test_same_seed_same_video_other_seed_differs(tiny_svd):
     folder, _ = tiny_svd
     c = pretrained.load(folder)
@@ -63,3 +57,17 @@ def test_same_seed_same_video_other_seed_differs(tiny_svd):
     a, b, other = _ours(c, image, 1), _ours(c, image, 1), _ours(c, image, 2)
     assert torch.equal(a, b)
     assert (a - other).abs().max() > 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_runs_close_to_float32(tiny_svd, dtype):
+    folder, _ = tiny_svd
+    image = sample_picture(64, 96, seed=2)
+    ref = _ours(pretrained.load(folder), image)
+    try:
+        half = _ours(pretrained.load(folder, dtype=dtype), image)
+    except RuntimeError as err:  # an op without a CPU kernel in this dtype
+        pytest.skip(f"{dtype} on CPU: {err}")
+    assert half.dtype == torch.float32 and torch.isfinite(half).all()
+    assert (half - ref).abs().mean() < 0.02

@@ -224,7 +224,14 @@ class TemporalKL(nn.Module):
     def encode_unscaled(self, x: torch.Tensor) -> torch.Tensor:
         if self.encoder is None:
             raise GenlabError("TemporalKL: no encoder loaded")
-        return self.encoder(x)
+        dtype = next(self.encoder.parameters()).dtype
+        if dtype == torch.float16:  # SD's encoder overflows in float16: run it in float32 (diffusers' force_upcast)
+            self.encoder.float()
+            try:
+                return self.encoder(x.float()).half()
+            finally:
+                self.encoder.half()
+        return self.encoder(x.to(dtype))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_unscaled(x) * self.scaling_factor

@@ -163,4 +163,5 @@ class CLIPImageTokens(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         dtype = next(self.encoder.parameters()).dtype
-        return self.encoder(pixel_values=self.pixel_values(image).to(dtype)).image_embeds[:, None]
+        # the resize and normalisation in float32 (as diffusers), then the tower in its own dtype
+        return self.encoder(pixel_values=self.pixel_values(image.float()).to(dtype)).image_embeds[:, None]

@@ -270,10 +270,9 @@ def image_to_video(c, image: PILImage, cfg: SamplingConfig, size: tuple[int, int
     image = to_rgb(image)
     h, w = size if size is not None else c.config.resolution
     dev = next(c.model.parameters()).device
-    clip_dtype = next(c.clip.parameters()).dtype
-    full = pil_to_tensor(image).to(dev)
+    full = pil_to_tensor(image).to(dev)  # float32, whatever the model's dtype (as diffusers)
     with torch.no_grad():
-        context = c.clip(full.to(clip_dtype))  # (1, 1, D)
+        context = c.clip(full)  # (1, 1, D)
     vae_in = image if image.size == (w, h) else image.resize((w, h), resample=Image.LANCZOS)
     if cfg.num_frames > c.config.trained_frames:
         warnings.warn(f"--frames {cfg.num_frames} is beyond the {c.config.trained_frames} frames {c.config.name} "
