@@ -184,9 +184,12 @@ def _peak_memory(device) -> str:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    _check_sample_args(args)
+    from genlab.systems.video import pipeline
+
+    image = pipeline.load_image(args.image)  # the user's files first: a bad image fails in a second
     if args.weights:
-        return _sample_toy(args)
+        _check_sample_args(args)
+        return _sample_toy(args, image)
     import time
     import warnings
     from pathlib import Path
@@ -194,8 +197,13 @@ def _sample(args: argparse.Namespace) -> int:
     import torch
 
     from genlab.errors import GenlabError
-    from genlab.systems.video import pipeline, pretrained
+    from genlab.systems.video import pretrained
 
+    fmt = pretrained.detect_format(args.pretrained)
+    preset = {"svd": pretrained.svd, "svd_xt": pretrained.svd_xt}[args.preset]() if args.preset else None
+    if fmt == "single_file":
+        pretrained.check_single_file(Path(args.pretrained), preset or pretrained.preset_for_file(Path(args.pretrained)))
+    _check_sample_args(args)
     size = _parse_size(args.size)
     dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
     try:
@@ -204,11 +212,6 @@ def _sample(args: argparse.Namespace) -> int:
         raise GenlabError(f"--device {args.device!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GenlabError(f"--device {args.device}: CUDA is not available on this machine")
-    image = pipeline.load_image(args.image)  # before the model: a bad image fails in a second
-    fmt = pretrained.detect_format(args.pretrained)
-    preset = {"svd": pretrained.svd, "svd_xt": pretrained.svd_xt}[args.preset]() if args.preset else None
-    if fmt == "single_file":
-        pretrained.check_single_file(Path(args.pretrained), preset or pretrained.preset_for_file(Path(args.pretrained)))
     t0 = time.perf_counter()
     c = pretrained.load(args.pretrained, config=preset, device=device, dtype=dtype)
     load_s = time.perf_counter() - t0
@@ -240,7 +243,7 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sample_toy(args: argparse.Namespace) -> int:
+def _sample_toy(args: argparse.Namespace, image) -> int:
     import json
     from pathlib import Path
 
@@ -249,17 +252,24 @@ def _sample_toy(args: argparse.Namespace) -> int:
     from genlab.errors import GenlabError
     from genlab.systems.video.config import VideoModelConfig
     from genlab.systems.video.model import SVDModel
-    from genlab.systems.video.pipeline import SamplingConfig, load_image, pil_to_tensor, sample_i2v
+    from genlab.systems.video.pipeline import SamplingConfig, pil_to_tensor, sample_i2v
     from genlab.systems.video.train import load_weights
 
     folder = Path(args.weights)
     cfg_file = next((folder / n for n in ("config.json", "model.json") if (folder / n).is_file()), None)
     if cfg_file is None:
         raise GenlabError(f"{folder}: no config.json (give a folder written by `genlab video train`)")
-    model = SVDModel(VideoModelConfig.from_dict(json.loads(cfg_file.read_text())))
+    try:
+        config = VideoModelConfig.from_dict(json.loads(cfg_file.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise GenlabError(f"{cfg_file}: not a video model config ({err})") from None
+    model = SVDModel(config)
+    from genlab.systems.video.pretrained import safetensors_header
+
+    if (folder / "model.safetensors").is_file():  # a truncated file is one line, before torch reads it
+        safetensors_header(folder / "model.safetensors")
     load_weights(model, folder / "model.safetensors")
     model.eval()
-    image = load_image(args.image)
     ae, _, _ = _toy_ae(cfg_size := 32)
     x = pil_to_tensor(image.resize((cfg_size, cfg_size), resample=3))  # bicubic, as the toy was trained
     scfg = SamplingConfig(num_frames=args.frames or 8, steps=args.steps or 12,
