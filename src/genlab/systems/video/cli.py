@@ -249,11 +249,11 @@ def _sample_toy(args: argparse.Namespace, image) -> int:
 
     import torch
 
+    from genlab.core.train import load_weights
     from genlab.errors import GenlabError
     from genlab.systems.video.config import VideoModelConfig
     from genlab.systems.video.model import SVDModel
     from genlab.systems.video.pipeline import SamplingConfig, pil_to_tensor, sample_i2v
-    from genlab.systems.video.train import load_weights
 
     folder = Path(args.weights)
     cfg_file = next((folder / n for n in ("config.json", "model.json") if (folder / n).is_file()), None)
@@ -264,11 +264,12 @@ def _sample_toy(args: argparse.Namespace, image) -> int:
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise GenlabError(f"{cfg_file}: not a video model config ({err})") from None
     model = SVDModel(config)
-    from genlab.systems.video.pretrained import safetensors_header
-
-    if (folder / "model.safetensors").is_file():  # a truncated file is one line, before torch reads it
-        safetensors_header(folder / "model.safetensors")
-    load_weights(model, folder / "model.safetensors")
+    sd, _ = load_weights(folder / "model.safetensors")  # core/train's format, as `video train` writes it
+    own = model.state_dict()
+    if set(sd) != set(own):
+        raise GenlabError(f"{folder / 'model.safetensors'}: keys do not match {cfg_file.name}: unmapped "
+                          f"{sorted(set(sd) - set(own))[:5]}, missing {sorted(set(own) - set(sd))[:5]}")
+    model.load_state_dict(sd)
     model.eval()
     ae, _, _ = _toy_ae(cfg_size := 32)
     x = pil_to_tensor(image.resize((cfg_size, cfg_size), resample=3))  # bicubic, as the toy was trained
