@@ -70,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("--out", required=True, help="new folder (genlab, diffusers) or .safetensors file (single_file)")
     conv.add_argument("--preset", choices=["svd", "svd_xt"], default=None,
                       help="architecture of a single-file input (default: from its name)")
+    conv.add_argument("--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(func=_convert)
 
 
@@ -298,7 +299,12 @@ def _convert(args: argparse.Namespace) -> int:
     preset = {"svd": pretrained.svd, "svd_xt": pretrained.svd_xt}[args.preset]() if args.preset else None
     if fmt == "single_file":
         pretrained.check_single_file(Path(args.pretrained), preset or pretrained.preset_for_file(Path(args.pretrained)))
-    c = pretrained.load(args.pretrained, config=preset)
-    pretrained.save(c, out, args.to)
+    from tqdm import tqdm
+
+    with tqdm(total=2, desc=f"convert {fmt} -> {args.to}", unit="stage", disable=args.quiet) as bar:
+        c = pretrained.load(args.pretrained, config=preset)
+        bar.update()
+        pretrained.save(c, out, args.to)
+        bar.update()
     print(f"converted {c.config.name} ({fmt}) {args.pretrained} -> {args.to} {out}")
     return 0
