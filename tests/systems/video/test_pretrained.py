@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genlab.systems.video import pipeline as P
-from genlab.systems.video import pretrained
+from genlab.systems.video import pipeline, pretrained
 from tests.systems.video.svd_tiny import sample_picture
 
 pytest.importorskip("diffusers")
@@ -25,9 +24,9 @@ def _reference(pipe, image, seed: int = 7, chunk: int = 2):
 
 
 def _ours(components, image, seed: int = 7, chunk: int = 2):
-    cfg = P.SamplingConfig(num_frames=FRAMES, steps=STEPS, min_guidance=1.0, max_guidance=2.5, fps_id=6,
+    cfg = pipeline.SamplingConfig(num_frames=FRAMES, steps=STEPS, min_guidance=1.0, max_guidance=2.5, fps_id=6,
                            motion_bucket_id=100, cond_aug=0.02, decode_chunk=chunk)
-    out = P.image_to_video(components, image, cfg, size=(H, W), generator=torch.Generator("cpu").manual_seed(seed))
+    out = pipeline.image_to_video(components, image, cfg, size=(H, W), generator=torch.Generator("cpu").manual_seed(seed))
     return (out.video / 2 + 0.5).clamp(0, 1)
 
 
@@ -42,7 +41,7 @@ def test_end_to_end_equals_diffusers_on_a_576x1024_image(tiny_svd):
     assert ref.std() > 0.02  # not a constant video
     assert (ours - ref).abs().max().item() < 1e-4
     # the anti-aliasing matters at this size: a plain bicubic resize moves CLIP's input by far more than 1e-4
-    full = P.pil_to_tensor(image)
+    full = pipeline.pil_to_tensor(image)
     plain = torch.nn.functional.interpolate(full, size=(224, 224), mode="bicubic", align_corners=True)
     std = torch.tensor(c.clip.std)[None, :, None, None]
     mean = torch.tensor(c.clip.mean)[None, :, None, None]
