@@ -286,6 +286,17 @@ def _clip_module(spec: CLIPVisionSpec):
     return CLIPVisionModelWithProjection(CLIPVisionConfig(**fields)).eval()
 
 
+def _fill_position_ids(module: torch.nn.Module) -> None:
+    """transformers' non-persistent `position_ids` buffer (arange) is left on the meta device by a meta build."""
+    for name, buf in list(module.named_buffers()):
+        if not buf.is_meta:
+            continue
+        if not name.endswith("position_ids"):
+            raise GenlabError(f"CLIP image encoder: buffer {name} has no value after loading")
+        owner, leaf = module.get_submodule(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]
+        owner.register_buffer(leaf, torch.arange(buf.shape[-1]).expand(buf.shape).clone(), persistent=False)
+
+
 def _assign(module: torch.nn.Module, sd: dict[str, torch.Tensor], what: str, source) -> None:
     """Load with every unmapped, missing or mis-shaped key named (transformers' position_ids buffer aside)."""
     own = {k: v for k, v in module.state_dict().items() if not k.endswith("position_ids")}
@@ -311,8 +322,10 @@ def build(cfg: SVDConfig, parts: dict[str, dict[str, torch.Tensor]], source: str
         ae = TemporalKL.build(cfg.vae, cfg.scaling_factor)
     _assign(model, parts["model"], "UNet", source)
     _assign(ae, parts["vae"], "VAE", source)
-    enc = _clip_module(cfg.clip)
+    with torch.device("meta"):
+        enc = _clip_module(cfg.clip)
     _assign(enc, parts["image_encoder"], "CLIP image encoder", source)
+    _fill_position_ids(enc)
     clip = CLIPImageTokens(enc, cfg.clip.image_size, cfg.clip.image_mean, cfg.clip.image_std)
     return SVDComponents(cfg, model.eval(), ae.eval(), clip.eval(), fmt)
 
