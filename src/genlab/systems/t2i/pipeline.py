@@ -74,11 +74,12 @@ class T2IModel(nn.Module):
         self._tokens: list[dict[str, torch.Tensor]] = []
         self._frozen: list[TextEmbedding] = []
 
-    def set_captions(self, captions: list[str]) -> None:
-        """The caption table for training: tokens for trainable encoders, cached embeddings otherwise."""
+    def set_captions(self, captions: list[str], frozen: list[TextEmbedding] | None = None) -> None:
+        """The caption table for training: tokens for trainable encoders, embeddings of the frozen ones
+        (computed here, or given: one TextEmbedding per frozen encoder, rows in caption order)."""
         with torch.no_grad():
             self._tokens = self.text.tokenize(captions)
-            self._frozen = self.text.frozen_embeddings(captions)
+            self._frozen = frozen if frozen is not None else self.text.frozen_embeddings(captions)
 
     def embed(self, caption: torch.Tensor, keep: torch.Tensor | None = None) -> TextEmbedding:
         dev = caption.device

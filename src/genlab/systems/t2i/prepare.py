@@ -49,6 +49,7 @@ class DataStats:
     skipped: int = 0
     too_small: int = 0
     missing_captions: int = 0  # trained with the empty caption
+    text_encoded: int = 0  # captions run through a frozen text encoder this run (0: all cached)
     per_bucket: dict[str, int] = field(default_factory=dict)
 
 
@@ -249,3 +250,35 @@ def _encode(todo, ae: AutoencoderUser, sizes, opts: DataOptions, cache: ShardCac
             cache.add(pending_keys, np.concatenate(pending))
     bar.close()
     return failed
+
+
+def frozen_text_embeddings(model, captions: list[str], progress: bool = False) -> tuple[list | None, int]:
+    """Embeddings of every caption by each frozen text encoder (MiniLM, CLIP, T5; the built-in one trains
+    and has none), cached on disk like the latents: `cache_dir("t2i-text")/<encoder>/`, one row per caption
+    (keyed by its text). Returns (one TextEmbedding per frozen encoder or None, captions encoded this run)."""
+    from genlab.core.cond.text import TextEmbedding
+
+    text = model.cfg.text
+    specs = [s for s in text.encoders if s != "builtin"]
+    if not specs:
+        return None, 0
+    root = cache_dir("t2i-text")
+    caches = [(ShardCache(root / f"{content_hash(f'{s}|{text.max_length}'.encode())[:16]}" / "context"),
+               ShardCache(root / f"{content_hash(f'{s}|{text.max_length}'.encode())[:16]}" / "pooled")) for s in specs]
+    keys = [content_hash(c.encode()) for c in captions]
+    missing = [i for i, k in enumerate(keys) if any(k not in ctx or k not in pooled for ctx, pooled in caches)]
+    if dist_info().is_main:
+        for start in range(0, len(missing), 256):
+            chunk = missing[start:start + 256]
+            with torch.no_grad():
+                embs = model.text.frozen_embeddings([captions[i] for i in chunk])
+            for (ctx, pooled), emb in zip(caches, embs):
+                ctx.add([keys[i] for i in chunk], emb.context.float().cpu().numpy())
+                pooled.add([keys[i] for i in chunk], emb.pooled.float().cpu().numpy())
+    barrier()
+    out = []
+    for ctx, pooled in caches:
+        ctx, pooled = ShardCache(ctx.folder), ShardCache(pooled.folder)
+        out.append(TextEmbedding(torch.from_numpy(np.stack([ctx.row(k) for k in keys])),
+                                 torch.from_numpy(np.stack([pooled.row(k) for k in keys]))))
+    return out, len(missing)

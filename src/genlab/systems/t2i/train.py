@@ -159,7 +159,7 @@ def train_on_data(cfg: T2IConfig, data: str | Path, out_dir: str | Path, *, vae:
     """
     from genlab.core.train import BucketSampler
     from genlab.systems.t2i.imagedata import read_records
-    from genlab.systems.t2i.prepare import DataOptions, autoencoder_for, prepare
+    from genlab.systems.t2i.prepare import DataOptions, autoencoder_for, frozen_text_embeddings, prepare
 
     opts = options or DataOptions()
     out = Path(out_dir)
@@ -177,12 +177,13 @@ def train_on_data(cfg: T2IConfig, data: str | Path, out_dir: str | Path, *, vae:
         if not hasattr(model.backbone, "gradient_checkpointing"):
             raise GenlabError("--gradient-checkpointing: only the MM-DiT backbone supports it")
         model.backbone.gradient_checkpointing = True
-    model.set_captions(prep.captions)
+    frozen, prep.stats.text_encoded = frozen_text_embeddings(model, prep.captions, progress=progress)
+    model.set_captions(prep.captions, frozen)
     prompts = list(validation_prompts or prep.captions[:4])
     if info.is_main:
         atomic_write_text(out / "data.json", json.dumps({
             "data": str(data), "autoencoder": ae.label, "encoder_key": ae.key, "images": prep.stats.images,
-            "encoded_this_run": prep.stats.encoded, "skipped": prep.stats.skipped, "too_small": prep.stats.too_small,
+            "encoded_this_run": prep.stats.encoded, "captions_encoded_this_run": prep.stats.text_encoded, "skipped": prep.stats.skipped, "too_small": prep.stats.too_small,
             "missing_captions": report.missing_captions, "buckets": prep.stats.per_bucket}, indent=1) + "\n")
 
     def on_step(step: int, trainer: Trainer) -> None:
@@ -195,7 +196,7 @@ def train_on_data(cfg: T2IConfig, data: str | Path, out_dir: str | Path, *, vae:
                       sampler=BucketSampler(prep.buckets, cfg.train.seed))
     result = trainer.fit()
     ema = result.ema.model
-    ema.set_captions(prep.captions)
+    ema.set_captions(prep.captions, frozen)
     if info.is_main:
         save_model(out, result.model, ema, cfg)
         atomic_write_text(out / "history.json", json.dumps(result.history, indent=1) + "\n")
