@@ -18,6 +18,7 @@ from tests.helpers import assert_user_error, run_cli_inprocess
 COMMANDS: list[tuple[str, str]] = [
     ("t2i sample --model FILE --prompt x --out OUT", "run"),
     ("t2i convert --src FILE --to genlab --out OUT", "safetensors"),
+    ("t2i train --data FILE --preset tiny --out OUT", "jsonl"),
     ("video curate FILE --out OUT", "mp4"),
     ("video train --stage image_pretrain --init FILE --out OUT --steps 1", "safetensors"),
     ("video sample --weights FILE --image FILE --out OUT", "run"),
@@ -61,7 +62,7 @@ def _truncated_safetensors(path: Path) -> None:
 
 
 def _bad_file(tmp_path: Path, kind: str, how: str) -> Path:
-    suffix = {"run": "", "safetensors": ".safetensors", "mp4": ".mp4", "json": ".json", "tsv": ".tsv",
+    suffix = {"run": "", "safetensors": ".safetensors", "mp4": ".mp4", "json": ".json", "jsonl": ".jsonl", "tsv": ".tsv",
               "txt": ".txt"}[kind]
     path = tmp_path / f"input{suffix}"
     if how == "missing":
@@ -80,6 +81,8 @@ def _bad_file(tmp_path: Path, kind: str, how: str) -> Path:
         path.write_text("this is a text file, not a video\n")
     elif kind == "json":
         path.write_text('{"program": [1, 2')
+    elif kind == "jsonl":
+        path.write_text('{"image": "a.png", "caption": \n')
     elif kind == "tsv":
         path.write_text("text\tcode\nno header we know\n\x00\x01")
     else:

@@ -126,6 +126,12 @@ def test_data_errors_are_one_line(tmp_path, capsys):
     table.write_text("path,caption\na.png,x\n")
     code, _, err = run_cli_inprocess(["t2i", "train", "--data", str(table), "--preset", "tiny", "--out", str(tmp_path / "o")], capsys)
     assert_user_error(code, err, "no column 'image'", "--image-column")
+    (d / "a.txt").write_text("a caption")
+    bad_vae = tmp_path / "vae.safetensors"
+    bad_vae.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    code, _, err = run_cli_inprocess(["t2i", "train", "--data", str(d), "--vae", str(bad_vae), "--preset", "tiny",
+                                      "--out", str(tmp_path / "o")], capsys)
+    assert_user_error(code, err, "vae.safetensors")
     assert not (tmp_path / "o").exists()
 
 

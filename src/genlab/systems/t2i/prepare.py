@@ -110,6 +110,8 @@ def load_vae(path: str | os.PathLike, channels: int) -> AutoencoderUser:
     from genlab.core.autoencoders import kl, small
 
     path = Path(path)
+    if not path.exists():
+        raise GenlabError(f"--vae {path}: no such file or folder")
     if path.is_dir():
         sub = path / "vae" if (path / "vae" / "config.json").is_file() else path
         module = kl.DiffusersKL.from_local(sub)
@@ -117,7 +119,14 @@ def load_vae(path: str | os.PathLike, channels: int) -> AutoencoderUser:
         ae = AutoencoderUser(module, file_hash(files), f"AutoencoderKL {sub}")
         in_ch = int(module.vae.config.in_channels)
     elif path.suffix == ".safetensors":
-        module = small.load(path)
+        from genlab.core.train import load_weights
+
+        load_weights(path)  # a missing, truncated or corrupt file is one clear error, before anything runs
+        try:
+            module = small.load(path)
+        except (ValueError, TypeError, KeyError, RuntimeError) as err:
+            raise GenlabError(f"--vae {path}: not a genlab autoencoder ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
         ae = AutoencoderUser(module, file_hash([path, path.with_suffix(".json")]), f"small AE {path}")
         in_ch = module.config.in_channels
     else:
