@@ -74,38 +74,38 @@ def _load_keypoints(path: str):
 def _make_data(args) -> int:
     from pathlib import Path
 
-    from genlab.systems.motion.concepts import dataset as D
+    from genlab.systems.motion.concepts import dataset
 
-    seqs = D.sequences(args.split, args.n)
+    seqs = dataset.sequences(args.split, args.n)
     for i, s in enumerate(seqs):
         path = Path(args.out) / f"{args.split}_{i:03d}.npz"
         if args.lists_only:
-            D.save_sequence(path, s.keypoints, actions=s.description.concepts)
+            dataset.save_sequence(path, s.keypoints, actions=s.description.concepts)
         else:
-            D.save_sequence(path, s.keypoints, description=s.description)
+            dataset.save_sequence(path, s.keypoints, description=s.description)
     print(f"wrote {len(seqs)} sequences to {args.out}")
     return 0
 
 
 def _fit(args) -> int:
     from genlab.errors import GenlabError
-    from genlab.systems.motion.concepts import dataset as D
+    from genlab.systems.motion.concepts import dataset
     from genlab.systems.motion.concepts.config import ConceptConfig
     from genlab.systems.motion.concepts.learn import ListSequence, learn
 
     if args.k < 1:
         raise GenlabError(f"--k must be >= 1, got {args.k}")
-    examples = D.few_shot(args.k, seed=args.seed)
+    examples = dataset.few_shot(args.k, seed=args.seed)
     if args.lists:
         seqs = []
         for path in args.lists:
-            kp, desc, acts = D.load_sequence(path)
+            kp, desc, acts = dataset.load_sequence(path)
             acts = acts if acts is not None else (desc.concepts if desc is not None else None)
             if acts is None:
                 raise GenlabError(f"{path}: holds neither an action list nor a description")
             seqs.append(ListSequence(kp, tuple(acts)))
     else:
-        seqs = D.list_only(D.sequences("lists", args.n_lists, seed=args.seed)) if args.n_lists else []
+        seqs = dataset.list_only(dataset.sequences("lists", args.n_lists, seed=args.seed)) if args.n_lists else []
     model, logs = learn(examples, ConceptConfig(), seqs, progress=True)
     model.save(args.out)
     for log in logs:
@@ -174,8 +174,7 @@ def _demo(args) -> int:
     from pathlib import Path
 
     from genlab.core.io import atomic_write_text
-    from genlab.systems.motion.concepts import dataset as D
-    from genlab.systems.motion.concepts import metrics as M
+    from genlab.systems.motion.concepts import dataset, metrics
     from genlab.systems.motion.concepts.config import ConceptConfig
     from genlab.systems.motion.concepts.learn import learn
     from genlab.systems.motion.concepts.programs import concept_text, loop_from_text
@@ -183,14 +182,14 @@ def _demo(args) -> int:
     from genlab.systems.motion.concepts.synth import edit, synthesise
 
     out = Path(args.out)
-    examples = D.few_shot(1)
+    examples = dataset.few_shot(1)
     model, _ = learn(examples, ConceptConfig())
     model.save(out / "model.json")
-    seq = D.sequences("val", 1)[0]
+    seq = dataset.sequences("val", 1)[0]
     pred = model.describe(seq.keypoints)
     print("true:     ", seq.description.to_dsl().splitlines()[1:])
     print("described:", pred.to_dsl().splitlines()[1:])
-    print(f"NormED {M.norm_edit_distance(pred.concepts, seq.description.concepts):.3f}")
+    print(f"NormED {metrics.norm_edit_distance(pred.concepts, seq.description.concepts):.3f}")
     atomic_write_text(out / "description.txt", pred.to_dsl())
     c = model.concepts[0]
     atomic_write_text(out / f"concept_{c.name}.txt", concept_text(c.name, loop_from_text(c.program), c.count_probs))
