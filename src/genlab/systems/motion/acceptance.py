@@ -11,8 +11,11 @@ from genlab.systems.motion.pipeline import fit_program
 from genlab.systems.motion.synthetic import SyntheticSequence
 
 
-def fit_scores(seqs: list[SyntheticSequence], cfg: FitConfig | None = None) -> dict[str, float]:
-    res = [score_fit(fit_program(s.keypoints, cfg or FitConfig()), s) for s in seqs]
+def fit_scores(seqs: list[SyntheticSequence], cfg: FitConfig | None = None, progress: bool = False) -> dict[str, float]:
+    from tqdm import tqdm
+
+    res = [score_fit(fit_program(s.keypoints, cfg or FitConfig()), s)
+           for s in tqdm(seqs, desc="fit", unit="seq", disable=not progress)]
     return {k: float(np.mean([r[k] for r in res])) for k in res[0]}
 
 

@@ -19,12 +19,14 @@ from genlab.systems.motion.pipeline import fit_normalised, prepare
 from genlab.systems.motion.program import Loop, Program, execute
 
 
-def reconstruction_error(program: Program, keypoints: np.ndarray) -> float:
-    """Mean joint distance (pixels) between the executed program and the keypoints (finite frames only)."""
+def reconstruction_error(program: Program, keypoints: np.ndarray, used: np.ndarray | None = None) -> float:
+    """Mean joint distance (pixels) between the executed program and the keypoints, over the points
+    both have (and, given `used` (T, J), only those the fit used: low-confidence points are not)."""
     kp = np.asarray(keypoints, dtype=np.float64)
     rec = execute(program, pixels=True)[: kp.shape[0]]
-    ok = np.isfinite(kp[: rec.shape[0]]).all(-1)
-    return float(np.linalg.norm(rec - kp[: rec.shape[0]], axis=-1)[ok].mean())
+    d = np.linalg.norm(rec - kp[: rec.shape[0]], axis=-1)
+    ok = np.isfinite(d) if used is None else np.isfinite(d) & np.asarray(used, bool)[: rec.shape[0]]
+    return float(d[ok].mean()) if ok.any() else float("nan")
 
 
 def _template(loop: Loop, program: Program) -> tuple[np.ndarray, float]:

@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-lists", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="model .json")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_fit)
 
     p = sub.add_parser("describe", help="action list, spans and counts of a sequence")
@@ -49,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("demo", help="learn from 1 example per concept, describe, synthesise, edit, render")
     p.add_argument("--out", default="outputs/concepts_demo")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_demo)
 
 
@@ -106,7 +108,7 @@ def _fit(args) -> int:
             seqs.append(ListSequence(kp, tuple(acts)))
     else:
         seqs = dataset.list_only(dataset.sequences("lists", args.n_lists, seed=args.seed)) if args.n_lists else []
-    model, logs = learn(examples, ConceptConfig(), seqs, progress=True)
+    model, logs = learn(examples, ConceptConfig(), seqs, progress=not args.quiet)
     model.save(args.out)
     for log in logs:
         print(f"{log.stage}: objective {[round(v, 1) for v in log.objective]}")
@@ -183,7 +185,7 @@ def _demo(args) -> int:
 
     out = Path(args.out)
     examples = dataset.few_shot(1)
-    model, _ = learn(examples, ConceptConfig())
+    model, _ = learn(examples, ConceptConfig(), progress=not args.quiet)
     model.save(out / "model.json")
     seq = dataset.sequences("val", 1)[0]
     pred = model.describe(seq.keypoints)
