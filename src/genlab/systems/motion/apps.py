@@ -68,6 +68,8 @@ def interpolate(keypoints: np.ndarray, missing: np.ndarray, cfg: FitConfig | Non
     if miss.shape != (kp.shape[0],):
         raise GenlabError(f"missing mask must have shape ({kp.shape[0]},), got {miss.shape}")
     kp[miss] = np.nan
+    # the program must span the gaps it fills: no `missing` runs, gap frames at weight 0
+    cfg = replace(cfg, max_gap=kp.shape[0], bridge_weight=0.0)
     prep = prepare(kp, skeleton, min_frames=max(2, 2 * cfg.min_len))
     prog = fit_normalised(prep.X, cfg, missing=prep.missing, skeleton=skeleton, scale=prep.scale, origin=prep.origin)
     out = execute(prog)[: kp.shape[0]]
@@ -101,7 +103,7 @@ def predict(keypoints: np.ndarray, horizon: int, cfg: FitConfig | None = None,
     Returns (predicted keypoints (horizon, J, 2) in pixels, the program)."""
     if horizon < 1:
         raise GenlabError(f"horizon must be >= 1 frame, got {horizon}")
-    cfg = cfg or FitConfig()
+    cfg = replace(cfg or FitConfig(), max_gap=len(keypoints), bridge_weight=0.0)  # as `interpolate`
     prep = prepare(keypoints, skeleton, min_frames=max(2, 2 * cfg.min_len))
     prog = fit_normalised(prep.X, cfg, missing=prep.missing if prep.missing.any() else None, skeleton=skeleton,
                           scale=prep.scale, origin=prep.origin)

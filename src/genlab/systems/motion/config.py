@@ -42,6 +42,9 @@ class FitConfig:
     loop_coverage_gain: float = 0.1
     # real tracks: lost pose and detector confidence
     max_gap: int = 12  # lost runs up to this many frames are bridged; longer ones become `missing N`
+    # weight of a bridged (interpolated) point: small, but it keeps a primitive's timing from running
+    # wild where nothing is observed (a circle's quadratic angle turning several times in a gap)
+    bridge_weight: float = 0.1
     min_conf: float = 0.3  # a joint below this confidence is not used; above it, it weighs its confidence
     min_seen: float = 0.5  # a frame with fewer than this fraction of joints usable counts as lost
     loop: LoopConfig = field(default_factory=LoopConfig)

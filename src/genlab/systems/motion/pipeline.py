@@ -3,7 +3,7 @@ segmentation, loops.
 
 Real tracks lose the person. A frame is *lost* when fewer than `min_seen` of its joints are usable
 (finite, confidence >= `min_conf`). Lost runs up to `max_gap` frames are bridged: their points are
-interpolated for the record but weigh 0 in every fit. Longer runs split the track: each observed
+interpolated linearly and weigh only `bridge_weight` in the fits. Longer runs split the track: each observed
 stretch is segmented on its own (no primitive and no loop spans a long gap) and the program holds
 an explicit `missing N` statement for the run. Usable joints weigh their confidence.
 """
@@ -158,7 +158,8 @@ def fit_normalised(X: np.ndarray, cfg: FitConfig, *, missing: np.ndarray | None 
         if declared[a]:
             statements.append(Missing(float(b - a)))
             continue
-        sts, m = _fit_stretch(X[a:b], weights[a:b], cfg)
+        w = weights[a:b]
+        sts, m = _fit_stretch(X[a:b], np.where(w > 0, w, cfg.bridge_weight), cfg)
         statements.extend(sts)
         metas.append((b - a, m))
     if not metas:
