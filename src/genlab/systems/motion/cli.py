@@ -274,7 +274,7 @@ def _render(args: argparse.Namespace) -> int:
     from genlab.errors import GenlabError
     from genlab.systems.motion.io import load_keypoints
     from genlab.systems.motion.program import Program, execute
-    from genlab.systems.motion.render import draw_frames, write_video
+    from genlab.systems.motion.render import draw_frames, frame_clock, resample, write_video
 
     path = Path(args.program)
     if not path.is_file():
@@ -284,19 +284,18 @@ def _render(args: argparse.Namespace) -> int:
     program = Program.from_text(path.read_text())
     # one clock for everything drawn: n frames spanning input frames 0 .. T-1, first and last kept
     T = program.num_frames
-    n = max(1, int(round(T * args.rate)))
-    t = np.linspace(0.0, T - 1.0, n)
+    t = frame_clock(T, args.rate)
+    n = len(t)
     rec = execute(program, pixels=True, t=t)
-    seqs, labels = [rec], ["program"]
+    seqs, labels, view = [rec], ["program"], [execute(program, pixels=True)]
     if args.keypoints:
         kp = load_keypoints(args.keypoints).coco17().xy
         if kp.shape[0] != T:
             raise GenlabError(f"--keypoints has {kp.shape[0]} frames, the program {T}")
-        ts = np.arange(T)
-        kp = np.stack([[np.interp(t, ts, kp[:, j, c]) for c in range(2)] for j in range(kp.shape[1])]).transpose(2, 0, 1)
-        seqs, labels = [kp, rec], ["input", "program"]
+        seqs, labels, view = [resample(kp, t), rec], ["input", "program"], [kp, view[0]]
     fps = program.fps * (n - 1) / max(T - 1, 1) if n > 1 else program.fps
-    write_video(draw_frames(seqs, program.skeleton, labels=labels), args.out, fps=fps)
+    # the view is fitted to the frames themselves, so renders at any rate frame the figure alike
+    write_video(draw_frames(seqs, program.skeleton, labels=labels, view=view), args.out, fps=fps)
     print(f"wrote {args.out} ({n} frames for {T} input frames, {fps:.3g} fps)")
     return 0
 

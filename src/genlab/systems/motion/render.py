@@ -15,14 +15,16 @@ _COLORS = [(200, 40, 40), (40, 90, 200), (40, 160, 60)]  # per sequence drawn si
 
 
 def draw_frames(sequences: list[np.ndarray], skeleton: str = "coco17", size: int = 384,
-                labels: list[str] | None = None, colors: list[tuple[int, int, int]] | None = None) -> np.ndarray:
+                labels: list[str] | None = None, colors: list[tuple[int, int, int]] | None = None,
+                view: list[np.ndarray] | None = None) -> np.ndarray:
     """Render (T, J, 2) sequences as stick figures, one panel each, side by side: uint8 (T, H, W, 3).
-    Every panel shares one view fitted to all sequences so they can be compared."""
+    Every panel shares one view fitted to all sequences (or to the points in `view`), so they can be
+    compared."""
     import cv2
 
     skel = get_skeleton(skeleton)
     T = max(s.shape[0] for s in sequences)
-    pts = np.concatenate([s.reshape(-1, 2) for s in sequences])
+    pts = np.concatenate([s.reshape(-1, 2) for s in (view or sequences)])
     pts = pts[np.isfinite(pts).all(1)]
     if pts.size == 0:
         raise GenlabError("nothing to draw: every keypoint is NaN")
@@ -47,6 +49,23 @@ def draw_frames(sequences: list[np.ndarray], skeleton: str = "coco17", size: int
                 cv2.putText(img, labels[k], (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
             cv2.putText(img, str(t), (8, size - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
     return frames
+
+
+def frame_clock(num_frames: int, rate: float) -> np.ndarray:
+    """Times (in input frames) of the frames of a render at `rate` output frames per input frame:
+    round(T * rate) of them, evenly spread from the first input frame to the last, so that every
+    sequence drawn at these times starts and ends in step."""
+    n = max(1, int(round(num_frames * rate)))
+    return np.linspace(0.0, num_frames - 1.0, n)
+
+
+def resample(keypoints: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """(T, J, 2) keypoints at frame times t (linear between frames; NaN where a neighbour is)."""
+    kp = np.asarray(keypoints, np.float64)
+    i0 = np.clip(np.floor(t).astype(int), 0, len(kp) - 1)
+    i1 = np.minimum(i0 + 1, len(kp) - 1)
+    a = (t - i0)[:, None, None]
+    return kp[i0] * (1 - a) + kp[i1] * a
 
 
 def write_video(frames: np.ndarray, path: str | Path, fps: float = 30.0) -> Path:
