@@ -269,8 +269,6 @@ def _predict(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
-
     from genlab.errors import GenlabError
     from genlab.systems.motion.io import load_keypoints
     from genlab.systems.motion.program import Program, execute
