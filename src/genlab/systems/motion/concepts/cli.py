@@ -28,8 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("describe", help="action list, spans and counts of a sequence")
     p.add_argument("model")
-    p.add_argument("sequence", help=".npz (keypoints) or .npy (T, 17, 2)")
+    p.add_argument("sequence", help="keypoints (.npy/.npz, AlphaPose .json, OpenPose folder, .trc, .bvh) or a video")
     p.add_argument("--json", help="also write the description as JSON here")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate when the file does not say")
+    p.add_argument("--roi", help="video only: x,y,w,h region holding the one person to track")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (video input)")
     p.set_defaults(func=_describe)
 
     p = sub.add_parser("align", help="forced alignment of an ordered action list")
@@ -118,10 +121,12 @@ def _fit(args) -> int:
 
 def _describe(args) -> int:
     from genlab.core.io import atomic_write_text
+    from genlab.systems.motion.concepts.inputs import describe_input, load_input
     from genlab.systems.motion.concepts.model import ConceptModel
 
     model = ConceptModel.load(args.model)
-    desc = model.describe(_load_keypoints(args.sequence), where=args.sequence)
+    inp = load_input(args.sequence, fps=args.fps, roi=args.roi, progress=not args.quiet)
+    desc = describe_input(model, inp, args.sequence)
     print(desc.to_dsl(), end="")
     if args.json:
         atomic_write_text(args.json, desc.to_json())
