@@ -16,10 +16,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=_make_data)
 
-    p = sub.add_parser("fit", help="learn concepts: k examples per concept (+ list-only sequences)")
-    p.add_argument("--k", type=int, default=5, help="trimmed examples per concept (synthetic pool)")
+    p = sub.add_parser("fit", help="learn concepts from your examples and/or the built-in ones (+ list-only sequences)")
+    p.add_argument("--examples", help="your concepts: a folder with a folder per label of example files (any "
+                                      "keypoint format or video), or a .jsonl of {file, label, start, end, count}")
+    p.add_argument("--builtin", default=None, metavar="NAMES",
+                   help="built-in exercises to learn too: 'all' or comma-separated names (default: all "
+                        "without --examples, none with it)")
+    p.add_argument("--k", type=int, default=5, help="built-in examples per concept (synthetic pool)")
     p.add_argument("--lists", nargs="*", default=None,
-                   help=".npz files with action lists (default: --n-lists synthetic ones)")
+                   help="weak supervision: .npz files with an action list, or one .jsonl of "
+                        "{\"file\": ..., \"actions\": [...]} (default: --n-lists synthetic ones)")
     p.add_argument("--n-lists", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="model .json")
@@ -96,19 +102,30 @@ def _fit(args) -> int:
     from genlab.errors import GenlabError
     from genlab.systems.motion.concepts import dataset
     from genlab.systems.motion.concepts.config import ConceptConfig
-    from genlab.systems.motion.concepts.learn import ListSequence, learn
+    from genlab.systems.motion.concepts.learn import learn
 
     if args.k < 1:
         raise GenlabError(f"--k must be >= 1, got {args.k}")
-    examples = dataset.few_shot(args.k, seed=args.seed)
+    builtin = args.builtin if args.builtin is not None else ("none" if args.examples else "all")
+    names = dataset.NAMES if builtin == "all" else () if builtin == "none" else tuple(
+        n.strip() for n in builtin.split(",") if n.strip())
+    unknown = [n for n in names if n not in dataset.NAMES]
+    if unknown:
+        raise GenlabError(f"--builtin: unknown exercise(s) {unknown}; built-in: {', '.join(dataset.NAMES)}")
+    examples = dataset.few_shot(args.k, seed=args.seed, names=names) if names else []
+    if args.examples:
+        from genlab.systems.motion.concepts.inputs import load_examples
+
+        own, notes = load_examples(args.examples)
+        clash = sorted({e.concept for e in own} & set(names))
+        if clash:
+            raise GenlabError(f"--examples: label(s) {clash} are also built-in; rename them or leave them out of --builtin")
+        print("\n".join(notes))
+        examples += own
+    if not examples:
+        raise GenlabError("nothing to learn: give --examples, or --builtin all / some names")
     if args.lists:
-        seqs = []
-        for path in args.lists:
-            kp, desc, acts = dataset.load_sequence(path)
-            acts = acts if acts is not None else (desc.concepts if desc is not None else None)
-            if acts is None:
-                raise GenlabError(f"{path}: holds neither an action list nor a description")
-            seqs.append(ListSequence(kp, tuple(acts)))
+        seqs = _list_sequences(args.lists)
     else:
         seqs = dataset.list_only(dataset.sequences("lists", args.n_lists, seed=args.seed)) if args.n_lists else []
     model, logs = learn(examples, ConceptConfig(), seqs, progress=not args.quiet)
@@ -117,6 +134,43 @@ def _fit(args) -> int:
         print(f"{log.stage}: objective {[round(v, 1) for v in log.objective]}")
     print(f"saved {args.out} ({len(model.concepts)} concepts)")
     return 0
+
+
+def _list_sequences(paths: list[str]):
+    """`--lists`: .npz files holding an action list (or a description), or one .jsonl of
+    {"file": keypoints of any supported kind, "actions": [names in order]}."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from genlab.errors import GenlabError
+    from genlab.systems.motion.concepts import dataset
+    from genlab.systems.motion.concepts.inputs import load_input
+    from genlab.systems.motion.concepts.learn import ListSequence
+
+    seqs = []
+    for path in paths:
+        if Path(path).suffix.lower() == ".jsonl":
+            for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                    f, acts = Path(rec["file"]), [str(a) for a in rec["actions"]]
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    raise GenlabError(f"{path} line {n}: expected {{\"file\": ..., \"actions\": [...]}}: {e}") from None
+                kp = load_input(f if f.is_absolute() else Path(path).parent / f).keypoints
+                if not np.isfinite(kp).all():
+                    raise GenlabError(f"{f}: a list-supervised sequence must not have long missing runs")
+                seqs.append(ListSequence(kp, tuple(acts)))
+            continue
+        kp, desc, acts = dataset.load_sequence(path)
+        acts = acts if acts is not None else (desc.concepts if desc is not None else None)
+        if acts is None:
+            raise GenlabError(f"{path}: holds neither an action list nor a description")
+        seqs.append(ListSequence(kp, tuple(acts)))
+    return seqs
 
 
 def _describe(args) -> int:

@@ -9,6 +9,8 @@ observed stretch is described on its own.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ import numpy as np
 from genlab.errors import GenlabError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -102,3 +105,70 @@ def describe_input(model, inp: Input, where: str):
         desc = model.describe(inp.keypoints[a:b], where=f"{where} frames {a}-{b}")
         actions += [replace(x, start=x.start + a, end=x.end + a) for x in desc.actions]
     return Description(len(inp.keypoints), tuple(actions))
+
+
+def estimate_count(keypoints: np.ndarray) -> int:
+    """Iterations in a trimmed example without a stated count: the motion program's loop (at least
+    two repetitions) when it covers most of the example, else 1."""
+    from genlab.systems.motion.config import preset_for
+    from genlab.systems.motion.pipeline import fit_program
+
+    try:
+        prog = fit_program(keypoints, preset_for("detector", min_reps=2))
+    except GenlabError:
+        return 1
+    spans = [(b - a, n) for a, b, n in prog.loop_spans()]
+    best = max(spans, default=(0.0, 1))
+    return int(best[1]) if best[0] >= 0.5 * len(keypoints) else 1
+
+
+def load_examples(source: str | Path, fps: float = 30.0):
+    """Trimmed examples of your own concepts, as `Example`s and a line per example saying where
+    it came from. `source` is a folder holding a folder per concept label (every file or OpenPose
+    folder inside is one example, its count estimated from its motion program), or a `.jsonl` file
+    of {"file": ..., "label": ..., "start": frame, "end": frame, "count": n} (start, end and count
+    optional; a relative file is relative to the JSONL's folder)."""
+    from genlab.systems.motion.concepts.description import IDLE
+    from genlab.systems.motion.concepts.learn import Example
+
+    source = Path(source)
+    items: list[tuple[Path, str, int | None, int | None, int | None]] = []
+    if source.is_dir():
+        labels = sorted(p for p in source.iterdir() if p.is_dir())
+        for lab in labels:
+            items += [(f, lab.name, None, None, None) for f in sorted(lab.iterdir()) if not f.name.startswith(".")]
+        if not items:
+            raise GenlabError(f"{source}: expected a folder per concept label holding example files "
+                              f"(e.g. {source}/side_lunge/1.npy), found none")
+    elif source.suffix.lower() == ".jsonl" and source.is_file():
+        for n, line in enumerate(source.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                f = Path(rec["file"])
+                items.append((f if f.is_absolute() else source.parent / f, str(rec["label"]), rec.get("start"),
+                              rec.get("end"), rec.get("count")))
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise GenlabError(f"{source} line {n}: expected {{\"file\": ..., \"label\": ...}} "
+                                  f"(optional start, end, count): {e}") from None
+    else:
+        raise GenlabError(f"{source}: --examples takes a folder (a folder per concept label) or a .jsonl file")
+    examples, notes = [], []
+    for f, label, start, end, count in items:
+        if not _LABEL.match(label) or label == IDLE:
+            raise GenlabError(f"{f}: concept label {label!r} must be a name (letters, digits, _), not {IDLE!r}")
+        kp = load_input(f, fps=fps).keypoints[start:end]
+        ok = np.isfinite(kp).all(axis=(1, 2))
+        if not ok.any():
+            raise GenlabError(f"{f}: no frame with a whole pose in frames {start or 0}-{end if end is not None else 'end'}")
+        if not ok.all():  # a trimmed example is one stretch: keep the longest observed run
+            from genlab.systems.motion.pipeline import runs
+
+            a, b = max(runs(ok), key=lambda r: r[1] - r[0])
+            kp = kp[a:b]
+        n = int(count) if count is not None else estimate_count(kp)
+        examples.append(Example(label, kp, n))
+        notes.append(f"{label}: {f.name} ({len(kp)} frames, {n} iteration{'s' if n != 1 else ''}"
+                     f"{'' if count is not None else ', estimated'})")
+    return examples, notes
