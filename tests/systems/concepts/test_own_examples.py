@@ -6,7 +6,15 @@ import json
 import numpy as np
 import pytest
 
-from genlab.systems.motion.synthetic import MOTIONS, MotionSpec, MotionStyle, arc_about, move, register_motion, rest_pose
+from genlab.systems.motion.synthetic import (
+    MOTIONS,
+    MotionSpec,
+    MotionStyle,
+    arc_about,
+    move,
+    register_motion,
+    rest_pose,
+)
 from tests.helpers import run_cli_inprocess
 
 NEW = "side_lunge_raise"
