@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from genlab.core.pose.skeletons import OPENPOSE25
 from tests.helpers import run_cli_inprocess
@@ -66,3 +67,26 @@ def test_too_short_input_warns_and_gives_an_empty_description(small_model, tmp_p
                                         str(tmp_path / "short.npy")], capsys)
     assert code == 0 and "warning" in err and "shortest concept" in err
     assert out.strip() == "description frames=5 version=1"
+
+
+@pytest.mark.slow
+def test_real_jumping_jacks_from_a_five_example_model(shared_data, tmp_path, capsys):
+    """The Sports2D clip, frames 0-68 (two jumping jacks, as fixed for the motion programs):
+    MediaPipe keypoints from `genlab motion extract`, described by a model fitted on 5 examples
+    per concept."""
+    from genlab.systems.motion.concepts import dataset
+    from genlab.systems.motion.concepts.config import ConceptConfig
+    from genlab.systems.motion.concepts.learn import learn
+
+    code, _, err = run_cli_inprocess(["motion", "extract", str(shared_data / "video" / "sports2d_demo.mp4"), "--roi",
+                                      "300,0,700,520", "--end", "68", "--min-reps", "2", "--no-video", "--quiet",
+                                      "-o", str(tmp_path / "x")], capsys)
+    assert code == 0, err
+    model, _ = learn(dataset.few_shot(5), ConceptConfig())
+    model.save(tmp_path / "m.json")
+    code, out, err = run_cli_inprocess(["motion", "concepts", "describe", str(tmp_path / "m.json"),
+                                        str(tmp_path / "x" / "keypoints_coco17.npy")], capsys)
+    assert code == 0, err
+    print("sports2d 0-68:", out)
+    lines = out.splitlines()[1:]
+    assert len(lines) == 1 and lines[0].strip().startswith("jumping_jack[") and "range(2)" in lines[0]

@@ -132,3 +132,27 @@ def test_acceptance_a_new_exercise_from_5_example_files(tmp_path, capsys):
     ap = metrics.detection_map(preds, trues)
     print(f"new exercise from 5 files: NormED {ned:.3f}, count MAE {mae:.3f}, mAP@0.5 {ap['mAP@0.5']:.3f}")
     assert ned <= 0.05 and mae <= 0.2 and ap["mAP@0.5"] >= 0.9
+
+
+def test_synthesise_and_edit_a_taught_concept_from_the_cli(tmp_path, capsys):
+    import av
+
+    _write_examples(tmp_path / "ex", k=2)
+    code, _, err = run_cli_inprocess(["motion", "concepts", "fit", "--examples", str(tmp_path / "ex"), "--builtin", "squat",
+                                      "--k", "2", "--quiet", "--out", str(tmp_path / "m.json")], capsys)
+    assert code == 0, err
+    (tmp_path / "d.txt").write_text(f"description frames=200 version=1\n  {NEW}[10:80]: for _ in range(2)\n"
+                                    "  squat[100:150]: for _ in range(1)\n")
+    code, _, err = run_cli_inprocess(["motion", "concepts", "synthesise", str(tmp_path / "m.json"), str(tmp_path / "d.txt"),
+                                      "--out", str(tmp_path / "k.npy"), "--video", str(tmp_path / "k.mp4")], capsys)
+    assert code == 0, err
+    code, out, err = run_cli_inprocess(["motion", "concepts", "edit", str(tmp_path / "m.json"), str(tmp_path / "d.txt"),
+                                        "recount", "0", "--count", "3", "--out", str(tmp_path / "e.npy"),
+                                        "--video", str(tmp_path / "e.mp4")], capsys)
+    assert code == 0, err
+    text = (tmp_path / "e.description.txt").read_text()
+    assert f"{NEW}[" in text and "range(3)" in text and "squat[" in text
+    assert np.load(tmp_path / "e.npy").shape[1:] == (17, 2)
+    for video in ("k.mp4", "e.mp4"):
+        with av.open(str(tmp_path / video)) as c:
+            assert c.streams.video[0].codec_context.name == "h264"

@@ -57,6 +57,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_synthesise)
 
+    p = sub.add_parser("edit", help="synthesise a description, apply one edit, write keypoints, description, video")
+    p.add_argument("model")
+    p.add_argument("description", help="description .json or DSL text file")
+    p.add_argument("op", choices=["insert", "delete", "replace", "recount", "retime"])
+    p.add_argument("index", type=int, help="the action to edit (insert: the position)")
+    p.add_argument("--concept", help="insert / replace: the concept")
+    p.add_argument("--count", type=int, help="insert / recount: iterations")
+    p.add_argument("--duration", type=int, help="retime (and insert, optional): frames")
+    p.add_argument("--out", required=True, help="edited keypoints .npy (normalised: body height 1)")
+    p.add_argument("--video", help="stick-figure .mp4 (H.264) or .gif of the edited motion")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_edit)
+
     p = sub.add_parser("demo", help="learn from 1 example per concept, describe, synthesise, edit, render")
     p.add_argument("--out", default="outputs/concepts_demo")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -228,6 +241,32 @@ def _synthesise(args) -> int:
     if args.video:
         render_video(syn.keypoints, args.video, labels=desc.frame_labels())
     print(f"wrote {args.out} ({desc.n_frames} frames)")
+    return 0
+
+
+def _edit(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from genlab.core.io import atomic_path, atomic_write_text
+    from genlab.systems.motion.concepts.model import ConceptModel
+    from genlab.systems.motion.concepts.render import render_video
+    from genlab.systems.motion.concepts.synth import edit, synthesise
+
+    model = ConceptModel.load(args.model)
+    desc = _read_description(args.description)
+    syn = synthesise(model, desc, seed=args.seed)
+    new, span = edit(model, syn, args.op, args.index, concept=args.concept, count=args.count,
+                     duration=args.duration, seed=args.seed)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, new.keypoints)
+    atomic_write_text(Path(args.out).with_suffix(".description.txt"), new.description.to_dsl())
+    if args.video:
+        render_video(new.keypoints, args.video, labels=new.description.frame_labels())
+    print(f"{args.op} {args.index}: frames {span[0]}..{span[1]} changed; wrote {args.out} "
+          f"and {Path(args.out).with_suffix('.description.txt').name}")
     return 0
 
 
