@@ -266,20 +266,32 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_program(path):
+    """A motion program file; every problem with it is one GenlabError naming the file."""
+    from genlab.errors import GenlabError
+    from genlab.systems.motion.program import Program
+
+    if not path.is_file():
+        raise GenlabError(f"program not found: {path}")
+    try:
+        return Program.from_text(path.read_text())
+    except UnicodeDecodeError:
+        raise GenlabError(f"{path}: not a motion program (not UTF-8 text)") from None
+    except GenlabError as err:
+        raise GenlabError(f"{path}: {err}") from None
+
+
 def _render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from genlab.errors import GenlabError
     from genlab.systems.motion.io import load_keypoints
-    from genlab.systems.motion.program import Program, execute
+    from genlab.systems.motion.program import execute
     from genlab.systems.motion.render import draw_frames, frame_clock, resample, write_video
 
-    path = Path(args.program)
-    if not path.is_file():
-        raise GenlabError(f"program not found: {path}")
     if not args.rate > 0:
         raise GenlabError(f"--rate must be > 0, got {args.rate}")
-    program = Program.from_text(path.read_text())
+    program = _read_program(Path(args.program))
     # one clock for everything drawn: n frames spanning input frames 0 .. T-1, first and last kept
     T = program.num_frames
     t = frame_clock(T, args.rate)
@@ -320,12 +332,9 @@ def _edit(args: argparse.Namespace) -> int:
 
     from genlab.core.io import atomic_write_text
     from genlab.errors import GenlabError
-    from genlab.systems.motion.program import Program, set_loop_count, splice
+    from genlab.systems.motion.program import set_loop_count, splice
 
-    path = Path(args.program)
-    if not path.is_file():
-        raise GenlabError(f"program not found: {path}")
-    program = Program.from_text(path.read_text())
+    program = _read_program(Path(args.program))
     for item in args.loop_count:
         try:
             i, n = (int(v) for v in item.split("="))
