@@ -156,3 +156,15 @@ def test_synthesise_and_edit_a_taught_concept_from_the_cli(tmp_path, capsys):
     for video in ("k.mp4", "e.mp4"):
         with av.open(str(tmp_path / video)) as c:
             assert c.streams.video[0].codec_context.name == "h264"
+
+
+def test_example_counts_are_estimated_from_the_period():
+    from genlab.systems.motion.concepts import dataset
+    from genlab.systems.motion.concepts.inputs import estimate_count
+
+    _register()
+    rng = np.random.default_rng(5)
+    for name in ("jumping_jack", "high_knees", NEW):
+        for count in (1, 2, 5):
+            ex = dataset.make_example(rng, name, dataset.Difficulty(count=(count, count)))
+            assert estimate_count(ex.keypoints) == count, (name, count)

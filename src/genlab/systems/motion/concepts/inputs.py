@@ -107,25 +107,30 @@ def describe_input(model, inp: Input, where: str):
     return Description(len(inp.keypoints), tuple(actions))
 
 
-def estimate_count(keypoints: np.ndarray) -> int:
-    """Iterations in a trimmed example without a stated count: the motion program's loop (at least
-    two repetitions) when it covers most of the example, else 1."""
-    from genlab.systems.motion.config import preset_for
-    from genlab.systems.motion.pipeline import fit_program
-
-    try:
-        prog = fit_program(keypoints, preset_for("detector", min_reps=2))
-    except GenlabError:
+def estimate_count(keypoints: np.ndarray, min_lag: int = 6) -> int:
+    """Iterations in a trimmed example without a stated count: its length over the period, the
+    first lag whose autocorrelation (all joints, mean removed) is a local peak within 80% of the
+    highest one above 0.3; 1 when nothing repeats. (A motion program's loop would do, but its
+    greedy choice can take a body of two iterations when that covers more frames.)"""
+    x = np.asarray(keypoints, np.float64).reshape(len(keypoints), -1)
+    x = x - x.mean(0)
+    n = len(x)
+    ac = np.array([(x[: n - k] * x[k:]).sum() / (n - k) for k in range(int(0.6 * n) + 1)])
+    if len(ac) < min_lag + 2 or ac[0] <= 0:
         return 1
-    spans = [(b - a, n) for a, b, n in prog.loop_spans()]
-    best = max(spans, default=(0.0, 1))
-    return int(best[1]) if best[0] >= 0.5 * len(keypoints) else 1
+    ac = ac / ac[0]
+    peaks = [k for k in range(min_lag, len(ac) - 1) if ac[k] >= ac[k - 1] and ac[k] >= ac[k + 1] and ac[k] > 0.3]
+    if not peaks:
+        return 1
+    best = max(ac[k] for k in peaks)
+    period = next(k for k in peaks if ac[k] >= 0.8 * best)
+    return max(1, int(round(n / period)))
 
 
 def load_examples(source: str | Path, fps: float = 30.0):
     """Trimmed examples of your own concepts, as `Example`s and a line per example saying where
     it came from. `source` is a folder holding a folder per concept label (every file or OpenPose
-    folder inside is one example, its count estimated from its motion program), or a `.jsonl` file
+    folder inside is one example, its count estimated from its period), or a `.jsonl` file
     of {"file": ..., "label": ..., "start": frame, "end": frame, "count": n} (start, end and count
     optional; a relative file is relative to the JSONL's folder)."""
     from genlab.systems.motion.concepts.description import IDLE
