@@ -210,3 +210,18 @@ def test_trc_errors_are_one_line(tmp_path, bad, needle):
     (tmp_path / "b.trc").write_text(bad)
     with pytest.raises(GenlabError, match=needle):
         load_trc(tmp_path / "b.trc")
+
+
+def test_openpose_rows_are_the_frame_numbers_of_the_files(tmp_path):
+    from genlab.core.pose.skeletons import OPENPOSE25
+
+    kp = make_sequence("squat", 2, count=3).keypoints[:40]
+    for t, f in enumerate(kp):
+        if 10 <= t < 15:
+            continue  # no file for these frames
+        body = np.zeros((25, 3))
+        body[list(OPENPOSE25.coco17_index), :2], body[list(OPENPOSE25.coco17_index), 2] = f, 0.9
+        (tmp_path / f"clip_{t + 100:012d}_keypoints.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": body.ravel().tolist()}]}))
+    track = load_keypoints(tmp_path)
+    assert track.xy.shape[0] == 40 and track.frame_ids[0] == 100
+    np.testing.assert_array_equal(np.flatnonzero(track.lost), np.arange(10, 15))

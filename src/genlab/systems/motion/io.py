@@ -210,14 +210,18 @@ def load_alphapose(path: str | Path, skeleton: str | None = None, fps: float = 3
 def load_openpose(path: str | Path, skeleton: str | None = None, fps: float = 30.0,
                   person: str | None = None) -> KeypointTrack:
     """OpenPose per-frame JSON: a directory of `*_keypoints.json` (or one such file), each with
-    `people[*].pose_keypoints_2d` (BODY_25 or COCO-18); `person_id` is used when it is set."""
+    `people[*].pose_keypoints_2d` (BODY_25 or COCO-18); `person_id` is used when it is set. Rows are
+    the frame numbers in the file names (a missing file is a lost row), else the files' rank."""
     path = Path(path)
     files = sorted(path.glob("*.json"), key=lambda p: (_frame_number(p.stem.replace("_keypoints", ""), 0), p.name)) \
         if path.is_dir() else [path]
     if not files:
         raise GenlabError(f"{path}: no OpenPose *.json files")
+    numbers = [_frame_number(f.stem.replace("_keypoints", ""), -1) for f in files]
+    if not (all(v >= 0 for v in numbers) and len(set(numbers)) == len(numbers)):
+        numbers = list(range(len(files)))  # no distinct frame numbers in the names: their rank
     frames: dict[int, list] = {}
-    for f, file in enumerate(files):
+    for f, file in zip(numbers, files):
         data = _read_json(file)
         if not isinstance(data, dict) or "people" not in data:
             raise GenlabError(f"{file}: expected an OpenPose frame with a 'people' list")
@@ -230,16 +234,15 @@ def load_openpose(path: str | Path, skeleton: str | None = None, fps: float = 30
             tid = None if pid in (None, -1) else pid
             frames.setdefault(f, []).append((tid, xy, c, _person_size(xy, None)))
     if not frames:
-        # frames without people still count: build an all-missing track of the right length
         raise GenlabError(f"{path}: no person in any of the {len(files)} frames")
     track = _assemble(frames, path, skeleton, fps, person)
-    T = len(files)
-    if track.xy.shape[0] != T:  # frames before the first / after the last detection
-        f0 = min(frames)
-        xy = np.full((T,) + track.xy.shape[1:], np.nan)
-        conf = np.zeros((T, track.xy.shape[1]))
+    lo, hi = min(numbers), max(numbers)
+    if track.xy.shape[0] != hi - lo + 1:  # frames before the first / after the last detection
+        f0 = int(track.frame_ids[0]) - lo
+        xy = np.full((hi - lo + 1,) + track.xy.shape[1:], np.nan)
+        conf = np.zeros(xy.shape[:2])
         xy[f0 : f0 + track.xy.shape[0]], conf[f0 : f0 + track.xy.shape[0]] = track.xy, track.conf
-        track = replace(track, xy=xy, conf=conf, frame_ids=np.arange(T), lost=~np.isfinite(xy).any(axis=(1, 2)))
+        track = replace(track, xy=xy, conf=conf, frame_ids=np.arange(lo, hi + 1), lost=~np.isfinite(xy).any(axis=(1, 2)))
     return track
 
 
