@@ -90,3 +90,10 @@ def test_real_jumping_jacks_from_a_five_example_model(shared_data, tmp_path, cap
     print("sports2d 0-68:", out)
     lines = out.splitlines()[1:]
     assert len(lines) == 1 and lines[0].strip().startswith("jumping_jack[") and "range(2)" in lines[0]
+    # the video itself is an input too (MediaPipe inside); the whole clip starts with the jumping jacks
+    code, out, err = run_cli_inprocess(["motion", "concepts", "describe", str(tmp_path / "m.json"),
+                                        str(shared_data / "video" / "sports2d_demo.mp4"), "--roi", "300,0,700,520",
+                                        "--quiet"], capsys)
+    assert code == 0, err
+    print("sports2d video:", out)
+    assert out.splitlines()[1].strip().startswith("jumping_jack[")

@@ -148,8 +148,11 @@ def test_synthesise_and_edit_a_taught_concept_from_the_cli(tmp_path, capsys):
     assert code == 0, err
     code, out, err = run_cli_inprocess(["motion", "concepts", "edit", str(tmp_path / "m.json"), str(tmp_path / "d.txt"),
                                         "recount", "0", "--count", "3", "--out", str(tmp_path / "e.npy"),
-                                        "--video", str(tmp_path / "e.mp4")], capsys)
+                                        "--video", str(tmp_path / "e.mp4"), "--program", str(tmp_path / "e.txt")], capsys)
     assert code == 0, err
+    from genlab.systems.motion.program import Program
+
+    assert Program.from_text((tmp_path / "e.txt").read_text()).num_frames == len(np.load(tmp_path / "e.npy"))
     text = (tmp_path / "e.description.txt").read_text()
     assert f"{NEW}[" in text and "range(3)" in text and "squat[" in text
     assert np.load(tmp_path / "e.npy").shape[1:] == (17, 2)

@@ -51,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model")
     p.add_argument("description", help="description .json or DSL text file")
     p.add_argument("--out", required=True, help="keypoints .npy (normalised: body height 1)")
-    p.add_argument("--video", help="stick-figure .mp4 or .gif")
+    p.add_argument("--video", help="stick-figure .mp4 (H.264) or .gif")
+    p.add_argument("--program", help="also write the motion program of the result (text) here")
     p.add_argument("--mirrored", action="store_true")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
@@ -67,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=int, help="retime (and insert, optional): frames")
     p.add_argument("--out", required=True, help="edited keypoints .npy (normalised: body height 1)")
     p.add_argument("--video", help="stick-figure .mp4 (H.264) or .gif of the edited motion")
+    p.add_argument("--program", help="also write the motion program of the result (text) here")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_edit)
 
@@ -240,8 +242,18 @@ def _synthesise(args) -> int:
             np.save(f, syn.keypoints)
     if args.video:
         render_video(syn.keypoints, args.video, labels=desc.frame_labels())
+    _write_program(args.program, syn.keypoints)
     print(f"wrote {args.out} ({desc.n_frames} frames)")
     return 0
+
+
+def _write_program(path: str | None, keypoints) -> None:
+    """The motion program (`genlab motion` text form) of synthesised keypoints, when asked for."""
+    if path:
+        from genlab.core.io import atomic_write_text
+        from genlab.systems.motion.pipeline import fit_program
+
+        atomic_write_text(path, fit_program(keypoints).to_text())
 
 
 def _edit(args) -> int:
@@ -265,6 +277,7 @@ def _edit(args) -> int:
     atomic_write_text(Path(args.out).with_suffix(".description.txt"), new.description.to_dsl())
     if args.video:
         render_video(new.keypoints, args.video, labels=new.description.frame_labels())
+    _write_program(args.program, new.keypoints)
     print(f"{args.op} {args.index}: frames {span[0]}..{span[1]} changed; wrote {args.out} "
           f"and {Path(args.out).with_suffix('.description.txt').name}")
     return 0
