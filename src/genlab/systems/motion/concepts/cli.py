@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model")
     p.add_argument("sequence")
     p.add_argument("--actions", required=True, help="comma-separated concept names, in order")
+    p.add_argument("--fps", type=float, default=30.0, help="frame rate when the file does not say")
     p.set_defaults(func=_align)
 
     p = sub.add_parser("synthesise", help="keypoints (and a stick-figure video) from a description")
@@ -76,25 +77,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="outputs/concepts_demo")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_demo)
-
-
-def _load_keypoints(path: str):
-    from pathlib import Path
-
-    import numpy as np
-
-    from genlab.errors import GenlabError
-    from genlab.systems.motion.concepts.dataset import load_sequence
-    from genlab.systems.motion.concepts.model import check_keypoints
-
-    if Path(path).suffix == ".npy":
-        if not Path(path).is_file():
-            raise GenlabError(f"{path}: no such file")
-        try:
-            return check_keypoints(np.load(path, allow_pickle=False), path)
-        except ValueError as err:
-            raise GenlabError(f"{path}: not a keypoint array ({err})") from None
-    return load_sequence(path)[0]
 
 
 def _make_data(args) -> int:
@@ -203,11 +185,17 @@ def _describe(args) -> int:
 
 
 def _align(args) -> int:
+    from genlab.errors import GenlabError
+    from genlab.systems.motion.concepts.inputs import load_input
     from genlab.systems.motion.concepts.model import ConceptModel
 
     model = ConceptModel.load(args.model)
     actions = [a.strip() for a in args.actions.split(",") if a.strip()]
-    print(model.align(_load_keypoints(args.sequence), actions, where=args.sequence).to_dsl(), end="")
+    inp = load_input(args.sequence, fps=args.fps)
+    if not inp.observed.all():
+        raise GenlabError(f"{args.sequence}: {int((~inp.observed).sum())} frames are missing in runs too long to fill; "
+                          f"align needs every frame (cut the input, or use describe)")
+    print(model.align(inp.keypoints, actions, where=args.sequence).to_dsl(), end="")
     return 0
 
 
