@@ -349,12 +349,23 @@ def _edit(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from genlab.systems.motion.acceptance import fit_scores, interpolation_errors, prediction_errors
+    import tempfile
+
+    from genlab.systems.motion.acceptance import (
+        fit_scores,
+        gap_scores,
+        interpolation_errors,
+        prediction_errors,
+    )
     from genlab.systems.motion.synthetic import SynthConfig, synthetic_set
 
     seqs = synthetic_set(args.n, seed=args.seed)
     fs = fit_scores(seqs, progress=not args.quiet)
     print(f"fit on {args.n} sequences: " + ", ".join(f"{k} {v:.3f}" for k, v in fs.items()))
+    with tempfile.TemporaryDirectory() as work:
+        gs = gap_scores(seqs, work, progress=not args.quiet)
+    print("with a tracker's gaps, dropped frames and 10% low-confidence joints (frames >= 5 from the gap): "
+          + ", ".join(f"{k} {gs['gapped'][k]:.3f} (clean {gs['clean'][k]:.3f})" for k in gs["gapped"]))
     long = synthetic_set(args.n, seed=args.seed + 1, cfg=SynthConfig(count=(5, 8)))
     for g in (10, 20):
         r = interpolation_errors(long, g)
