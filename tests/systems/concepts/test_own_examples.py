@@ -171,3 +171,14 @@ def test_example_counts_are_estimated_from_the_period():
         for count in (1, 2, 5):
             ex = dataset.make_example(rng, name, dataset.Difficulty(count=(count, count)))
             assert estimate_count(ex.keypoints) == count, (name, count)
+
+
+def test_lists_jsonl_pairs_any_keypoint_file_with_its_action_list(tmp_path):
+    from genlab.systems.motion.concepts import dataset
+    from genlab.systems.motion.concepts.cli import list_sequences
+
+    s = dataset.make_sequence(np.random.default_rng([5, 3]), names=("jumping_jack", "squat"))
+    np.save(tmp_path / "take1.npy", s.keypoints)
+    (tmp_path / "lists.jsonl").write_text(json.dumps({"file": "take1.npy", "actions": s.description.concepts}) + "\n")
+    (seq,) = list_sequences([str(tmp_path / "lists.jsonl")])
+    assert seq.actions == tuple(s.description.concepts) and seq.keypoints.shape == s.keypoints.shape

@@ -122,7 +122,7 @@ def _fit(args) -> int:
     if not examples:
         raise GenlabError("nothing to learn: give --examples, or --builtin all / some names")
     if args.lists:
-        seqs = _list_sequences(args.lists)
+        seqs = list_sequences(args.lists)
     else:
         seqs = dataset.list_only(dataset.sequences("lists", args.n_lists, seed=args.seed)) if args.n_lists else []
     model, logs = learn(examples, ConceptConfig(), seqs, progress=not args.quiet)
@@ -133,7 +133,7 @@ def _fit(args) -> int:
     return 0
 
 
-def _list_sequences(paths: list[str]):
+def list_sequences(paths: list[str]):
     """`--lists`: .npz files holding an action list (or a description), or one .jsonl of
     {"file": keypoints of any supported kind, "actions": [names in order]}."""
     import json
