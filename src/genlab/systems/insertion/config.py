@@ -72,6 +72,9 @@ class SampleSettings:
     # paste the unmasked scene back over the decoded image; the official sampler does not (real weights:
     # off), the toys' figures were measured with it on
     composite: bool = False
+    # the last DDIM step lands on alpha_bar_0 (LDM's DDIM sampler, which the official code uses, and
+    # SD-1.5's scheduler config: False) or on clean data (True: the toys' figures were measured so)
+    set_alpha_to_one: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def tiny(**overrides) -> InsertionConfig:
     cfg = InsertionConfig(
         size=32, ref_size=16, model=model,
         train=TrainSettings(steps=300, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.99, pool=1024),
-        sample=SampleSettings(steps=20, scale_scene=2.0, scale_person=2.0, composite=True),
+        sample=SampleSettings(steps=20, scale_scene=2.0, scale_person=2.0, composite=True, set_alpha_to_one=True),
     )
     return replace(cfg, **overrides)
 
@@ -118,7 +121,7 @@ def toy(**overrides) -> InsertionConfig:
     cfg = InsertionConfig(
         size=64, ref_size=32, model=model,
         train=TrainSettings(steps=6000, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.999, pool=8192),
-        sample=SampleSettings(steps=50, scale_scene=2.0, scale_person=2.0, composite=True),
+        sample=SampleSettings(steps=50, scale_scene=2.0, scale_person=2.0, composite=True, set_alpha_to_one=True),
     )
     return replace(cfg, **overrides)
 

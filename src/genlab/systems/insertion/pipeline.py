@@ -90,8 +90,9 @@ class InsertionPipeline:
     def factor(self) -> int:
         return int(self.ae.downsample_factor)
 
-    def grid(self, steps: int) -> torch.Tensor:
-        return grids.discrete(steps, self.form.path, spacing="leading", steps_offset=1)
+    def grid(self, steps: int, set_alpha_to_one: bool = False) -> torch.Tensor:
+        return grids.discrete(steps, self.form.path, spacing="leading", steps_offset=1,
+                              set_alpha_to_one=set_alpha_to_one)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         z = self.ae.encode(images)
@@ -148,7 +149,7 @@ class InsertionPipeline:
             def model(z, t, **extra):
                 return den(z, t, **c00, **extra)
         x = torch.randn(z_scene.shape, generator=generator, dtype=z_scene.dtype)
-        ts = self.grid(settings.steps)  # starts from unit-variance noise, as SD's DDIM pipelines do
+        ts = self.grid(settings.steps, settings.set_alpha_to_one)  # starts from unit-variance noise, as SD's DDIM pipelines do
         out = samplers.ddim(model, x, ts, progress=progress)
         if not torch.isfinite(out.x).all():
             raise GenlabError("sample: sampling produced NaN/inf latents (diverged); check the weights")
