@@ -221,10 +221,36 @@ def test_unreadable_checkpoint_objects_are_refused_with_a_conversion_hint(tmp_pa
     torch.save({"state_dict": state, "extra": Extra()}, tmp_path / "extra.ckpt")
     monkeypatch.undo()  # the classes are gone, as on a user's machine without Lightning
     assert torch.equal(read_checkpoint(tmp_path / "ok.ckpt")["model.diffusion_model.x"], torch.ones(2))
-    with pytest.raises(GenlabError, match=r"Extra.*convert it to safetensors.*weights_only=False") as err:
+    with pytest.raises(GenlabError, match=r"Extra.*convert it to safetensors.*weights_only=False.*save_file") as err:
         read_checkpoint(tmp_path / "extra.ckpt")
     assert "\n" not in str(err.value)
 
 
 class Extra:
     """Any other object in a checkpoint: refused."""
+
+
+@pytest.mark.slow
+def test_insert_with_a_genlab_trained_toy_run(photos, tmp_path, capsys):
+    """The README's example without external weights: a `tiny` run (trained with max-pooled masks, which
+    its config records) drives `insert` on the same photos."""
+    run = tmp_path / "run"
+    code, _, err = run_cli_inprocess(["insertion", "train", "--preset", "tiny", "--steps", "20", "--pool", "64",
+                                      "--out", str(run), "--quiet"], capsys)
+    assert code == 0, err
+    out = tmp_path / "toy.png"
+    code, _, err = run_cli_inprocess(["insertion", "insert", "--scene", str(photos["chelsea"]), "--person",
+                                      str(photos["astronaut"]), "--box", "300,150,440,290", "--weights", str(run),
+                                      "--steps", "4", "--composite", "--out", str(out), "--quiet"], capsys)
+    assert code == 0, err
+    record = _png_record(out)
+    assert record["mask_resize"] == "max" and record["size"] == 32 and record["composite"] is True
+    from PIL import Image
+
+    from genlab.systems.insertion.photo import load_photo
+
+    result, scene = np.asarray(Image.open(tmp_path / "toy-1.png")), load_photo(photos["chelsea"])
+    outside = np.ones(scene.shape[:2], bool)
+    outside[150:290, 300:440] = False
+    assert np.array_equal(result[outside], scene[outside])  # --composite: only the box changes
+    assert not np.array_equal(result[~outside], scene[~outside])

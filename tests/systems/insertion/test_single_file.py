@@ -124,7 +124,7 @@ def _checkpoint(unet, clip, vae, projection: bool) -> dict:
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
 def test_official_layout_single_file_loads_every_part(tmp_path, suffix):
-    from safetensors.torch import save_file
+    from genlab.core.train import save_weights
 
     from genlab.systems.insertion.convert import load_single_file
 
@@ -132,7 +132,7 @@ def test_official_layout_single_file_loads_every_part(tmp_path, suffix):
     sd = _checkpoint(unet, clip, vae, projection=True)
     path = tmp_path / f"affordance{suffix}"
     if suffix == ".safetensors":
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+        save_weights(path, sd)
     else:
         torch.save({"state_dict": sd, "global_step": 1}, path)  # a Lightning checkpoint
     pipe = load_single_file(path, base=_base(unet, vit))
@@ -155,13 +155,13 @@ def test_official_layout_single_file_loads_every_part(tmp_path, suffix):
 
 
 def test_sd_inpainting_single_file_needs_clip_and_bad_files_are_one_clear_error(tmp_path):
-    from safetensors.torch import save_file
+    from genlab.core.train import save_weights
 
     from genlab.systems.insertion.convert import load_single_file
 
     unet, vit, clip, vae = _models()
     sd = {k: v for k, v in _checkpoint(unet, clip, vae, projection=False).items() if not k.startswith("cond_stage")}
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "sd.safetensors"))
+    save_weights(tmp_path / "sd.safetensors", sd)
     with pytest.raises(GenlabError, match="clip_folder"):
         load_single_file(tmp_path / "sd.safetensors", base=_base(unet, vit))
     clip.save_pretrained(tmp_path / "clip")
@@ -172,7 +172,7 @@ def test_sd_inpainting_single_file_needs_clip_and_bad_files_are_one_clear_error(
     img = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(model.ref_encoder(img), clip(pixel_values=img).last_hidden_state, atol=1e-4, rtol=0)
-    save_file({"foo": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    save_weights(tmp_path / "other.safetensors", {"foo": torch.zeros(1)})
     with pytest.raises(GenlabError, match="not an SD/LDM"):
         load_single_file(tmp_path / "other.safetensors")
     (tmp_path / "junk.ckpt").write_bytes(b"not a pickle")

@@ -164,11 +164,9 @@ CKPT_ALLOWED = ("pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint",
 
 
 def conversion_hint(path: Path) -> str:
-    out = path.with_suffix(".safetensors")
-    return (f"convert it to safetensors once, on a machine where you trust the file: python -c \"import torch; "
-            f"from safetensors.torch import save_file; sd = torch.load('{path}', weights_only=False); "
-            f"sd = sd.get('state_dict', sd); save_file({{k: v.contiguous() for k, v in sd.items() "
-            f"if isinstance(v, torch.Tensor)}}, '{out}')\"")
+    return (f"convert it to safetensors once, on a machine where you trust the file: read it with "
+            f"torch.load('{path}', weights_only=False), take its 'state_dict', and write the tensors with "
+            f"safetensors.torch.save_file to {path.with_suffix('.safetensors')} (then pass that file)")
 
 
 def read_checkpoint(path: str | Path) -> dict:
