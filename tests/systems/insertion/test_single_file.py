@@ -125,7 +125,6 @@ def _checkpoint(unet, clip, vae, projection: bool) -> dict:
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
 def test_official_layout_single_file_loads_every_part(tmp_path, suffix):
     from genlab.core.train import save_weights
-
     from genlab.systems.insertion.convert import load_single_file
 
     unet, vit, clip, vae = _models()
@@ -156,7 +155,6 @@ def test_official_layout_single_file_loads_every_part(tmp_path, suffix):
 
 def test_sd_inpainting_single_file_needs_clip_and_bad_files_are_one_clear_error(tmp_path):
     from genlab.core.train import save_weights
-
     from genlab.systems.insertion.convert import load_single_file
 
     unet, vit, clip, vae = _models()

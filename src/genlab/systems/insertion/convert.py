@@ -118,12 +118,10 @@ def check_latent_channels(vae_channels: int, unet_channels: int, source: str) ->
         raise GenlabError(f"{source}: the VAE has {vae_channels} latent channels, the UNet expects {unet_channels}")
 
 
-def load_pipeline(path: str | Path, size: int | None = None):
+def load_pipeline(path: str | Path):
     """The one entry for `--weights PATH`: a genlab run folder (model.safetensors), a diffusers-style
     folder (unet/, vae/, image_encoder/, projection.safetensors) or one LDM-layout file (.ckpt or
     .safetensors: the official checkpoint). Returns an `InsertionPipeline` with `.config`."""
-    from dataclasses import replace as dc_replace
-
     path = Path(path)
     if path.is_dir() and (path / "model.safetensors").is_file():
         from genlab.systems.insertion.pipeline import InsertionPipeline
@@ -143,8 +141,6 @@ def load_pipeline(path: str | Path, size: int | None = None):
         pipe = load_single_file(path)
     else:
         raise GenlabError(f"--weights {path} not found")
-    if size is not None:
-        pipe.config = dc_replace(pipe.config, size=size)
     return pipe
 
 

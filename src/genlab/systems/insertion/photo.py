@@ -142,7 +142,7 @@ def square_around(region: tuple[int, int, int, int], shape: tuple[int, int]) -> 
 
 
 def resize(image: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
-    """uint8 (s, s, 3) or bool (s, s) -> size x size (Lanczos for images, nearest for masks)."""
+    """uint8 (s, s[, 3]) or bool (s, s) -> size x size (Lanczos for images, nearest for bool masks)."""
     from PIL import Image
 
     if image.dtype == bool:
@@ -266,6 +266,5 @@ def centred_person(photo: np.ndarray, mask: np.ndarray, box: tuple[int, int, int
     sq = square_around_box(box, PERSON_MARGIN / cfg.ref_crop)
     work = max(ref_size * 2, 64)  # resample once with Lanczos, then the pairs' bilinear transform
     view = resize(sq.crop(photo, GREY_U8), int(math.ceil(work / cfg.ref_crop))).astype(np.float32) / 255
-    soft = resize((sq.crop(mask, 0.0) * 255).astype(np.uint8)[..., None].repeat(3, -1),
-                  view.shape[0])[..., 0].astype(np.float32) / 255
+    soft = resize((sq.crop(mask, 0.0) * 255).astype(np.uint8), view.shape[0]).astype(np.float32) / 255
     return centred_reference(view, soft, cfg, rng=None)

@@ -193,7 +193,6 @@ def write_real_pairs(video: str | Path, out_dir: str | Path, size: int = 64, see
     temporary name and renamed, so a failed extraction leaves no half-written folder."""
     import os
     import shutil
-    import tempfile
 
     ext = extract(video, size=size, max_frames=max_frames, stride=stride, progress=progress)
     if not ext.clips:
@@ -205,7 +204,10 @@ def write_real_pairs(video: str | Path, out_dir: str | Path, size: int = 64, see
     train, held = split_clips(ext.clips) if len(ext.clips) > 1 else (ext.clips, [])
     summary = {"video": str(video), "counts": ext.counts, "train_clips": len(train), "eval_clips": len(held)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"  # renamed onto `out` once complete
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
     try:
         for name, clips in (("train", train), ("eval", held)):
             rng = np.random.default_rng(np.random.SeedSequence([seed, len(name)]))
@@ -220,7 +222,6 @@ def write_real_pairs(video: str | Path, out_dir: str | Path, size: int = 64, see
             pairs.write_manifest(folder, settings, [{"file": "shard-00000.npz", "pairs": [0, len(drawn)]}])
             summary[f"{name}_pairs"] = len(drawn)
         atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=1))
-        os.chmod(tmp, 0o777 & ~_umask())
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)
@@ -228,14 +229,6 @@ def write_real_pairs(video: str | Path, out_dir: str | Path, size: int = 64, see
         if tmp.exists():
             shutil.rmtree(tmp)
     return summary
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def extraction_mask(clip: list[RealFrame], pair: pairs.Pair) -> np.ndarray:
