@@ -281,3 +281,20 @@ def test_the_paper_projection_is_linear_silu_linear_and_the_toys_add_a_norm():
     normed = ReferenceProjection(16, 8, norm=True)
     out = normed(tokens)
     torch.testing.assert_close(out.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)
+
+
+def test_runs_saved_before_the_mask_resize_field_load_as_trained(tmp_path):
+    """A run whose config predates `mask_resize` / `set_alpha_to_one` was trained with max-pooled masks."""
+    import json
+
+    from genlab.systems.insertion import train
+
+    cfg = config.tiny()
+    train.save_model(tmp_path, InsertionModel(cfg.model), SpaceToDepth(2), cfg)
+    path = tmp_path / "model.json"
+    raw = json.loads(path.read_text())
+    assert raw["model"].pop("mask_resize") == "max" and raw["sample"].pop("set_alpha_to_one") is True
+    path.write_text(json.dumps(raw))
+    _, _, loaded = train.load_model(tmp_path)
+    assert loaded.model.mask_resize == "max" and loaded.sample.set_alpha_to_one
+    assert config.sd15_inpainting().model.mask_resize == "nearest"  # real weights: nearest, as trained

@@ -207,6 +207,11 @@ def load_model(run_dir: str | Path) -> tuple[InsertionModel, object, InsertionCo
     state, raw = load_weights(path)
     if raw is None:
         raise GenlabError(f"insertion: {path} has no config beside it ({path}.json or metadata)")
+    # runs saved before these fields existed were all trained with max-pooled masks and sampled to clean data
+    if isinstance(raw.get("model"), dict):
+        raw["model"].setdefault("mask_resize", "max")
+    if isinstance(raw.get("sample"), dict):
+        raw["sample"].setdefault("set_alpha_to_one", True)
     cfg = config_from_dict(InsertionConfig, raw, source=str(path))
     model = InsertionModel(cfg.model)
     load_state_strict(model, state, str(path))
