@@ -254,3 +254,23 @@ def test_insert_with_a_genlab_trained_toy_run(photos, tmp_path, capsys):
     outside[150:290, 300:440] = False
     assert np.array_equal(result[outside], scene[outside])  # --composite: only the box changes
     assert not np.array_equal(result[~outside], scene[~outside])
+
+
+def test_hallucination_modes_need_no_box_or_no_person(photos, weights):
+    from genlab.systems.insertion import insert
+    from genlab.systems.insertion.convert import load_pipeline
+
+    pipe = load_pipeline(weights)
+    scene_only = insert.read_inputs(photos["coffee"], None, box="400,150,560,380", mode="person-hallucination")
+    assert scene_only.person_photo is None
+    a = insert.insert(pipe, scene_only, insert.InsertSettings(mode="person-hallucination", steps=1, size=64),
+                      progress=False)
+    person_only = insert.read_inputs(photos["coffee"], photos["astronaut"], mode="scene-hallucination")
+    assert person_only.mask_full.all()  # the whole scene is drawn
+    b = insert.insert(pipe, person_only, insert.InsertSettings(mode="scene-hallucination", steps=1, size=64),
+                      progress=False)
+    assert a.reference is None and b.reference.shape == (pipe.ref_size, pipe.ref_size, 3)
+    assert b.scene.square == insert.photo.Square(0, -100, 600)  # a square holding the whole photo
+    assert a.photos[0].shape == b.photos[0].shape == (400, 600, 3)
+    with pytest.raises(GenlabError, match="--person"):
+        insert.read_inputs(photos["coffee"], None, box="1,1,50,50")
