@@ -152,7 +152,11 @@ def load_testcases(testcases_dir: str | Path, probid: str, kind: str) -> list[Te
     """kind: 'public' (used by the search) or 'hidden' (used for evaluation)."""
     if kind not in ("public", "hidden"):
         raise GenlabError(f"test case kind expected 'public' or 'hidden', got {kind!r}")
-    return parse_testcases(Path(testcases_dir) / probid / f"{probid}_testcases_{kind}.txt")
+    return parse_testcases(test_file(testcases_dir, probid, kind))
+
+
+def test_file(testcases_dir: str | Path, probid: str, kind: str) -> Path:
+    return Path(testcases_dir) / probid / f"{probid}_testcases_{kind}.txt"
 
 
 def default_data_dir() -> Path:
