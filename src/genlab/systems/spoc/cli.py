@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--all", action="store_true", help="every program of the split")
         p.add_argument("--ids", default=None, help="a file of program ids (probid-subid-workerid), one per line")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--cache", default=None, help="compile/run/candidate cache (default .cache/spoc)")
+        p.add_argument("--cache", default=None, help="compile/run/candidate cache (default: $GENLAB_CACHE/spoc)")
         p.add_argument("--workers", type=int, default=0, help="parallel compilations (default: all cores)")
+        insecure(p)
+
+    def insecure(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--insecure", action="store_true",
+                       help="compile and run candidates without the bubblewrap sandbox (said on every run)")
 
     ev = sub.add_parser("eval", help="search methods on a split; success at budgets, line accuracy, oracle")
     common(ev)
@@ -32,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--localiser", default=None, help="localiser folder (default: CACHE/localiser)")
     ev.add_argument("--m", type=int, default=100, help="candidates per line")
     ev.add_argument("--out", default=None, help="JSON lines of per-program results (resumable)")
-    ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.add_argument("--translate-only", action="store_true",
                     help="no search: line accuracy and oracle coverage of the translator's candidates")
     ev.add_argument("--summary-only", action="store_true",
@@ -50,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     loc.add_argument("--programs", type=int, default=1025, help="training programs used (train-test split)")
     loc.add_argument("--per-program", type=int, default=2)
     loc.add_argument("--out", default=None, help="output folder (default: CACHE/localiser)")
+    insecure(loc)
     loc.set_defaults(func=_train_localiser)
 
     tr = sub.add_parser("translate", help="top-M candidates for pseudocode lines")
@@ -94,9 +101,7 @@ def _programs(args, tsv):
 
     programs = load_tsv(tsv)
     if args.ids:
-        from pathlib import Path
-
-        lines = (x.strip() for x in Path(args.ids).read_text().splitlines())
+        lines = (x.strip() for x in _ids_text(args.ids).splitlines())
         return select_ids(programs, [x for x in lines if x and not x.startswith("#")])
     if args.all:
         return programs
@@ -105,6 +110,63 @@ def _programs(args, tsv):
     if args.tsv is None and args.split == "testp":
         return select_ids(programs, committed_subset_ids())
     return programs
+
+
+def _ids_text(path: str) -> str:
+    from pathlib import Path
+
+    from genlab.errors import GenlabError
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GenlabError(f"--ids: file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise GenlabError(f"--ids: cannot read {path} as UTF-8 text of program ids: {err}") from None
+
+
+def _eval_arguments(args) -> tuple[list[str], list[int]]:
+    """(methods, budgets) from the eval arguments, checked before anything heavy runs."""
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.search import METHODS
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise GenlabError(f"--methods: expected a comma-separated list of {', '.join(METHODS)}, got {args.methods!r}")
+    if args.budget < 1:
+        raise GenlabError(f"--budget: expected a positive number of compilations, got {args.budget}")
+    if args.m < 1:
+        raise GenlabError(f"--m: expected at least 1 candidate per line, got {args.m}")
+    if args.workers < 0:
+        raise GenlabError(f"--workers: expected 0 (all cores) or more, got {args.workers}")
+    try:
+        budgets = [int(b) for b in args.budgets.split(",") if b.strip()]
+    except ValueError:
+        raise GenlabError(f"--budgets: expected comma-separated integers, got {args.budgets!r}") from None
+    budgets = [b for b in budgets if 1 <= b <= args.budget] or [args.budget]
+    if args.ids:
+        _ids_text(args.ids)
+    return methods, budgets
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """SIGTERM unwinds like Ctrl-C (runs stopped, scratch removed) and exits 143."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (in-process callers): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def build_translator(kind: str, data, exclude_split: str | None = None, model: str | None = None):
@@ -146,9 +208,9 @@ def _eval(args) -> int:
     from genlab.systems.spoc.harness import Harness, HarnessConfig
     from genlab.systems.spoc.translate import candidates_for
 
+    methods, budgets = _eval_arguments(args)
     data, tsv, tests, cache = _paths(args)
     programs = _programs(args, tsv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     localiser = None
     if "multiclass" in methods and not args.translate_only:
         from genlab.systems.spoc.localiser import MulticlassLocaliser
@@ -182,10 +244,9 @@ def _eval(args) -> int:
         records = load_records(out, programs, methods, args.budget)
         print(f"summary only: {len(records)} of {len(programs)} programs have every method in {out}")
     else:
-        with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+        with _sigterm_as_exit(), Harness(tests, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
             records = run_eval(programs, cands, harness, out, methods, args.budget, localiser,
-                               workers=harness.workers, progress=not args.no_progress)
-    budgets = [int(b) for b in args.budgets.split(",") if int(b) <= args.budget]
+                               workers=harness.workers, progress=not args.quiet)
     text, _ = summarise(records, programs, cands, methods, budgets)
     print(text)
     return 0
@@ -196,7 +257,7 @@ def _sanity(args) -> int:
 
     data, tsv, tests, cache = _paths(args)
     programs = _programs(args, tsv)
-    with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+    with _sigterm_as_exit(), Harness(tests, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
         evs = harness.evaluate_many([(stitch([l.code for l in p.lines], [l.indent for l in p.lines]), p.probid)
                                      for p in programs])
     ok = sum(e.passed_hidden for e in evs)
@@ -223,7 +284,7 @@ def _train_localiser(args) -> int:
     programs = load_tsv(tsv)[: args.programs]
     translator = build_translator("retrieval", data, exclude_split="train-test")
     cands = candidates_for(translator, programs, 100, cache)
-    with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+    with _sigterm_as_exit(), Harness(tests, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
         examples = make_examples(programs, cands, harness, per_program=args.per_program)
     random.Random(0).shuffle(examples)
     n_val = max(1, len(examples) // 5)

@@ -81,10 +81,17 @@ def run_eval(programs: Sequence[Program], cands: dict[str, list[list[Candidate]]
             ok = sum(r.get("best_first", {}).get("passed_hidden", False) for r in done.values())
             bar.set_postfix(best_first=f"{ok}/{len(done)}")
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         for fut in [pool.submit(one, p) for p in todo]:
             fut.result()
-    bar.close()
+    except BaseException:  # Ctrl-C, SIGTERM, an error: stop the runs in flight instead of finishing the queue
+        harness.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown()
     return [done[p.uid] for p in programs if all(m in done.get(p.uid, {}) for m in methods)]
 
 

@@ -237,7 +237,9 @@ class Harness:
     def __enter__(self) -> Harness:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:  # Ctrl-C or an error: do not let queued work run on
+            self.stop()
         self.close()
 
     # -- slots (a uid and a cgroup each) and run folders
