@@ -111,11 +111,11 @@ def test_a_changed_test_file_invalidates_the_cached_verdict(harness, tmp_path):
 @ROOT_ONLY
 def test_harness_sigkill_leaves_no_candidate_running(harness, tmp_path):
     cache = harness.cache_dir
-    script = ("import sys\nfrom genlab.systems.spoc.data import TestCase as C\n"
+    script = ("import sys\nfrom genlab.systems.spoc.data import TestCase\n"
               "from genlab.systems.spoc.harness import PREAMBLE, Harness, HarnessConfig\n"
               f"h = Harness(None, {str(cache)!r}, HarnessConfig(workers=1, cpu_s=60, wall_s=60.0))\n"
               "src = PREAMBLE + 'int main() { for (int i = 0; i < 3; i++) fork(); sleep(100); }'\n"
-              "h.evaluate(src, 'P', {'public': [C('', '')], 'hidden': [C('', '')]})\n")
+              "h.evaluate(src, 'P', {'public': [TestCase('', '')], 'hidden': [TestCase('', '')]})\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
     try:

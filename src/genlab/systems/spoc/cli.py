@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data", default=None, help="SPoC data folder (default: ../shared/data/spoc)")
+        p.add_argument("--data", default=None,
+                       help="SPoC data folder (default: $GENLAB_SPOC_DATA, else ../shared/data/spoc beside the project)")
         p.add_argument("--split", default="testp", choices=["testp", "train-eval", "train-test"])
         p.add_argument("--tsv", default=None, help="any TSV in the official format (overrides --split)")
         p.add_argument("--testcases", default=None, help="test case folder (default: DATA/testcases)")
@@ -92,7 +93,7 @@ def _paths(args):
     tests = Path(args.testcases) if getattr(args, "testcases", None) else data / "testcases"
     cache = Path(args.cache) if getattr(args, "cache", None) else default_cache_dir()
     if not tsv.is_file():
-        raise GenlabError(f"TSV not found: {tsv} (give --data or --tsv)")
+        raise GenlabError(f"TSV not found: {tsv} (give --data, set $GENLAB_SPOC_DATA, or give --tsv)")
     return data, tsv, tests, cache
 
 
