@@ -186,3 +186,10 @@ def test_sigkill_of_a_run_signal_is_a_clean_status(harness):
     ev = harness.evaluate(PREAMBLE + "int main() { raise(SIGSEGV); }\n", "P",
                           {"public": [Case("", "")], "hidden": [Case("", "")]})
     assert ev.status == "public_fail" and "runtime_error" in ev.detail and str(128 + signal.SIGSEGV) in ev.detail
+
+
+def test_insecure_mode_runs_and_says_so_on_every_run(harness, capfd):
+    echo = PREAMBLE + "int main() { int n; cin >> n; cout << n; }\n"
+    with Harness(None, harness.cache_dir, HarnessConfig(workers=1, insecure=True, memory_mb=256)) as h:
+        assert h.evaluate(echo, "P", {"public": [Case("3\n", "3")], "hidden": [Case("4\n", "4")]}).status == "pass"
+    assert "INSECURE" in capfd.readouterr().err

@@ -60,6 +60,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     insecure(loc)
     loc.set_defaults(func=_train_localiser)
 
+    sv = sub.add_parser("solve", help="a plain pseudocode file -> a C++ program that passes the given examples")
+    sv.add_argument("pseudocode", help="text file: one statement a line, blocks by indentation (tabs or spaces)")
+    sv.add_argument("--tests", default=None, help="examples in the official format (input ###ENDINPUT### output ###ENDOUTPUT###)")
+    sv.add_argument("--example", nargs=2, action="append", metavar=("IN_FILE", "OUT_FILE"),
+                    help="one example: an input file and its expected output (repeatable)")
+    sv.add_argument("--budget", type=int, default=100, help="compilations at most")
+    sv.add_argument("--method", default="prefix", choices=["prefix", "compiler", "best-first", "multiclass"])
+    sv.add_argument("--out", default=None, help="write the program found here")
+    sv.add_argument("--data", default=None, help="SPoC data folder for the translator (as for eval)")
+    sv.add_argument("--cache", default=None)
+    sv.add_argument("--m", type=int, default=100, help="candidates per line")
+    sv.add_argument("--workers", type=int, default=0)
+    sv.add_argument("--quiet", action="store_true", help="no line per compilation")
+    insecure(sv)
+    sv.set_defaults(func=_solve)
+
     tr = sub.add_parser("translate", help="top-M candidates for pseudocode lines")
     tr.add_argument("text", nargs="+")
     tr.add_argument("--data", default=None)
@@ -300,6 +316,61 @@ def _train_localiser(args) -> int:
     out = Path(args.out) if args.out else cache / "localiser"
     model.save(out)
     print(f"saved {out}")
+    return 0
+
+
+def _solve(args) -> int:
+    from pathlib import Path
+
+    from genlab.core.io import atomic_write_text
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.data import default_data_dir
+    from genlab.systems.spoc.harness import Harness, HarnessConfig, default_cache_dir
+    from genlab.systems.spoc.search import SearchConfig, search
+    from genlab.systems.spoc.solve import changed_lines, read_examples, read_pseudocode
+    from genlab.systems.spoc.translate import candidates_for
+
+    if args.budget < 1:
+        raise GenlabError(f"--budget: expected a positive number of compilations, got {args.budget}")
+    program = read_pseudocode(args.pseudocode)
+    examples = read_examples(args.tests, args.example)
+    data = Path(args.data) if args.data else default_data_dir()
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    method = args.method.replace("-", "_")
+    localiser = None
+    if method == "multiclass":
+        from genlab.systems.spoc.localiser import MulticlassLocaliser
+
+        if not (cache / "localiser" / "localiser.json").is_file():
+            raise GenlabError(f"--method multiclass: no localiser in {cache / 'localiser'}; build it with "
+                              "`genlab spoc train-localiser` or choose another --method")
+        localiser = MulticlassLocaliser.load(cache / "localiser")
+    translator = build_translator("retrieval", data)
+    cands = candidates_for(translator, [program], args.m, cache)[program.uid]
+    user = [i for i, line in enumerate(program.lines) if line.annotated]
+
+    def show(k, queued, ev, blamed) -> None:
+        if args.quiet:
+            return
+        swaps = [f"line {n + 1}: {cands[i][queued.choice[i]].code}" for n, i in enumerate(user) if queued.choice[i]]
+        blame = f", line {user.index(blamed) + 1} blamed" if blamed in user else ""
+        verdict = "passes the examples" if ev.passed_public else ev.status.replace("_", " ")
+        print(f"#{k} {verdict}{blame}" + (f"  [{'; '.join(swaps)}]" if swaps else "  [top-1 candidates]"), flush=True)
+
+    tests = {"public": examples, "hidden": []}
+    with _sigterm_as_exit(), Harness(None, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
+        result = search(program, [cands[i] for i in range(len(program.lines))], harness,
+                        SearchConfig(budget=args.budget, method=method), localiser, tests, on_step=show)
+    if not result.passed_public:
+        print(f"no program passing the {len(examples)} example(s) within {result.used} compilations")
+        return 1
+    changed = changed_lines(result.choice, program)
+    print(result.source, end="")
+    print(f"found after {result.used} compilation(s); it passes the {len(examples)} given example(s) (not a proof"
+          f" of correctness); lines changed from the top-1 translation: {changed or 'none'}")
+    if args.out:
+        atomic_write_text(args.out, result.source)
+        print(f"written to {args.out}")
     return 0
 
 

@@ -205,7 +205,7 @@ class Harness:
         try:
             self.sandbox = self._exit.enter_context(contextlib.closing(
                 Sandbox(self.cache_dir, insecure=config.insecure, uid_base=sandbox_uids()[0])))
-            self.scratch = self._exit.enter_context(scratch_folder(self.cache_dir / "work"))
+            self.scratch = self._exit.enter_context(scratch_folder(self.cache_dir / "work", config.insecure))
             if config.insecure or self.sandbox.tree is None:
                 print(self.sandbox.describe(), file=sys.stderr)
             self._free_slots: list[int] = []
@@ -281,7 +281,8 @@ class Harness:
             binds.append(Bind(self.pch_dir, PCH))
         with open(os.devnull, "rb") as fin, open(os.devnull, "wb") as fout, \
                 tempfile.TemporaryFile(dir=self.scratch) as ferr:
-            out = self.sandbox.run([self.config.cxx, *args], binds, limits, slot, fin, fout, ferr, cwd=BOX)
+            out = self.sandbox.run([self.config.cxx, *args], binds, limits, slot, fin, fout, ferr, cwd=BOX,
+                                   compiler=True)
             ferr.seek(0)
             message = ferr.read(1 << 20).decode("utf-8", errors="replace")
         return out.code, message, out.timed_out or out.code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL)
@@ -313,7 +314,7 @@ class Harness:
                 with self.run_folder() as (folder, slot):
                     (folder / "spoc_pre.h").write_text(header.read_text())
                     code, message, _ = self._gxx(folder, slot, [*self._pch_flags(), "-x", "c++-header",
-                                                               f"{BOX}/spoc_pre.h", "-o", f"{BOX}/spoc_pre.h.gch"],
+                                                               "spoc_pre.h", "-o", "spoc_pre.h.gch"],
                                                  self._compile_limits(4.0))
                     built = folder / "spoc_pre.h.gch"
                     if code != 0 or built.is_symlink() or not built.is_file():
@@ -358,7 +359,7 @@ class Harness:
         cmd = list(self.config.flags)
         if self.pch_dir is not None:
             cmd += ["-include", f"{PCH}/spoc_pre.h"]
-        cmd += [f"{BOX}/prog.cpp", "-o", f"{BOX}/prog"] if link else ["-fsyntax-only", f"{BOX}/prog.cpp"]
+        cmd += ["prog.cpp", "-o", "prog"] if link else ["-fsyntax-only", "prog.cpp"]  # relative to /box: messages say prog.cpp
         start = time.perf_counter()
         code, message, timed_out = self._gxx(folder, slot, cmd, self._compile_limits())
         if timed_out:
@@ -368,7 +369,7 @@ class Harness:
         with self.stats.lock:
             self.stats.compiles += 1
             self.stats.compile_seconds += time.perf_counter() - start
-        return code == 0, message.replace(f"{BOX}/prog.cpp", "prog.cpp")
+        return code == 0, message
 
     def compile_check(self, source: str) -> tuple[bool, str]:
         """Does `source` compile (no linking)? Cached. Used by prefix pruning."""
@@ -444,12 +445,11 @@ class Harness:
             cmd = [*self.config.flags, "-fmax-errors=0"]
             if self.pch_dir is not None:
                 cmd += ["-include", f"{PCH}/spoc_pre.h"]
-            cmd += ["-fsyntax-only", f"{BOX}/batch.cpp"]
+            cmd += ["-fsyntax-only", "batch.cpp"]
             start = time.perf_counter()
             code, message, timed_out = self._gxx(folder, slot, cmd, self._compile_limits(4.0))
             if timed_out:
                 return [self.compile_check(src) for src in group]
-            message = message.replace(f"{BOX}/batch.cpp", "batch.cpp")
             with self.stats.lock:
                 self.stats.compiles += 1
                 self.stats.compile_seconds += time.perf_counter() - start

@@ -334,17 +334,20 @@ class Sandbox:
                      "--bounding-set=-all", "--no-new-privs", "--"]
         return argv + list(command)
 
-    def _insecure_argv(self, command: Sequence[str], binds: Sequence[Bind], uid: int) -> list[str]:
+    def _insecure_argv(self, command: Sequence[str], binds: Sequence[Bind], uid: int, compiler: bool) -> list[str]:
+        """The pre-sandbox harness: paths on the host; as root, g++ as root and candidates as `uid`."""
         host = {b.inside: str(b.host) for b in binds}
         argv = [next((h + c[len(i):] for i, h in host.items() if c == i or c.startswith(i + "/")), c) for c in command]
-        if self.root:
+        argv[0] = shutil.which(argv[0]) or argv[0]  # the launcher execs without a PATH search
+        if self.root and not compiler:
             argv = [shutil.which("setpriv") or "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                     "--", *argv]
         return argv
 
     def run(self, command: Sequence[str], binds: Sequence[Bind], limits: Limits, slot: int, stdin, stdout, stderr,
-            cwd: str = "/tmp") -> Outcome:
-        """Run `command` (paths as seen inside) jailed; stdin/stdout/stderr are open files of the caller."""
+            cwd: str = "/tmp", compiler: bool = False) -> Outcome:
+        """Run `command` (paths as seen inside) jailed; stdin/stdout/stderr are open files of the caller.
+        `compiler`: the command is g++ (only --insecure mode as root treats it differently)."""
         uid = self.uid(slot)
         files: list[str] = []
         memory = limits.memory_mb << 20
@@ -357,7 +360,7 @@ class Sandbox:
         elif not self.root:
             nproc = limits.nproc + len(_processes_of_uid(uid))  # RLIMIT_NPROC counts all of the user's processes
         if self.insecure:
-            argv = self._insecure_argv(command, binds, uid)
+            argv = self._insecure_argv(command, binds, uid, compiler)
             cwd_host = next((str(b.host) for b in binds if b.inside == cwd), None)
         else:
             argv = self._argv(command, binds, limits, uid, cwd)
@@ -491,11 +494,20 @@ def _kill_group(pgid: int) -> None:
 
 
 @contextlib.contextmanager
-def scratch_folder(parent: Path) -> Iterator[Path]:
+def scratch_folder(parent: Path, insecure: bool = False) -> Iterator[Path]:
     """A private folder for this harness's runs, `parent/PID-XXXX` (0700); leftovers of dead harnesses
-    (SIGKILL) are removed first."""
+    (SIGKILL) are removed first. --insecure as root: candidates see host paths, so the folder is a
+    traversable (0711) one in the temporary folder."""
     import tempfile
 
+    if insecure and os.geteuid() == 0:
+        folder = Path(tempfile.mkdtemp(prefix="spoc-insecure-"))
+        os.chmod(folder, 0o711)
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     parent.mkdir(parents=True, exist_ok=True)
     for d in parent.glob("*-*"):
         pid = d.name.split("-", 1)[0]

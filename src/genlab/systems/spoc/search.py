@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from genlab.errors import GenlabError
 from genlab.systems.spoc.data import Program
-from genlab.systems.spoc.harness import Harness, first_error_line, source_line_to_index, stitch
+from genlab.systems.spoc.harness import Evaluation, Harness, first_error_line, source_line_to_index, stitch
 from genlab.systems.spoc.translate import Candidate
 
 METHODS = ("best_first", "compiler", "multiclass", "prefix")
@@ -86,13 +86,14 @@ def compiler_line(codes: list[str], indents: list[int], translated: list[int], m
 
 
 def search(program: Program, cands: list[list[Candidate]], harness: Harness, config: SearchConfig = SearchConfig(),
-           localiser: Localiser | None = None, tests: dict | None = None) -> SearchResult:
-    """Run one search method on one program. `tests` overrides the test files (see Harness.evaluate)."""
+           localiser: Localiser | None = None, tests: dict | None = None, on_step: StepHook | None = None) -> SearchResult:
+    """Run one search method on one program. `tests` overrides the test files (see Harness.evaluate);
+    `on_step(k, queued, evaluation, blamed line or None)` is called after each compilation."""
     if config.method not in METHODS:
         raise GenlabError(f"unknown search method {config.method!r}; expected one of {METHODS}")
     if config.method == "multiclass" and localiser is None:
         raise GenlabError("the multiclass method needs a localiser")
-    return BestFirstSearch(program, cands, harness, config, localiser, tests).run()
+    return BestFirstSearch(program, cands, harness, config, localiser, tests, on_step).run()
 
 
 @dataclass
@@ -105,12 +106,16 @@ class Queued:
     checked: bool = False  # syntax-checked ahead (Harness.check_many)
 
 
+StepHook = Callable[[int, Queued, Evaluation, "int | None"], None]
+
+
 class BestFirstSearch:
     """The state of one search: the heap of choices, what localisation ruled out, the queue ahead."""
 
     def __init__(self, program: Program, cands: list[list[Candidate]], harness: Harness, config: SearchConfig,
-                 localiser: Localiser | None, tests: dict | None):
+                 localiser: Localiser | None, tests: dict | None, on_step: StepHook | None = None):
         self.program, self.harness, self.config, self.localiser, self.tests = program, harness, config, localiser, tests
+        self.on_step = on_step
         n = len(program.lines)
         self.indents = [line.indent for line in program.lines]
         self.cands = [c[: config.max_candidates] for c in cands]
@@ -229,17 +234,21 @@ class BestFirstSearch:
             result.statuses.append(ev.status)
             if result.used == 1:
                 result.top1_status = ev.status
+            blamed = None
+            if ev.status == "compile_error" and cfg.method != "best_first":
+                blamed = self.localise(head, ev.compile_error)
+            if self.on_step is not None:
+                self.on_step(result.used, head, ev, blamed)
             if ev.passed_public:
                 result.passed_public, result.passed_hidden = True, ev.passed_hidden
                 result.choice, result.source = list(head.choice), head.source
                 return result
-            if ev.status == "compile_error" and cfg.method != "best_first":
-                self.localise(head, ev.compile_error)
         result.used = min(result.used, cfg.budget)
         return result
 
-    def localise(self, head: Queued, message: str) -> None:
-        """After a compile error: blacklist the blamed line's candidate, or (prefix) prune the prefix."""
+    def localise(self, head: Queued, message: str) -> int | None:
+        """After a compile error: blacklist the blamed line's candidate, or (prefix) prune the prefix.
+        Returns the blamed line."""
         if self.config.method == "compiler":
             blamed = compiler_line(head.codes, self.indents, self.translated, message)
         elif self.config.method == "multiclass":
@@ -247,16 +256,17 @@ class BestFirstSearch:
         else:  # prefix: one more compilation, of the program up to the compiler's line
             blamed = compiler_line(head.codes, self.indents, self.translated, message)
             if blamed is None or self.result.used >= self.config.budget:
-                return
+                return blamed
             ok, _ = self.harness.compile_check(prefix_source(head.codes, self.indents, blamed))
             self.result.used += 1
             self.result.statuses.append("prefix_ok" if ok else "prefix_error")
             if not ok:
                 self.bad_prefixes.add(head.choice[: blamed + 1])
                 self.prefix_lengths.add(blamed + 1)
-            return
+            return blamed
         if blamed is not None and blamed in self.translated:
             self.blacklist.add((blamed, head.choice[blamed]))
+        return blamed
 
 
 def prefix_source(codes: list[str], indents: list[int], last: int) -> str:
