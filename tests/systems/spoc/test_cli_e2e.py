@@ -138,3 +138,11 @@ def test_one_signal_stops_eval_and_leaves_nothing(tmp_path, signum, code):
     assert _session_members(proc.pid) == [] and _sandboxed_processes(proc.pid) == []
     assert set(Path(tempfile.gettempdir()).glob("spoc-*")) == before
     assert list((cache / "work").glob(f"{proc.pid}-*")) == []  # the run folders went with it
+
+
+def test_eval_warns_when_programs_overlap_the_training_data(tmp_path):
+    data = toy.build(tmp_path)
+    result = run_genlab("spoc", "eval", "--data", str(data), "--tsv", str(data / "train" / "split" / "spoc-train-eval.tsv"),
+                        "--testcases", str(data / "testcases"), "--cache", str(tmp_path / "c"), "--translate-only")
+    assert result.returncode == 0, result.stderr
+    assert "warning: 2 of 2 programs are also in the translator's training data" in result.stdout

@@ -187,15 +187,17 @@ def _sigterm_as_exit():
 
 
 def build_translator(kind: str, data, exclude_split: str | None = None, model: str | None = None):
-    """Translator trained on the train splits we have (train-eval + train-test, minus `exclude_split`)."""
+    """Translator trained on the train splits we have (train-eval + train-test + the TestW extra when the
+    data folder has it, minus `exclude_split`)."""
     from genlab.errors import GenlabError
-    from genlab.systems.spoc.data import SPLITS, load_tsv
+    from genlab.systems.spoc.data import SPLITS, TRAIN_SPLITS, load_tsv
     from genlab.systems.spoc.translate import RetrievalConfig, RetrievalTranslator, training_pairs
 
     if kind in ("retrieval", "retrieval-nocopy"):
         train = []
-        for split in ("train-eval", "train-test"):
-            if split != exclude_split:
+        for split in TRAIN_SPLITS:
+            optional = split == "train-extra"
+            if split != exclude_split and not (optional and not (data / SPLITS[split]).is_file()):
                 train += load_tsv(data / SPLITS[split])
         return RetrievalTranslator(training_pairs(train), RetrievalConfig(copy=kind == "retrieval"))
     if model is None:
@@ -241,6 +243,11 @@ def _eval(args) -> int:
     if not methods:
         raise GenlabError(f"--methods: no method left to run from {args.methods!r}")
     exclude = args.split if args.tsv is None and args.split != "testp" else None
+    overlap = _training_overlap(data, programs, exclude)
+    if overlap:
+        print(f"warning: {overlap} of {len(programs)} programs are also in the translator's training data: "
+              "these figures are not comparable with the paper's (which are on TestP)")
+    comparable = args.tsv is None and args.split == "testp" and not overlap  # the paper's figures are TestP's
     translator = build_translator(args.translator, data, exclude, args.model)
     cands = candidates_for(translator, programs, args.m, cache)
     if args.translate_only:
@@ -264,9 +271,20 @@ def _eval(args) -> int:
         with _sigterm_as_exit(), Harness(tests, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
             records = run_eval(programs, cands, harness, out, methods, args.budget, localiser,
                                workers=harness.workers, progress=not args.quiet)
-    text, _ = summarise(records, programs, cands, methods, budgets)
+    text, _ = summarise(records, programs, cands, methods, budgets, paper=comparable)
     print(text)
     return 0
+
+
+def _training_overlap(data, programs, exclude_split: str | None) -> int:
+    """How many of `programs` (by probid + subid) the retrieval translator was built from."""
+    from genlab.systems.spoc.data import SPLITS, TRAIN_SPLITS, load_tsv
+
+    seen = set()
+    for split in TRAIN_SPLITS:
+        if split != exclude_split and (data / SPLITS[split]).is_file():
+            seen.update((p.probid, p.subid) for p in load_tsv(data / SPLITS[split]))
+    return sum((p.probid, p.subid) in seen for p in programs)
 
 
 def _sanity(args) -> int:

@@ -177,7 +177,9 @@ SPLITS = {
     "testp": "test/spoc-testp.tsv",
     "train-eval": "train/split/spoc-train-eval.tsv",
     "train-test": "train/split/spoc-train-test.tsv",
+    "train-extra": "train/extra/spoc-testw-train.tsv",  # TestW minus TestP's problems (training only)
 }
+TRAIN_SPLITS = ("train-eval", "train-test", "train-extra")
 
 
 # --- the committed evaluation subset -------------------------------------------------------------
