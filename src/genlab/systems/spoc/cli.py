@@ -118,8 +118,16 @@ def _programs(args, tsv):
 
     programs = load_tsv(tsv)
     if args.ids:
+        from genlab.errors import GenlabError
+
         lines = (x.strip() for x in _ids_text(args.ids).splitlines())
-        return select_ids(programs, [x for x in lines if x and not x.startswith("#")])
+        ids = [x for x in lines if x and not x.startswith("#")]
+        if not ids:
+            raise GenlabError(f"--ids {args.ids}: no program ids (expected one probid-subid-workerid a line)")
+        try:
+            return select_ids(programs, ids)
+        except GenlabError as err:
+            raise GenlabError(f"--ids {args.ids}: {err}") from None
     if args.all:
         return programs
     if args.subset is not None:
@@ -193,6 +201,8 @@ def build_translator(kind: str, data, exclude_split: str | None = None, model: s
     from genlab.systems.spoc.data import SPLITS, TRAIN_SPLITS, load_tsv
     from genlab.systems.spoc.translate import RetrievalConfig, RetrievalTranslator, training_pairs
 
+    if model is not None and kind in ("retrieval", "retrieval-nocopy"):
+        raise GenlabError(f"--model {model}: only --translator seq2seq or lm reads a model, not {kind}")
     if kind in ("retrieval", "retrieval-nocopy"):
         train = []
         for split in TRAIN_SPLITS:
