@@ -203,7 +203,7 @@ def contained(name: str, out: Outcome, ctx: Context, tree_limit: bool) -> str:
 def main() -> None:
     """As an ordinary user: CTX.json CACHE -> {name: what leaked} as JSON on stdout."""
     ctx = Context(**json.loads(Path(sys.argv[1]).read_text()))
-    config = HarnessConfig(workers=1, cpu_s=1, wall_s=3.0, memory_mb=ctx.memory_mb, output_mb=2)
+    config = HarnessConfig(workers=1, cpu_s=1, wall_s=2.0, memory_mb=ctx.memory_mb, output_mb=2)
     with Harness(None, sys.argv[2], config) as harness:
         tree = harness.sandbox.tree is not None
         report = {name: contained(name, run_attack(harness, name, ctx), ctx, tree) for name in NAMES}

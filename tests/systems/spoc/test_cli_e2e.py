@@ -140,9 +140,10 @@ def test_one_signal_stops_eval_and_leaves_nothing(tmp_path, signum, code):
     assert list((cache / "work").glob(f"{proc.pid}-*")) == []  # the run folders went with it
 
 
-def test_eval_warns_when_programs_overlap_the_training_data(tmp_path):
+def test_eval_warns_when_programs_overlap_the_training_data(tmp_path, capsys):
     data = toy.build(tmp_path)
-    result = run_genlab("spoc", "eval", "--data", str(data), "--tsv", str(data / "train" / "split" / "spoc-train-eval.tsv"),
-                        "--testcases", str(data / "testcases"), "--cache", str(tmp_path / "c"), "--translate-only")
-    assert result.returncode == 0, result.stderr
-    assert "warning: 2 of 2 programs are also in the translator's training data" in result.stdout
+    code, out, err = run_cli_inprocess(["spoc", "eval", "--data", str(data), "--tsv",
+                                        str(data / "train" / "split" / "spoc-train-eval.tsv"), "--testcases",
+                                        str(data / "testcases"), "--cache", str(tmp_path / "c"), "--translate-only"], capsys)
+    assert code == 0, err
+    assert "warning: 2 of 2 programs are also in the translator's training data" in out
