@@ -107,3 +107,16 @@ def test_solve_on_real_pseudocode(tmp_path, capsys, harness, name):
         assert ev.status == "pass", ev
     else:
         assert "no program passing" in stdout
+
+
+def test_translate_prints_whole_programs_for_a_file(tmp_path, capsys):
+    data = toy.build(tmp_path)
+    pseudo = tmp_path / "sum.txt"
+    pseudo.write_text("declare integers a and b\nread a and b\nprint a + b\n")
+    code, out, err = run_cli_inprocess(["spoc", "translate", "--file", str(pseudo), "--data", str(data), "--m", "3",
+                                        "--programs", "2"], capsys)
+    assert code == 0, err
+    programs = out.split("// program ")[1:]
+    assert len(programs) == 2 and "int main() {" in programs[0] and "cin >> a >> b;" in programs[0]
+    first, second = (float(p.split("log-prob ")[1].split()[0]) for p in programs)
+    assert first >= second

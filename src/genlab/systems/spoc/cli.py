@@ -76,8 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     insecure(sv)
     sv.set_defaults(func=_solve)
 
-    tr = sub.add_parser("translate", help="top-M candidates for pseudocode lines")
-    tr.add_argument("text", nargs="+")
+    tr = sub.add_parser("translate", help="top-M candidates for pseudocode lines, or whole programs for a file")
+    tr.add_argument("text", nargs="*", help="pseudocode lines")
+    tr.add_argument("--file", default=None, help="a pseudocode file (as for solve): also print whole programs")
+    tr.add_argument("--programs", type=int, default=3, help="with --file: the K most likely whole programs")
     tr.add_argument("--data", default=None)
     tr.add_argument("--m", type=int, default=5)
     tr.add_argument("--translator", default="retrieval", choices=["retrieval", "retrieval-nocopy", "seq2seq", "lm"])
@@ -405,14 +407,33 @@ def _solve(args) -> int:
 def _translate(args) -> int:
     from pathlib import Path
 
+    from genlab.errors import GenlabError
     from genlab.systems.spoc.data import default_data_dir
+    from genlab.systems.spoc.translate import Candidate
 
+    if not args.text and not args.file:
+        raise GenlabError("give pseudocode lines or --file PSEUDOCODE")
+    program = None
+    texts = list(args.text)
+    if args.file:
+        from genlab.systems.spoc.solve import read_pseudocode
+
+        program = read_pseudocode(args.file)
+        texts = [line.text for line in program.lines if line.annotated]
     data = Path(args.data) if args.data else default_data_dir()
     translator = build_translator(args.translator, data, model=args.model)
-    for text, cands in zip(args.text, translator.translate(args.text, args.m)):
+    per_line = translator.translate(texts, args.m)
+    for text, cands in zip(texts, per_line):
         print(text)
         for c in cands:
             print(f"  {c.logprob:8.3f}  {c.code}")
+    if program is not None:
+        from genlab.systems.spoc.solve import top_programs
+
+        it = iter(per_line)
+        cands = [next(it) if line.annotated else [Candidate(line.code, 0.0)] for line in program.lines]
+        for k, (logprob, source) in enumerate(top_programs(program, cands, args.programs), start=1):
+            print(f"\n// program {k}, log-prob {logprob:.3f} (not compiled)\n{source}", end="")
     return 0
 
 

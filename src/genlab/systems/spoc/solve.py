@@ -8,12 +8,15 @@ the public tests and no hidden tests: a program found passes those examples, not
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.errors import GenlabError
 from genlab.systems.spoc.data import Line, Program, TestCase, parse_testcases
+from genlab.systems.spoc.harness import stitch
+from genlab.systems.spoc.translate import Candidate
 
 
 def read_pseudocode(path: str | Path) -> Program:
@@ -81,3 +84,22 @@ def changed_lines(choice: list[int] | None, program: Program) -> list[int]:
         return []
     user = [i for i, line in enumerate(program.lines) if line.annotated]
     return [k + 1 for k, i in enumerate(user) if choice[i] != 0]
+
+
+def top_programs(program: Program, cands: list[list[Candidate]], k: int) -> list[tuple[float, str]]:
+    """The k most likely whole programs (summed log-probs, in best-first order), not compiled."""
+    indents = [line.indent for line in program.lines]
+    start = tuple(0 for _ in cands)
+    heap = [(-sum(c[0].logprob for c in cands), start)]
+    seen, out = {start}, []
+    while heap and len(out) < k:
+        neg, choice = heapq.heappop(heap)
+        out.append((-neg, stitch([cands[i][j].code for i, j in enumerate(choice)], indents)))
+        for i in range(len(choice)):
+            if choice[i] + 1 < len(cands[i]):
+                nxt = choice[:i] + (choice[i] + 1,) + choice[i + 1:]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    score = neg + cands[i][choice[i]].logprob - cands[i][choice[i] + 1].logprob
+                    heapq.heappush(heap, (score, nxt))
+    return out
