@@ -37,16 +37,18 @@ def _leftovers(token: str) -> list[str]:
 
 
 def _jailed_processes() -> list[tuple[int, str]]:
-    """Processes running a sandboxed command (a candidate at /box/prog, or g++ on /box files)."""
+    """This process's sandboxed commands still running (a candidate at /box/prog, or cc1plus), as root:
+    by the harness's uids, so that other harnesses running at the same time (xdist) do not count."""
+    if os.geteuid() != 0:
+        return []
     out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if cmd.startswith("/box/prog") or ("cc1plus" in cmd and "/box/" in cmd):
-                out.append((int(d.name), cmd))
+    for pid in processes_of(sandbox_uids()):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmd.startswith("/box/prog") or "cc1plus" in cmd:
+            out.append((pid, cmd))
     return out
 
 

@@ -315,6 +315,8 @@ class Sandbox:
         argv = [self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                 "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "spoc",
                 "--ro-bind", "/usr", "/usr"]
+        if not self.root:  # bwrap makes a user namespace anyway; forbid the candidate nesting another one
+            argv[1:1] = ["--unshare-user", "--disable-userns"]
         for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             target = Path("/") / name
             if target.is_symlink():
@@ -383,7 +385,8 @@ class Sandbox:
                 timed_out = True
                 _kill_group(proc.pid)
                 code = proc.wait()
-            _kill_group(proc.pid)  # anything the command left in its group
+            if self.insecure:  # no PID namespace: daemons the candidate left in its group
+                _kill_group(proc.pid)
             self._wait_gone(proc.pid, slot, uid)
         finally:
             with self._lock:
