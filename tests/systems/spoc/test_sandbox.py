@@ -195,3 +195,18 @@ def test_insecure_mode_runs_and_says_so_on_every_run(harness, capfd):
     with Harness(None, harness.cache_dir, HarnessConfig(workers=1, insecure=True, memory_mb=256)) as h:
         assert h.evaluate(echo, "P", {"public": [Case("3\n", "3")], "hidden": [Case("4\n", "4")]}).status == "pass"
     assert "INSECURE" in capfd.readouterr().err
+
+
+def test_a_sandbox_that_fails_to_start_is_retried_not_judged(harness, tmp_path, monkeypatch):
+    """bwrap failing before the command starts (EAGAIN from clone under load) is the harness's
+    problem: retried, and never reported or cached as the candidate's compile error."""
+    marker = tmp_path / "failed-once"
+    fake = tmp_path / "bwrap"
+    fake.write_text(f"#!/bin/sh\nif [ ! -e {marker} ]; then touch {marker}\n"
+                    "echo 'bwrap: Creating new namespace failed: Resource temporarily unavailable' >&2; exit 1; fi\n"
+                    f"exec {harness.sandbox.bwrap} \"$@\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(harness.sandbox, "bwrap", str(fake))
+    src = PREAMBLE + f"int main() {{ int n; cin >> n; cout << n; }} // {secrets.token_hex(4)}\n"
+    ev = harness.evaluate(src, "P", {"public": [Case("3\n", "3")], "hidden": [Case("4\n", "4")]})
+    assert marker.exists() and ev.status == "pass", ev

@@ -84,6 +84,8 @@ int main(int argc, char **argv) {
 }
 """
 
+SETUP_ATTEMPTS = 4  # bwrap failing to set a run up (before the command starts) is retried, then an error
+
 # Inside the sandbox: where the run's folder and the precompiled header appear.
 BOX = "/box"
 PCH = "/pch"
@@ -162,7 +164,7 @@ class TreeLimits:
             (node / "memory.max").write_text(str(memory_bytes))
             with contextlib.suppress(OSError):
                 (node / "memory.swap.max").write_text("0")
-            (node / "pids.max").write_text(str(pids))
+            _set_pids_max(node, pids)
         else:
             mem = self.roots["memory"] / f"slot-{slot}"
             mem.mkdir(exist_ok=True)
@@ -177,7 +179,7 @@ class TreeLimits:
                 raise OSError(f"cannot set {files[0]}")
             pid_dir = self.roots["pids"] / f"slot-{slot}"
             pid_dir.mkdir(exist_ok=True)
-            (pid_dir / "pids.max").write_text(str(pids))
+            _set_pids_max(pid_dir, pids)
         self._made.add(slot)
 
     def oom_kills(self, slot: int) -> int:
@@ -216,6 +218,14 @@ class TreeLimits:
             self.empty(slot, timeout_s=2.0)
         for root in self.roots.values():
             _rmdir_tree(root)
+
+
+def _set_pids_max(folder: Path, pids: int) -> None:
+    """pids.max for the next run: `pids` more than the slot's current charge. Tasks of a finished run
+    stay charged for a while after they are gone from /proc (measured: 1-3 per run, up to ~27 under
+    load), and would otherwise make bwrap's clone fail with EAGAIN ("Creating new namespace failed")."""
+    current = (folder / "pids.current").read_text().strip()
+    (folder / "pids.max").write_text(str(pids + (int(current) if current.isdigit() else 0)))
 
 
 def _own_cgroups() -> dict[str, str]:
@@ -311,12 +321,13 @@ class Sandbox:
                                   "or pass --insecure")
             err.close()
 
-    def _argv(self, command: Sequence[str], binds: Sequence[Bind], limits: Limits, uid: int, cwd: str) -> list[str]:
-        argv = [self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+    def _argv(self, command: Sequence[str], binds: Sequence[Bind], limits: Limits, uid: int, cwd: str,
+              info_fd: int) -> list[str]:
+        argv = [self.bwrap, "--info-fd", str(info_fd), "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                 "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "spoc",
                 "--ro-bind", "/usr", "/usr"]
         if not self.root:  # bwrap makes a user namespace anyway; forbid the candidate nesting another one
-            argv[1:1] = ["--unshare-user", "--disable-userns"]
+            argv[3:3] = ["--unshare-user", "--disable-userns"]
         for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
             target = Path("/") / name
             if target.is_symlink():
@@ -361,40 +372,76 @@ class Sandbox:
             nproc = limits.nproc + 8  # the pids cgroup bounds the tree; this only stops a runaway uid
         elif not self.root:
             nproc = limits.nproc + len(_processes_of_uid(uid))  # RLIMIT_NPROC counts all of the user's processes
-        if self.insecure:
-            argv = self._insecure_argv(command, binds, uid, compiler)
-            cwd_host = next((str(b.host) for b in binds if b.inside == cwd), None)
-        else:
-            argv = self._argv(command, binds, limits, uid, cwd)
-            cwd_host = None
-        full = [str(self.launcher), str(limits.cpu_s), str(memory), str(limits.output_mb << 20), str(nproc),
-                str(len(files)), *files, *argv]
-        start = time.perf_counter()
-        with self._lock:
-            if self.stopping:
-                raise Interrupted("the harness is stopping")
-            proc = subprocess.Popen(full, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
-                                    close_fds=True, cwd=cwd_host,
-                                    env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
-            self._live[proc.pid] = proc
+        for attempt in range(SETUP_ATTEMPTS):
+            out, started, message = self._run_once(command, binds, limits, slot, uid, files, memory, nproc, stdin,
+                                                   stdout, stderr, cwd, compiler)
+            if started:
+                out.memory_killed = self.tree is not None and self.tree.oom_kills(slot) > oom_before
+                return out
+            for f in (stdin, stdout, stderr):  # nothing ran: start again from clean files
+                if hasattr(f, "truncate"):
+                    with contextlib.suppress(OSError):  # /dev/null cannot be truncated
+                        f.seek(0)
+                        if f is not stdin:
+                            f.truncate()
+            time.sleep(0.05 * 2 ** attempt)
+        raise GenlabError(f"the sandbox could not start a run {SETUP_ATTEMPTS} times (bwrap exit {out.code}{message}); "
+                          "is the machine out of processes or namespaces?")
+
+    def _run_once(self, command, binds, limits, slot, uid, files, memory, nproc, stdin, stdout, stderr, cwd,
+                  compiler) -> tuple[Outcome, bool, str]:
+        """(outcome, whether bwrap got the command started, bwrap's complaint when it did not)."""
+        info_r, info_w = os.pipe()
         try:
-            try:
-                code = proc.wait(timeout=limits.wall_s)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc.pid)
-                code = proc.wait()
-            if self.insecure:  # no PID namespace: daemons the candidate left in its group
-                _kill_group(proc.pid)
-            self._wait_gone(proc.pid, slot, uid)
-        finally:
+            if self.insecure:
+                argv = self._insecure_argv(command, binds, uid, compiler)
+                cwd_host = next((str(b.host) for b in binds if b.inside == cwd), None)
+            else:
+                argv = self._argv(command, binds, limits, uid, cwd, info_fd=info_w)
+                cwd_host = None
+            full = [str(self.launcher), str(limits.cpu_s), str(memory), str(limits.output_mb << 20), str(nproc),
+                    str(len(files)), *files, *argv]
+            start = time.perf_counter()
             with self._lock:
-                self._live.pop(proc.pid, None)
-        killed_for_memory = self.tree is not None and self.tree.oom_kills(slot) > oom_before
+                if self.stopping:
+                    raise Interrupted("the harness is stopping")
+                proc = subprocess.Popen(full, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True,
+                                        close_fds=True, cwd=cwd_host, pass_fds=(info_w,),
+                                        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
+                self._live[proc.pid] = proc
+            os.close(info_w)
+            info_w = -1
+            try:
+                try:
+                    code = proc.wait(timeout=limits.wall_s)
+                    timed_out = False
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+                    _kill_group(proc.pid)
+                    code = proc.wait()
+                if self.insecure:  # no PID namespace: daemons the candidate left in its group
+                    _kill_group(proc.pid)
+                self._wait_gone(proc.pid, slot, uid)
+            finally:
+                with self._lock:
+                    self._live.pop(proc.pid, None)
+            os.set_blocking(info_r, False)
+            try:
+                info = os.read(info_r, 4096)
+            except BlockingIOError:  # a writer is still open: bwrap got that far
+                info = b"?"
+        finally:
+            os.close(info_r)
+            if info_w >= 0:
+                os.close(info_w)
         if code < 0:
             code = 128 - code
-        return Outcome(code, timed_out, killed_for_memory, time.perf_counter() - start)
+        started = self.insecure or timed_out or bool(info)
+        message = ""
+        if not started and hasattr(stderr, "seek"):
+            stderr.seek(0)
+            message = ": " + stderr.read(300).decode("utf-8", errors="replace").strip()
+        return Outcome(code, timed_out, False, time.perf_counter() - start), started, message
 
     def _wait_gone(self, pgid: int, slot: int, uid: int) -> None:
         """Return once nothing of the run is left (PID namespace teardown is asynchronous)."""
