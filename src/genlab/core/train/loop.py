@@ -1,4 +1,5 @@
-"""A small, deterministic training loop: AdamW + warm-up + clipping + EMA + checkpoints + DDP.
+"""A small, deterministic training loop: AdamW + warm-up and LR schedule + clipping + gradient accumulation
++ EMA + checkpoints + DDP or FSDP2 + bucketed batches.
 
 The loop owns everything that must be exactly reproducible (data order, noise, resume), and the
 caller owns the maths: `loss_fn(model, batch, ctx) -> loss` or `(loss, {name: float})`.

@@ -9,6 +9,9 @@
     x = generate(run.ema, ["a handwritten digit seven"], steps=20, guidance_scale=3.0)
     val = validation_loss(run.ema, images[:256], captions[:256])          # SD3 5.3.3: 8 levels, averaged
 
+    run = train_on_data(tiny(), "photos/", "runs/mine", vae=None, options=DataOptions(resolution=32))
+    run.autoencoder.decode(generate(run.ema, ["a red square"]))          # a user's images, as latents
+
 `formulation=` swaps rectified flow + logit-normal (the default, SD3's best) for any
 `genlab.core.flow.formulation` preset (uniform rf, mode, CosMap, eps/v-prediction, EDM).
 Training is `genlab.core.train.Trainer`: AdamW, warm-up, clipping, EMA, checkpoints that resume
