@@ -34,14 +34,14 @@ def test_mnist_folder_latent_training_is_classified_as_asked(tmp_path):
         Image.fromarray(img).save(folder / f"{i:05d}.png")
         (folder / f"{i:05d}.txt").write_text(caption(int(label)))
     cfg = presets.digits()
-    cfg = replace(cfg, train=replace(cfg.train, steps=1500, batch_size=32, lr=2e-3, warmup_steps=100,
-                                     schedule="cosine", min_lr_ratio=0.1, ema_decay=0.998, checkpoint_every=500))
+    cfg = replace(cfg, train=replace(cfg.train, steps=3000, batch_size=32, lr=2e-3, warmup_steps=100,
+                                     schedule="cosine", min_lr_ratio=0.1, ema_decay=0.999, checkpoint_every=1000))
     opts = DataOptions(resolution=28, channels=1, aspect_buckets=False, ae_steps=400, ae_images=2048)
     start = time.time()
-    run = train_on_data(cfg, folder, tmp_path / "run", options=opts, sample_every=500, progress=False,
+    run = train_on_data(cfg, folder, tmp_path / "run", options=opts, sample_every=1000, progress=False,
                         validation_prompts=[caption(d) for d in range(10)])
     seconds = time.time() - start
-    assert run.stats.images == 10 * TRAIN_PER_DIGIT and run.stats.encoded == 10 * TRAIN_PER_DIGIT
+    assert run.stats.images == 10 * TRAIN_PER_DIGIT  # encoded now or found in the latent cache of an earlier run
     assert run.config.image_size == (14, 14) and run.config.model.in_channels == 4
     labels = torch.arange(10).repeat_interleave(SAMPLES_PER_DIGIT)
     z = torch.cat([generate(run.ema, [caption(int(d)) for d in chunk], steps=25, guidance_scale=3.0, seed=int(i))
