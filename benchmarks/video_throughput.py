@@ -4,7 +4,8 @@
 
 Same weights in both (ours load diffusers' state dict); float32 on CPU. Rows: UNet train step (forward +
 backward + AdamW), UNet sampling forward (frames/s), temporal VAE decoder (frames/s). Ratio = ours / diffusers
-(> 1: ours faster). Timings are medians of `repeats` after one warm-up; noisy on a shared machine.
+(> 1: ours faster). Each row times ours and diffusers in turns (one warm-up round, then `repeats` rounds of
+A, B) and reports medians, so a change in machine load moves both sides alike; the thread line says what ran.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _timing import median_time
+from _timing import interleaved, threads_line
 
 
 def main() -> None:
@@ -31,10 +32,10 @@ def main() -> None:
         TemporalDecoderConfig,
         load_diffusers_decoder_state_dict,
     )
-    from genlab.core.nn import temporal as TM
+    from genlab.core.nn import temporal
 
     torch.manual_seed(0)
-    cfg = TM.tiny()
+    cfg = temporal.tiny()
     u = cfg.unet
     ref = diffusers.UNetSpatioTemporalConditionModel(
         sample_size=args.size, in_channels=u.in_channels, out_channels=u.out_channels,
@@ -43,7 +44,7 @@ def main() -> None:
         block_out_channels=u.block_out_channels, layers_per_block=u.layers_per_block, num_attention_heads=u.num_heads,
         cross_attention_dim=u.cross_attention_dim, addition_time_embed_dim=u.addition_time_embed_dim,
         projection_class_embeddings_input_dim=3 * u.addition_time_embed_dim)
-    ours = TM.VideoUNet(cfg)
+    ours = temporal.VideoUNet(cfg)
     ours.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.endswith("to_out.1.weight")})
     b, t, s = args.batch, args.frames, args.size
     x = torch.randn(b, t, u.in_channels, s, s)
@@ -60,18 +61,19 @@ def main() -> None:
             opt.step()
         return step
 
-    ref_call = lambda m: m(x, c, ctx, ids).sample
-    our_call = lambda m: m(x, c, ctx, ids)
-    for name, unit, f_ref, f_ours, per in [
-        ("UNet train step", "steps/s", train_step(ref.train(), ref_call), train_step(ours.train(), our_call), 1),
-    ]:
-        tr, to = median_time(f_ref, args.repeats), median_time(f_ours, args.repeats)
-        rows.append((name, unit, per / to, per / tr))
+    def ref_call(m):
+        return m(x, c, ctx, ids).sample
+
+    def our_call(m):
+        return m(x, c, ctx, ids)
+
+    med = interleaved({"ours": train_step(ours.train(), our_call), "ref": train_step(ref.train(), ref_call)},
+                      args.repeats)
+    rows.append(("UNet train step", "steps/s", 1 / med["ours"], 1 / med["ref"]))
     ref.eval(), ours.eval()
     with torch.no_grad():
-        tr = median_time(lambda: ref_call(ref), args.repeats)
-        to = median_time(lambda: our_call(ours), args.repeats)
-    rows.append(("UNet sampling forward", "frames/s", b * t / to, b * t / tr))
+        med = interleaved({"ours": lambda: our_call(ours), "ref": lambda: ref_call(ref)}, args.repeats)
+    rows.append(("UNet sampling forward", "frames/s", b * t / med["ours"], b * t / med["ref"]))
 
     vae = diffusers.AutoencoderKLTemporalDecoder(block_out_channels=(32, 64), layers_per_block=1, latent_channels=4,
                                                  down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D")).eval()
@@ -79,11 +81,11 @@ def main() -> None:
     load_diffusers_decoder_state_dict(dec, vae.state_dict())
     z = torch.randn(b * t, 4, s, s)
     with torch.no_grad():
-        tr = median_time(lambda: vae.decode(z, num_frames=t).sample, args.repeats)
-        to = median_time(lambda: dec(z, t), args.repeats)
-    rows.append(("temporal VAE decode", "frames/s", b * t / to, b * t / tr))
+        med = interleaved({"ours": lambda: dec(z, t), "ref": lambda: vae.decode(z, num_frames=t).sample}, args.repeats)
+    rows.append(("temporal VAE decode", "frames/s", b * t / med["ours"], b * t / med["ref"]))
 
-    print(f"config: VideoUNet tiny (32, 64), latent {s}x{s}, T={t}, batch {b}, {args.threads} thread(s), CPU float32")
+    print(f"config: VideoUNet tiny (32, 64), latent {s}x{s}, T={t}, batch {b}, CPU float32, {args.repeats} rounds")
+    print(threads_line())
     print(f"{'what':<24}{'unit':<10}{'genlab':>10}{'diffusers':>11}{'ratio':>8}")
     for name, unit, ours_v, ref_v in rows:
         print(f"{name:<24}{unit:<10}{ours_v:>10.2f}{ref_v:>11.2f}{ours_v / ref_v:>8.2f}")

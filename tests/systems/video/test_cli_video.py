@@ -19,4 +19,4 @@ def test_bad_input_is_one_line(tmp_path):
     assert len(lines) == 1 and "not found" in lines[0]
     assert not (tmp_path / "o").exists()
     result = run_genlab("video", "sample", "--weights", str(tmp_path), "--image", "x.png", "--out", str(tmp_path / "a.gif"))
-    assert result.returncode == 2 and "config.json" in result.stderr
+    assert result.returncode == 2 and "ema.safetensors" in result.stderr

@@ -24,7 +24,8 @@ API (everything importable from `genlab.core.train`):
   `init_distributed(device)` before building the Trainer; the model is wrapped in DDP (gloo on
   CPU, nccl on CUDA), each rank takes a disjoint block of the global batch, rank 0 writes files.
   The model is always saved unwrapped, so an FSDP wrapper can slot into the same place.
-* Warm-up: linear over `warmup_steps`; clipping: global norm `grad_clip`; mixed precision:
+* Warm-up: linear over `warmup_steps`, then constant or cosine decay to `min_lr_ratio * lr`
+  (`lr_schedule`); clipping: global norm `grad_clip`; mixed precision:
   `precision="bf16"` (autocast, CPU or CUDA) or `"fp16"` (CUDA + GradScaler).
 * `EMA(model, decay)`: `.update(model)`, `.model` is the averaged copy.
 * Weights for pipelines: `save_weights(path, state_dict, config)` -> `path` + `path.json`;

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -55,6 +56,8 @@ class TrainConfig:
     eps: float = 1e-8  # SD3 high-resolution runs use 1e-15
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear warm-up of the learning rate
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # after warm-up; cosine decays over `steps`
+    min_lr_ratio: float = 0.0  # cosine: the learning rate at the last step, as a fraction of lr
     grad_clip: float | None = 1.0  # max global grad norm; None = off
     ema_decay: float = 0.999
     ema_warmup: bool = True
@@ -67,6 +70,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
             raise GenlabError(f"TrainConfig: steps >= 0 and batch_size >= 1 expected, got {self.steps}, {self.batch_size}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise GenlabError(f"TrainConfig.lr_schedule: expected constant or cosine, got {self.lr_schedule!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise GenlabError(f"TrainConfig.precision: expected fp32, bf16 or fp16, got {self.precision!r}")
 
@@ -236,9 +241,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def lr_at(self, step: int) -> float:
-        if self.cfg.warmup_steps > 0:
-            return self.cfg.lr * min(1.0, (step + 1) / self.cfg.warmup_steps)
-        return self.cfg.lr
+        cfg = self.cfg
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.lr
+        if cfg.lr_schedule == "cosine":
+            decay = 0.5 * (1 + math.cos(math.pi * step / max(1, cfg.steps)))
+            lr *= cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay
+        return lr
 
     def fit(self, resume: bool = True) -> TrainResult:
         cfg = self.cfg

@@ -2,8 +2,8 @@
 
 The curation pipeline registers `genlab video curate` from `curation/cli.py`.
   genlab video demo [--fast] [--out DIR]          sprites moving at the motion-bucket speed (CPU)
-  genlab video train --stage image|video|finetune|... --out DIR [--steps N] [--frames T] [--size S]
-  genlab video sample --weights DIR --image PNG --out GIF [--frames T] [--steps N] [--motion-bucket B]
+  genlab video train --stage image|video|finetune|... --out DIR [--init W] [--steps N] [--device D] [--precision P]
+  genlab video sample --weights DIR/STAGE --image PNG --out GIF [--frames T] [--steps N] [--motion-bucket B]
   genlab video convert --unet PATH --out DIR      sgm single file or diffusers folder -> our safetensors
 """
 
@@ -22,18 +22,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="train SVD's three stages in miniature on moving sprites and measure motion")
     demo.add_argument("--fast", action="store_true", help="the one-minute version (fast test tier)")
     demo.add_argument("--out", default="outputs/video_demo", help="output folder (GIF, metrics.json, checkpoints)")
+    _add_run_options(demo)
     demo.set_defaults(func=_demo)
 
-    train = sub.add_parser("train", help="train one stage of the toy video model (resumable)")
+    train = sub.add_parser("train", help="train one stage of the toy video model (resumable, DDP under torchrun)")
     train.add_argument("--stage", required=True, help="image | video | video_hr | i2v | finetune | t2v_finetune | interp")
-    train.add_argument("--out", required=True, help="run folder; an existing checkpoint there is resumed")
-    train.add_argument("--init", default=None, help="weights (model.safetensors) of the previous stage")
+    train.add_argument("--out", required=True, help="run folder; the stage writes OUT/STAGE/, resuming a checkpoint there")
+    train.add_argument("--init", default=None,
+                       help="weights to start from: a stage folder of an earlier run (its ema.safetensors) or a .safetensors file")
+    train.add_argument("--toy", default="full", choices=["full", "fast"],
+                       help="the demo's sprites: full = 32x32 through the small f4 AE, fast = 8x8 pixels")
     train.add_argument("--steps", type=int, default=300)
-    train.add_argument("--frames", type=int, default=8)
-    train.add_argument("--size", type=int, default=32)
-    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--frames", type=int, default=None, help="frames per clip (default: the toy's)")
+    train.add_argument("--size", type=int, default=None, help="frame side in pixels (default: the toy's)")
+    train.add_argument("--batch-size", type=int, default=8, help="per process")
     train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--ema-decay", type=float, default=0.0, help="0: the result is the raw weights")
+    train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (0: only at the end)")
     train.add_argument("--lora", type=int, default=0, help="rank > 0: train LoRA adapters on the temporal attention only")
+    _add_run_options(train)
     train.set_defaults(func=_train)
 
     sample = sub.add_parser("sample", help="image-to-video with a trained toy model")
@@ -57,59 +64,77 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.set_defaults(func=_convert)
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="bf16 autocast (CPU or CUDA), fp16 autocast + grad scaling (CUDA only)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def _demo(args: argparse.Namespace) -> int:
     import json
 
-    import torch
-
     from genlab.systems.video import demo
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = demo.fast() if args.fast else demo.full()
-    result = demo.run(cfg, out_dir=args.out, progress=True)
+    result = demo.run(cfg, out_dir=args.out, progress=not args.quiet, device=args.device, precision=args.precision)
     print(json.dumps(result.to_dict(), indent=1))
     print(f"wrote {args.out}/samples.gif and {args.out}/metrics.json")
     return 0
 
 
-def _toy_ae(size: int):
+def _toy_ae(toy: str = "full", progress: bool = True):
     from genlab.systems.video import demo
 
-    cfg = demo.full()
-    from genlab.systems.video import data as D
-
-    clips = D.make_clips(cfg.sprite, cfg.n_train, seed=cfg.seed)
-    return demo._autoencoder(cfg, clips, progress=True), clips, cfg
+    cfg = demo.fast() if toy == "fast" else demo.full()
+    clips = demo.training_clips(cfg)
+    return demo.toy_autoencoder(cfg, clips, progress=progress), clips, cfg
 
 
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    import torch
+
+    from genlab.core.train import init_distributed, latest_checkpoint, shutdown_distributed
+    from genlab.errors import GenlabError
     from genlab.systems.video import demo
     from genlab.systems.video.config import stage
     from genlab.systems.video.model import SVDModel
-    from genlab.systems.video.train import load_weights, save_checkpoint, train_stage  # noqa: F401
+    from genlab.systems.video.train import encode_clips, load_video_model, train_stage
 
-    st = stage(args.stage, steps=args.steps, frames=args.frames, size=args.size, batch_size=args.batch_size,
-               lr=args.lr)
-    ae, clips, cfg = _toy_ae(args.size)
-    model = SVDModel(cfg.model)
-    if args.init:
-        load_weights(model, args.init)
+    toy = demo.fast() if args.toy == "fast" else demo.full()
+    st = stage(args.stage, steps=args.steps, frames=args.frames or toy.sprite.frames,
+               size=args.size or toy.sprite.size, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay)
+    torch.manual_seed(st.seed)
+    model = load_video_model(args.init) if args.init else SVDModel(toy.model)  # checks --init before any work
+    if model.config.latent_channels != toy.model.latent_channels:
+        raise GenlabError(f"--init {args.init}: a model with {model.config.latent_channels} latent channels, "
+                          f"the --toy {args.toy} latent space has {toy.model.latent_channels}")
     if args.lora:
         from genlab.systems.video.lora import add_temporal_lora
 
         add_temporal_lora(model.unet, rank=args.lora)
         st = replace(st, train="lora")
-    data = demo._stage_data(clips, ae, st.size, cfg.sprite.fps_id)
-    losses = train_stage(model, ae, data, st, out_dir=Path(args.out), progress=True)
-    print(f"stage {st.name}: {len(losses)} steps, last loss {losses[-1]:.4f}; weights in {args.out}/{st.name}/")
+    info = init_distributed(args.device)
+    device = f"cuda:{info.local_rank}" if args.device == "cuda" else args.device  # one GPU per torchrun rank
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    ae, clips, _ = _toy_ae(args.toy, progress=not args.quiet and info.is_main)
+    data = encode_clips(clips.video, clips.bucket, ae, st.size, toy.sprite.fps_id)
+    last = latest_checkpoint(Path(args.out) / st.name / "checkpoints")
+    if last is not None and info.is_main:
+        print(f"resuming stage {st.name} from {last}")
+    losses = train_stage(model, ae, data, st, out_dir=args.out, checkpoint_every=args.checkpoint_every,
+                         progress=not args.quiet, device=device, precision=args.precision)
+    shutdown_distributed()  # not on error: its barrier would hang this rank instead of letting torchrun stop all
+    if info.is_main:
+        print(f"stage {st.name}: {len(losses)} steps, last loss {losses[-1]:.4f}; weights in {args.out}/{st.name}/")
     return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     import numpy as np
@@ -117,21 +142,15 @@ def _sample(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from genlab.errors import GenlabError
-    from genlab.systems.video.config import VideoModelConfig
     from genlab.systems.video.demo import write_gifs
-    from genlab.systems.video.model import SVDModel
     from genlab.systems.video.pipeline import SamplingConfig, sample_i2v
-    from genlab.systems.video.train import load_weights
+    from genlab.systems.video.train import load_video_model
 
-    folder = Path(args.weights)
-    if not (folder / "config.json").is_file():
-        raise GenlabError(f"{folder}: no config.json (give a folder written by `genlab video train`)")
-    model = SVDModel(VideoModelConfig.from_dict(json.loads((folder / "config.json").read_text())))
-    load_weights(model, folder / "model.safetensors")
-    model.eval()
+    model = load_video_model(args.weights)
     if not Path(args.image).is_file():
         raise GenlabError(f"image not found: {args.image}")
-    ae, _, cfg = _toy_ae(cfg_size := 32)
+    ae, _, cfg = _toy_ae("fast" if model.config.latent_channels == 3 else "full")  # the toy it was trained on
+    cfg_size = cfg.sprite.size
     img = Image.open(args.image).convert("RGB").resize((cfg_size, cfg_size), Image.BICUBIC)
     x = torch.from_numpy(np.asarray(img)).float().permute(2, 0, 1)[None] / 127.5 - 1
     scfg = SamplingConfig(num_frames=args.frames, steps=args.steps, min_guidance=args.min_guidance,
