@@ -157,9 +157,9 @@ class Trainer:
             raise GenlabError("training data is empty")
         self.optimizer = (optimizer_fn or default_optimizer)(self.model, cfg)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise GenlabError("TrainConfig.precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.last_checkpoint: Path | None = None

@@ -71,10 +71,19 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _check_run_options(args: argparse.Namespace) -> None:
+    from genlab.errors import GenlabError
+
+    if args.precision == "fp16" and not args.device.startswith("cuda"):
+        raise GenlabError(f"--precision fp16 needs --device cuda (got --device {args.device}); use bf16 or fp32 on CPU")
+
+
 def _demo(args: argparse.Namespace) -> int:
     import json
 
     from genlab.systems.video import demo
+
+    _check_run_options(args)
 
     cfg = demo.fast() if args.fast else demo.full()
     result = demo.run(cfg, out_dir=args.out, progress=not args.quiet, device=args.device, precision=args.precision)
@@ -104,6 +113,7 @@ def _train(args: argparse.Namespace) -> int:
     from genlab.systems.video.model import SVDModel
     from genlab.systems.video.train import encode_clips, load_video_model, train_stage
 
+    _check_run_options(args)
     toy = demo.fast() if args.toy == "fast" else demo.full()
     st = stage(args.stage, steps=args.steps, frames=args.frames or toy.sprite.frames,
                size=args.size or toy.sprite.size, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay)
