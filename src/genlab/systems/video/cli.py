@@ -30,14 +30,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, help="run folder; the stage writes OUT/STAGE/, resuming a checkpoint there")
     train.add_argument("--init", default=None,
                        help="weights to start from: a stage folder of an earlier run (its ema.safetensors) or a .safetensors file")
+    train.add_argument("--data", default=None, metavar="CURATION_OUT",
+                       help="train on the kept clips of a `genlab video curate --out` folder instead of sprites")
     train.add_argument("--toy", default="full", choices=["full", "fast"],
-                       help="the demo's sprites: full = 32x32 through the small f4 AE, fast = 8x8 pixels")
+                       help="model size and latent space: full = the demo's f4 AE and UNet, fast = pixels and a smaller "
+                            "UNet; without --data also the sprites (32x32 / 8x8)")
     train.add_argument("--steps", type=int, default=300)
     train.add_argument("--frames", type=int, default=None, help="frames per clip (default: the toy's)")
     train.add_argument("--size", type=int, default=None, help="frame side in pixels (default: the toy's)")
     train.add_argument("--batch-size", type=int, default=8, help="per process")
     train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--ema-decay", type=float, default=0.0, help="0: the result is the raw weights")
+    train.add_argument("--ema-decay", type=float, default=0.9999,
+                       help="the stage's result is this EMA of the weights (0: the raw weights)")
+    train.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
+                       help="recompute UNet blocks in the backward pass: less memory, about a third more time")
+    train.add_argument("--motion-half", type=float, default=10.0,
+                       help="--data: the motion_score that maps to motion bucket 127.5 (255 m / (m + this))")
     train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (0: only at the end)")
     train.add_argument("--lora", type=int, default=0, help="rank > 0: train LoRA adapters on the temporal attention only")
     _add_run_options(train)
@@ -111,12 +119,17 @@ def _train(args: argparse.Namespace) -> int:
     from genlab.systems.video import demo
     from genlab.systems.video.config import stage
     from genlab.systems.video.model import SVDModel
-    from genlab.systems.video.train import encode_clips, load_video_model, train_stage
+    from genlab.systems.video.train import encode_clips, heldout_loss, load_video_model, train_stage
 
     _check_run_options(args)
     toy = demo.fast() if args.toy == "fast" else demo.full()
     st = stage(args.stage, steps=args.steps, frames=args.frames or toy.sprite.frames,
                size=args.size or toy.sprite.size, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay)
+    if args.data:  # the table is checked before any work: no kept clip is a clear error
+        from genlab.systems.video.curated import CuratedClipsConfig, curated_data, kept_rows
+
+        kept_rows(args.data)
+        curated = CuratedClipsConfig(frames=st.frames, size=st.size, motion_half=args.motion_half)
     torch.manual_seed(st.seed)
     model = load_video_model(args.init) if args.init else SVDModel(toy.model)  # checks --init before any work
     if model.config.latent_channels != toy.model.latent_channels:
@@ -132,15 +145,24 @@ def _train(args: argparse.Namespace) -> int:
     if device.startswith("cuda"):
         torch.cuda.set_device(device)
     ae, clips, _ = _toy_ae(args.toy, progress=not args.quiet and info.is_main)
-    data = encode_clips(clips.video, clips.bucket, ae, st.size, toy.sprite.fps_id)
+    heldout = None
+    if args.data:
+        data, heldout = curated_data(args.data, curated, ae, progress=not args.quiet and info.is_main)
+    else:
+        data = encode_clips(clips.video, clips.bucket, ae, st.size, toy.sprite.fps_id)
     last = latest_checkpoint(Path(args.out) / st.name / "checkpoints")
     if last is not None and info.is_main:
         print(f"resuming stage {st.name} from {last}")
     losses = train_stage(model, ae, data, st, out_dir=args.out, checkpoint_every=args.checkpoint_every,
-                         progress=not args.quiet, device=device, precision=args.precision)
+                         progress=not args.quiet, device=device, precision=args.precision,
+                         gradient_checkpointing=args.gradient_checkpointing)
     shutdown_distributed()  # not on error: its barrier would hang this rank instead of letting torchrun stop all
     if info.is_main:
-        print(f"stage {st.name}: {len(losses)} steps, last loss {losses[-1]:.4f}; weights in {args.out}/{st.name}/")
+        print(f"stage {st.name}: {len(losses)} steps on {len(data.latents)} training windows, last loss {losses[-1]:.4f}; "
+              f"weights in {args.out}/{st.name}/")
+        if heldout is not None:
+            print(f"held-out loss ({len(heldout.latents)} windows, fixed noise): "
+                  f"{heldout_loss(model, ae, heldout, st):.4f}")
     return 0
 
 

@@ -137,10 +137,12 @@ def stage_train_config(stage: StageConfig, checkpoint_every: int = 200, precisio
 
 def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_dir: str | os.PathLike | None = None,
                 *, checkpoint_every: int = 200, progress: bool = False, device: str | torch.device = "cpu",
-                precision: str = "fp32") -> list[float]:
+                precision: str = "fp32", gradient_checkpointing: bool = False) -> list[float]:
     """Train one stage in place; resumes from `out_dir/<stage>/checkpoints` if there are any. The model
-    ends as the stage's EMA (what SVD releases). Returns the per-step losses of the whole stage."""
+    ends as the stage's EMA (what SVD releases). Returns the per-step losses of the whole stage.
+    `gradient_checkpointing` recomputes each UNet block in the backward pass (same gradients, less memory)."""
     params = trainable_parameters(model, stage)
+    model.unet.gradient_checkpointing = gradient_checkpointing
     model.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
@@ -158,8 +160,33 @@ def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_di
         result.model.load_state_dict(result.ema.state_dict())
     finally:
         model.requires_grad_(True)
+        model.unet.gradient_checkpointing = False
     model.eval()
     return [h["loss"] for h in result.history]
+
+
+@torch.no_grad()
+def heldout_loss(model: SVDModel, ae, data: TrainData, stage: StageConfig, seed: int = 0, batch_size: int = 32) -> float:
+    """The stage's EDM loss on `data` with fixed noise (seeded per chunk) and no conditioning dropout:
+    comparable between checkpoints of one model (e.g. before and after fine-tuning)."""
+    from dataclasses import replace
+
+    from genlab.core.train import DistInfo
+
+    stage = replace(stage, uncond_prob=0.0)
+    loss_fn = stage_loss_fn(ae, stage)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    tensors, n = data.tensors(), data.latents.shape[0]
+    total = 0.0
+    for i, start in enumerate(range(0, n, batch_size)):
+        idx = torch.arange(start, min(n, start + batch_size))
+        batch = {k: v[idx].to(device) for k, v in tensors.items()}
+        ctx = StepContext(i, seed, DistInfo(), len(idx), device, model, idx)
+        total += float(loss_fn(model, batch, ctx)) * len(idx)
+    model.train(was_training)
+    return total / n
 
 
 def load_video_model(path: str | os.PathLike) -> SVDModel:
