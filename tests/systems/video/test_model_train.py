@@ -180,3 +180,32 @@ def test_interpolation_sampling_contract():
     assert out.video.shape == (1, 5, 3, 8, 8)
     with pytest.raises(GenlabError, match="mode='interp'"):
         sample_interpolation(_small_model(), PixelIdentity(3), a, b, cfg)
+
+
+def test_lora_run_saves_merged_weights_and_adapters_that_reload(tmp_path):
+    """`train="lora"`: ema.safetensors holds the merged model (plain keys, loads with load_video_model) and
+    lora.safetensors the adapters; base + load_lora samples the same latents as the merged export (1e-5);
+    a LoRA given to another base is a clear key-mismatch error."""
+    from genlab.systems.video.lora import add_temporal_lora, load_lora
+    from genlab.systems.video.pipeline import SamplingConfig, sample_i2v
+
+    ae = PixelIdentity(3)
+    model = _small_model()
+    add_temporal_lora(model.unet, rank=4)
+    train_stage(model, ae, _data(), stage("i2v", steps=3, batch_size=2, frames=3, size=8, lr=1e-2, train="lora"),
+                out_dir=tmp_path)
+    merged = load_video_model(tmp_path / "i2v")
+    assert not any("lora_" in k for k in merged.state_dict())
+    adapted = load_lora(_small_model(), tmp_path / "i2v" / "lora.safetensors").eval()
+    cfg = SamplingConfig(num_frames=3, steps=3, min_guidance=1.0, max_guidance=2.0)
+    image = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+
+    def latents(m):
+        return sample_i2v(m, ae, image, cfg, generator=torch.Generator().manual_seed(0)).latents
+
+    a, b, base = latents(adapted), latents(merged), latents(_small_model().eval())
+    assert (a - b).abs().max() <= 1e-5 and (a - base).abs().max() > 1e-4
+    with pytest.raises(GenlabError, match="another model"):
+        load_lora(SVDModel(demo_model(3, (16, 32))), tmp_path / "i2v" / "lora.safetensors")
+    with pytest.raises(GenlabError, match="no LoRA config"):
+        load_lora(_small_model(), tmp_path / "i2v" / "ema.safetensors")

@@ -17,7 +17,8 @@ layer exactly (AlphaBlender), so it trains the image model inside the video UNet
 The loop, data order, noise streams, checkpoints (one atomic file per step, bit-identical resume), DDP
 and mixed precision are core/train's; this module supplies the stage's maths (`stage_batch`, the loss).
 A stage folder holds `config.json`, `checkpoints/`, and at the end `model.safetensors` (raw weights) and
-`ema.safetensors` (the stage's result), each with its `VideoModelConfig` as JSON beside it.
+`ema.safetensors` (the stage's result), each with its `VideoModelConfig` as JSON beside it (a LoRA stage:
+both merged, and its adapters alone in `lora.safetensors`).
 """
 
 from __future__ import annotations
@@ -154,8 +155,7 @@ def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_di
                           precision), folder, config=model.config.to_dict(), device=device, progress=progress)
         result = trainer.fit()
         if folder is not None and dist_info().is_main:
-            save_weights(folder / "model.safetensors", result.model.state_dict(), model.config.to_dict())
-            save_weights(folder / "ema.safetensors", result.ema.state_dict(), model.config.to_dict())
+            save_stage_weights(folder, result.model, result.ema.model)
             atomic_write_text(folder / "history.json", json.dumps(result.history, indent=1) + "\n")
         result.model.load_state_dict(result.ema.state_dict())
     finally:
@@ -163,6 +163,22 @@ def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_di
         model.unet.gradient_checkpointing = False
     model.eval()
     return [h["loss"] for h in result.history]
+
+
+def save_stage_weights(folder: Path, raw: SVDModel, ema: SVDModel) -> None:
+    """model.safetensors (raw) and ema.safetensors (the result), each with its VideoModelConfig as JSON; a
+    LoRA run saves them merged (plain base keys, loadable by `load_video_model`) plus lora.safetensors (the
+    EMA adapters with rank, alpha and base config, for `load_lora`)."""
+    from genlab.systems.video.lora import LoRALinear, merged_state_dict, save_lora
+
+    config = raw.config.to_dict()
+    if any(isinstance(m, LoRALinear) for m in raw.modules()):
+        save_lora(folder / "lora.safetensors", ema)
+        save_weights(folder / "model.safetensors", merged_state_dict(raw), config)
+        save_weights(folder / "ema.safetensors", merged_state_dict(ema), config)
+    else:
+        save_weights(folder / "model.safetensors", raw.state_dict(), config)
+        save_weights(folder / "ema.safetensors", ema.state_dict(), config)
 
 
 @torch.no_grad()
