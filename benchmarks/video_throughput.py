@@ -3,7 +3,9 @@
     PYTHONPATH=src python benchmarks/video_throughput.py [--threads 1] [--repeats 5] [--size 16] [--frames 8]
 
 Same weights in both (ours load diffusers' state dict); float32 on CPU. Rows: UNet train step (forward +
-backward + AdamW), UNet sampling forward (frames/s), temporal VAE decoder (frames/s). Ratio = ours / diffusers
+backward + AdamW), the same with gradient checkpointing on both sides, UNet sampling forward (frames/s),
+temporal VAE decoder (frames/s). Memory: the activations a train step keeps for backward (unique tensors
+saved by autograd, parameters excluded; a count, so machine load cannot move it), plain and checkpointed. Ratio = ours / diffusers
 (> 1: ours faster). Each row times ours and diffusers in turns (one warm-up round, then `repeats` rounds of
 A, B) and reports medians, so a change in machine load moves both sides alike; the thread line says what ran.
 """
@@ -70,6 +72,14 @@ def main() -> None:
     med = interleaved({"ours": train_step(ours.train(), our_call), "ref": train_step(ref.train(), ref_call)},
                       args.repeats)
     rows.append(("UNet train step", "steps/s", 1 / med["ours"], 1 / med["ref"]))
+    memory = [("plain", saved_mb(ours, our_call), saved_mb(ref, ref_call))]
+    ours.gradient_checkpointing = True
+    ref.enable_gradient_checkpointing()
+    med = interleaved({"ours": train_step(ours, our_call), "ref": train_step(ref, ref_call)}, args.repeats)
+    rows.append(("  + grad checkpointing", "steps/s", 1 / med["ours"], 1 / med["ref"]))
+    memory.append(("gradient checkpointing", saved_mb(ours, our_call), saved_mb(ref, ref_call)))
+    ours.gradient_checkpointing = False
+    ref.disable_gradient_checkpointing()
     ref.eval(), ours.eval()
     with torch.no_grad():
         med = interleaved({"ours": lambda: our_call(ours), "ref": lambda: ref_call(ref)}, args.repeats)
@@ -89,6 +99,29 @@ def main() -> None:
     print(f"{'what':<24}{'unit':<10}{'genlab':>10}{'diffusers':>11}{'ratio':>8}")
     for name, unit, ours_v, ref_v in rows:
         print(f"{name:<24}{unit:<10}{ours_v:>10.2f}{ref_v:>11.2f}{ours_v / ref_v:>8.2f}")
+    print(f"\n{'activations kept for backward':<34}{'genlab MB':>10}{'diffusers MB':>13}")
+    for name, ours_mb, ref_mb in memory:
+        print(f"{name:<34}{ours_mb:>10.1f}{ref_mb:>13.1f}")
+
+
+def saved_mb(model, call) -> float:
+    """MB of the distinct tensors autograd keeps for the backward of one forward (parameters excluded).
+    Checkpointed blocks keep none: their own saved-tensor hooks are the innermost ones."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            kept[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = call(model)
+    out.square().mean().backward()
+    model.zero_grad(set_to_none=True)
+    return sum(kept.values()) / 2**20
 
 
 if __name__ == "__main__":
