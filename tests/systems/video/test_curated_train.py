@@ -120,3 +120,36 @@ def test_fine_tuning_the_toy_on_curated_clips_lowers_heldout_loss(curated_shared
     after = heldout_loss(model, ae, held, st)
     print(f"held-out loss on {len(held.latents)} windows: {before:.4f} -> {after:.4f}")
     assert after < 0.8 * before, (before, after)
+
+
+def test_external_image_encoder_tokens_are_cached_and_train(tmp_path, monkeypatch):
+    """An SVD-style model (external CLIP image encoder) trains on curated clips: the CLIP tokens of each
+    window's first frame are computed once, cached with the latents, and fed as context."""
+    import transformers
+
+    from genlab.core.nn import temporal
+    from genlab.systems.video.config import VideoModelConfig, stage
+    from genlab.systems.video.curation.synthetic import write_video
+    from genlab.systems.video.model import CLIPImageTokens, SVDModel
+    from genlab.systems.video.train import train_stage
+
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    write_video(tmp_path / "clips" / "a.mp4", [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(12)],
+                fps=7)
+    _table(tmp_path, [{"clip_id": "a", "status": "ok", "clip_path": "clips/a.mp4", "fps": 7.0, "motion_score": 1.0,
+                       "keep": True}])
+    torch.manual_seed(0)
+    clip = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+        intermediate_size=37, patch_size=8)).eval()
+    tokens = CLIPImageTokens(clip, 16)
+    train, held = curated_data(tmp_path, CuratedClipsConfig(frames=3, size=8, heldout_every=0), PixelIdentity(3),
+                               image_encoder=tokens)
+    assert held is None and train.context.shape == (4, 1, 32)
+    with torch.no_grad():
+        assert torch.allclose(train.context, tokens(train.first_frames), atol=1e-6)
+    unet = temporal.tiny(in_channels=6, out_channels=3, addition_time_embed_dim=16, num_heads=(4, 8))
+    model = SVDModel(VideoModelConfig(unet=unet, mode="i2v", latent_channels=3, image_encoder="external"))
+    losses = train_stage(model, PixelIdentity(3), train, stage("i2v", steps=2, batch_size=2, frames=3, size=8))
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)

@@ -138,14 +138,17 @@ def _key(folder: Path, rows: list[dict], cfg: CuratedClipsConfig, ae) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def curated_data(folder: str | os.PathLike, cfg: CuratedClipsConfig, ae,
-                 progress: bool = False) -> tuple[TrainData, TrainData | None]:
-    """(training windows, held-out windows or None) of a curation folder, encoded by `ae`; cached."""
+def curated_data(folder: str | os.PathLike, cfg: CuratedClipsConfig, ae, progress: bool = False,
+                 image_encoder=None) -> tuple[TrainData, TrainData | None]:
+    """(training windows, held-out windows or None) of a curation folder, encoded by `ae`; cached.
+    `image_encoder` (e.g. `model.CLIPImageTokens`, for models with an external encoder): the clean first
+    frames' tokens (N, L, D) go into `TrainData.context`, computed once and cached with the latents."""
     from genlab.systems.video.train import encode_clips
 
     folder = Path(folder)
     rows = kept_rows(folder)
-    cache = cache_dir("video_train") / f"curated-{_key(folder, rows, cfg, ae)}.safetensors"
+    key = _key(folder, rows, cfg, ae) + ("" if image_encoder is None else "-" + _fingerprint(image_encoder))
+    cache = cache_dir("video_train") / f"curated-{key}.safetensors"
     if cache.is_file():
         state, _ = load_weights(cache)
     else:
@@ -165,6 +168,9 @@ def curated_data(folder: str | os.PathLike, cfg: CuratedClipsConfig, ae,
         data = encode_clips(video_t, torch.cat(bucket), ae, cfg.size, torch.cat(fps))
         state = {"latents": data.latents, "first": data.first_frames, "bucket": data.buckets,
                  "fps": torch.as_tensor(data.fps_id), "clip": torch.cat(clip)}
+        if image_encoder is not None:
+            with torch.no_grad():
+                state["context"] = torch.cat([image_encoder(c).cpu() for c in data.first_frames.split(64)])
         save_weights(cache, state, {"clips": [r["clip_id"] for r in rows], "config": asdict(cfg)})
     n = state["latents"].shape[0]
     held = torch.zeros(n, dtype=torch.bool)
@@ -174,6 +180,7 @@ def curated_data(folder: str | os.PathLike, cfg: CuratedClipsConfig, ae,
 
     def part(mask: torch.Tensor) -> TrainData:
         return TrainData(latents=state["latents"][mask], first_frames=state["first"][mask],
-                         buckets=state["bucket"][mask], fps_id=state["fps"][mask])
+                         buckets=state["bucket"][mask], fps_id=state["fps"][mask],
+                         context=state["context"][mask] if "context" in state else None)
 
     return part(~held), (part(held) if held.any() else None)
