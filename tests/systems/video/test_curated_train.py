@@ -153,3 +153,19 @@ def test_external_image_encoder_tokens_are_cached_and_train(tmp_path, monkeypatc
     model = SVDModel(VideoModelConfig(unet=unet, mode="i2v", latent_channels=3, image_encoder="external"))
     losses = train_stage(model, PixelIdentity(3), train, stage("i2v", steps=2, batch_size=2, frames=3, size=8))
     assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+
+
+def test_stage_data_selection_keeps_the_best_clips_for_fine_tuning():
+    from genlab.errors import GenlabError
+    from genlab.systems.video.config import PAPER_STAGES
+    from genlab.systems.video.curated import STAGE_SELECTION, select_rows
+
+    rows = [{"clip_id": c, "motion_score": m} for c, m in zip("abcd", (1.0, 4.0, 2.0, 3.0))]
+    assert select_rows(rows, CuratedClipsConfig()) == rows
+    assert [r["clip_id"] for r in select_rows(rows, CuratedClipsConfig(selection="quality"))] == ["b", "d"]
+    scored = [{**r, "aesthetic_score": a} for r, a in zip(rows, (9.0, 1.0, 8.0, 2.0))]  # aesthetics first
+    assert [r["clip_id"] for r in select_rows(scored, CuratedClipsConfig(selection="quality"))] == ["a", "c"]
+    assert set(STAGE_SELECTION) == set(PAPER_STAGES) and STAGE_SELECTION["video"] == "all"
+    assert STAGE_SELECTION["finetune"] == "quality"
+    with pytest.raises(GenlabError, match="selection"):
+        CuratedClipsConfig(selection="best")

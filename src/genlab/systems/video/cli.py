@@ -126,10 +126,11 @@ def _train(args: argparse.Namespace) -> int:
     st = stage(args.stage, steps=args.steps, frames=args.frames or toy.sprite.frames,
                size=args.size or toy.sprite.size, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay)
     if args.data:  # the table is checked before any work: no kept clip is a clear error
-        from genlab.systems.video.curated import CuratedClipsConfig, curated_data, kept_rows
+        from genlab.systems.video.curated import STAGE_SELECTION, CuratedClipsConfig, curated_data, kept_rows
 
         kept_rows(args.data)
-        curated = CuratedClipsConfig(frames=st.frames, size=st.size, motion_half=args.motion_half)
+        curated = CuratedClipsConfig(frames=st.frames, size=st.size, motion_half=args.motion_half,
+                                     selection=STAGE_SELECTION[st.name])
     torch.manual_seed(st.seed)
     model = load_video_model(args.init) if args.init else SVDModel(toy.model)  # checks --init before any work
     if model.config.latent_channels != toy.model.latent_channels:

@@ -12,7 +12,9 @@ area-resized to `size`. Every window is one sample, conditioned as SVD's trainin
 
 The bucket map is monotone, 0 for a still clip, 127.5 at m = motion_half and below 255 for any motion
 (SVD's own map from flow to bucket is not published). Every `heldout_every`-th window (in table order)
-is held out, so a loss on unseen windows of the same footage can be measured.
+is held out, so a loss on unseen windows of the same footage can be measured. `selection="quality"` keeps
+the best `quality_fraction` of the kept clips (aesthetic score where the table has one, else motion): the
+paper's high-quality fine-tuning set; `STAGE_SELECTION` says which stage trains on which.
 
 Encoded latents are cached under `cache_dir("video_train")`, keyed by the clip files (path, size, mtime),
 this config and the autoencoder's weights, so a second run (or a resumed one) does not decode again.
@@ -46,12 +48,17 @@ class CuratedClipsConfig:
     target_fps: float = 7.0  # SVD's default frame rate
     motion_half: float = 10.0  # motion_score that maps to bucket 127.5
     heldout_every: int = 10  # every k-th window is held out (0: none)
+    selection: str = "all"  # "all" kept clips, or "quality": the top `quality_fraction` (SVD's stage III subset)
+    quality_fraction: float = 0.5
     max_windows_per_clip: int = 0  # 0: all
 
     def __post_init__(self):
         if self.frames < 1 or self.size < 4 or self.target_fps <= 0 or self.motion_half <= 0:
             raise GenlabError(f"CuratedClipsConfig: frames >= 1, size >= 4, target_fps > 0 and motion_half > 0 "
                               f"expected, got {self.frames}, {self.size}, {self.target_fps}, {self.motion_half}")
+        if self.selection not in ("all", "quality") or not 0 < self.quality_fraction <= 1:
+            raise GenlabError(f"CuratedClipsConfig: selection 'all' or 'quality' and 0 < quality_fraction <= 1 "
+                              f"expected, got {self.selection!r}, {self.quality_fraction}")
 
 
 def motion_bucket(motion_score: torch.Tensor | float, motion_half: float) -> torch.Tensor:
@@ -70,6 +77,23 @@ def fps_id(fps: float, stride: int) -> float:
     return fps / stride - 1.0
 
 
+# the paper's stages over data (section 3-4): image and video pretraining on the whole curated set, the
+# high-quality fine-tuning stages on a small subset of it
+STAGE_SELECTION = {"image": "all", "video": "all", "video_hr": "quality", "i2v": "quality", "finetune": "quality",
+                   "t2v_finetune": "quality", "interp": "quality"}
+
+
+def select_rows(rows: list[dict], cfg: CuratedClipsConfig) -> list[dict]:
+    """`cfg.selection` over kept rows: "all", or "quality" = the top `quality_fraction` (at least one clip)
+    by aesthetic_score where the table has it for every row, else by motion_score (ties: table order)."""
+    if cfg.selection == "all":
+        return rows
+    field = "aesthetic_score" if all(r.get("aesthetic_score") is not None for r in rows) else "motion_score"
+    n = max(1, round(cfg.quality_fraction * len(rows)))
+    best = sorted(range(len(rows)), key=lambda i: -float(rows[i][field]))[:n]
+    return [rows[i] for i in sorted(best)]
+
+
 def kept_rows(folder: str | os.PathLike) -> list[dict]:
     """The kept clip rows of `folder/clips.parquet` (status ok, keep true, with a clip file)."""
     import pyarrow.parquet as pq
@@ -84,8 +108,8 @@ def kept_rows(folder: str | os.PathLike) -> list[dict]:
     missing = [c for c in NEEDED if c not in table.column_names]
     if missing:
         raise GenlabError(f"{path}: missing column(s) {missing} (expected the table `genlab video curate` writes)")
-    rows = [r for r in table.select(list(NEEDED)).to_pylist()
-            if r["status"] == "ok" and r["keep"] and r["clip_path"]]
+    columns = [*NEEDED, *(["aesthetic_score"] if "aesthetic_score" in table.column_names else [])]
+    rows = [r for r in table.select(columns).to_pylist() if r["status"] == "ok" and r["keep"] and r["clip_path"]]
     if not rows:
         raise GenlabError(f"{path}: no kept clip with a clip file ({table.num_rows} rows; rerun `genlab video curate` "
                           "with looser filters, or without --no-clips)")
@@ -146,7 +170,7 @@ def curated_data(folder: str | os.PathLike, cfg: CuratedClipsConfig, ae, progres
     from genlab.systems.video.train import encode_clips
 
     folder = Path(folder)
-    rows = kept_rows(folder)
+    rows = select_rows(kept_rows(folder), cfg)
     key = _key(folder, rows, cfg, ae) + ("" if image_encoder is None else "-" + _fingerprint(image_encoder))
     cache = cache_dir("video_train") / f"curated-{key}.safetensors"
     if cache.is_file():
