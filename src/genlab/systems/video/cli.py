@@ -122,6 +122,7 @@ def _train(args: argparse.Namespace) -> int:
     from genlab.systems.video.train import encode_clips, heldout_loss, load_video_model, train_stage
 
     _check_run_options(args)
+    init = load_video_model(args.init) if args.init else None  # the user's file first, before any work
     toy = demo.fast() if args.toy == "fast" else demo.full()
     st = stage(args.stage, steps=args.steps, frames=args.frames or toy.sprite.frames,
                size=args.size or toy.sprite.size, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay)
@@ -132,7 +133,7 @@ def _train(args: argparse.Namespace) -> int:
         curated = CuratedClipsConfig(frames=st.frames, size=st.size, motion_half=args.motion_half,
                                      selection=STAGE_SELECTION[st.name])
     torch.manual_seed(st.seed)
-    model = load_video_model(args.init) if args.init else SVDModel(toy.model)  # checks --init before any work
+    model = init if init is not None else SVDModel(toy.model)
     if model.config.latent_channels != toy.model.latent_channels:
         raise GenlabError(f"--init {args.init}: a model with {model.config.latent_channels} latent channels, "
                           f"the --toy {args.toy} latent space has {toy.model.latent_channels}")
