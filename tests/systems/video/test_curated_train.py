@@ -111,8 +111,8 @@ def test_fine_tuning_the_toy_on_curated_clips_lowers_heldout_loss(curated_shared
     model = SVDModel(toy.model)
     sprites = demo.training_clips(toy)
     train_stage(model, ae, encode_clips(sprites.video, sprites.bucket, ae, 16, toy.sprite.fps_id),
-                stage("i2v", steps=100, batch_size=8, lr=2e-3, frames=4, size=16))
-    st = stage("finetune", steps=150, batch_size=8, lr=1e-3, frames=4, size=16, ema_decay=0.99)
+                stage("i2v", steps=50, batch_size=8, lr=2e-3, frames=4, size=16))
+    st = stage("finetune", steps=80, batch_size=8, lr=1e-3, frames=4, size=16, ema_decay=0.99)
     train, held = curated_data(curated_shared, CuratedClipsConfig(frames=4, size=16), ae)
     assert held is not None and len(held.latents) >= 10
     before = heldout_loss(model, ae, held, st)

@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--ema-decay", type=float, default=0.9999,
                        help="the stage's result is this EMA of the weights (0: the raw weights)")
     train.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
-                       help="recompute UNet blocks in the backward pass: less memory, about a third more time")
+                       help="recompute UNet blocks in the backward pass: less activation memory, each block run twice")
     train.add_argument("--motion-half", type=float, default=10.0,
                        help="--data: the motion_score that maps to motion bucket 127.5 (255 m / (m + this))")
     train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (0: only at the end)")
