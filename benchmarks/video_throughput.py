@@ -1,13 +1,17 @@
-"""Video UNet and temporal decoder throughput: genlab vs diffusers at equal config, frames and batch.
+"""Video UNet, temporal decoder and whole-pipeline throughput: genlab vs diffusers at equal config and weights.
 
     PYTHONPATH=src python benchmarks/video_throughput.py [--threads 1] [--repeats 5] [--size 16] [--frames 8]
+        [--pipe-frames 8] [--pipe-steps 10]
 
-Same weights in both (ours load diffusers' state dict); float32 on CPU. Rows: UNet train step (forward +
-backward + AdamW), the same with gradient checkpointing on both sides, UNet sampling forward (frames/s),
-temporal VAE decoder (frames/s). Memory: the activations a train step keeps for backward (unique tensors
-saved by autograd, parameters excluded; a count, so machine load cannot move it), plain and checkpointed. Ratio = ours / diffusers
-(> 1: ours faster). Each row times ours and diffusers in turns (one warm-up round, then `repeats` rounds of
-A, B) and reports medians, so a change in machine load moves both sides alike; the thread line says what ran.
+Same weights in both (ours load diffusers' state dict / save_pretrained folder); float32 on CPU. Rows: UNet
+train step (forward + backward + AdamW), the same with gradient checkpointing on both sides, UNet sampling
+forward (frames/s), temporal VAE decoder (frames/s), and the tiny image-to-video pipeline end to end (a
+576x1024 image in, `--pipe-frames` frames of 64x128 out, `--pipe-steps` Euler steps with guidance; diffusers'
+StableVideoDiffusionPipeline vs genlab's `pretrained.load` + `pipeline.image_to_video`, videos/s). Ratio =
+ours / diffusers (> 1: ours faster). Each row times ours and diffusers in turns (one warm-up round, then
+`repeats` rounds of A, B) and reports medians, so a change in machine load moves both sides alike; the
+thread line says what ran. Memory: the activations a train step keeps for backward (unique tensors saved by
+autograd, parameters excluded; a count, so machine load cannot move it), plain and checkpointed.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=16, help="latent side")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--pipe-frames", type=int, default=8)
+    ap.add_argument("--pipe-steps", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import diffusers
@@ -93,12 +99,14 @@ def main() -> None:
     with torch.no_grad():
         med = interleaved({"ours": lambda: dec(z, t), "ref": lambda: vae.decode(z, num_frames=t).sample}, args.repeats)
     rows.append(("temporal VAE decode", "frames/s", b * t / med["ours"], b * t / med["ref"]))
+    rows.append(pipeline_row(args))
 
-    print(f"config: VideoUNet tiny (32, 64), latent {s}x{s}, T={t}, batch {b}, CPU float32, {args.repeats} rounds")
+    print(f"config: VideoUNet tiny (32, 64), latent {s}x{s}, T={t}, batch {b}, CPU float32, {args.repeats} rounds; "
+          f"pipeline: {args.pipe_frames} frames 64x128, {args.pipe_steps} steps")
     print(threads_line())
     print(f"{'what':<24}{'unit':<10}{'genlab':>10}{'diffusers':>11}{'ratio':>8}")
     for name, unit, ours_v, ref_v in rows:
-        print(f"{name:<24}{unit:<10}{ours_v:>10.2f}{ref_v:>11.2f}{ours_v / ref_v:>8.2f}")
+        print(f"{name:<24}{unit:<10}{ours_v:>10.3f}{ref_v:>11.3f}{ours_v / ref_v:>8.2f}")
     print(f"\n{'activations kept for backward':<34}{'genlab MB':>10}{'diffusers MB':>13}")
     for name, ours_mb, ref_mb in memory:
         print(f"{name:<34}{ours_mb:>10.1f}{ref_mb:>13.1f}")
@@ -122,6 +130,56 @@ def saved_mb(model, call) -> float:
     out.square().mean().backward()
     model.zero_grad(set_to_none=True)
     return sum(kept.values()) / 2**20
+
+
+def pipeline_row(args) -> tuple[str, str, float, float]:
+    """The tiny SVD pipeline saved with save_pretrained, run by diffusers and by genlab from the same folder."""
+    import tempfile
+
+    import diffusers
+    import numpy as np
+    import transformers
+    from PIL import Image
+
+    from genlab.systems.video import pipeline, pretrained
+
+    torch.manual_seed(0)
+    unet = diffusers.UNetSpatioTemporalConditionModel(
+        block_out_channels=(32, 64), layers_per_block=2, in_channels=8, out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), cross_attention_dim=32,
+        num_attention_heads=(8, 16), projection_class_embeddings_input_dim=96, addition_time_embed_dim=32,
+        num_frames=args.pipe_frames)
+    vae = diffusers.AutoencoderKLTemporalDecoder(block_out_channels=(32, 32, 32, 32), latent_channels=4,
+                                                 layers_per_block=1, down_block_types=("DownEncoderBlock2D",) * 4)
+    clip = transformers.CLIPVisionModelWithProjection(transformers.CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=224,
+        intermediate_size=37, patch_size=32))
+    scheduler = diffusers.EulerDiscreteScheduler(
+        beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="v_prediction",
+        interpolation_type="linear", sigma_max=700.0, sigma_min=0.002, steps_offset=1, timestep_spacing="leading",
+        timestep_type="continuous", use_karras_sigmas=True)
+    pipe = diffusers.StableVideoDiffusionPipeline(vae=vae.eval(), image_encoder=clip.eval(), unet=unet.eval(),
+                                                  scheduler=scheduler,
+                                                  feature_extractor=transformers.CLIPImageProcessor(crop_size=224, size=224))
+    pipe.set_progress_bar_config(disable=True)
+    folder = tempfile.mkdtemp(prefix="svd_bench_")
+    pipe.save_pretrained(folder)
+    ours = pretrained.load(folder)
+    image = Image.fromarray((np.random.default_rng(0).random((576, 1024, 3)) * 255).astype(np.uint8))
+    n, steps = args.pipe_frames, args.pipe_steps
+    cfg = pipeline.SamplingConfig(num_frames=n, steps=steps, min_guidance=1.0, max_guidance=2.5)
+
+    def run_ref():
+        with torch.no_grad():
+            pipe(image, height=64, width=128, num_frames=n, num_inference_steps=steps, max_guidance_scale=2.5,
+                 generator=torch.Generator().manual_seed(0), output_type="pt")
+
+    def run_ours():
+        pipeline.image_to_video(ours, image, cfg, size=(64, 128), generator=torch.Generator().manual_seed(0))
+
+    med = interleaved({"ours": run_ours, "ref": run_ref}, args.repeats)
+    return "tiny SVD pipeline", "videos/s", 1 / med["ours"], 1 / med["ref"]
 
 
 if __name__ == "__main__":

@@ -206,14 +206,16 @@ def heldout_loss(model: SVDModel, ae, data: TrainData, stage: StageConfig, seed:
 
 
 def load_video_model(path: str | os.PathLike) -> SVDModel:
-    """The SVDModel in a stage folder written by `train_stage` (its `ema.safetensors`) or in one weights
-    file with its JSON config beside it; a wrong or incomplete file is one GenlabError naming it."""
+    """The SVDModel in a stage folder written by `train_stage` (its `ema.safetensors`), a folder with a
+    `model.safetensors` (e.g. `genlab video convert --to genlab`), or one weights file, each with its JSON
+    config beside it; a wrong or incomplete file is one GenlabError naming it."""
     path = Path(path)
     if path.is_dir():
-        if not (path / "ema.safetensors").is_file():
-            raise GenlabError(f"{path}: no ema.safetensors (give a stage folder written by `genlab video train`, "
-                              "e.g. RUN/finetune, or a .safetensors file)")
-        path = path / "ema.safetensors"
+        found = [path / n for n in ("ema.safetensors", "model.safetensors") if (path / n).is_file()]
+        if not found:
+            raise GenlabError(f"{path}: no ema.safetensors or model.safetensors (give a stage folder written by "
+                              "`genlab video train`, e.g. RUN/finetune, a `video convert --to genlab` folder, or a file)")
+        path = found[0]
     state, config = load_weights(path)
     if config is None:
         raise GenlabError(f"{path}: no {path.with_suffix('.json').name} beside it (the VideoModelConfig)")
