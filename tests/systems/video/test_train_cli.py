@@ -104,3 +104,20 @@ def test_ddp_two_gloo_processes_equal_one_with_double_batch(tmp_path):
     moved = max((one[k] - init[k]).abs().max().item() for k in one)
     gap = max((one[k] - two[k]).abs().max().item() for k in one)
     assert moved > 1e-3 and gap < 1e-4, (moved, gap)
+
+
+def test_train_then_sample_the_stage_folder(tmp_path, capsys):
+    """`video sample --weights RUN/STAGE` reads what `video train` wrote (core.train's weight format)."""
+    from PIL import Image
+
+    run = tmp_path / "run"
+    code, _, err = run_cli_inprocess(["video", "train", "--toy", "fast", "--stage", "i2v", "--steps", "2", "--batch-size", "2",
+                                      "--no-gradient-checkpointing", "--out", str(run), "--quiet"], capsys)
+    assert code == 0, err
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(tmp_path / "first.png")
+    out = tmp_path / "clip.mp4"
+    code, stdout, err = run_cli_inprocess(["video", "sample", "--weights", str(run / "i2v"), "--image",
+                                           str(tmp_path / "first.png"), "--out", str(out), "--frames", "2", "--steps",
+                                           "2", "--quiet"], capsys)
+    assert code == 0, err
+    assert out.is_file() and out.stat().st_size > 0
