@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"genlab.systems.{name}.cli")
         module.register(sub)
     demo = sub.add_parser("demo", help="the main job: `genlab t2i demo` on the embedded digits")
+    importlib.import_module("genlab.systems.t2i.cli").add_demo_args(demo)  # the same options as `genlab t2i demo`
     demo.set_defaults(func=_demo)
     return parser
 

@@ -49,9 +49,10 @@ def components(seed: int = 0, clip_layers: int = 2, t5_layers: int = 1, t5_ff: i
                                  d_ff=t5_ff, num_layers=t5_layers, feed_forward_proj="gated-gelu",
                                  is_encoder_decoder=False)).eval()
     transformer = SD3Transformer2DModel(
-        sample_size=16, patch_size=2, in_channels=16, num_layers=depth, attention_head_dim=16, num_attention_heads=2,
-        joint_attention_dim=T5_WIDTH, caption_projection_dim=32, pooled_projection_dim=CLIP_L_WIDTH + CLIP_G_WIDTH,
+        sample_size=16, patch_size=2, in_channels=16, num_layers=depth, attention_head_dim=64, num_attention_heads=depth,
+        joint_attention_dim=T5_WIDTH, caption_projection_dim=64 * depth, pooled_projection_dim=CLIP_L_WIDTH + CLIP_G_WIDTH,
         out_channels=16, pos_embed_max_size=24).eval()
+    # hidden = 64 * depth with heads of 64, the released models' rule (single files do not store the heads)
     with torch.no_grad():  # diffusers zero-inits nothing here, but make the output depend on every input
         for p in transformer.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -59,8 +60,11 @@ def components(seed: int = 0, clip_layers: int = 2, t5_layers: int = 1, t5_ff: i
                         up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(32, 32), layers_per_block=1,
                         latent_channels=16, norm_num_groups=32, use_quant_conv=False, use_post_quant_conv=False,
                         scaling_factor=1.5305, shift_factor=0.0609).eval()
+    clip_l = clip(CLIP_L_WIDTH, "quick_gelu")
+    with torch.no_grad():  # SD3 uses CLIP-L's pooled output unprojected (single files have no projection)
+        clip_l.text_projection.weight.copy_(torch.eye(CLIP_L_WIDTH))
     return dict(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
-                text_encoder=clip(CLIP_L_WIDTH, "quick_gelu"), tokenizer=tok,
+                text_encoder=clip_l, tokenizer=tok,
                 text_encoder_2=clip(CLIP_G_WIDTH, "gelu"), tokenizer_2=clip_tokenizer(),
                 text_encoder_3=t5, tokenizer_3=t5_tokenizer())
 

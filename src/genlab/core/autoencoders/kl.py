@@ -52,7 +52,7 @@ class DiffusersKL(nn.Module):
             vae.load_state_dict(converted, strict=True, assign=True)
         except RuntimeError as err:
             raise GenlabError(f"{source}: weights do not fit an AutoencoderKL ({str(err).splitlines()[0]})") from None
-        return cls(vae.to(device=device, dtype=dtype).eval())
+        return cls(vae.to(device).to(dtype=dtype).eval())
 
     def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         dist = self.vae.encode(x).latent_dist

@@ -22,7 +22,6 @@ and keeps the latents and the VAE in float32.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -163,11 +162,10 @@ class SD3Pipeline:
         return module
 
     def _free(self) -> None:
-        """Return a released part's memory now (the caller has dropped its last reference)."""
-        if not self.keep_loaded:
-            gc.collect()
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+        """Hand a released part's memory back (the caller has dropped its last reference; the parts hold no
+        reference cycles, so CPU memory is freed at once: a gc.collect here cost about a second a call)."""
+        if not self.keep_loaded and self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def load_encoder(self, name: str):
         part = getattr(self.files, name)
@@ -198,7 +196,7 @@ class SD3Pipeline:
             except RuntimeError as err:
                 raise GenlabError(f"VAE {part.folder}: weights do not fit its config.json "
                                   f"({str(err).splitlines()[0]})") from None
-            return DiffusersKL(vae.to(device=self.device, dtype=torch.float32).eval())
+            return DiffusersKL(vae.to(self.device).float().eval())
         return DiffusersKL.from_ldm_state_dict(part.state_dict(), SD3_SCALING_FACTOR, SD3_SHIFT_FACTOR,
                                                device=self.device, source=f"VAE of {self.files.source}")
 
@@ -226,18 +224,13 @@ class SD3Pipeline:
 
     @torch.no_grad()
     def denoise(self, noise: torch.Tensor, cond: TextEmbedding, uncond: TextEmbedding | None, *, steps: int,
-                guidance: float, shift: float, progress: bool = False) -> torch.Tensor:
-        from genlab.core.flow import formulation, grids, guidance as guide, samplers
+                scale: float, shift: float, progress: bool = False) -> torch.Tensor:
+        from genlab.core.flow import formulation, grids, guidance, samplers
 
         net = self._get("transformer", self.load_transformer)
-        dt = self.dtype
-
-        def velocity(x, t, context, pooled):  # float32 state in, float32 velocity out
-            return net(x.to(dt), t, context.to(self.device), pooled.to(self.device)).float()
-
-        den = formulation.rf().denoiser(velocity)
+        den = formulation.rf().denoiser(_velocity_fn(net, self.dtype))
         c = {"context": cond.context, "pooled": cond.pooled}
-        fn = den if uncond is None else guide.cfg(den, {"context": uncond.context, "pooled": uncond.pooled}, c, guidance)
+        fn = den if uncond is None else guidance.cfg(den, {"context": uncond.context, "pooled": uncond.pooled}, c, scale)
         extra = c if uncond is None else None
         ts = grids.flow_match_euler(steps, shift)
         x = samplers.euler(fn, noise, ts, extra_args=extra, progress=progress).x
@@ -274,7 +267,7 @@ class SD3Pipeline:
         uncond = rep(TextEmbedding(emb.context[n:].expand(n, -1, -1), emb.pooled[n:].expand(n, -1)), slice(0, n)) \
             if cfg_on else None
         noise = self.initial_noise(n * num_images, height, width, seed)
-        latents = self.denoise(noise, cond, uncond, steps=steps, guidance=guidance,
+        latents = self.denoise(noise, cond, uncond, steps=steps, scale=guidance,
                                shift=self.files.shift if shift is None else shift, progress=progress)
         return self.decode(latents)
 
@@ -286,6 +279,15 @@ class SD3Pipeline:
                                height, width, kw.get("seed", 0), i * num_images + j, self.dtype_name,
                                self.files.t5 is not None, str(self.files.source))
                 for i, p in enumerate(prompts) for j in range(num_images)]
+
+
+def _velocity_fn(net: nn.Module, dtype: torch.dtype):
+    """The transformer as net(x, 1000 t, context, pooled): float32 state in, float32 velocity out."""
+
+    def velocity(x, timestep, context, pooled):
+        return net(x.to(dtype), timestep, context.to(x.device), pooled.to(x.device)).float()
+
+    return velocity
 
 
 # ----------------------------------------------------------------------------- text models
