@@ -218,3 +218,73 @@ def test_clear_errors_for_size_device_and_memory(tiny, capsys, monkeypatch):
     assert_user_error(*_sample(capsys, folder)[::2], "needs about", "GiB", "fp32")
     with pytest.raises(GenlabError, match="--dtype"):
         sd3.load_pipeline(folder, dtype="fp64")
+
+
+# ----------------------------------------------------------------------------- the official key list
+def _shapes(state) -> dict:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def test_official_sd3_medium_single_file_fits_the_loaders_on_meta():
+    """Every tensor of the official file (committed list) lands in a part with its shape; nothing is left
+    out on either side. The MM-DiT part is also checked against diffusers' own converter."""
+    from types import SimpleNamespace
+
+    from diffusers import AutoencoderKL, SD3Transformer2DModel
+    from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint, convert_sd3_transformer_checkpoint_to_diffusers
+    from transformers import CLIPTextModelWithProjection, T5EncoderModel
+
+    from genlab.core.autoencoders.kl import ldm_vae_config
+    from genlab.systems.t2i import convert
+    from genlab.systems.t2i.config import sd3_medium_model
+    from genlab.systems.t2i.model import MMDiT
+    from genlab.systems.t2i.sd3 import clip_config, t5_config
+    from genlab.systems.t2i.sd3_files import ENCODER_PREFIXES, MMDIT_PREFIX, VAE_PREFIX
+
+    lines = (sd3_tiny.Path(__file__).parent / "data" / "sd3_medium_single_file_keys.txt").read_text().splitlines()
+    rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
+    state = {name: torch.empty(tuple(int(s) for s in shape.split(",")), device="meta") for name, shape in rows}
+    assert len(state) == len(rows) == 1667
+    prefixes = [MMDIT_PREFIX, VAE_PREFIX, *ENCODER_PREFIXES.values()]
+    assert all(sum(k.startswith(p) for p in prefixes) == 1 for k in state)
+    part = {p: {k[len(p):]: v for k, v in state.items() if k.startswith(p)} for p in prefixes}
+
+    mmdit = part[MMDIT_PREFIX]
+    cfg = convert.config_from_state_dict(mmdit)
+    ref = sd3_medium_model()
+    assert (cfg.depth, cfg.hidden_size, cfg.num_heads, cfg.pos_embed_max_size, cfg.context_dim, cfg.pooled_dim) == \
+        (ref.depth, ref.hidden_size, ref.num_heads, ref.pos_embed_max_size, ref.context_dim, ref.pooled_dim)
+    with torch.device("meta"):
+        ours = MMDiT(cfg)
+        theirs = SD3Transformer2DModel(**convert.to_diffusers_config(ref))
+    assert _shapes(ours.state_dict()) == _shapes(mmdit)
+    assert _shapes(convert.to_diffusers(mmdit)) == _shapes(theirs.state_dict()) == \
+        _shapes(convert_sd3_transformer_checkpoint_to_diffusers({MMDIT_PREFIX + k: v for k, v in mmdit.items()}))
+
+    vae_state = part[VAE_PREFIX]
+    vae_cfg = ldm_vae_config(vae_state)
+    assert vae_cfg["block_out_channels"] == (128, 256, 512, 512) and vae_cfg["latent_channels"] == 16
+    assert not vae_cfg["use_quant_conv"] and not vae_cfg["use_post_quant_conv"]
+    with torch.device("meta"):
+        vae = AutoencoderKL(**vae_cfg)
+    assert _shapes(convert_ldm_vae_checkpoint(vae_state, dict(vae.config))) == _shapes(vae.state_dict())
+
+    tok = SimpleNamespace(bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    for name, width, layers in (("clip_l", 768, 12), ("clip_g", 1280, 32)):
+        enc = part[ENCODER_PREFIXES[name]]
+        config = clip_config(enc, name, tok)
+        assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads) == (width, layers, width // 64)
+        with torch.device("meta"):
+            model = CLIPTextModelWithProjection(config)
+        expected = _shapes(model.state_dict())
+        if name == "clip_l":  # SD3 stores no projection for CLIP-L: the loader adds an identity
+            assert expected.pop("text_projection.weight") == (768, 768)
+        assert _shapes(enc) == expected
+    enc = part[ENCODER_PREFIXES["t5"]]
+    config = t5_config(enc)
+    assert (config.d_model, config.num_layers, config.num_heads, config.d_kv, config.d_ff) == (4096, 24, 64, 64, 10240)
+    with torch.device("meta"):
+        model = T5EncoderModel(config)
+    expected = _shapes(model.state_dict())
+    assert expected.pop("encoder.embed_tokens.weight") == expected["shared.weight"]  # tied to shared
+    assert _shapes(enc) == expected
