@@ -95,8 +95,6 @@ def single_file_state(parts: dict, encoders=("clip_l", "clip_g", "t5"), t5_dtype
     for name in encoders:
         key, sd = sources[name]
         for k, v in sd.items():
-            if k == "encoder.embed_tokens.weight":  # tied to shared.weight; the official file stores shared only
-                continue
             if name == "t5" and t5_dtype is not None:
                 v = v.to(t5_dtype)
             state[f"text_encoders.{key}.transformer.{k}"] = v
