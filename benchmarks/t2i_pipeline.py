@@ -19,10 +19,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from _timing import interleaved
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,19 +61,6 @@ with torch.no_grad():
 hwm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
 print(json.dumps({"step_s": step, "peak_rss": hwm}))
 """
-
-
-def interleaved(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each fn over `repeats` rounds A, B, A, B, ... after one warm-up round."""
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def tiny_pipeline(folder: Path, repeats: int, steps: int) -> None:
