@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,6 +115,17 @@ def test_long_prompt_warns_with_the_token_count(tiny):
     parts, folder = tiny
     with pytest.warns(UserWarning, match=r"has \d+ clip tokens; only the first 77"):
         _ours(folder, prompts=["a red car " * 12], steps=1, guidance=1.0, size=(16, 16))
+
+
+def test_package_api_and_the_shape_only_presets():
+    import genlab.systems.t2i as t2i
+    from genlab.systems.t2i.config import sd3_medium
+    from genlab.systems.t2i.pipeline import T2IModel
+    from genlab.systems.t2i.sd3 import load_pipeline
+
+    assert t2i.load_pipeline is load_pipeline
+    with pytest.raises(GenlabError, match="load_pipeline"):
+        T2IModel(sd3_medium())  # shapes only: says how to get a model instead of "needs a text encoder"
 
 
 # ----------------------------------------------------------------------------- single file
@@ -244,7 +256,7 @@ def test_official_sd3_medium_single_file_fits_the_loaders_on_meta():
     from genlab.systems.t2i.sd3 import clip_config, t5_config
     from genlab.systems.t2i.sd3_files import ENCODER_PREFIXES, MMDIT_PREFIX, VAE_PREFIX
 
-    lines = (sd3_tiny.Path(__file__).parent / "data" / "sd3_medium_single_file_keys.txt").read_text().splitlines()
+    lines = (Path(__file__).parent / "data" / "sd3_medium_single_file_keys.txt").read_text().splitlines()
     rows = [line.split("\t") for line in lines if line and not line.startswith("#")]
     state = {name: torch.empty(tuple(int(s) for s in shape.split(",")), device="meta") for name, shape in rows}
     assert len(state) == len(rows) == 1668
