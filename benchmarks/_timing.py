@@ -1,7 +1,4 @@
-"""Timing shared by the benchmarks (run as scripts, so `from _timing import interleaved`).
-
-`interleaved` times several implementations in alternation (A, B, A, B, ...), so a change of machine
-load during the run moves all of them alike and their ratio stays put; `median_time` times one alone."""
+"""Timing shared by the benchmarks (run as scripts, so `from _timing import median_time`)."""
 
 import statistics
 import time
@@ -19,15 +16,14 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time of each fn over `repeats` rounds in which every fn runs once, in turn, after one
-    warm-up round."""
-    for fn in fns.values():
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median wall time of each fn, run A, B, A, B, ... (one warm-up each) so machine load hits all alike."""
+    for fn in fns:
         fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for name, fn in fns.items():
+        for i, fn in enumerate(fns):
             t0 = time.perf_counter()
             fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(t) for name, t in times.items()}
+            times[i].append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]

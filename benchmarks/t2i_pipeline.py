@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from _timing import interleaved
+from _timing import interleaved_medians
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,8 +94,8 @@ def tiny_pipeline(folder: Path, repeats: int, steps: int) -> None:
         pipe.set_progress_bar_config(disable=True)
         return run_theirs(pipe)
 
-    warm = interleaved({"genlab": run_ours, "diffusers": run_theirs}, repeats)
-    cold = interleaved({"genlab": cold_ours, "diffusers": cold_theirs}, repeats)
+    warm = dict(zip(("genlab", "diffusers"), interleaved_medians([run_ours, run_theirs], repeats)))
+    cold = dict(zip(("genlab", "diffusers"), interleaved_medians([cold_ours, cold_theirs], repeats)))
     print(f"\n1. tiny SD3 pipeline, {size[0]}x{size[1]}, {steps} steps, CFG 7, one image; max |ours - diffusers| = {diff:.1e}")
     print(f"{'':28s} {'genlab s/image':>15s} {'diffusers s/image':>18s} {'speed ratio':>12s}")
     for name, t in (("parts loaded", warm), ("cold (load + one image)", cold)):

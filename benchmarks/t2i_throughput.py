@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _timing import interleaved
+from _timing import interleaved_medians
 
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import mmdit_depth
@@ -77,8 +77,9 @@ def main() -> None:
 
     names = ("genlab MMDiT", "diffusers SD3Transformer2DModel")
     steps = dict(zip(names, (make(ours, run_ours), make(theirs, run_theirs))))
-    train_s = interleaved({n: fns[0] for n, fns in steps.items()}, args.repeats)  # A, B, A, B: load moves both
-    sample_s = interleaved({n: fns[1] for n, fns in steps.items()}, max(1, args.repeats // 2))
+    # A, B, A, B: a change of machine load moves both sides alike
+    train_s = dict(zip(names, interleaved_medians([fns[0] for fns in steps.values()], args.repeats)))
+    sample_s = dict(zip(names, interleaved_medians([fns[1] for fns in steps.values()], max(1, args.repeats // 2))))
     rows = [(n, 1.0 / train_s[n], b / sample_s[n]) for n in names]
 
     (_, ours_train, ours_sample), (_, ref_train, ref_sample) = rows
