@@ -104,7 +104,8 @@ def test_several_images_per_prompt_follow_diffusers_batch(tiny, tmp_path):
     theirs = ref(PROMPTS, num_images_per_prompt=2, height=16, width=16, num_inference_steps=2, guidance_scale=3.0,
                  generator=torch.Generator("cpu").manual_seed(1), output_type="pt").images
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
-    paths = save_pngs(ours, tmp_path / "x.png", pipe.settings(PROMPTS, 2, steps=2, guidance=3.0, seed=1, size=(16, 16)))
+    paths = save_pngs(ours, tmp_path / "x.png", pipe.settings(PROMPTS, num_images=2, steps=2, guidance=3.0, seed=1,
+                                                                       size=(16, 16)))
     assert [p.name for p in paths] == ["x-000.png", "x-001.png", "x-002.png", "x-003.png"]
     from PIL import Image
 

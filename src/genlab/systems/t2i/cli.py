@@ -218,7 +218,7 @@ def _sample_pretrained(args: argparse.Namespace) -> int:
     if size is not None:
         pipe.check_size(*size)
     images = pipe(args.prompt, num_images=args.num, progress=not args.quiet, **kw)
-    paths = save_pngs(images, args.out, pipe.settings(args.prompt, args.num, **kw))
+    paths = save_pngs(images, args.out, pipe.settings(args.prompt, num_images=args.num, **kw))
     print(f"wrote {paths[0]}" + (f" ... {paths[-1]} ({len(paths)} images)" if len(paths) > 1 else ""))
     return 0
 

@@ -259,26 +259,30 @@ class SD3Pipeline:
         height, width = size or self.default_size
         self.check_size(height, width)
         cfg_on = guidance > 1.0
-        emb = self.encode(prompts + ([negative_prompt] if cfg_on else []))
         n = len(prompts)
-        rep = lambda e, idx: TextEmbedding(e.context[idx].repeat_interleave(num_images, 0),  # noqa: E731
-                                           e.pooled[idx].repeat_interleave(num_images, 0))
-        cond = rep(emb, slice(0, n))
-        uncond = rep(TextEmbedding(emb.context[n:].expand(n, -1, -1), emb.pooled[n:].expand(n, -1)), slice(0, n)) \
+        emb = self.encode(prompts + ([negative_prompt] if cfg_on else []))  # one pass of each encoder
+        cond = _repeat(TextEmbedding(emb.context[:n], emb.pooled[:n]), num_images)
+        uncond = _repeat(TextEmbedding(emb.context[n:].expand(n, -1, -1), emb.pooled[n:].expand(n, -1)), num_images) \
             if cfg_on else None
         noise = self.initial_noise(n * num_images, height, width, seed)
         latents = self.denoise(noise, cond, uncond, steps=steps, scale=guidance,
                                shift=self.files.shift if shift is None else shift, progress=progress)
         return self.decode(latents)
 
-    def settings(self, prompts: list[str], num_images: int, **kw) -> list[SampleSettings]:
-        """One SampleSettings per output image of `self(prompts, num_images=..., **kw)`."""
-        height, width = kw.get("size") or self.default_size
-        shift = self.files.shift if kw.get("shift") is None else kw["shift"]
-        return [SampleSettings(p, kw.get("negative_prompt", ""), kw.get("steps", 28), kw.get("guidance", 7.0), shift,
-                               height, width, kw.get("seed", 0), i * num_images + j, self.dtype_name,
-                               self.files.t5 is not None, str(self.files.source))
+    def settings(self, prompts: list[str], *, num_images: int = 1, negative_prompt: str = "", steps: int = 28,
+                 guidance: float = 7.0, shift: float | None = None, size: tuple[int, int] | None = None,
+                 seed: int = 0) -> list[SampleSettings]:
+        """One SampleSettings per output image of `self(prompts, ...)` with the same arguments."""
+        height, width = size or self.default_size
+        shift = self.files.shift if shift is None else shift
+        return [SampleSettings(p, negative_prompt, steps, guidance, shift, height, width, seed, i * num_images + j,
+                               self.dtype_name, self.files.t5 is not None, str(self.files.source))
                 for i, p in enumerate(prompts) for j in range(num_images)]
+
+
+def _repeat(emb: TextEmbedding, k: int) -> TextEmbedding:
+    """Each prompt's embedding k times in a row (diffusers' num_images_per_prompt order)."""
+    return TextEmbedding(emb.context.repeat_interleave(k, 0), emb.pooled.repeat_interleave(k, 0))
 
 
 def _velocity_fn(net: nn.Module, dtype: torch.dtype):
