@@ -48,7 +48,7 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".m
 # every row has every column, so the pool and the Ray path give identical tables
 COLUMNS = [
     "clip_id", "video_id", "video_path", "status", "error", "clip_index", "clip_path", "clip_method",
-    "start_frame", "end_frame", "start_s", "end_s", "duration_s",
+    "start_frame", "end_frame", "start_s", "end_s", "duration_s", "start_by", "end_by",
     "video_duration_s", "fps", "width", "height", "codec", "bit_rate", "container", "size_bytes",
     "num_frames", "num_cuts", "num_scenes", "scene_s_dropped", "motion_score", "text_ratio", "text_ratio_max",
     "clip_embedding", "aesthetic_score", "caption", "clip_score",
@@ -210,12 +210,17 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         frame_pts = record.pop("_frame_pts")
         fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
         frame_dt = 1.0 / fps
-        all_scenes = scenes_from_cuts(record["cuts"], frame_times, fps, 0.0)
-        scenes = scenes_from_cuts(record["cuts"], frame_times, fps, config.clips.min_clip_s)
+        cut_facts = {"detectors": record.pop("_detectors"), "dark": record.pop("_dark"),
+                     "max_clip_s": config.clips.max_clip_s, "scores": record.pop("_scores")}
+        all_scenes = scenes_from_cuts(record["cuts"], frame_times, fps, 0.0, **cut_facts)
+        scenes = scenes_from_cuts(record["cuts"], frame_times, fps, config.clips.min_clip_s, **cut_facts)
         record["num_scenes"] = len(all_scenes)
-        # time in scenes too short to be clips, plus the starts a stream copy skipped (added below)
+        # time in scenes too short to be clips, dark frames (fades), plus the starts a stream copy
+        # skipped (added below)
+        dark_s = sum(float(frame_times[min(b, len(frame_times)) - 1] - frame_times[a]) + frame_dt
+                     for a, b in cut_facts["dark"])
         record["scene_s_dropped"] = float(sum(sc.end_s - sc.start_s for sc in all_scenes)
-                                          - sum(sc.end_s - sc.start_s for sc in scenes))
+                                          - sum(sc.end_s - sc.start_s for sc in scenes) + dark_s)
         stream = record.pop("_stream_info")
         copy_ok = copyable_container(record["container"])
         # keyframes and the stream start were noted during the cut pass (no second demuxing pass)
@@ -238,6 +243,7 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
                 start_frame = int(np.searchsorted(frame_times, plan.start_s - 0.25 * frame_dt))
                 row.update(
                     clip_id=f"{vid}_{i:04d}", clip_index=i, status="ok", clip_method=plan.method,
+                    start_by=scene.start_by, end_by=scene.end_by,
                     start_frame=start_frame, end_frame=scene.end_frame, start_s=float(plan.start_s),
                     end_s=float(plan.end_s), duration_s=float(plan.end_s - plan.start_s),
                 )
@@ -464,6 +470,7 @@ def write_table(rows: list[dict], path: Path) -> None:
         "num_cuts": pa.int64(), "num_scenes": pa.int64(), "clip_embedding": pa.list_(pa.float32()), "keep": pa.bool_(),
     }
     strings = {"clip_id", "video_id", "video_path", "status", "error", "clip_path", "clip_method", "codec",
+               "start_by", "end_by",
                "container", "caption", "removed_by"}
     columns = [*COLUMNS, "keep", "removed_by"]
     fields = [pa.field(c, types.get(c, pa.string() if c in strings else pa.float64())) for c in columns]

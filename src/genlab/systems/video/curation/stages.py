@@ -99,8 +99,8 @@ class ProbeStage:
 
 class CutStage:
     """The cut-detection cascade (see cuts.py). Adds `cuts` (frame indices) and the decoded frame
-    count; `_frame_times`, `_frame_pts` and `_stream_info` are for the pipeline only and never reach
-    the table."""
+    count; the fields starting with `_` (frame times and pts, stream facts, each cut's detector, the
+    dark runs, the frames' content scores) are for the pipeline only and never reach the table."""
 
     name = "cuts"
 
@@ -114,7 +114,8 @@ class CutStage:
                              grid=self.grid)
         return {"cuts": result.cuts, "num_cuts": len(result.cuts), "num_frames": result.num_frames,
                 "_frame_times": result.frame_times, "_frame_pts": result.frame_pts,
-                "_stream_info": result.stream_info}
+                "_stream_info": result.stream_info, "_detectors": result.detectors, "_dark": result.dark,
+                "_scores": result.scores}
 
 
 # ---------------------------------------------------------------------------------------------
