@@ -7,7 +7,7 @@ Peers measured in the same run on the same files:
 Goals from issue 6: cut stage faster than the CLI; end to end >= 50% of the decode limit; >= 2x real
 time on 480p with 2 cores.
 
-    nice /work/venv/bin/python benchmarks/curation_throughput.py [--workers 2] [--files ...]
+    nice python benchmarks/curation_throughput.py [--workers 2] [--files ...] [--data DIR]
 
 Timings on a shared machine are noisy: compare ratios within one run, not absolute numbers across runs.
 Every figure is given as wall time and as CPU time (this process and its children, e.g. ffmpeg);
@@ -90,6 +90,8 @@ def main() -> None:
     ap.add_argument("--files", nargs="*", default=None)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--data", default=os.environ.get("GENLAB_SHARED_DATA", str(ROOT.parent / "shared" / "data")),
+                    help="the shared data folder (default: $GENLAB_SHARED_DATA, else ../shared/data beside the checkout)")
     args = ap.parse_args()
     import cv2
 
@@ -99,9 +101,7 @@ def main() -> None:
         if args.files:
             files = [Path(f) for f in args.files]
         else:
-            shared = Path(os.environ.get("GENLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
-            if not shared.is_dir():
-                shared = Path("/work/shared/data")
+            shared = Path(args.data)
             synth = tmp / "synthetic_cuts_320x180.mp4"
             synthetic.cuts_video(synth, seed=0)
             files = [shared / "video" / "opencv_vtest_480x360.avi", shared / "video" / "sports2d_demo.mp4", synth]

@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-model", default=None, help="local CLIPModel folder: clip embeddings (+ aesthetic, clip score)")
     p.add_argument("--aesthetic-head", default=None, help="safetensors linear/MLP head on CLIP embeddings")
     p.add_argument("--caption-model", default=None, help="local image-to-text model folder (BLIP-style)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--max-clip-s", type=float, default=None,
+                   help="split shots longer than this (seconds) at their frames of least change")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_curate)
 
 
@@ -48,9 +50,9 @@ def build_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from genlab.errors import GenlabError
-    from genlab.systems.video.curation import config as C
+    from genlab.systems.video.curation import config as presets
 
-    cfg = {"default": C.default, "tiny": C.tiny}[args.preset]()
+    cfg = {"default": presets.default, "tiny": presets.tiny}[args.preset]()
     bounds: dict[str, dict] = {}
     for key, items in (("min", args.mins), ("max", args.maxs), ("min_pct", args.min_pcts), ("max_pct", args.max_pcts)):
         for field, value in items:
@@ -60,7 +62,7 @@ def build_config(args: argparse.Namespace):
     if args.no_filters:
         cfg = replace(cfg, filters=())
     elif bounds:
-        cfg = replace(cfg, filters=tuple(C.Threshold(f, **b) for f, b in bounds.items()))
+        cfg = replace(cfg, filters=tuple(presets.Threshold(f, **b) for f, b in bounds.items()))
     if args.workers < 1:
         raise GenlabError(f"--workers: expected >= 1, got {args.workers}")
     cfg = replace(cfg, workers=args.workers)
@@ -72,6 +74,10 @@ def build_config(args: argparse.Namespace):
         clips = replace(clips, write_clips=False)
     if args.min_clip_s is not None:
         clips = replace(clips, min_clip_s=args.min_clip_s)
+    if args.max_clip_s is not None:
+        if args.max_clip_s <= clips.min_clip_s:
+            raise GenlabError(f"--max-clip-s: expected more than the shortest clip ({clips.min_clip_s} s), got {args.max_clip_s}")
+        clips = replace(clips, max_clip_s=args.max_clip_s)
     cfg = replace(cfg, clips=clips, embeddings=replace(
         cfg.embeddings, clip_path=args.clip_model, aesthetic_path=args.aesthetic_head,
         caption_path=args.caption_model))

@@ -353,6 +353,10 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
         results = _run_pool(todo, config, out_dir, progress)
     done.update(results)
     rows = [r for v in videos for r in done[str(v)]]
+    if all(r["status"] == "failed" for r in rows):  # nothing to filter: say why, in one line
+        first = rows[0]
+        more = f" (and {len(rows) - 1} more failed videos, see {out_dir / 'records'})" if len(rows) > 1 else ""
+        raise GenlabError(f"{first['video_path']}: {first['error']}{more}")
     summary = finish(rows, config, out_dir)
     summary.update(videos=len(videos), processed=len(todo), resumed=len(videos) - len(todo),
                    wall_s=time.perf_counter() - t0)
@@ -436,6 +440,9 @@ def resolve_thresholds(rows: list[dict], filters: tuple[Threshold, ...]) -> list
         if f.field not in COLUMNS:
             raise GenlabError(f"filter field {f.field!r}: expected one of {SCORES}")
         values = np.array([r[f.field] for r in rows if r["status"] == "ok" and r.get(f.field) is not None], float)
+        if len(values) == 0 and not any(r["status"] == "ok" for r in rows):
+            resolved.append({**asdict(f), "lower": None, "upper": None})  # no clip at all: nothing to filter
+            continue
         if len(values) == 0:
             raise GenlabError(f"filter on {f.field!r}: no clip has this score (is its stage enabled?)")
         lo = [v for v in (f.min, None if f.min_pct is None else float(np.percentile(values, f.min_pct))) if v is not None]
