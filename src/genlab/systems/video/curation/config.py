@@ -77,6 +77,9 @@ class MotionConfig:
     # "frame": each 2 fps sample against the next frame (short baseline: DIS stays exact for fast
     # motion); "sample": consecutive 2 fps samples (0.5 s apart: DIS fast loses track beyond ~40 px)
     baseline: str = "frame"
+    # camera tags: a camera moving less than this (px/s of a unit_side frame, pan/tilt or the zoom's
+    # speed at the frame edge) is static
+    camera_static: float = 6.0
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,8 @@ COLUMNS = [
     "clip_id", "video_id", "video_path", "status", "error", "clip_index", "clip_path", "clip_method",
     "start_frame", "end_frame", "start_s", "end_s", "duration_s", "start_by", "end_by",
     "video_duration_s", "fps", "width", "height", "codec", "bit_rate", "container", "size_bytes",
-    "num_frames", "num_cuts", "num_scenes", "scene_s_dropped", "motion_score", "text_ratio", "text_ratio_max",
+    "num_frames", "num_cuts", "num_scenes", "scene_s_dropped", "motion_score", "camera_motion", "text_ratio",
+    "text_ratio_max", "key_hash", "dup_of",
     "clip_embedding", "aesthetic_score", "caption", "clip_score",
 ]
 SCORES = ["duration_s", "motion_score", "text_ratio", "aesthetic_score", "clip_score"]
@@ -91,7 +92,7 @@ def _empty_row(video_id: str, path: str) -> dict[str, Any]:
 
 def clip_stages(config: CurationConfig) -> list:
     """The clip stages this config enables, in order (later stages may read earlier fields)."""
-    stages: list = [st.MotionStage(config.motion)]
+    stages: list = [st.MotionStage(config.motion), st.KeyHashStage()]
     if config.text.enabled:
         stages.append(st.TextStage(config.text))
     emb = config.embeddings
@@ -451,6 +452,26 @@ def resolve_thresholds(rows: list[dict], filters: tuple[Threshold, ...]) -> list
     return resolved
 
 
+def mark_duplicates(rows: list[dict], max_bits: float = 6.0) -> None:
+    """`dup_of` = the clip_id of the first clip (in clip_id order) whose key frames hash within
+    `max_bits` differing bits of 64 on average (the group's original); None for originals. Every
+    clip is compared with every earlier one: fine for thousands of clips, not for millions."""
+    ok = sorted((r for r in rows if r["status"] == "ok" and r.get("key_hash")), key=lambda r: r["clip_id"])
+    for r in rows:
+        r["dup_of"] = None
+    if not ok:
+        return
+    width = max(len(r["key_hash"]) for r in ok)
+    bits = np.array([np.unpackbits(np.frombuffer(bytes.fromhex(r["key_hash"].ljust(width, "0")), np.uint8))
+                     for r in ok])
+    frames = width / 16  # 16 hex digits per 64-bit frame hash
+    for i in range(1, len(ok)):
+        near = np.flatnonzero((bits[:i] != bits[i]).sum(axis=1) / frames <= max_bits)
+        if len(near):
+            first = ok[int(near[0])]
+            ok[i]["dup_of"] = first["dup_of"] or first["clip_id"]
+
+
 def apply_filters(rows: list[dict], resolved: list[dict]) -> None:
     """Set keep / removed_by (the first filter a clip fails; a missing score fails)."""
     for r in rows:
@@ -462,6 +483,8 @@ def apply_filters(rows: list[dict], resolved: list[dict]) -> None:
             if v is None or (f["lower"] is not None and v < f["lower"]) or (f["upper"] is not None and v > f["upper"]):
                 r["keep"], r["removed_by"] = False, f["field"]
                 break
+        if r["keep"] and r.get("dup_of"):  # a near-duplicate of a clip kept or not: one copy is enough
+            r["keep"], r["removed_by"] = False, "dup_of"
 
 
 def write_table(rows: list[dict], path: Path) -> None:
@@ -477,7 +500,7 @@ def write_table(rows: list[dict], path: Path) -> None:
         "num_cuts": pa.int64(), "num_scenes": pa.int64(), "clip_embedding": pa.list_(pa.float32()), "keep": pa.bool_(),
     }
     strings = {"clip_id", "video_id", "video_path", "status", "error", "clip_path", "clip_method", "codec",
-               "start_by", "end_by",
+               "start_by", "end_by", "camera_motion", "key_hash", "dup_of",
                "container", "caption", "removed_by"}
     columns = [*COLUMNS, "keep", "removed_by"]
     fields = [pa.field(c, types.get(c, pa.string() if c in strings else pa.float64())) for c in columns]
@@ -522,6 +545,7 @@ def histograms(rows: list[dict], resolved: list[dict], folder: Path) -> list[str
 def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
     """Filter, write the table, the report and the histograms. Cheap: rerun to change thresholds."""
     resolved = resolve_thresholds(rows, config.filters)
+    mark_duplicates(rows)
     apply_filters(rows, resolved)
     write_table(rows, out_dir / "clips.parquet")
     ok = [r for r in rows if r["status"] == "ok"]
@@ -551,6 +575,7 @@ def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
         "seconds_in_clips": float(sum(r["duration_s"] for r in ok)),
         "seconds_kept": float(sum(r["duration_s"] for r in ok if r["keep"])),
         "filters": stages,
+        "duplicates_removed": sum(1 for r in ok if r["removed_by"] == "dup_of"),
         "histograms": histograms(rows, resolved, out_dir / "histograms"),
     }
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2))
@@ -569,6 +594,7 @@ def report_markdown(report: dict) -> str:
              f"- clips: {report['clips']} ({report['clip_methods']['copy']} stream copies, "
              f"{report['clip_methods']['copy_editlist']} stream copies with an edit list, "
              f"{report['clip_methods']['reencode']} re-encoded), {report['seconds_in_clips']:.1f} s",
+             f"- near-duplicates removed (`dup_of`): {report['duplicates_removed']}",
              f"- kept: {report['clips_kept']} clips, {report['seconds_kept']:.1f} s", "",
              "| filter | bounds | removed | would remove alone | remaining |", "|---|---|---|---|---|"]
     for s in report["filters"]:

@@ -60,9 +60,10 @@ def write_video(path: str | os.PathLike, frames, fps: int = 30, crf: int = 20, g
 class _PanningShot:
     """A window sliding over a texture at a constant velocity (px/frame)."""
 
-    def __init__(self, rng, height, width, frames, speed=None):
+    def __init__(self, rng, height, width, frames, speed=None, angle=None):
         speed = rng.uniform(0.3, 1.5) if speed is None else speed
-        angle = rng.uniform(0, 2 * np.pi)
+        drawn = rng.uniform(0, 2 * np.pi)  # drawn either way: a given angle keeps the seed's textures
+        angle = drawn if angle is None else angle
         self.v = np.array([np.cos(angle), np.sin(angle)]) * speed
         margin = int(np.ceil(abs(self.v).max() * frames)) + 4
         self.tex = texture(rng, height + 2 * margin, width + 2 * margin)
@@ -335,4 +336,48 @@ def caption_box_video(path, seconds: float = 3.0, fps: int = 25, size=(320, 180)
                 h / 400, (255, 255, 255), 1, cv2.LINE_AA)
     n = int(round(seconds * fps))
     write_video(path, (still if i < n // 2 else plate for i in range(n)), fps=fps)
+    return n
+
+
+CAMERA_KINDS = ("static", "pan", "tilt", "zoom", "shaky")
+
+
+def camera_video(path, kind: str, seed: int = 0, seconds: float = 2.0, size=(160, 90), fps: int = 30,
+                 speed: float = 2.0) -> int:
+    """A camera move over a still texture: "static", "pan" (horizontal, `speed` px/frame), "tilt"
+    (vertical), "zoom" (in or out by `speed` px/frame at the frame edge) or "shaky" (a random jitter
+    of about `speed` px a frame that goes nowhere)."""
+    import cv2
+
+    if kind not in CAMERA_KINDS:
+        raise ValueError(f"kind: expected one of {CAMERA_KINDS}, got {kind!r}")
+    rng = np.random.default_rng(seed)
+    w, h = size
+    n = int(round(seconds * fps))
+    sign = 1.0 if rng.integers(0, 2) else -1.0
+    if kind in ("static", "pan", "tilt"):
+        angle = {"pan": 0.0, "tilt": np.pi / 2}.get(kind, 0.0) + (np.pi if sign < 0 else 0.0)
+        shot = _PanningShot(rng, h, w, n, speed=0.0 if kind == "static" else speed, angle=angle)
+        frames = (shot.frame(i) for i in range(n))
+    elif kind == "zoom":
+        big = texture(rng, 2 * h, 2 * w)
+        rate = sign * speed / (w / 2)  # relative scale change a frame: `speed` px at the frame edge
+
+        def zoomed(i):
+            s = min(2.0, (1.6 if sign > 0 else 0.4) * (1 + rate) ** (-i))
+            cw, ch = w * s, h * s
+            m = np.float32([[w / cw, 0, -(w - cw / 2) * w / cw], [0, h / ch, -(h - ch / 2) * h / ch]])
+            return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR)
+
+        frames = (zoomed(i) for i in range(n))
+    else:
+        big = texture(rng, h + 40, w + 40)
+        offsets = np.clip(rng.normal(0, speed, size=(n, 2)), -15, 15)
+
+        def jittered(i):
+            m = np.float32([[1, 0, -20 + offsets[i, 0]], [0, 1, -20 + offsets[i, 1]]])
+            return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR)
+
+        frames = (jittered(i) for i in range(n))
+    write_video(path, frames, fps=fps)
     return n
