@@ -119,3 +119,15 @@ def test_max_clip_s_must_exceed_the_shortest_clip(tmp_path, capsys):
     code, _, err = run_cli_inprocess(["video", "curate", str(tmp_path), "--out", str(tmp_path / "o"),
                                       "--max-clip-s", "0.5"], capsys)
     assert_user_error(code, err, "--max-clip-s")
+
+
+def test_unreachable_ray_address_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    synthetic.motion_video(tmp_path / "a.mp4", 1.0, seed=1, seconds=1.0, size=(64, 36))
+    code, _, err = run_cli_inprocess(["video", "curate", str(tmp_path / "a.mp4"), "--out", str(tmp_path / "o"),
+                                      "--ray-address", f"127.0.0.1:{port}", "--quiet"], capsys)
+    assert_user_error(code, err, "--ray-address", "no Ray cluster reachable")

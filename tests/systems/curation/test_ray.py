@@ -31,3 +31,37 @@ def test_ray_table_equals_pool_table(tmp_path, small_cuts, bad_videos):
     assert a.equals(b), (a.to_pandas().compare(b.to_pandas()))
     for name in ("cuts", "moving"):
         assert any(p.name.startswith(name) for p in (tmp_path / "ray" / "clips").iterdir())
+
+
+def test_ray_run_interrupted_part_way_resumes_without_redoing(tmp_path):
+    """Ctrl-C a `--ray` run once some videos are finished; the rerun redoes only the others."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    inputs = tmp_path / "in"
+    for i in range(6):
+        synthetic.motion_video(inputs / f"m{i}.mp4", 1.0 + i, seed=60 + i, seconds=6.0, size=(160, 90))
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "genlab", "video", "curate", str(inputs), "--out", str(out), "--ray",
+            "--workers", "1", "--preset", "tiny", "--no-text", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    records = out / "records"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(records.glob("m*.json"))) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    finished = {p.name: p.stat().st_mtime_ns for p in records.glob("m*.json")}
+    assert 2 <= len(finished) < 6, finished
+    again = run_genlab("video", "curate", str(inputs), "--out", str(out), "--ray", "--workers", "2",
+                       "--preset", "tiny", "--no-text", "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert f"resumed {len(finished)}" in again.stdout, again.stdout
+    assert all(records.joinpath(name).stat().st_mtime_ns == t for name, t in finished.items())
+    assert pq.read_table(out / "clips.parquet").num_rows == 6

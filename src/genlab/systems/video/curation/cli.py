@@ -25,8 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder (clips/, clips.parquet, report.md, histograms/)")
     p.add_argument("--preset", choices=PRESETS, default="default")
-    p.add_argument("--workers", type=int, default=1, help="process pool size (default 1: in-process)")
-    p.add_argument("--ray", action="store_true", help="run the videos as a Ray Data map (local Ray if none)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="process pool size (default 1: in-process); with --ray the local Ray's CPUs (default: all)")
+    p.add_argument("--ray", action="store_true",
+                   help="run the videos as a Ray Data map on a local Ray (every core, or --workers N)")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="join this Ray cluster (e.g. ray://head:10001, or auto) instead of a local Ray")
     p.add_argument("--min", dest="mins", type=_bound, action="append", default=[], metavar="FIELD=V",
                    help="keep clips with FIELD >= V (absolute); replaces the preset's filters")
     p.add_argument("--max", dest="maxs", type=_bound, action="append", default=[], metavar="FIELD=V")
@@ -63,9 +67,9 @@ def build_config(args: argparse.Namespace):
         cfg = replace(cfg, filters=())
     elif bounds:
         cfg = replace(cfg, filters=tuple(presets.Threshold(f, **b) for f, b in bounds.items()))
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise GenlabError(f"--workers: expected >= 1, got {args.workers}")
-    cfg = replace(cfg, workers=args.workers)
+    cfg = replace(cfg, workers=args.workers or 1)
     if args.no_text:
         cfg = replace(cfg, text=replace(cfg.text, enabled=False),
                       filters=tuple(f for f in cfg.filters if f.field not in ("text_ratio", "text_ratio_max")))
@@ -90,7 +94,8 @@ def run_curate(args: argparse.Namespace) -> int:
     from genlab.systems.video.curation.pipeline import run
 
     cfg = build_config(args)
-    report = run(args.inputs, cfg, args.out, use_ray=args.ray, progress=not args.quiet)
+    report = run(args.inputs, cfg, args.out, use_ray=args.ray, progress=not args.quiet,
+                 ray_address=args.ray_address, ray_workers=args.workers)
     failed = len(report["videos_failed"])
     print(f"videos {report['videos']} (processed {report['processed']}, resumed {report['resumed']}, "
           f"failed {failed}); clips {report['clips']}, kept {report['clips_kept']} "

@@ -337,7 +337,7 @@ def _init_worker():
 
 
 def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use_ray: bool = False,
-        progress: bool = True) -> dict:
+        progress: bool = True, ray_address: str | None = None, ray_workers: int | None = None) -> dict:
     """Curate `inputs` (files or folders) into `out_dir`; finished videos are never redone."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -348,8 +348,8 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     done = {str(v): load_record(out_dir, v) for v in videos}
     todo = [v for v in videos if done[str(v)] is None]
     t0 = time.perf_counter()
-    if use_ray:
-        results = _run_ray(todo, config, out_dir, progress)
+    if use_ray or ray_address:
+        results = _run_ray(todo, config, out_dir, progress, address=ray_address, workers=ray_workers)
     else:
         results = _run_pool(todo, config, out_dir, progress)
     done.update(results)
@@ -397,11 +397,31 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
     return results
 
 
-def _run_ray(todo, config, out_dir, progress: bool = True) -> dict[str, list[dict]]:
-    """The same `process_video` as a Ray Data map (one block per video; one JSON row list out).
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """A quick TCP connect to HOST:PORT (or ray://HOST:PORT) so that an unreachable cluster is one
+    clear error in seconds (`ray.init` keeps retrying for minutes). "auto" is left to Ray."""
+    import socket
 
-    Uses the running Ray cluster when there is one (`ray.init(address=...)` before calling, or
-    RAY_ADDRESS), otherwise starts a local instance with `config.workers` CPUs and stops it after.
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise GenlabError(f"--ray-address: expected HOST:PORT, ray://HOST:PORT or auto, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise GenlabError(f"--ray-address {address}: no Ray cluster reachable there ({err.strerror or err})") from err
+
+
+def _run_ray(todo, config, out_dir, progress: bool = True, address: str | None = None,
+             workers: int | None = None) -> dict[str, list[dict]]:
+    """The same `process_video` as a Ray Data map, one task per video, streamed back row by row
+    (`iter_rows`: the driver holds one finished video at a time, never the whole dataset). Every
+    task writes its video's record as it finishes, so a killed run resumes without redoing them.
+
+    `address`: join that Ray cluster ("auto": the one this machine belongs to; an unreachable
+    address is a GenlabError). Otherwise a running Ray (`ray.init` before calling, or RAY_ADDRESS)
+    is used, or a local instance with `workers` CPUs (default: every core) is started and stopped.
     """
     if not todo:
         return {}
@@ -410,13 +430,22 @@ def _run_ray(todo, config, out_dir, progress: bool = True) -> dict[str, list[dic
     import ray
 
     started = False
-    if not ray.is_initialized():
-        ray.init(num_cpus=max(1, config.workers), include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+    if address is not None or not ray.is_initialized():
+        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            if address is not None:
+                check_ray_address(address)
+                ray.init(address=address, **options)
+            else:
+                ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
+        except (ConnectionError, RuntimeError) as err:
+            raise GenlabError(f"--ray-address {address}: cannot join a Ray cluster there ({str(err).splitlines()[0]})") from err
         started = True
     try:
+        from tqdm import tqdm
+
         ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
+        ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         out = str(out_dir)
 
@@ -424,7 +453,12 @@ def _run_ray(todo, config, out_dir, progress: bool = True) -> dict[str, list[dic
             return {"path": row["path"], "rows": json.dumps(process_video(row["path"], config, out))}
 
         ds = ray.data.from_items([{"path": str(v)} for v in todo], override_num_blocks=len(todo)).map(curate)
-        return {r["path"]: json.loads(r["rows"]) for r in ds.take_all()}
+        results = {}
+        with tqdm(total=len(todo), desc="curate (ray)", unit="video", disable=not progress) as bar:
+            for r in ds.iter_rows():
+                results[r["path"]] = json.loads(r["rows"])
+                bar.update()
+        return results
     finally:
         if started:
             ray.shutdown()
