@@ -187,10 +187,9 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
             grid.add(frame)
         times.append(frame.time)
         pts.append(frame.pts)
+        lumas.append(sum(cv2.mean(frame.image)[:3]) / 3.0)
         if dissolve is not None:
-            dissolve.add(frame.image)  # notes the frame's mean too
-        else:
-            lumas.append(sum(cv2.mean(frame.image)[:3]) / 3.0)
+            dissolve.add(frame.image)
         hsv = cv2.cvtColor(frame.image, cv2.COLOR_BGR2HSV)
         native_scores.append(level_score(1, hsv))  # for refining coarse cuts too
         for lv in coarse:
@@ -212,7 +211,6 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     scores = np.asarray(native_scores)
     n = len(times)
     tolerance = max(1, int(round(cfg.merge_tolerance_s * fps)))
-    lumas = dissolve.lumas if dissolve is not None else lumas
     dark = dark_runs(lumas, cfg.fade_threshold + cfg.fade_margin) if cfg.use_fade else []
     dissolves = dissolve.dissolves() if dissolve is not None else []
     # fades first (their split lies in the dark span), then dissolves (the middle of the blend),

@@ -89,7 +89,6 @@ class DissolveDetector:
         self.base = 0
         self.done = 0  # centres below this were evaluated
         self.hits: list[bool] = []
-        self.lumas: list[float] = []  # each frame's mean (the small copy keeps it: area averaging)
         self._hists: dict[int, np.ndarray] = {}
 
     def small(self, image: np.ndarray) -> np.ndarray:
@@ -99,12 +98,10 @@ class DissolveDetector:
         s = self.cfg.dissolve_side / max(h, w)
         if s >= 1:
             return image
-        return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_LINEAR)
 
     def add(self, image: np.ndarray) -> None:
-        small = self.small(image)
-        self.frames.append(small)
-        self.lumas.append(float(small.mean()))
+        self.frames.append(self.small(image))
         self.hits.append(False)
         if len(self.frames) >= self.CHUNK + 2 * self.kmax:
             self._evaluate(final=False)
