@@ -86,3 +86,17 @@ def test_no_cut_when_a_caption_box_appears(tmp_path):
     path = tmp_path / "caption.mp4"
     synthetic.caption_box_video(path, seconds=3.0, fps=25, size=(320, 180))
     assert detect_cuts(path, CutConfig(), 25.0).cuts == []
+
+
+def test_long_shots_split_under_max_clip_s_never_inside_a_transition():
+    from genlab.systems.video.curation.clipping import scenes_from_cuts
+
+    times = np.arange(900) / 30.0
+    scores = np.ones(900)
+    scores[445] = 0.0  # the calmest frame: inside a dissolve, so not taken
+    scenes = scenes_from_cuts([], times, 30.0, 1.0, max_clip_s=16.0, scores=scores, transitions=[(440, 460)])
+    assert len(scenes) == 2 and all(s.end_s - s.start_s <= 16.0 + 1e-9 for s in scenes)
+    assert not 440 <= scenes[1].start_frame <= 461, scenes
+    assert [s.start_by for s in scenes] == ["start", "max_len"] and scenes[-1].end_by == "end"
+    scores[480] = 0.0  # a calm frame outside the transition, within reach: taken
+    assert scenes_from_cuts([], times, 30.0, 1.0, max_clip_s=16.0, scores=scores, transitions=[(440, 460)])[1].start_frame == 480

@@ -42,10 +42,12 @@ class Scene:
 
 def scenes_from_cuts(cuts: list[int], frame_times: np.ndarray, fps: float, min_clip_s: float,
                      detectors: list[str] | None = None, dark: list[tuple[int, int]] = (),
-                     max_clip_s: float | None = None, scores=None) -> list[Scene]:
+                     max_clip_s: float | None = None, scores=None,
+                     transitions: list[tuple[int, int]] = ()) -> list[Scene]:
     """Scenes between cuts, without the dark frames (`dark`: [first, end) runs, never in a clip),
     shots longer than `max_clip_s` split at their frames of least change (`scores`: each frame's
-    content score against the previous one), then only those of at least `min_clip_s`."""
+    content score against the previous one), never inside `transitions` ([first, last] frames of
+    dissolves), then only those of at least `min_clip_s`."""
     n = len(frame_times)
     frame_dt = 1.0 / fps if fps > 0 else 0.04
     names = dict(zip(cuts, detectors or ["cut"] * len(cuts)))
@@ -62,7 +64,10 @@ def scenes_from_cuts(cuts: list[int], frame_times: np.ndarray, fps: float, min_c
             pieces.append((a, b, by_a, by_b))
     if max_clip_s:
         max_frames = max(1, int(np.floor(max_clip_s * fps + 1e-6)))
-        pieces = [p for piece in pieces for p in _split_long(piece, max_frames, scores)]
+        cost = np.zeros(n) if scores is None else np.asarray(scores, dtype=np.float64).copy()
+        for a, b in transitions:
+            cost[max(0, a):b + 2] = np.inf  # no split inside a transition (nor on its first frame after)
+        pieces = [p for piece in pieces for p in _split_long(piece, max_frames, cost)]
     out = []
     for a, b, by_a, by_b in pieces:
         start = float(frame_times[a])
@@ -72,18 +77,25 @@ def scenes_from_cuts(cuts: list[int], frame_times: np.ndarray, fps: float, min_c
     return out
 
 
-def _split_long(piece: tuple[int, int, str, str], max_frames: int, scores) -> list[tuple[int, int, str, str]]:
-    """Split [a, b) into near-equal parts of at most `max_frames`, each split at the frame of least
-    change (lowest score) in the middle 40% of where an equal split would put it."""
+def _split_long(piece: tuple[int, int, str, str], max_frames: int, scores: np.ndarray) -> list[tuple[int, int, str, str]]:
+    """Split [a, b) into the fewest parts of at most `max_frames`, each split at the frame of least
+    change (lowest score; ties: nearest the equal split) within 20% of where an equal split would
+    put it (and where the rest still fits)."""
     a, b, by_a, by_b = piece
     out = []
     while b - a > max_frames:
         parts = -(-(b - a) // max_frames)
-        target = (b - a) / parts
-        lo = a + max(1, int(target * 0.8))
-        hi = min(a + max_frames, a + int(np.ceil(target * 1.2)))
-        window = np.asarray(scores[lo:hi + 1], dtype=np.float64) if scores is not None else np.zeros(hi + 1 - lo)
-        split = lo + int(np.argmin(window)) if len(window) else a + max_frames
+        target = a + (b - a) / parts
+        # late enough that the rest still fits in parts - 1 clips, early enough for this one to fit
+        lo = max(a + 1, int(a + 0.8 * (target - a)), b - (parts - 1) * max_frames)
+        hi = min(a + max_frames, int(np.ceil(a + 1.2 * (target - a))))
+        frames = np.arange(lo, hi + 1)
+        window = scores[lo:hi + 1]
+        if len(window) and np.isfinite(window).any():
+            split = int(frames[np.lexsort((np.abs(frames - target), window))[0]])  # least change, then nearest the target
+        else:  # all in a transition: the last frame before it (one more, shorter part)
+            free = np.flatnonzero(np.isfinite(scores[a + 1:hi + 1]))
+            split = a + 1 + int(free[-1]) if len(free) else hi
         out.append((a, split, by_a, "max_len"))
         a, by_a = split, "max_len"
     out.append((a, b, by_a, by_b))

@@ -212,7 +212,8 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
         frame_dt = 1.0 / fps
         cut_facts = {"detectors": record.pop("_detectors"), "dark": record.pop("_dark"),
-                     "max_clip_s": config.clips.max_clip_s, "scores": record.pop("_scores")}
+                     "max_clip_s": config.clips.max_clip_s, "scores": record.pop("_scores"),
+                     "transitions": record.pop("_dissolves")}
         all_scenes = scenes_from_cuts(record["cuts"], frame_times, fps, 0.0, **cut_facts)
         scenes = scenes_from_cuts(record["cuts"], frame_times, fps, config.clips.min_clip_s, **cut_facts)
         record["num_scenes"] = len(all_scenes)

@@ -115,7 +115,7 @@ class CutStage:
         return {"cuts": result.cuts, "num_cuts": len(result.cuts), "num_frames": result.num_frames,
                 "_frame_times": result.frame_times, "_frame_pts": result.frame_pts,
                 "_stream_info": result.stream_info, "_detectors": result.detectors, "_dark": result.dark,
-                "_scores": result.scores}
+                "_scores": result.scores, "_dissolves": result.dissolves}
 
 
 # ---------------------------------------------------------------------------------------------
