@@ -13,7 +13,7 @@ from genlab.core.data.video import iter_frames
 from genlab.systems.video.curation import synthetic
 from genlab.systems.video.curation.config import CutConfig, MotionConfig, TextConfig, tiny
 from genlab.systems.video.curation.cuts import detect_cuts
-from genlab.systems.video.curation.pipeline import _sample_clip_frames, process_video
+from genlab.systems.video.curation.pipeline import process_video, sample_clip_frames
 from genlab.systems.video.curation.stages import MotionStage, TextStage
 
 pytestmark = pytest.mark.slow
@@ -125,7 +125,7 @@ def test_motion_spearman_and_static(tmp_path):
     for i, v in enumerate(speeds):
         path = tmp_path / f"m{i}.mp4"
         synthetic.motion_video(path, v, seed=300 + i, seconds=3.0)
-        clip = _sample_clip_frames(path, [{"start_s": 0.0, "end_s": 3.0}], tiny(), 1)[0]
+        clip = sample_clip_frames(path, [{"start_s": 0.0, "end_s": 3.0}], tiny(), 1)[0]
         scores.append(MotionStage(MotionConfig())({}, clip)["motion_score"])
     rho = spearmanr(speeds, scores).statistic
     print(f"\nmotion: spearman {rho:.3f}; scores {np.round(scores, 2).tolist()} (px/s; true = 30 x speed)")
@@ -139,7 +139,7 @@ def test_text_ratio_error(tmp_path):
     for seed, (lines, scale) in enumerate(cases):
         path = tmp_path / f"t{seed}.mp4"
         truth = synthetic.text_video(path, n_lines=lines, seed=seed, seconds=1.5, scale=scale)
-        clip = _sample_clip_frames(path, [{"start_s": 0.0, "end_s": 1.5}], tiny(), 1)[0]
+        clip = sample_clip_frames(path, [{"start_s": 0.0, "end_s": 1.5}], tiny(), 1)[0]
         got = TextStage(TextConfig())({}, clip)["text_ratio"]
         errors.append((round(truth, 3), round(got, 3), round(abs(got - truth), 3)))
     print(f"\ntext (truth, got, error): {errors}")

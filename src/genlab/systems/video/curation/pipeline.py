@@ -107,17 +107,19 @@ def clip_stages(config: CurationConfig) -> list:
     return stages
 
 
+CPU_STAGES = ("motion", "key_hash", "text")  # the rest load models (CLIP, aesthetic head, captioner)
+
 _STAGES_CACHE: dict = {}
 
 
-def _clip_stages_cached(config: CurationConfig) -> list:
+def clip_stages_cached(config: CurationConfig) -> list:
     key = repr(config)
     if key not in _STAGES_CACHE:
         _STAGES_CACHE[key] = clip_stages(config)
     return _STAGES_CACHE[key]
 
 
-def _sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads: int) -> list[st.ClipFrames]:
+def sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads: int) -> list[st.ClipFrames]:
     """One decoding pass: every clip's 2 fps samples and the frame after each (only those frames are
     converted to arrays). Clips are sorted by start and do not overlap."""
     rate = config.motion.sample_fps
@@ -168,6 +170,20 @@ def _sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads
     return out
 
 
+def grid_clip_frames(path, clips: list[dict], config: CurationConfig) -> list[st.ClipFrames]:
+    """The samples the single-pass grid of the cut pass gave these clips (a resumed clip planned
+    with one): the same grid and conversions over a pass that stops after the last clip."""
+    grid = st.SampleGrid(config.motion.sample_fps, config.sample_max_side)
+    last = max(c["end_frame"] for c in clips)
+    for frame in iter_frames(path, want=lambda index, time: False, extra_max_side=grid.max_side,
+                             want_extra=grid.want, threads=config.decode_threads):
+        if frame.extra is not None:
+            grid.add(frame)
+        if frame.index >= last:
+            break
+    return [grid.clip_frames(c["start_frame"], c["end_frame"], c["start_s"], c["end_s"]) for c in clips]
+
+
 def _grid_for(record: dict, config: CurationConfig) -> st.SampleGrid | None:
     """A SampleGrid when the video's 2 fps samples (+ following frames) fit in `single_pass_mb`."""
     from genlab.core.data.video import scaled_size
@@ -182,17 +198,11 @@ def _grid_for(record: dict, config: CurationConfig) -> st.SampleGrid | None:
     return st.SampleGrid(config.motion.sample_fps, config.sample_max_side) if megabytes <= config.single_pass_mb else None
 
 
-def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike,
-                  timings: dict[str, float] | None = None) -> list[dict]:
-    """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input.
-
-    `timings`, when given, receives the wall seconds of each stage and, under "cpu:<stage>", its CPU
-    seconds including child processes (for the benchmark: CPU time is robust to a loaded machine)."""
-    out_dir = Path(out_dir)
-    timings = {} if timings is None else timings
+def _timer(timings: dict[str, float]):
+    """`timed(name, fn, *args)`: wall seconds in timings[name], CPU seconds (with children) in "cpu:" + name."""
     clock = time.perf_counter
 
-    def timed(name, fn, *args):  # wall seconds in timings[name], CPU seconds (with children) in "cpu:" + name
+    def timed(name, fn, *args):
         t, c = clock(), _cpu_seconds()
         try:
             return fn(*args)
@@ -200,6 +210,16 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
             timings[name] = timings.get(name, 0.0) + clock() - t
             timings["cpu:" + name] = timings.get("cpu:" + name, 0.0) + _cpu_seconds() - c
 
+    return timed
+
+
+def plan_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike,
+               timings: dict[str, float] | None = None) -> tuple[list[dict], list | None]:
+    """Probe, cuts, scenes and clip files of one video: its clip rows before the clip stages, and
+    their 2 fps samples when the cut pass kept them (else None: `score_clips` samples them). A
+    failed or clip-less video gives its one final row and no frames. Never raises for bad input."""
+    out_dir = Path(out_dir)
+    timed = _timer({} if timings is None else timings)
     vid = video_id_for(path)
     record = _empty_row(vid, str(path))
     record["path"] = str(path)
@@ -262,26 +282,51 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
             reader.close()
         for row in clips:
             row.update(num_scenes=record["num_scenes"], scene_s_dropped=record["scene_s_dropped"])
-        if clips:
-            stages = _clip_stages_cached(config)
-            if grid is not None:
-                frames = [grid.clip_frames(c["start_frame"], c["end_frame"], c["start_s"], c["end_s"]) for c in clips]
-            else:
-                frames = timed("sample", _sample_clip_frames, path, clips, config, config.decode_threads)
-            for row, clip_frames in zip(clips, frames):
-                for stage in stages:
-                    row.update(timed(stage.name, stage, row, clip_frames))
-            rows = clips
-        else:
+        if not clips:
             row = {k: record.get(k) for k in COLUMNS}
             row.update(status="no_clips", error=f"no scene of at least {config.clips.min_clip_s} s")
-            rows = [row]
+            return [{k: plain(row.get(k)) for k in COLUMNS}], None
+        frames = None
+        if grid is not None:
+            frames = [grid.clip_frames(c["start_frame"], c["end_frame"], c["start_s"], c["end_s"]) for c in clips]
+        return clips, frames
     except VideoReadError as err:
-        rows = [{**_empty_row(vid, str(path)), "status": "failed", "error": err.reason}]
+        return [{**_empty_row(vid, str(path)), "status": "failed", "error": err.reason}], None
     except Exception as err:  # noqa: BLE001 - any failure of one video is recorded, the run goes on
-        rows = [{**_empty_row(vid, str(path)), "status": "failed", "error": f"{type(err).__name__}: {err}"}]
-    rows = [{k: _plain(r.get(k)) for k in COLUMNS} for r in rows]
-    atomic_write_text(out_dir / "records" / f"{vid}.json", json.dumps(rows))
+        return [{**_empty_row(vid, str(path)), "status": "failed", "error": f"{type(err).__name__}: {err}"}], None
+
+
+def score_clips(path, clips: list[dict], frames: list | None, config: CurationConfig,
+                timings: dict[str, float] | None = None, stages: list | None = None) -> list[dict]:
+    """The clip stages (`stages`, default: all this config enables) on planned clip rows (`frames`:
+    their samples, or None to sample them in one decoding pass); returns the finished rows. A
+    failure is the video's one failed row."""
+    timed = _timer({} if timings is None else timings)
+    try:
+        stages = clip_stages_cached(config) if stages is None else stages
+        if frames is None:
+            frames = timed("sample", sample_clip_frames, path, clips, config, config.decode_threads)
+        for row, clip_frames in zip(clips, frames):
+            for stage in stages:
+                row.update(timed(stage.name, stage, row, clip_frames))
+        return [{k: plain(r.get(k)) for k in COLUMNS} for r in clips]
+    except VideoReadError as err:
+        return [{**_empty_row(video_id_for(path), str(path)), "status": "failed", "error": err.reason}]
+    except Exception as err:  # noqa: BLE001
+        return [{**_empty_row(video_id_for(path), str(path)), "status": "failed", "error": f"{type(err).__name__}: {err}"}]
+
+
+def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike,
+                  timings: dict[str, float] | None = None) -> list[dict]:
+    """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input.
+
+    `timings`, when given, receives the wall seconds of each stage and, under "cpu:<stage>", its CPU
+    seconds including child processes (for the benchmark: CPU time is robust to a loaded machine)."""
+    timings = {} if timings is None else timings
+    clips, frames = plan_video(path, config, out_dir, timings)
+    rows = clips if clips[0]["status"] != "ok" else score_clips(path, clips, frames, config, timings)
+    rows = [{k: plain(r.get(k)) for k in COLUMNS} for r in rows]
+    atomic_write_text(Path(out_dir) / "records" / f"{video_id_for(path)}.json", json.dumps(rows))
     return rows
 
 
@@ -293,14 +338,14 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _plain(v):
+def plain(v):
     """JSON/Parquet-friendly scalars (no numpy types, NaN -> None)."""
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     return v
 
 
@@ -329,8 +374,10 @@ def _check_processing_config(config: CurationConfig, out_dir: Path) -> None:
         atomic_write_text(marker, fingerprint)
 
 
-def _init_worker():
-    exit_with_parent()  # a killed run must not leave workers writing clips beside its restart
+def init_worker(watch_parent: bool = True):
+    """A worker process (pool, Ray actor): one thread everywhere, like decode-only."""
+    if watch_parent:
+        exit_with_parent()  # a killed run must not leave workers writing clips beside its restart
     os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
 
@@ -338,7 +385,8 @@ def _init_worker():
 
 
 def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use_ray: bool = False,
-        progress: bool = True, ray_address: str | None = None, ray_workers: int | None = None) -> dict:
+        progress: bool = True, ray_address: str | None = None, ray_workers: int | None = None,
+        ray_gpus: float = 0.0) -> dict:
     """Curate `inputs` (files or folders) into `out_dir`; finished videos are never redone."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -350,7 +398,9 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     todo = [v for v in videos if done[str(v)] is None]
     t0 = time.perf_counter()
     if use_ray or ray_address:
-        results = _run_ray(todo, config, out_dir, progress, address=ray_address, workers=ray_workers)
+        from genlab.systems.video.curation.ray_pipeline import run_ray
+
+        results = run_ray(todo, config, out_dir, progress, address=ray_address, workers=ray_workers, gpus=ray_gpus)
     else:
         results = _run_pool(todo, config, out_dir, progress)
     done.update(results)
@@ -389,7 +439,7 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
             bar.update()
     else:
         context = multiprocessing.get_context(_pool_start_method())
-        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=init_worker) as pool:
             futures = {pool.submit(process_video, v, config, out_dir): v for v in todo}
             for fut in as_completed(futures):
                 results[str(futures[fut])] = fut.result()
@@ -412,57 +462,6 @@ def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as err:
         raise GenlabError(f"--ray-address {address}: no Ray cluster reachable there ({err.strerror or err})") from err
-
-
-def _run_ray(todo, config, out_dir, progress: bool = True, address: str | None = None,
-             workers: int | None = None) -> dict[str, list[dict]]:
-    """The same `process_video` as a Ray Data map, one task per video, streamed back row by row
-    (`iter_rows`: the driver holds one finished video at a time, never the whole dataset). Every
-    task writes its video's record as it finishes, so a killed run resumes without redoing them.
-
-    `address`: join that Ray cluster ("auto": the one this machine belongs to; an unreachable
-    address is a GenlabError). Otherwise a running Ray (`ray.init` before calling, or RAY_ADDRESS)
-    is used, or a local instance with `workers` CPUs (default: every core) is started and stopped.
-    """
-    if not todo:
-        return {}
-    import logging
-
-    import ray
-
-    started = False
-    if address is not None or not ray.is_initialized():
-        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-        try:
-            if address is not None:
-                check_ray_address(address)
-                ray.init(address=address, **options)
-            else:
-                ray.init(num_cpus=workers or os.cpu_count() or 1, **options)
-        except (ConnectionError, RuntimeError) as err:
-            raise GenlabError(f"--ray-address {address}: cannot join a Ray cluster there ({str(err).splitlines()[0]})") from err
-        started = True
-    try:
-        from tqdm import tqdm
-
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
-        out = str(out_dir)
-
-        def curate(row):
-            return {"path": row["path"], "rows": json.dumps(process_video(row["path"], config, out))}
-
-        ds = ray.data.from_items([{"path": str(v)} for v in todo], override_num_blocks=len(todo)).map(curate)
-        results = {}
-        with tqdm(total=len(todo), desc="curate (ray)", unit="video", disable=not progress) as bar:
-            for r in ds.iter_rows():
-                results[r["path"]] = json.loads(r["rows"])
-                bar.update()
-        return results
-    finally:
-        if started:
-            ray.shutdown()
 
 
 # ---------------------------------------------------------------------------------------------
