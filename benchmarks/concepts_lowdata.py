@@ -1,4 +1,4 @@
-"""Low-data benchmark for motion concepts (issue 9): learning curves at 1/2/5/10 trimmed examples per
+"""Low-data benchmark for motion concepts: learning curves at 1/2/5/10 trimmed examples per
 concept and "all" (10 examples + 50 list-only sequences), ours against in-repo peers on the frozen
 test set.
 

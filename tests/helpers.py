@@ -10,16 +10,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _find_shared_data() -> Path:
-    """../shared/data beside the checkout; clones elsewhere (CI, worktrees) fall back to /work."""
-    candidates = [os.environ.get("GENLAB_SHARED_DATA"), ROOT.parent / "shared" / "data", "/work/shared/data"]
-    for candidate in candidates:
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return ROOT.parent / "shared" / "data"
-
-
-SHARED_DATA = _find_shared_data()
+# The shared real data: $GENLAB_SHARED_DATA, else ../shared/data beside the checkout (tests skip without it).
+SHARED_DATA = Path(os.environ.get("GENLAB_SHARED_DATA") or ROOT.parent / "shared" / "data")
 
 
 def run_genlab(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None):

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from genlab.errors import GenlabError
+from genlab.serve import cli as serve_cli
 
 # Systems in the order they appear in `genlab --help`. Motion concepts register
 # themselves under `genlab motion concepts`, curation under `genlab video curate`.
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SYSTEMS:
         module = importlib.import_module(f"genlab.systems.{name}.cli")
         module.register(sub)
+    serve_cli.register(sub)
     demo = sub.add_parser("demo", help="the main job: `genlab t2i demo` on the embedded digits")
     demo.set_defaults(func=_demo)
     return parser

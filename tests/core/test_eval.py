@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from genlab.core.eval import classifier as C
+from genlab.core.eval import classifier
 from genlab.core.eval.frechet import GaussianStats, frechet_distance
 from genlab.core.eval.ranking import average_ranks, non_dominated_ranks
 
@@ -59,14 +59,14 @@ def test_mnist_loader():
 def quick_classifier(tmp_path_factory):
     """Trained into an empty cache, so the first call is the one a fresh machine makes."""
     cache = tmp_path_factory.mktemp("classifiers")
-    model, record = C.train_or_load(C.quick(), cache_dir=cache)
+    model, record = classifier.train_or_load(classifier.quick(), cache_dir=cache)
     return model, record, cache
 
 
 def test_classifier_is_cached_and_deterministic(quick_classifier, tmp_path):
     model, record, cache = quick_classifier
     assert record["test_accuracy"] > 0.9  # the quick version; the real one is checked in the slow tier
-    again, record2 = C.train_or_load(C.quick(), cache_dir=cache)
+    again, record2 = classifier.train_or_load(classifier.quick(), cache_dir=cache)
     assert record2 == record  # the fresh record equals the one read back from JSON (tuples as lists)
     for (k, v), (_, w) in zip(model.state_dict().items(), again.state_dict().items()):
         assert np.array_equal(v.numpy(), w.numpy()), k
@@ -77,17 +77,17 @@ def test_frechet_distance_rises_with_blur_on_real_mnist(quick_classifier):
 
     model, _, _ = quick_classifier
     test = load_mnist("test")
-    ref = GaussianStats.of(C.batched(model.features, C.to_input(test.images[:2000])).numpy())
+    ref = GaussianStats.of(classifier.batched(model.features, classifier.to_input(test.images[:2000])).numpy())
     imgs = test.images[2000:4000].astype(np.float32) / 255.0
     fds = []
     for sigma in (0.0, 0.5, 1.0, 2.0):
         blurred = np.stack([gaussian_filter(im, sigma) for im in imgs]) if sigma > 0 else imgs
-        fds.append(frechet_distance(C.batched(model.features, C.to_input(blurred)).numpy(), ref))
+        fds.append(frechet_distance(classifier.batched(model.features, classifier.to_input(blurred)).numpy(), ref))
     assert all(b > a for a, b in zip(fds, fds[1:])), fds
     assert fds[-1] > 5 * fds[0], fds
 
 
 @pytest.mark.slow
 def test_default_classifier_reaches_98_percent():
-    _, record = C.train_or_load(C.default())
+    _, record = classifier.train_or_load(classifier.default())
     assert record["test_accuracy"] >= 0.98, record

@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from genlab.core.flow import formulation as F
-from genlab.core.flow import weighting as W
+from genlab.core.flow import formulation, weighting
 from genlab.core.flow.densities import LogitNormal
 from genlab.core.flow.grids import shift
 from genlab.core.flow.paths import CosinePath, EDMPath, LDMLinearPath, RectifiedFlowPath
@@ -102,8 +101,8 @@ def _t_from_net_time(form, net_time):
     return net_time.double() / 1000
 
 
-PRESETS = [F.rf(), F.rf_lognorm(0.5, 0.6), F.rf_mode(1.29), F.rf_cosmap(), F.eps_linear(), F.v_linear(),
-           F.eps_cos(), F.v_cos(), F.edm(), F.edm(0.0, 0.6, 0.5), F.edm_v()]
+PRESETS = [formulation.rf(), formulation.rf_lognorm(0.5, 0.6), formulation.rf_mode(1.29), formulation.rf_cosmap(), formulation.eps_linear(), formulation.v_linear(),
+           formulation.eps_cos(), formulation.v_cos(), formulation.edm(), formulation.edm(0.0, 0.6, 0.5), formulation.edm_v()]
 
 
 @pytest.mark.parametrize("form", PRESETS, ids=lambda f: f.name)
@@ -121,7 +120,7 @@ def test_formulation_oracle_has_zero_loss_and_exact_predictions(form):
 
 
 def test_edm_preconditioning_matches_karras_table():
-    form = F.edm(-1.2, 1.2, sigma_data=0.5)
+    form = formulation.edm(-1.2, 1.2, sigma_data=0.5)
     t = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
     sigma, a = form.path.sigma(t), form.path.a(t)
     c = form.edm_coefficients(t)
@@ -137,8 +136,8 @@ def test_edm_preconditioning_matches_karras_table():
 
 def test_edm_sigma_data_1_v_sign_equals_v_prediction():
     """SVD's EDM (sigma_data = 1, c_out = -sigma/sqrt(1+sigma^2)) is v-prediction on the VP path."""
-    edm_v = F.edm_v(-1.2, 1.2)
-    v_form = F.Formulation("v on edm path", edm_v.path, "v")
+    edm_v = formulation.edm_v(-1.2, 1.2)
+    v_form = formulation.Formulation("v on edm path", edm_v.path, "v")
     g = torch.Generator().manual_seed(2)
     z, raw = torch.randn(4, 5, generator=g, dtype=torch.float64), torch.randn(4, 5, generator=g, dtype=torch.float64)
     t = torch.tensor([0.05, 0.3, 0.7, 0.999], dtype=torch.float64)
@@ -156,9 +155,9 @@ def test_edm_sigma_data_1_v_sign_equals_v_prediction():
 
 def test_net_time_conventions():
     t = torch.tensor([0.25, 0.5])
-    torch.testing.assert_close(F.rf().net_time(t), 1000 * t)
-    torch.testing.assert_close(F.eps_linear().net_time(torch.tensor([0.001, 1.0])), torch.tensor([0.0, 999.0]))
-    edm = F.edm()
+    torch.testing.assert_close(formulation.rf().net_time(t), 1000 * t)
+    torch.testing.assert_close(formulation.eps_linear().net_time(torch.tensor([0.001, 1.0])), torch.tensor([0.0, 999.0]))
+    edm = formulation.edm()
     torch.testing.assert_close(edm.net_time(t).double(), 0.25 * torch.log(edm.path.sigma(t.double())), rtol=1e-6, atol=1e-6)
 
 
@@ -184,33 +183,33 @@ def test_unified_weighting_identities():
     # rf: velocity MSE == unified loss with w = t/(1-t)
     rf = RectifiedFlowPath()
     x0, eps, eps_hat, z = _errors(rf, t, g)
-    torch.testing.assert_close(_native_err("velocity", rf, t, x0, eps, eps_hat, z), W.unified_loss(eps_hat, eps, t, rf, W.w_rf(t)))
+    torch.testing.assert_close(_native_err("velocity", rf, t, x0, eps, eps_hat, z), weighting.unified_loss(eps_hat, eps, t, rf, weighting.w_rf(t)))
     # CFM on any path == velocity MSE; check on the cosine path
     cos = CosinePath()
     x0, eps, eps_hat, z = _errors(cos, t, g)
-    torch.testing.assert_close(_native_err("velocity", cos, t, x0, eps, eps_hat, z), W.unified_loss(eps_hat, eps, t, cos, W.w_cfm(t, cos)))
+    torch.testing.assert_close(_native_err("velocity", cos, t, x0, eps, eps_hat, z), weighting.unified_loss(eps_hat, eps, t, cos, weighting.w_cfm(t, cos)))
     # eps/cos: eps-MSE == pi * unified(sech(lambda/2)); v/cos: v-MSE == (pi/2) * unified(exp(-lambda/2))
     lam = cos.logsnr(t)
-    torch.testing.assert_close(_native_err("eps", cos, t, x0, eps, eps_hat, z), W.unified_loss(eps_hat, eps, t, cos, W.w_eps_cos(lam)) / math.pi)
-    torch.testing.assert_close(_native_err("v", cos, t, x0, eps, eps_hat, z), W.unified_loss(eps_hat, eps, t, cos, W.w_v_cos(lam)) * 2 / math.pi)
+    torch.testing.assert_close(_native_err("eps", cos, t, x0, eps, eps_hat, z), weighting.unified_loss(eps_hat, eps, t, cos, weighting.w_eps_cos(lam)) / math.pi)
+    torch.testing.assert_close(_native_err("v", cos, t, x0, eps, eps_hat, z), weighting.unified_loss(eps_hat, eps, t, cos, weighting.w_v_cos(lam)) * 2 / math.pi)
     # plain eps-MSE on the LDM path == unified with w = -2 / lambda'
     ldm = LDMLinearPath()
     x0, eps, eps_hat, z = _errors(ldm, t + 0.0003, g)
     torch.testing.assert_close(_native_err("eps", ldm, t + 0.0003, x0, eps, eps_hat, z),
-                               W.unified_loss(eps_hat, eps, t + 0.0003, ldm, W.w_eps(t + 0.0003, ldm)))
+                               weighting.unified_loss(eps_hat, eps, t + 0.0003, ldm, weighting.w_eps(t + 0.0003, ldm)))
 
 
 @pytest.mark.parametrize("pm,ps", [(-1.2, 1.2), (0.0, 0.6), (0.6, 1.2)])
 def test_edm_weighting_identity(pm, ps):
     """EDM's lambda(sigma) ||D - x0||^2 with uniform t on edm(P_m, P_s) == 8 * unified(w^EDM) (sigma_data 0.5)."""
-    form = F.edm(pm, ps, 0.5)
+    form = formulation.edm(pm, ps, 0.5)
     path, g = form.path, torch.Generator().manual_seed(4)
     t = torch.linspace(0.05, 0.95, 11, dtype=torch.float64)
     x0, eps, eps_hat, z = _errors(path, t, g)
     x0_hat = convert(eps_hat, "eps", "x0", z, t, path)
     c = form.edm_coefficients(t)
     native = ((x0_hat - x0) ** 2).sum(1) / c.c_out**2
-    unified = W.unified_loss(eps_hat, eps, t, path, W.w_edm(path.logsnr(t), pm, ps, 0.5))
+    unified = weighting.unified_loss(eps_hat, eps, t, path, weighting.w_edm(path.logsnr(t), pm, ps, 0.5))
     torch.testing.assert_close(native, 8 * unified)
 
 
@@ -220,7 +219,7 @@ def test_density_weighting_is_sampling_identity():
     g = torch.Generator().manual_seed(5)
     t = torch.linspace(0.05, 0.95, 9, dtype=torch.float64)
     x0, eps, eps_hat, z = _errors(rf, t, g)
-    ratio = W.unified_loss(eps_hat, eps, t, rf, W.w_density(t, dens)) / W.unified_loss(eps_hat, eps, t, rf, W.w_rf(t))
+    ratio = weighting.unified_loss(eps_hat, eps, t, rf, weighting.w_density(t, dens)) / weighting.unified_loss(eps_hat, eps, t, rf, weighting.w_rf(t))
     torch.testing.assert_close(ratio, dens.pdf(t))
 
 
@@ -234,9 +233,9 @@ def test_resolution_shift_lowers_logsnr_by_log_ratio():
 def test_velocity_mse_at_levels_zero_for_oracle_and_comparable():
     g = torch.Generator().manual_seed(6)
     x0, eps = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
-    for form in (F.rf(), F.v_cos(), F.edm()):
+    for form in (formulation.rf(), formulation.v_cos(), formulation.edm()):
         def net(net_in, net_time, form=form):
             t = _t_from_net_time(form, net_time)
             return form.target(x0, eps, t)
-        losses = F.velocity_mse_at_levels(form, net, x0, eps)
+        losses = formulation.velocity_mse_at_levels(form, net, x0, eps)
         assert losses.shape == (8,) and float(losses.max()) < 1e-10

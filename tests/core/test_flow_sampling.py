@@ -5,8 +5,7 @@ import math
 import pytest
 import torch
 
-from genlab.core.flow import formulation as F
-from genlab.core.flow import grids, guidance, samplers
+from genlab.core.flow import formulation, grids, guidance, samplers
 from genlab.core.flow.densities import CosMap, DiscreteUniform, LogitNormal, Mode, Uniform
 from genlab.core.flow.paths import CosinePath, EDMPath, LDMLinearPath, RectifiedFlowPath
 from genlab.core.flow.prediction import Prediction
@@ -169,7 +168,7 @@ def test_edm_heun_on_karras_grid_converges():
 
 
 def test_ddim_equals_euler_on_rectified_flow():
-    form, g = F.rf(), torch.Generator().manual_seed(1)
+    form, g = formulation.rf(), torch.Generator().manual_seed(1)
     w = torch.randn(6, 6, generator=g)
     net = lambda x, tt: torch.tanh(x @ w) * (tt[:, None] / 1000)
     model, x = form.denoiser(net), torch.randn(4, 6, generator=g)
@@ -198,7 +197,7 @@ def test_ddim_matches_diffusers_ddim_scheduler(prediction, spacing, steps):
     for n in ref.timesteps:
         xr = ref.step(raw(xr, torch.full((3,), float(n))), n, xr, eta=0.0).prev_sample
     # ours
-    form = F.eps_linear() if prediction == "epsilon" else F.v_linear()
+    form = formulation.eps_linear() if prediction == "epsilon" else formulation.v_linear()
     ours = samplers.ddim(form.denoiser(raw), x, grids.discrete(steps, form.path, spacing)).x
     torch.testing.assert_close(ours, xr, atol=1e-5, rtol=1e-5)
     # one step on its own, too
@@ -227,7 +226,7 @@ class _CountingNet:
 
 
 def test_guidance_scale_one_is_conditional_and_two_scale_formula():
-    form, net = F.eps_linear(), _CountingNet()
+    form, net = formulation.eps_linear(), _CountingNet()
     model = form.denoiser(net)
     z, t = torch.randn(3, 4), torch.full((3,), 0.5)
     S, P, zero = torch.randn(3, 4), torch.randn(3, 4), torch.zeros(3, 4)
@@ -251,7 +250,7 @@ def test_guidance_scale_one_is_conditional_and_two_scale_formula():
 
 
 def test_per_frame_broadcast_scales():
-    form = F.edm_v()
+    form = formulation.edm_v()
     frames = 5
     net = lambda x, t, c: x * 0.1 + c
     model = form.denoiser(net)
@@ -267,7 +266,7 @@ def test_per_frame_broadcast_scales():
 
 
 def test_guided_model_runs_in_a_sampler():
-    form, net = F.rf_lognorm(), _CountingNet()
+    form, net = formulation.rf_lognorm(), _CountingNet()
     z = torch.randn(2, 4)
     c0 = dict(scene=torch.zeros(2, 4), person=torch.zeros(2, 4))
     c1 = dict(scene=torch.ones(2, 4), person=torch.zeros(2, 4))

@@ -7,12 +7,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from genlab.core.nn import temporal as TM
-from genlab.core.nn import unet as U
+from genlab.core.nn import temporal, unet
 from genlab.errors import GenlabError
 
 
-def _diffusers_svd_unet(cfg: TM.VideoUNetConfig):
+def _diffusers_svd_unet(cfg: temporal.VideoUNetConfig):
     diffusers = pytest.importorskip("diffusers")
     u = cfg.unet
     down = tuple("CrossAttnDownBlockSpatioTemporal" if a else "DownBlockSpatioTemporal" for a in u.attention_levels)
@@ -36,10 +35,10 @@ def _perturb(model: torch.nn.Module, scale: float = 0.05) -> None:
 @pytest.mark.parametrize("frames", [1, 3])
 def test_parity_with_diffusers_spatiotemporal_unet(frames):
     torch.manual_seed(0)
-    cfg = TM.tiny()
+    cfg = temporal.tiny()
     ref = _diffusers_svd_unet(cfg)
     _perturb(ref)  # also moves every mix_factor away from 0.5
-    ours = TM.VideoUNet(cfg).eval()
+    ours = temporal.VideoUNet(cfg).eval()
     theirs = {k: v for k, v in ref.state_dict().items() if not k.endswith("to_out.1.weight")}
     assert set(theirs) == set(ours.state_dict())
     ours.load_state_dict(theirs)
@@ -54,21 +53,21 @@ def test_parity_with_diffusers_spatiotemporal_unet(frames):
     assert (got - expected).abs().max().item() < 1e-5
 
 
-def _image_unet(**kw) -> U.UNet2D:
-    cfg = U.tiny(block_out_channels=(8, 16), num_heads=(2, 4), use_linear_projection=True, layers_per_block=1,
+def _image_unet(**kw) -> unet.UNet2D:
+    cfg = unet.tiny(block_out_channels=(8, 16), num_heads=(2, 4), use_linear_projection=True, layers_per_block=1,
                  addition_time_embed_dim=4, num_added_ids=3, **kw)
     torch.manual_seed(1)
-    unet = U.UNet2D(cfg).eval()
-    _perturb(unet)
-    return unet
+    model = unet.UNet2D(cfg).eval()
+    _perturb(model)
+    return model
 
 
 def test_image_only_indicator_reproduces_the_2d_unet():
     image = _image_unet()
-    video = TM.inflate(image).eval()
+    video = temporal.inflate(image).eval()
     _perturb(video)  # temporal layers non-trivial ...
-    video.load_state_dict({**video.state_dict(), **{k: v for k, v in TM.inflate(image).state_dict().items()
-                                                   if TM.spatial_key(k) is not None}})  # ... spatial = image
+    video.load_state_dict({**video.state_dict(), **{k: v for k, v in temporal.inflate(image).state_dict().items()
+                                                   if temporal.spatial_key(k) is not None}})  # ... spatial = image
     image.double(), video.double()  # float64: what remains is round-off, so the bound is tight
     b, t = 2, 3
     x = torch.randn(b, t, 4, 8, 8, dtype=torch.float64)
@@ -87,7 +86,7 @@ def test_image_only_indicator_reproduces_the_2d_unet():
 
 def test_frames_interact_only_through_temporal_layers():
     torch.manual_seed(0)
-    video = TM.VideoUNet(TM.tiny()).eval()
+    video = temporal.VideoUNet(temporal.tiny()).eval()
     _perturb(video)
     x = torch.randn(1, 3, 4, 8, 8)
     ctx, ids = torch.randn(1, 1, 32), torch.randn(1, 3)
@@ -104,26 +103,26 @@ def test_frames_interact_only_through_temporal_layers():
 def test_alpha_blender_strategies():
     xs, xt = torch.ones(2, 4, 3), torch.zeros(2, 4, 3)
     ind = torch.tensor([[1.0, 0.0]])
-    out = TM.AlphaBlender(0.0, "learned_with_images")(xs, xt, ind)  # alpha = [1, sigmoid(0)=0.5]
+    out = temporal.AlphaBlender(0.0, "learned_with_images")(xs, xt, ind)  # alpha = [1, sigmoid(0)=0.5]
     assert torch.allclose(out[:, 0, 0], torch.tensor([1.0, 0.5]))
-    out = TM.AlphaBlender(0.25, "fixed")(xs, xt)
+    out = temporal.AlphaBlender(0.25, "fixed")(xs, xt)
     assert torch.allclose(out, torch.full_like(out, 0.25))
-    out = TM.AlphaBlender(0.0, "learned", switch=True)(torch.ones(1), torch.full((1,), 3.0))
+    out = temporal.AlphaBlender(0.0, "learned", switch=True)(torch.ones(1), torch.full((1,), 3.0))
     assert torch.allclose(out, torch.tensor([2.0]))  # 0.5 * temporal + 0.5 * spatial
     with pytest.raises(GenlabError, match="strategy"):
-        TM.AlphaBlender(0.5, "nonsense")
+        temporal.AlphaBlender(0.5, "nonsense")
 
 
 def test_inflate_rejects_a_different_config():
     image = _image_unet()
-    other = TM.VideoUNetConfig(unet=replace(image.config, norm_eps=1e-6))
+    other = temporal.VideoUNetConfig(unet=replace(image.config, norm_eps=1e-6))
     with pytest.raises(GenlabError, match="config"):
-        TM.inflate(image, other)
+        temporal.inflate(image, other)
 
 
 def test_video_unet_gradients_checkpointing_and_bad_input():
     torch.manual_seed(0)
-    video = TM.VideoUNet(TM.tiny())
+    video = temporal.VideoUNet(temporal.tiny())
     x, ctx, ids = torch.randn(1, 2, 4, 8, 8), torch.randn(1, 1, 32), torch.randn(1, 3)
 
     def grads():
@@ -144,12 +143,12 @@ def test_video_unet_gradients_checkpointing_and_bad_input():
         video(torch.randn(1, 0, 4, 8, 8), 0.2, ctx, ids)
     with pytest.raises(GenlabError, match="added_cond"):
         video(x, 0.2, ctx, None)
-    assert TM.VideoUNetConfig.from_dict(TM.tiny().to_dict()) == TM.tiny()
+    assert temporal.VideoUNetConfig.from_dict(temporal.tiny().to_dict()) == temporal.tiny()
 
 
 def test_video_ff_chunking_over_frames_gives_the_same_output():
     torch.manual_seed(0)
-    video = TM.VideoUNet(TM.tiny()).eval()
+    video = temporal.VideoUNet(temporal.tiny()).eval()
     x, ctx, ids = torch.randn(1, 4, 4, 8, 8), torch.randn(1, 1, 32), torch.randn(1, 3)
     with torch.no_grad():
         full = video(x, 0.1, ctx, ids)

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from genlab.core.nn import unet as U
+from genlab.core.nn import unet
 from genlab.errors import GenlabError
 
 
-def _diffusers_unet(cfg: U.UNetConfig):
+def _diffusers_unet(cfg: unet.UNetConfig):
     diffusers = pytest.importorskip("diffusers")
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.attention_levels)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.attention_levels))
@@ -28,9 +28,9 @@ def _diffusers_unet(cfg: U.UNetConfig):
 @pytest.mark.parametrize(
     "cfg",
     [
-        U.tiny(),  # diffusers' own test config
+        unet.tiny(),  # diffusers' own test config
         # insertion's shape: 2C+1 input channels, linear projections, 3 levels, 2 transformer layers
-        U.tiny(in_channels=9, out_channels=4, block_out_channels=(8, 16, 16), attention_levels=(True, True, False),
+        unet.tiny(in_channels=9, out_channels=4, block_out_channels=(8, 16, 16), attention_levels=(True, True, False),
                num_heads=(2, 4, 4), layers_per_block=2, use_linear_projection=True, transformer_layers=2,
                cross_attention_dim=12),
     ],
@@ -41,8 +41,8 @@ def test_parity_with_diffusers_unet2d(cfg):
     with torch.no_grad():
         for p in ref.parameters():  # non-zero everywhere (diffusers zero-inits nothing here, but be sure)
             p.add_(0.05 * torch.randn_like(p))
-    ours = U.UNet2D(cfg).eval()
-    U.load_diffusers_unet2d_state_dict(ours, ref.state_dict())
+    ours = unet.UNet2D(cfg).eval()
+    unet.load_diffusers_unet2d_state_dict(ours, ref.state_dict())
     x = torch.randn(2, cfg.in_channels, 16, 16)
     t = torch.tensor([3.0, 700.0])
     ctx = torch.randn(2, 5, cfg.cross_attention_dim)
@@ -54,17 +54,17 @@ def test_parity_with_diffusers_unet2d(cfg):
 
 
 def test_state_dict_keys_match_diffusers_names():
-    cfg = U.tiny()
+    cfg = unet.tiny()
     ref = _diffusers_unet(cfg)
-    ours = U.UNet2D(cfg)
+    ours = unet.UNet2D(cfg)
     theirs = {k for k in ref.state_dict() if not k.endswith("to_out.1.weight")}
     assert set(ours.state_dict()) == theirs
 
 
 def test_gradients_reach_every_parameter_and_checkpointing_gives_same_gradients():
     torch.manual_seed(0)
-    cfg = U.tiny(cross_attention_dim=8)
-    model = U.UNet2D(cfg)
+    cfg = unet.tiny(cross_attention_dim=8)
+    model = unet.UNet2D(cfg)
     x, ctx = torch.randn(2, 4, 8, 8), torch.randn(2, 3, 8)
 
     def grads():
@@ -82,7 +82,7 @@ def test_gradients_reach_every_parameter_and_checkpointing_gives_same_gradients(
 
 def test_ff_chunking_same_output():
     torch.manual_seed(0)
-    model = U.UNet2D(U.tiny()).eval()
+    model = unet.UNet2D(unet.tiny()).eval()
     x, ctx = torch.randn(3, 4, 8, 8), torch.randn(3, 2, 8)
     with torch.no_grad():
         a = model(x, 5.0, ctx)
@@ -92,18 +92,18 @@ def test_ff_chunking_same_output():
 
 
 def test_bad_inputs_are_one_line_errors():
-    model = U.UNet2D(U.tiny())
+    model = unet.UNet2D(unet.tiny())
     with pytest.raises(GenlabError, match="divisible by 2"):
         model(torch.randn(1, 4, 9, 8), 1.0, torch.randn(1, 1, 8))
     with pytest.raises(GenlabError, match="in_channels=4"):
         model(torch.randn(1, 3, 8, 8), 1.0, torch.randn(1, 1, 8))
     with pytest.raises(GenlabError, match="num_heads"):
-        U.UNet2D(replace(U.tiny(), num_heads=(2,)))
+        unet.UNet2D(replace(unet.tiny(), num_heads=(2,)))
 
 
 def test_config_round_trip():
-    cfg = U.tiny(addition_time_embed_dim=4, num_added_ids=3)
-    assert U.UNetConfig.from_dict(cfg.to_dict()) == cfg
-    model = U.UNet2D(cfg)
+    cfg = unet.tiny(addition_time_embed_dim=4, num_added_ids=3)
+    assert unet.UNetConfig.from_dict(cfg.to_dict()) == cfg
+    model = unet.UNet2D(cfg)
     out = model(torch.randn(2, 4, 8, 8), 1.0, torch.randn(2, 1, 8), added_cond=torch.randn(2, 3))
     assert out.shape == (2, 4, 8, 8)

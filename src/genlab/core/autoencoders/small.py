@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.core.io import atomic_path, atomic_write_text
 from genlab.core.io import cache_dir as shared_cache_dir
 from genlab.errors import GenlabError
 
@@ -171,12 +170,9 @@ def default_cache_dir() -> Path:
 
 def save(model: SmallAE, path: str | os.PathLike) -> None:
     """safetensors weights + JSON config beside them, both written atomically."""
-    from safetensors.torch import save_file
+    from genlab.core.train.checkpoint import save_weights
 
-    path = Path(path)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(asdict(model.config), indent=1))
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_weights(path, model.state_dict(), model.config)
 
 
 def load(path: str | os.PathLike) -> SmallAE:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlab.core.io import atomic_path, atomic_write_text
+from genlab.core.io import atomic_write_text
 from genlab.core.io import cache_dir as shared_cache_dir
 from genlab.errors import GenlabError
 
@@ -131,9 +131,10 @@ def train_or_load(
     config: ClassifierConfig | None = None, cache_dir: str | os.PathLike | None = None, progress: bool = False
 ) -> tuple[MNISTClassifier, dict]:
     """The cached MNIST classifier for `config` and its record {"config", "test_accuracy", "key"}."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     from genlab.core.data.mnist import load_mnist
+    from genlab.core.train.checkpoint import save_weights
 
     config = config or default()
     train_set, test_set = load_mnist("train"), load_mnist("test")
@@ -150,7 +151,6 @@ def train_or_load(
     model = train(config, train_set.images, train_set.labels, progress=progress)
     record = {"config": asdict(config), "test_accuracy": accuracy(model, test_set.images, test_set.labels), "key": key}
     text = json.dumps(record, indent=1)
-    with atomic_path(weights) as tmp:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    save_weights(weights, model.state_dict())
     atomic_write_text(record_path, text)
     return model, json.loads(text)  # the record as every later call reads it back (tuples become lists)

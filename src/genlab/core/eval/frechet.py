@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from genlab.errors import GenlabError
+
 
 @dataclass(frozen=True)
 class GaussianStats:
@@ -23,7 +25,7 @@ class GaussianStats:
     def of(features) -> GaussianStats:
         f = np.asarray(features, dtype=np.float64)
         if f.ndim != 2 or f.shape[0] < 2:
-            raise ValueError(f"Fréchet statistics need (N >= 2, D) features, got shape {f.shape}")
+            raise GenlabError(f"Fréchet statistics need (N >= 2, D) features, got shape {f.shape}")
         return GaussianStats(f.mean(0), np.cov(f, rowvar=False), f.shape[0])
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from genlab.errors import GenlabError
+
 
 def dominates(p: np.ndarray, q: np.ndarray) -> bool:
     """For objectives already oriented so that larger is better."""
@@ -22,7 +24,7 @@ def non_dominated_ranks(points, maximize: Sequence[bool]) -> np.ndarray:
     """Front number (1-based) of each row of `points` (N, M); `maximize[m]` orients objective m."""
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != len(maximize):
-        raise ValueError(f"points must be (N, {len(maximize)}), got shape {pts.shape}")
+        raise GenlabError(f"points must be (N, {len(maximize)}), got shape {pts.shape}")
     pts = pts * np.where(np.asarray(maximize), 1.0, -1.0)
     ranks = np.zeros(len(pts), dtype=np.int64)
     remaining = list(range(len(pts)))
@@ -48,7 +50,7 @@ def average_ranks(
     totals = dict.fromkeys(entries, 0.0)
     for s in settings:
         if set(table[s]) != set(entries):
-            raise ValueError(f"setting {s!r} lists {sorted(table[s])}, expected {sorted(entries)}")
+            raise GenlabError(f"setting {s!r} lists {sorted(table[s])}, expected {sorted(entries)}")
         ranks = non_dominated_ranks([table[s][e] for e in entries], maximize)
         for e, r in zip(entries, ranks):
             totals[e] += float(r)

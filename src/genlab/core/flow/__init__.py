@@ -39,8 +39,8 @@ Guidance (`guidance`): `guided(model, conds, scales)` (p_0 + sum_k s_k (p_k - p_
 
 Example (rectified flow, logit-normal training, 28 Euler steps with CFG 4 at shift 3):
 
-    from genlab.core.flow import formulation as F, grids, guidance, samplers
-    form = F.rf_lognorm(0.0, 1.0)
+    from genlab.core.flow import formulation, grids, guidance, samplers
+    form = formulation.rf_lognorm(0.0, 1.0)
     loss = form.loss(net, x0, context=ctx).loss                     # training
     model = guidance.cfg(form.denoiser(net), {"context": null_ctx}, {"context": ctx}, 4.0)
     x = samplers.euler(model, torch.randn(shape), grids.shifted(28, 3.0)).x

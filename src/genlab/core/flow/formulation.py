@@ -29,7 +29,7 @@ import torch
 from genlab.core.flow import grids
 from genlab.core.flow.densities import CosMap, DiscreteUniform, LogitNormal, Mode, TimestepDensity, Uniform
 from genlab.core.flow.paths import CosinePath, EDMPath, LDMLinearPath, Path, RectifiedFlowPath
-from genlab.core.flow.prediction import KINDS, Prediction, _bcast, from_x0_eps
+from genlab.core.flow.prediction import KINDS, Prediction, broadcast_like, from_x0_eps
 from genlab.errors import GenlabError
 
 NetFn = Callable[..., torch.Tensor]
@@ -89,7 +89,7 @@ class Formulation:
     def net_input(self, z: torch.Tensor, t) -> torch.Tensor:
         if self.prediction != "edm":
             return z
-        return (_bcast(self.edm_coefficients(t).c_in, z) * z.double()).to(z.dtype)
+        return (broadcast_like(self.edm_coefficients(t).c_in, z) * z.double()).to(z.dtype)
 
     def predict(self, net: NetFn, z: torch.Tensor, t, **cond) -> Prediction:
         """Run the network at (z, t) and return a typed `Prediction`."""
@@ -103,7 +103,7 @@ class Formulation:
         """Interpret a raw network output at (z, t) as a `Prediction` (EDM's F becomes x0)."""
         if self.prediction == "edm":
             c = self.edm_coefficients(t)
-            x0 = _bcast(c.c_skip, z) * z.double() + _bcast(c.c_out, z) * raw.double()
+            x0 = broadcast_like(c.c_skip, z) * z.double() + broadcast_like(c.c_out, z) * raw.double()
             return Prediction("x0", x0.to(raw.dtype), z, t, self.path)
         return Prediction(self.prediction, raw, z, t, self.path)
 
@@ -115,7 +115,7 @@ class Formulation:
     def noise(self, x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         """z_t = a_t x0 + b_t eps."""
         a, b = self.path.a(torch.as_tensor(t, dtype=torch.float64)), self.path.b(torch.as_tensor(t, dtype=torch.float64))
-        return (_bcast(a, x0) * x0.double() + _bcast(b, x0) * eps.double()).to(x0.dtype)
+        return (broadcast_like(a, x0) * x0.double() + broadcast_like(b, x0) * eps.double()).to(x0.dtype)
 
     def target(self, x0: torch.Tensor, eps: torch.Tensor, t) -> torch.Tensor:
         """The network's regression target (velocity / eps / v / x0, or EDM's F)."""
@@ -123,7 +123,7 @@ class Formulation:
             return from_x0_eps(self.prediction, x0, eps, t, self.path)
         c = self.edm_coefficients(t)
         z = self.noise(x0, eps, t).double()
-        return ((x0.double() - _bcast(c.c_skip, x0) * z) / _bcast(c.c_out, x0)).to(x0.dtype)
+        return ((x0.double() - broadcast_like(c.c_skip, x0) * z) / broadcast_like(c.c_out, x0)).to(x0.dtype)
 
     def sample_t(self, n: int, generator: torch.Generator | None = None, device=None, stratified: bool = False):
         return self.density.sample(n, generator=generator, device=device, stratified=stratified)

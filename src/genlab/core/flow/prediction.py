@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import torch
 
 from genlab.core.flow.paths import Path
+from genlab.errors import GenlabError
 
 KINDS = ("x0", "eps", "v", "velocity")
 
 
-def _bcast(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def broadcast_like(coef: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Reshape a per-sample (or scalar) coefficient to broadcast against `like` (batch first)."""
     coef = torch.as_tensor(coef, dtype=torch.float64, device=like.device)
     if coef.ndim > 0 and coef.ndim < like.ndim:
@@ -39,12 +40,12 @@ def _row(kind: str, a, b, da, db):
         return -b, a
     if kind == "velocity":
         return da, db
-    raise ValueError(f"prediction kind must be one of {KINDS}, got {kind!r}")
+    raise GenlabError(f"prediction kind must be one of {KINDS}, got {kind!r}")
 
 
 def to_x0_eps(kind: str, value: torch.Tensor, z: torch.Tensor, t, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """(x0, eps) implied by a prediction `value` of `kind` at (z, t) on `path`."""
-    a, b, da, db = (_bcast(c, z) for c in path.coefficients(t))
+    a, b, da, db = (broadcast_like(c, z) for c in path.coefficients(t))
     px, pe = _row(kind, a, b, da, db)
     det = a * pe - b * px  # | a b ; px pe |
     z64, p64 = z.double(), value.double()
@@ -55,7 +56,7 @@ def to_x0_eps(kind: str, value: torch.Tensor, z: torch.Tensor, t, path: Path) ->
 
 def from_x0_eps(kind: str, x0: torch.Tensor, eps: torch.Tensor, t, path: Path) -> torch.Tensor:
     """The prediction of `kind` for the given (x0, eps) at t (also the training target)."""
-    a, b, da, db = (_bcast(c, x0) for c in path.coefficients(t))
+    a, b, da, db = (broadcast_like(c, x0) for c in path.coefficients(t))
     px, pe = _row(kind, a, b, da, db)
     return (px * x0.double() + pe * eps.double()).to(x0.dtype)
 

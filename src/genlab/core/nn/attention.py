@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.core.nn.norms import qk_norm_layer
+from genlab.errors import GenlabError
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -51,7 +52,7 @@ class QKVProjection(nn.Module):
                  pre_only: bool = False):
         super().__init__()
         if dim % heads:
-            raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
+            raise GenlabError(f"hidden size {dim} is not divisible by {heads} heads")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.ln_q = qk_norm_layer(qk_norm, dim // heads)

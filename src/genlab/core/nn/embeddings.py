@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from genlab.errors import GenlabError
+
 
 def timestep_embedding(
     t: torch.Tensor,
@@ -23,7 +25,7 @@ def timestep_embedding(
     exp(-ln(max_period) * i / (half - shift)), i = 0..half-1; [cos, sin] when flipped.
     """
     if t.ndim != 1:
-        raise ValueError(f"timestep_embedding expects a 1-D tensor, got shape {tuple(t.shape)}")
+        raise GenlabError(f"timestep_embedding expects a 1-D tensor, got shape {tuple(t.shape)}")
     half = dim // 2
     exponent = -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device)
     freqs = torch.exp(exponent / (half - downscale_freq_shift))
@@ -63,7 +65,7 @@ class VectorEmbedder(nn.Module):
 def sincos_1d(dim: int, pos: torch.Tensor) -> torch.Tensor:
     """(M,) positions -> (M, dim) = [sin(pos w), cos(pos w)], w_i = 10000^(-2i/dim) (MAE / DiT)."""
     if dim % 2:
-        raise ValueError(f"sin-cos embedding needs an even dim, got {dim}")
+        raise GenlabError(f"sin-cos embedding needs an even dim, got {dim}")
     omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
     out = pos.double().reshape(-1)[:, None] * omega[None]  # (M, dim/2)
     return torch.cat([torch.sin(out), torch.cos(out)], dim=1)
@@ -91,7 +93,7 @@ def sincos_2d_pos_embed(dim: int, grid: int | tuple[int, int], base_size: float 
 def crop_pos_embed(table: torch.Tensor, max_size: int, h: int, w: int) -> torch.Tensor:
     """Centre crop of a (1, max_size^2, D) table to an (h, w) token grid -> (1, h*w, D) (SD3)."""
     if h > max_size or w > max_size:
-        raise ValueError(f"token grid {h}x{w} exceeds the position table's maximum {max_size}x{max_size}")
+        raise GenlabError(f"token grid {h}x{w} exceeds the position table's maximum {max_size}x{max_size}")
     top, left = (max_size - h) // 2, (max_size - w) // 2
     grid = table.reshape(1, max_size, max_size, -1)[:, top:top + h, left:left + w, :]
     return grid.reshape(1, h * w, -1)

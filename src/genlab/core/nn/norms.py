@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from genlab.errors import GenlabError
+
 
 class RMSNorm(nn.Module):
     """y = x / sqrt(mean(x^2) + eps) * weight over the last dim (computed in float32).
@@ -39,4 +41,4 @@ def qk_norm_layer(kind: str | None, head_dim: int, eps: float = 1e-6) -> nn.Modu
         return RMSNorm(head_dim, eps=eps)
     if kind == "ln":
         return nn.LayerNorm(head_dim, eps=eps)
-    raise ValueError(f"qk_norm: expected None, 'rms' or 'ln', got {kind!r}")
+    raise GenlabError(f"qk_norm: expected None, 'rms' or 'ln', got {kind!r}")

@@ -7,6 +7,8 @@ import copy
 import torch
 from torch import nn
 
+from genlab.errors import GenlabError
+
 
 class EMA:
     """`ema.model` is a frozen copy of `model` whose floating parameters track
@@ -18,11 +20,11 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True):
         if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"EMA decay must lie in [0, 1], got {decay}")
+            raise GenlabError(f"EMA decay must lie in [0, 1], got {decay}")
         self.decay = float(decay)
         self.warmup = warmup
         self.num_updates = 0
-        self.model = copy.deepcopy(_unwrap(model)).eval().requires_grad_(False)
+        self.model = copy.deepcopy(unwrap_model(model)).eval().requires_grad_(False)
 
     def current_decay(self) -> float:
         if not self.warmup:
@@ -33,7 +35,7 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         decay = self.current_decay()
         self.num_updates += 1
-        src = _unwrap(model)
+        src = unwrap_model(model)
         ema_params = [p for p in self.model.parameters()]
         params = [p.detach() for p in src.parameters()]
         floats = [(e, p) for e, p in zip(ema_params, params) if e.is_floating_point()]
@@ -51,7 +53,7 @@ class EMA:
         self.num_updates = int(num_updates)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap_model(model: nn.Module) -> nn.Module:
     """The module inside DDP / FSDP / torch.compile wrappers."""
     while True:
         if hasattr(model, "module") and isinstance(model.module, nn.Module):

@@ -40,7 +40,7 @@ from genlab.core.train.checkpoint import (
     save_checkpoint,
 )
 from genlab.core.train.distributed import DistInfo, all_reduce_mean, barrier, dist_info
-from genlab.core.train.ema import EMA, _unwrap
+from genlab.core.train.ema import EMA, unwrap_model
 from genlab.errors import GenlabError
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -168,7 +168,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "step": self.step,
-            "model": _unwrap(self.model).state_dict(),
+            "model": unwrap_model(self.model).state_dict(),
             "ema": self.ema.state_dict(),
             "ema_updates": self.ema.num_updates,
             "optimizer": self.optimizer.state_dict(),
@@ -180,7 +180,7 @@ class Trainer:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
-        _unwrap(self.model).load_state_dict(state["model"])
+        unwrap_model(self.model).load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"], state["ema_updates"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
@@ -247,7 +247,7 @@ class Trainer:
         if self.out_dir is not None and self.info.is_main:
             atomic_write_text(self.out_dir / "config.json", json.dumps(
                 {"model": config_to_dict(self.config), "train": config_to_dict(cfg)}, indent=2) + "\n")
-        module = _unwrap(self.model)
+        module = unwrap_model(self.model)
         model = self.model
         if self.info.world_size > 1 and not isinstance(model, nn.parallel.DistributedDataParallel):
             model = nn.parallel.DistributedDataParallel(

@@ -144,19 +144,30 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_program(path):
+    """A motion program file; every problem with it is one GenlabError naming the file."""
+    from genlab.errors import GenlabError
+    from genlab.systems.motion.program import Program
+
+    if not path.is_file():
+        raise GenlabError(f"program not found: {path}")
+    try:
+        return Program.from_text(path.read_text())
+    except UnicodeDecodeError:
+        raise GenlabError(f"{path}: not a motion program (not UTF-8 text)") from None
+    except GenlabError as err:
+        raise GenlabError(f"{path}: {err}") from None
+
+
 def _render(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     import numpy as np
 
-    from genlab.errors import GenlabError
-    from genlab.systems.motion.program import Program, execute
+    from genlab.systems.motion.program import execute
     from genlab.systems.motion.render import draw_frames, write_video
 
-    path = Path(args.program)
-    if not path.is_file():
-        raise GenlabError(f"program not found: {path}")
-    program = Program.from_text(path.read_text())
+    program = _read_program(Path(args.program))
     rec = execute(program, rate=args.rate, pixels=True)
     seqs, labels = [rec], ["program"]
     if args.keypoints:
@@ -191,12 +202,9 @@ def _edit(args: argparse.Namespace) -> int:
 
     from genlab.core.io import atomic_write_text
     from genlab.errors import GenlabError
-    from genlab.systems.motion.program import Program, set_loop_count, splice
+    from genlab.systems.motion.program import set_loop_count, splice
 
-    path = Path(args.program)
-    if not path.is_file():
-        raise GenlabError(f"program not found: {path}")
-    program = Program.from_text(path.read_text())
+    program = _read_program(Path(args.program))
     for item in args.loop_count:
         try:
             i, n = (int(v) for v in item.split("="))

@@ -77,7 +77,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from genlab.systems.t2i import config as C
+    from genlab.systems.t2i import config as presets
     from genlab.systems.t2i.data import DIGIT_WORDS, digit_caption, load_digits
     from genlab.systems.t2i.pipeline import generate, save_grid
     from genlab.systems.t2i.train import train_t2i
@@ -86,7 +86,7 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(getattr(args, "out", None) or "outputs/demo")
     steps = getattr(args, "steps", None)
     guidance = getattr(args, "guidance", 3.0)
-    cfg = C.digits()
+    cfg = presets.digits()
     if steps is not None:
         cfg = replace(cfg, train=replace(cfg.train, steps=steps))
     images, _, captions = load_digits()
@@ -128,14 +128,14 @@ def run_train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from genlab.core.train import init_distributed, shutdown_distributed
-    from genlab.systems.t2i import config as C
+    from genlab.systems.t2i import config as presets
     from genlab.systems.t2i.data import load_digits
     from genlab.systems.t2i.train import train_t2i
 
     _torch_threads()
-    cfg = C.preset(args.preset)
+    cfg = presets.preset(args.preset)
     if args.text == "minilm":
-        cfg = C.with_minilm(cfg)
+        cfg = presets.with_minilm(cfg)
     overrides = {k: v for k, v in {"steps": args.steps, "batch_size": args.batch_size,
                                    "checkpoint_every": args.checkpoint_every, "seed": args.seed}.items() if v is not None}
     cfg = replace(cfg, train=replace(cfg.train, **overrides))

@@ -28,8 +28,8 @@ from genlab.core.cond.text import (
     TextEmbedding,
     TextEncoder,
 )
-from genlab.core.flow import formulation as F
 from genlab.core.flow import grids, guidance, samplers
+from genlab.core.flow.formulation import Formulation, rf_lognorm
 from genlab.core.io import atomic_path
 from genlab.core.train import config_from_dict, load_weights, save_weights
 from genlab.errors import GenlabError
@@ -97,9 +97,9 @@ def build_model(cfg: T2IConfig, device: str | torch.device = "cpu") -> T2IModel:
     return T2IModel(cfg).to(device)
 
 
-def default_formulation(cfg: T2IConfig) -> F.Formulation:
+def default_formulation(cfg: T2IConfig) -> Formulation:
     """SD3's choice: rectified flow with logit-normal(m, s) training times."""
-    return F.rf_lognorm(cfg.logit_mean, cfg.logit_std)
+    return rf_lognorm(cfg.logit_mean, cfg.logit_std)
 
 
 # ----------------------------------------------------------------------------- files
@@ -137,7 +137,7 @@ def load_model(path: str | Path, ema: bool = True, device: str | torch.device = 
 # ----------------------------------------------------------------------------- sampling
 @torch.no_grad()
 def generate(model: T2IModel, prompts: list[str], *, steps: int = 28, guidance_scale: float = 4.0,
-             shift: float | None = None, seed: int = 0, formulation: F.Formulation | None = None,
+             shift: float | None = None, seed: int = 0, formulation: Formulation | None = None,
              sampler: str = "euler", image_size: tuple[int, int] | None = None,
              progress: bool = False) -> torch.Tensor:
     """prompts -> (len(prompts), C, H, W) samples; one seed gives one noise draw per prompt in order."""

@@ -1,10 +1,10 @@
 """Training entry point of the t2i system (used by `genlab t2i train`, `genlab demo` and the study).
 
-    from genlab.systems.t2i import config as C
+    from genlab.systems.t2i.config import digits
     from genlab.systems.t2i.train import train_t2i, validation_loss
     from genlab.systems.t2i.pipeline import generate
 
-    run = train_t2i(C.digits(), images, captions, out_dir="runs/digits")   # images (N, C, H, W) in [-1, 1]
+    run = train_t2i(digits(), images, captions, out_dir="runs/digits")   # images (N, C, H, W) in [-1, 1]
     run.model, run.ema, run.history                                       # T2IModel (raw, EMA), loss records
     x = generate(run.ema, ["a handwritten digit seven"], steps=20, guidance_scale=3.0)
     val = validation_loss(run.ema, images[:256], captions[:256])          # SD3 5.3.3: 8 levels, averaged
@@ -26,8 +26,7 @@ from pathlib import Path
 import torch
 
 from genlab.core.cond.text import dropout_keep
-from genlab.core.flow import formulation as F
-from genlab.core.flow.formulation import velocity_mse_at_levels
+from genlab.core.flow.formulation import Formulation, velocity_mse_at_levels
 from genlab.core.flow.grids import shift as shift_t
 from genlab.core.io import atomic_write_text
 from genlab.core.train import StepContext, Trainer, dist_info
@@ -43,7 +42,7 @@ class T2IRun:
     history: list[dict[str, float]]
     config: T2IConfig
     out_dir: Path | None
-    formulation: F.Formulation
+    formulation: Formulation
 
 
 def caption_table(captions: list[str]) -> tuple[list[str], torch.Tensor]:
@@ -53,7 +52,7 @@ def caption_table(captions: list[str]) -> tuple[list[str], torch.Tensor]:
     return list(uniq), torch.tensor(ids, dtype=torch.long)
 
 
-def make_loss_fn(form: F.Formulation, cfg: T2IConfig, n_encoders: int) -> Callable:
+def make_loss_fn(form: Formulation, cfg: T2IConfig, n_encoders: int) -> Callable:
     """loss_fn(model, batch, ctx) for the Trainer: t from the formulation's density (shifted when
     cfg.shift != 1), eps and per-encoder CFG dropout drawn through ctx (global-batch streams)."""
 
@@ -81,7 +80,7 @@ def check_data(cfg: T2IConfig, images: torch.Tensor, captions: list[str]) -> Non
 
 
 def train_t2i(cfg: T2IConfig, images: torch.Tensor, captions: list[str], out_dir: str | Path | None = None, *,
-              formulation: F.Formulation | None = None, device: str | torch.device = "cpu",
+              formulation: Formulation | None = None, device: str | torch.device = "cpu",
               progress: bool = True, on_log=None, on_checkpoint=None, model: T2IModel | None = None) -> T2IRun:
     """Train a T2IModel on (images, captions); resumes from out_dir's newest checkpoint.
 
@@ -108,7 +107,7 @@ def train_t2i(cfg: T2IConfig, images: torch.Tensor, captions: list[str], out_dir
 
 
 @torch.no_grad()
-def validation_loss(model: T2IModel, images: torch.Tensor, captions: list[str], formulation: F.Formulation | None = None,
+def validation_loss(model: T2IModel, images: torch.Tensor, captions: list[str], formulation: Formulation | None = None,
                     seed: int = 0, levels: int = 8, batch_size: int = 256) -> float:
     """SD3 5.3.3: the rectified-flow velocity error at `levels` equally spaced t in (0, 1) (midpoints),
     fixed noise (seed), averaged over levels; comparable across formulations."""

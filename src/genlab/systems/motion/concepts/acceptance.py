@@ -1,4 +1,4 @@
-"""Acceptance figures of issue 9 on the frozen synthetic test set (used by the slow tests, the
+"""Acceptance figures on the frozen synthetic test set (used by the slow tests, the
 benchmark and `genlab motion concepts evaluate`)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The synthetic motion-concepts dataset and loaders.
 
-Fixed difficulty (issue 9): keypoint jitter 2% of body height, 5% dropped frames, speed 0.7-1.5x,
+Fixed difficulty: keypoint jitter 2% of body height, 5% dropped frames, speed 0.7-1.5x,
 amplitude 0.7-1.3x, 50% mirrored performers, transitions of 3-10 frames, 2-6 instances chained,
 counts 2-8; exact labels (spans, counts, frame labels) kept through the frame drops. Performers
 differ in body height (pixels) and position. Splits are generated from disjoint seed streams;
@@ -209,7 +209,7 @@ def load_sequence(path: str | Path) -> tuple[np.ndarray, Description | None, lis
         with np.load(path, allow_pickle=False) as z:
             kp = z["keypoints"]
             meta = json.loads(str(z["meta"])) if "meta" in z else {}
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError) as err:
         raise GenlabError(f"{path}: not a concepts sequence file (.npz with 'keypoints'): {err}") from None
     kp = check_keypoints(kp, str(path))
     desc = Description.from_dict(meta["description"], str(path)) if meta.get("description") else None

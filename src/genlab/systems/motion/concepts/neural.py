@@ -1,4 +1,4 @@
-"""Optional torch emission scorer over phase tokens (issue 9's optional neural emission model).
+"""Optional torch emission scorer over phase tokens (the optional neural emission model).
 
 A hybrid NN / segmental-HMM: a small temporal conv net classifies every frame into a *token* —
 (concept, phase bin of its loop-body iteration) or idle — and is trained on the frame labels that

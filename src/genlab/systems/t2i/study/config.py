@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from genlab.core.eval.classifier import ClassifierConfig
 from genlab.core.eval.classifier import default as default_classifier
 from genlab.core.eval.classifier import quick as quick_classifier
-from genlab.core.flow import formulation as F
+from genlab.core.flow import formulation
 from genlab.core.flow.formulation import Formulation
 from genlab.errors import GenlabError
 
@@ -86,8 +86,8 @@ class StudyConfig:
 def nine_formulations() -> tuple[Formulation, ...]:
     """The issue's nine: rf, rf/lognorm x3, rf/mode(1.29), rf/cosmap, eps/linear, v/cos, edm(-1.2, 1.2)."""
     return (
-        F.rf(), F.rf_lognorm(0.0, 1.0), F.rf_lognorm(0.5, 0.6), F.rf_lognorm(-0.5, 1.0), F.rf_mode(1.29),
-        F.rf_cosmap(), F.eps_linear(), F.v_cos(), F.edm(-1.2, 1.2),
+        formulation.rf(), formulation.rf_lognorm(0.0, 1.0), formulation.rf_lognorm(0.5, 0.6), formulation.rf_lognorm(-0.5, 1.0), formulation.rf_mode(1.29),
+        formulation.rf_cosmap(), formulation.eps_linear(), formulation.v_cos(), formulation.edm(-1.2, 1.2),
     )
 
 
@@ -123,7 +123,7 @@ def study_tiny() -> StudyConfig:
     """Two formulations, 20 steps, 64 samples: the fast-tier end-to-end check of the machinery."""
     return StudyConfig(
         name="study_tiny",
-        formulations=(F.rf(), F.rf_lognorm(0.0, 1.0)),
+        formulations=(formulation.rf(), formulation.rf_lognorm(0.0, 1.0)),
         extra_seeds=(),
         multi_seed=(),
         net=NetConfig(depth=1, hidden_size=64, num_heads=1, patch_size=4, cond_dim=32),

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.core.eval import classifier as C
+from genlab.core.eval import classifier
 from genlab.core.eval.frechet import GaussianStats, frechet_distance
 from genlab.core.flow import guidance, samplers
 from genlab.core.flow.formulation import Formulation, velocity_mse_at_levels
@@ -150,7 +150,7 @@ def generate(cfg: StudyConfig, form: Formulation, net: StudyNet, steps: int, sca
     return torch.cat(out)
 
 
-def reference_stats(cfg: StudyConfig, clf: C.MNISTClassifier, out: Path) -> GaussianStats:
+def reference_stats(cfg: StudyConfig, clf: classifier.MNISTClassifier, out: Path) -> GaussianStats:
     from genlab.core.data.mnist import load_mnist
 
     path = out / "reference_stats.npz"
@@ -159,7 +159,7 @@ def reference_stats(cfg: StudyConfig, clf: C.MNISTClassifier, out: Path) -> Gaus
             return GaussianStats(z["mu"], z["sigma"], int(z["n"]))
     test = load_mnist("test").subset(cfg.eval.reference_images, seed=0) if cfg.eval.reference_images < 10_000 \
         else load_mnist("test")
-    feats = C.batched(clf.features, C.to_input(test.images)).numpy()
+    feats = classifier.batched(clf.features, classifier.to_input(test.images)).numpy()
     stats = GaussianStats.of(feats)
     from genlab.core.io import atomic_path
 
@@ -169,7 +169,7 @@ def reference_stats(cfg: StudyConfig, clf: C.MNISTClassifier, out: Path) -> Gaus
     return stats
 
 
-def evaluate_run(cfg: StudyConfig, form: Formulation, seed: int, folder: Path, clf: C.MNISTClassifier,
+def evaluate_run(cfg: StudyConfig, form: Formulation, seed: int, folder: Path, clf: classifier.MNISTClassifier,
                  ref: GaussianStats) -> dict[str, dict]:
     ev = cfg.eval
     labels = torch.arange(ev.num_samples) % 10
@@ -190,8 +190,8 @@ def evaluate_run(cfg: StudyConfig, form: Formulation, seed: int, folder: Path, c
                     nets[ema] = load_net(cfg, form, folder / ("best_ema.safetensors" if ema else "best_raw.safetensors"))
                 start = time.time()
                 x = to_unit(generate(cfg, form, nets[ema], steps, scale, labels, noise))
-                logits = C.batched(clf, x)
-                feats = C.batched(clf.features, x).numpy()
+                logits = classifier.batched(clf, x)
+                feats = classifier.batched(clf.features, x).numpy()
                 res = {"formulation": form.name, "seed": seed, "steps": steps, "guidance": scale, "ema": ema,
                        "fd": frechet_distance(GaussianStats.of(feats), ref),
                        "accuracy": float((logits.argmax(1) == labels).float().mean()),
@@ -227,7 +227,7 @@ def run_one(cfg: StudyConfig, form: Formulation, seed: int, out: Path, progress:
     folder = run_dir(out, form, seed)
     folder.mkdir(parents=True, exist_ok=True)
     record = train_run(cfg, form, seed, folder, progress=progress)
-    clf, _ = C.train_or_load(cfg.classifier)
+    clf, _ = classifier.train_or_load(cfg.classifier)
     ref = reference_stats(cfg, clf, out)
     evals = evaluate_run(cfg, form, seed, folder, clf, ref)
     return {"formulation": form.name, "seed": seed, "val": record["best"], "train_seconds": record.get("train_seconds"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from genlab.core.eval import classifier as C
+from genlab.core.eval import classifier
 from genlab.core.io import atomic_write_text
 from genlab.core.procs import exclusive_folder, exit_with_parent
 from genlab.systems.t2i.study import report
@@ -40,7 +40,7 @@ def run_study(cfg: StudyConfig, out: str | os.PathLike, progress: bool = True) -
 
 def _run_study(cfg: StudyConfig, out: Path, progress: bool) -> dict:
     atomic_write_text(out / "config.json", json.dumps(_jsonable(asdict(cfg)), indent=1))
-    clf, record = C.train_or_load(cfg.classifier, progress=progress)
+    clf, record = classifier.train_or_load(cfg.classifier, progress=progress)
     atomic_write_text(out / "classifier.json", json.dumps(record, indent=1))
     reference_stats(cfg, clf, out)
     jobs = [(cfg, form, seed, str(out)) for form, seed in cfg.runs()]

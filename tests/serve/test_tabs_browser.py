@@ -1,0 +1,198 @@
+"""Slow tier: each tab's happy path and one bad input in a real browser, two sessions at once, screenshots.
+
+Screenshots go to $GENLAB_SCREENSHOTS (the README's come from `GENLAB_SCREENSHOTS=docs/serve`), else tmp.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.helpers import SHARED_DATA, run_genlab
+from tests.serve.conftest import free_port, start_app
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture
+def app_url(tiny_t2i_run, tmp_path):
+    from genlab.serve.app import ServeConfig
+
+    config = ServeConfig(workdir=tmp_path / "work", port=free_port(), t2i_model=tiny_t2i_run,
+                         env={"GENLAB_CACHE": str(tmp_path / "cache")})
+    app, url = start_app(config)
+    yield url, config
+    app.close()
+
+
+def _shot(driver, name: str, tmp_path: Path) -> None:
+    folder = Path(os.environ.get("GENLAB_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(folder / f"{name}.png"))
+
+
+def _open_tab(driver, url: str, title: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    wait = WebDriverWait(driver, 600)
+    tab = wait.until(ec.element_to_be_clickable((By.XPATH, f"//button[@role='tab' and contains(., '{title}')]")))
+    tab.click()
+    return wait
+
+
+def _upload(driver, elem_id: str, *paths: Path) -> None:
+    """Give files to a File component (tabs render on first visit, so wait for its input)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    css = (By.CSS_SELECTOR, f"#{elem_id} input[type=file]")
+    WebDriverWait(driver, 30).until(ec.presence_of_element_located(css))
+    driver.find_element(*css).send_keys("\n".join(str(p) for p in paths))
+
+
+def _wait_text(wait, css: str, needle: str):
+    from selenium.webdriver.common.by import By
+
+    def found(driver):
+        for elem in driver.find_elements(By.CSS_SELECTOR, css):
+            text = elem.get_attribute("value") or elem.text
+            if needle in text:
+                return text
+        return False
+
+    return wait.until(found)
+
+
+def _error_shown(wait, needle: str) -> str:
+    """The page's error message (Gradio's error toast) naming `needle`; it is then dismissed."""
+    from selenium.webdriver.common.by import By
+
+    def toast(driver):
+        for elem in driver.find_elements(By.CSS_SELECTOR, ".toast-body.error"):
+            if needle in elem.text:
+                return elem
+        return False
+
+    elem = wait.until(toast)
+    text = elem.text
+    for close in elem.find_elements(By.CSS_SELECTOR, "button"):
+        close.click()
+    return text
+
+
+def _clear(driver, elem_id: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(By.CSS_SELECTOR, f"#{elem_id} button[aria-label='Clear']"):
+        button.click()
+
+
+def test_motion_tab_fits_a_program_and_refuses_a_fake_video(browser, app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = app_url
+    synth = tmp_path / "synth"
+    assert run_genlab("motion", "synth", "jumping_jack", "--out", str(synth)).returncode == 0
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    wait = _open_tab(browser, url, "Motion programs")
+    _upload(browser, "motion-upload", fake)
+    browser.find_element(By.CSS_SELECTOR, "#motion-run").click()
+    assert "cannot open video fake.mp4" in _error_shown(wait, "fake.mp4")  # the command's one line, in the page
+    _clear(browser, "motion-upload")
+    _upload(browser, "motion-upload", synth / "keypoints.npy")
+    browser.find_element(By.CSS_SELECTOR, "#motion-run").click()
+    text = _wait_text(wait, "#motion-program textarea, #motion-program .cm-content", "segment")
+    assert text.startswith("program skeleton=coco17")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#motion-video video"))
+    _shot(browser, "motion", tmp_path)
+
+
+def test_concepts_tab_describes_a_track(browser, app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = app_url
+    data = tmp_path / "data"
+    assert run_genlab("motion", "concepts", "make-data", "--split", "test", "--n", "1", "--out", str(data)).returncode == 0
+    wait = _open_tab(browser, url, "Motion concepts")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"\0" * 10)
+    _upload(browser, "concepts-upload", bad)
+    browser.find_element(By.CSS_SELECTOR, "#concepts-run").click()
+    _error_shown(wait, "bad.npz")
+    _clear(browser, "concepts-upload")
+    _upload(browser, "concepts-upload", data / "test_000.npz")
+    browser.find_element(By.CSS_SELECTOR, "#concepts-run").click()
+    text = _wait_text(wait, "#concepts-description textarea, #concepts-description .cm-content", "description frames=")
+    assert any(name in text for name in ("jumping_jack", "squat", "arm_circle", "lunge", "walk")), text
+    _shot(browser, "concepts", tmp_path)
+
+
+def test_curation_tab_curates_and_refilters(browser, app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = app_url
+    video = SHARED_DATA / "video" / "opencv_vtest_480x360.avi"
+    if not video.is_file():
+        pytest.skip(f"shared video not found at {video}")
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("not a video")
+    wait = _open_tab(browser, url, "Curation")
+    _upload(browser, "curation-upload", video)
+    browser.find_element(By.CSS_SELECTOR, "#curation-run").click()
+    _wait_text(wait, "#curation-table", "opencv_vtest")
+    browser.find_element(By.CSS_SELECTOR, "#curation-refilter").click()
+    _wait_text(wait, "#curation-log textarea", "table")
+    _shot(browser, "curation", tmp_path)
+    _clear(browser, "curation-upload")
+    _upload(browser, "curation-upload", fake)
+    browser.find_element(By.CSS_SELECTOR, "#curation-run").click()
+    _error_shown(wait, "fake.mp4")
+
+
+def test_two_browsers_at_once_get_their_own_images(browser, app_url, tmp_path, tiny_t2i_run):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.serve.test_t2i_tab import _generate
+
+    url, config = app_url
+    second = _second_browser()
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(_generate, d, url, "a handwritten digit four", seed, 3)
+                    for d, seed in ((browser, 1), (second, 2))]
+            pages = [j.result() for j in jobs]
+        _shot(browser, "t2i", tmp_path)
+    finally:
+        second.quit()
+    for seed, page in zip((1, 2), pages):
+        cli = tmp_path / f"cli{seed}.png"
+        assert run_genlab("t2i", "sample", "--model", str(tiny_t2i_run), "--prompt", "a handwritten digit four",
+                          "--seed", str(seed), "--steps", "3", "--out", str(cli)).returncode == 0
+        (tmp_path / f"page{seed}.png").write_bytes(page)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / f"page{seed}.png")), np.asarray(Image.open(cli)))
+    assert pages[0] != pages[1]
+    sessions = list((config.workdir / "sessions").iterdir())
+    assert len(sessions) >= 2  # one folder per browser session
+
+
+def _second_browser():
+    import selenium.webdriver as webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    from tests.serve.conftest import CHROMEDRIVER, CHROMIUM
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--window-size=1400,1800"):
+        options.add_argument(flag)  # --no-sandbox: CI runs as root
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
