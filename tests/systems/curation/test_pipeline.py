@@ -113,6 +113,7 @@ def test_curate_on_a_non_video_reports_the_decode_failure(tmp_path, capsys):
     bad.write_text("not a video\n" * 10)
     code, _, err = run_cli_inprocess(["video", "curate", str(bad), "--out", str(tmp_path / "o"), "--quiet"], capsys)
     assert_user_error(code, err, "notes.mp4", "not a readable video")
+    assert not (tmp_path / "o").exists()  # nothing left behind
 
 
 def test_max_clip_s_must_exceed_the_shortest_clip(tmp_path, capsys):

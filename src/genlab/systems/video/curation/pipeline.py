@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
@@ -387,12 +388,14 @@ def init_worker(watch_parent: bool = True):
 def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use_ray: bool = False,
         progress: bool = True, ray_address: str | None = None, ray_workers: int | None = None,
         ray_gpus: float = 0.0) -> dict:
-    """Curate `inputs` (files or folders) into `out_dir`; finished videos are never redone."""
+    """Curate `inputs` (files or folders) into `out_dir`; finished videos are never redone. When
+    every video fails, that failure is the error and an `out_dir` this run created is removed."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     videos = find_videos(inputs)
     if not videos:
         raise GenlabError(f"no video files found in {[str(i) for i in inputs]}")
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
     _check_processing_config(config, out_dir)
     done = {str(v): load_record(out_dir, v) for v in videos}
     todo = [v for v in videos if done[str(v)] is None]
@@ -407,7 +410,9 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     rows = [r for v in videos for r in done[str(v)]]
     if all(r["status"] == "failed" for r in rows):  # nothing to filter: say why, in one line
         first = rows[0]
-        more = f" (and {len(rows) - 1} more failed videos, see {out_dir / 'records'})" if len(rows) > 1 else ""
+        more = f" (and {len(rows) - 1} more failed videos)" if len(rows) > 1 else ""
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
         raise GenlabError(f"{first['video_path']}: {first['error']}{more}")
     summary = finish(rows, config, out_dir)
     summary.update(videos=len(videos), processed=len(todo), resumed=len(videos) - len(todo),
