@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run the videos as a Ray Data map on a local Ray (every core, or --workers N)")
     p.add_argument("--ray-address", default=None, metavar="ADDRESS",
                    help="join this Ray cluster (e.g. ray://head:10001, or auto) instead of a local Ray")
+    p.add_argument("--ray-gpus", type=float, default=0.0, metavar="G",
+                   help="GPUs per Ray actor of the model stages (CLIP, aesthetic, caption)")
     p.add_argument("--min", dest="mins", type=_bound, action="append", default=[], metavar="FIELD=V",
                    help="keep clips with FIELD >= V (absolute); replaces the preset's filters")
     p.add_argument("--max", dest="maxs", type=_bound, action="append", default=[], metavar="FIELD=V")
@@ -85,6 +87,8 @@ def build_config(args: argparse.Namespace):
     cfg = replace(cfg, clips=clips, embeddings=replace(
         cfg.embeddings, clip_path=args.clip_model, aesthetic_path=args.aesthetic_head,
         caption_path=args.caption_model))
+    if args.ray_gpus < 0:
+        raise GenlabError(f"--ray-gpus: expected >= 0, got {args.ray_gpus}")
     if args.aesthetic_head and not args.clip_model:
         raise GenlabError("--aesthetic-head needs --clip-model (it scores CLIP image embeddings)")
     return cfg
@@ -95,7 +99,7 @@ def run_curate(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     report = run(args.inputs, cfg, args.out, use_ray=args.ray, progress=not args.quiet,
-                 ray_address=args.ray_address, ray_workers=args.workers)
+                 ray_address=args.ray_address, ray_workers=args.workers, ray_gpus=args.ray_gpus)
     failed = len(report["videos_failed"])
     print(f"videos {report['videos']} (processed {report['processed']}, resumed {report['resumed']}, "
           f"failed {failed}); clips {report['clips']}, kept {report['clips_kept']} "
