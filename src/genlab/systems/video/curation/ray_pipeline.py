@@ -160,10 +160,11 @@ def run_ray(todo, config: CurationConfig, out_dir, progress: bool = True, addres
         # half a CPU each: planning (decode + cuts) and scoring overlap on every core
         ds = ds.flat_map(_plan, fn_args=(config, out), num_cpus=0.5)
         ds = ds.map_batches(ClipScorer, fn_constructor_args=(config, str(out), "cpu", not models),
-                            batch_size=1, concurrency=actors, num_cpus=0.5)
+                            batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=0.5)
         if models:
             ds = ds.map_batches(ClipScorer, fn_constructor_args=(config, str(out), "model", True),
-                                batch_size=1, concurrency=1, num_cpus=0 if gpus else 1, num_gpus=gpus)
+                                batch_size=1, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0 if gpus else 1,
+                                num_gpus=gpus)
         streamed: dict[str, dict] = {}
         results: dict[str, list[dict]] = {}
 
