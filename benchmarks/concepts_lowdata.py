@@ -40,8 +40,7 @@ import time
 import numpy as np
 
 from genlab.core.pose.skeletons import COCO17
-from genlab.systems.motion.concepts import dataset as D
-from genlab.systems.motion.concepts import metrics as M
+from genlab.systems.motion.concepts import dataset, metrics
 from genlab.systems.motion.concepts.acceptance import description_scores, train
 from genlab.systems.motion.concepts.baselines import DTWTemplates, TCNBaseline
 from genlab.systems.motion.concepts.config import ConceptConfig
@@ -65,17 +64,17 @@ def synthesis_scores(sample, seqs, classifier, iter_len, n_kd: int = 40, n_per_c
             real.append(r)
             fake.append(f)
             if len(kds) < n_kd:
-                kds.append(min(M.keypoint_distance(f, r), M.keypoint_distance(COCO17.mirror(f), r)))
+                kds.append(min(metrics.keypoint_distance(f, r), metrics.keypoint_distance(COCO17.mirror(f), r)))
     rng = np.random.default_rng(seed)
     requested, samples = [], []
-    for c in D.NAMES:
+    for c in dataset.NAMES:
         for _ in range(n_per_concept):
             count = int(rng.integers(2, 9))
             samples.append(sample(c, count, max(2 * count, int(round(count * iter_len[c]))), 104729 + len(samples)))
             requested.append(c)
     got = classifier.predict(samples, normalised=True)
     return {"KD": float(np.mean(kds)),
-            "FID": M.frechet_distance(classifier.features(real, normalised=True),
+            "FID": metrics.frechet_distance(classifier.features(real, normalised=True),
                                       classifier.features(fake, normalised=True)),
             "classified": float(np.mean([g == r for g, r in zip(got, requested)]))}
 
@@ -109,12 +108,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    test = D.test_set(100)[:n_test]
+    test = dataset.test_set(100)[:n_test]
     clf = None
     if not args.no_synthesis:
         from genlab.systems.motion.concepts.evaluator import train_classifier
 
-        clf = train_classifier(D.NAMES)
+        clf = train_classifier(dataset.NAMES)
     print(f"test sequences: {n_test}; peers' CPU budget per row: max({floor:.0f} s, m x ours' fit time), "
           f"m in {mults}; shared, loaded 2-core machine\n", flush=True)
     rows = []
@@ -123,7 +122,7 @@ def main() -> None:
         model, examples, _ = train(k, nl)
         fit_s = time.process_time() - c0
         budget = max(floor, fit_s)
-        seqs = D.sequences("lists", nl) if nl else []
+        seqs = dataset.sequences("lists", nl) if nl else []
         row = {"k": k, "lists": nl, "fit_s": fit_s, "budget": budget, "sweep": []}
         log = _Log(k, nl)
         row["ours"] = log("ours described", description_scores(model.describe, test))
@@ -134,7 +133,7 @@ def main() -> None:
             b = max(floor, m * fit_s)
             if m != 1.0 and b > args.sweep_cap:
                 continue
-            ctc = log(f"CTC trained ({b:.0f} CPU-s)", CTCBaseline.fit(examples, D.list_only(seqs), budget_s=b))
+            ctc = log(f"CTC trained ({b:.0f} CPU-s)", CTCBaseline.fit(examples, dataset.list_only(seqs), budget_s=b))
             e = {"m": m, "budget": b, "ctc": log("CTC described", description_scores(ctc.describe, test))}
             tcn = log(f"MS-TCN trained ({b:.0f} CPU-s)", TCNBaseline.fit(examples, seqs, budget_s=b))
             e["tcn"] = log("MS-TCN described", description_scores(tcn.describe, test))
@@ -146,7 +145,7 @@ def main() -> None:
             from genlab.systems.motion.concepts.synth import synthesise_action
 
             iter_len = {c: float(np.median([len(e.keypoints) / e.count for e in examples if e.concept == c]))
-                        for c in D.NAMES}
+                        for c in dataset.NAMES}
 
             def ours_sample(c, count, n, seed, model=model):
                 return synthesise_action(model, c, count, n, mirrored=bool(seed % 2), temperature=1.0, seed=seed)

@@ -57,16 +57,16 @@ def timing(args) -> None:
 
     from genlab.core.autoencoders.kl import DiffusersKL
     from genlab.core.nn.unet import load_diffusers_unet2d_state_dict
-    from genlab.systems.insertion import config as C
+    from genlab.systems.insertion import config
     from genlab.systems.insertion.convert import load_pretrained
     from genlab.systems.insertion.model import InsertionModel
     from genlab.systems.insertion.pipeline import InsertionPipeline
 
     torch.manual_seed(0)
-    cfg = C.sd15_inpainting()
+    cfg = config.sd15_inpainting()
     if args.sd_inpainting:
-        model, cfg = load_pretrained(args.sd_inpainting, args.clip)
-        vae = AutoencoderKL.from_pretrained(f"{args.sd_inpainting}/vae", local_files_only=True)
+        loaded = load_pretrained(args.sd_inpainting, clip_folder=args.clip, untrained_projection=True)
+        model, cfg, vae = loaded.model, loaded.config, loaded.ae.vae
         peer = PaintByExamplePipeline.from_pretrained(args.pbe, local_files_only=True, safety_checker=None)
         weights = "real weights"
     else:
@@ -141,10 +141,7 @@ def main() -> None:
     from pathlib import Path
 
     from genlab.core.io import atomic_write_text
-    from genlab.systems.insertion import config as C
-    from genlab.systems.insertion import evaluate as E
-    from genlab.systems.insertion import metrics as M
-    from genlab.systems.insertion import train as T
+    from genlab.systems.insertion import config, evaluate, metrics, train
     from genlab.systems.insertion.pipeline import InsertionPipeline
 
     ap = argparse.ArgumentParser()
@@ -167,10 +164,10 @@ def main() -> None:
         if args.sd_inpainting and not (args.clip and args.pbe):
             ap.error("--sd-inpainting needs --clip and --pbe too")
         return timing(args)
-    base = {"tiny": C.tiny, "toy": C.toy}[args.preset]()
+    base = {"tiny": config.tiny, "toy": config.toy}[args.preset]()
     base = replace(base, train=replace(base.train, steps=args.steps or base.train.steps))
     steps = args.sample_steps or base.sample.steps
-    readers = M.load_or_train_readers(M.ReaderConfig(size=base.size), progress=True)
+    readers = metrics.load_or_train_readers(metrics.ReaderConfig(size=base.size), progress=True)
     out = Path(args.out)
     cache_path = out / "scores.json"  # each (variant, split, pairs, guidance) scored once: reruns are cheap,
     # and variants may be run as separate processes (--variants) and then tabled together
@@ -179,8 +176,8 @@ def main() -> None:
     def scored(name, pipe, cfg, split, n, scales):
         key = f"{name}|{split}|{n}|{steps}|{scales[0]}|{scales[1]}"
         if key not in cache:
-            seed = E.VALIDATION_SEED if split == "val" else E.EVAL_SEED
-            cache[key] = E.evaluate(pipe, cfg, readers, n_pairs=n, pair_seed=seed, hits=True, methods=("insertion",),
+            seed = evaluate.VALIDATION_SEED if split == "val" else evaluate.EVAL_SEED
+            cache[key] = evaluate.evaluate(pipe, cfg, readers, n_pairs=n, pair_seed=seed, hits=True, methods=("insertion",),
                                     settings=replace(cfg.sample, steps=steps, scale_scene=scales[0],
                                                      scale_person=scales[1]))
             on_disk = json.loads(cache_path.read_text()) if cache_path.is_file() else {}  # other --variants runs
@@ -193,7 +190,7 @@ def main() -> None:
         cfg = replace(base, model=replace(base.model, cls_only=cls_only))
         t0 = time.time()
         drop = {} if dropout else {"p_both": 0.0, "p_person": 0.0}
-        model, ae, _ = T.train(cfg, out_dir=out / name, progress=True, mode=mode, **drop)
+        model, ae, _ = train.train(cfg, out_dir=out / name, progress=True, mode=mode, **drop)
         pipe = InsertionPipeline(model, ae, cfg.ref_size)
         grid = GUIDANCE if dropout else ((1.0, 1.0),)  # no unconditional model to guide with
         val = {g: scored(name, pipe, cfg, "val", args.val_pairs, g)["insertion"]["affordance"] for g in grid}

@@ -1,13 +1,17 @@
 """Fit time and reconstruction error: genlab's motion programs vs the paper's released code.
 
-    python benchmarks/motion_fit.py [--n 3] [--peer /path/to/motion2prog_release] [--peer-timeout 900]
+    python benchmarks/motion_fit.py [--n 3] [--repeats 1] [--peer PEER_DIR] [--peer-timeout 900]
 
 The peer (github.com/Sumith1896/motion2prog_release, no licence; fetched locally, never committed)
-runs in a subprocess on the same synthetic sequences (COCO keypoints converted to its 18-joint
+is found at `--peer` or, without it, at `$GENLAB_MOTION_PEER` (a folder holding its `lkeypoints.py`);
+with neither, only ours is timed. It runs in a subprocess on the same synthetic sequences (COCO keypoints converted to its 18-joint
 dict format), with the settings of its README (`-p 1 -w 20 --no-acc --stat-thres 5 --span-thres 5
 -r 1600`, normalised with its own `-c` scaling) and `cores` = 2. Only its primitive search
 (`generate_all_primitives`) and tracing are timed, not its visualisation. Errors are mean joint
 distances in pixels against the noise-free sequence. Also reports our time for 1,000 frames.
+
+Ours and the peer are timed interleaved on each sequence (ours, peer, ours, peer, ... `--repeats`
+times; medians), so a change in machine load between the two does not move the ratio.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -88,41 +93,52 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=3)
     ap.add_argument("--count", type=int, default=4, help="repetitions per sequence (4 -> about 120 frames)")
-    ap.add_argument("--peer", default="/work/.mirror/Sumith1896+motion2prog_release/repo_checkout")
+    ap.add_argument("--peer", default=os.environ.get("GENLAB_MOTION_PEER"),
+                    help="motion2prog_release checkout (default: $GENLAB_MOTION_PEER; none: ours only)")
     ap.add_argument("--peer-timeout", type=float, default=900.0)
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved ours/peer runs per sequence (medians)")
     args = ap.parse_args()
-    peer = Path(args.peer)
-    have_peer = (peer / "lkeypoints.py").is_file()
+    peer = Path(args.peer) if args.peer else None
+    have_peer = peer is not None and (peer / "lkeypoints.py").is_file()
     motions = ("jumping_jack", "arm_circle", "squat", "walk")
     rows = []
     for i in range(args.n):
         seq = make_sequence(motions[i % 4], 1000 + i, count=args.count)
-        t, c = time.perf_counter(), time.process_time()
-        prog = fit_program(seq.keypoints, FitConfig())
-        ours_t, ours_cpu = time.perf_counter() - t, time.process_time() - c
+        ours_t, ours_cpu, peer_runs, why = [], [], [], ""
+        for _ in range(max(1, args.repeats)):  # interleaved: ours, peer, ours, peer, ...
+            t, c = time.perf_counter(), time.process_time()
+            prog = fit_program(seq.keypoints, FitConfig())
+            ours_t.append(time.perf_counter() - t)
+            ours_cpu.append(time.process_time() - c)
+            if have_peer:
+                res, why = run_peer(peer, seq.keypoints, args.peer_timeout, args.cores)
+                if res is None:
+                    break
+                peer_runs.append(res)
         rec = execute(prog, pixels=True)
         ours_e = float(np.linalg.norm(rec - seq.clean, axis=-1).mean())
-        row = dict(seq=f"{seq.motion}#{i}", frames=seq.keypoints.shape[0], ours_s=ours_t, ours_cpu=ours_cpu, ours_px=ours_e,
-                   ours_segments=len(list(prog.segments())))
-        if have_peer:
-            res, why = run_peer(peer, seq.keypoints, args.peer_timeout, args.cores)
-            if res is not None:
-                prec = np.asarray(res["rec"])
-                truth = to_peer(seq.clean)
-                row.update(peer_s=res["time"], peer_cpu=res["cpu"], peer_px=float(np.linalg.norm(prec - truth, axis=-1).mean()),
-                           peer_segments=res["segments"])
-                # our error on the same 18-joint layout (neck = mid-shoulder) for a like-for-like figure
-                row["ours_px18"] = float(np.linalg.norm(to_peer(rec) - truth, axis=-1).mean())
-            else:
-                row["peer_note"] = why
+        row = dict(seq=f"{seq.motion}#{i}", frames=seq.keypoints.shape[0], ours_s=statistics.median(ours_t),
+                   ours_cpu=statistics.median(ours_cpu), ours_px=ours_e, ours_segments=len(list(prog.segments())))
+        if peer_runs:
+            res = peer_runs[-1]
+            prec = np.asarray(res["rec"])
+            truth = to_peer(seq.clean)
+            row.update(peer_s=statistics.median(r["time"] for r in peer_runs),
+                       peer_cpu=statistics.median(r["cpu"] for r in peer_runs),
+                       peer_px=float(np.linalg.norm(prec - truth, axis=-1).mean()), peer_segments=res["segments"])
+            # our error on the same 18-joint layout (neck = mid-shoulder) for a like-for-like figure
+            row["ours_px18"] = float(np.linalg.norm(to_peer(rec) - truth, axis=-1).mean())
+        elif have_peer:
+            row["peer_note"] = why
         rows.append(row)
     long = make_sequence("jumping_jack", 7, count=60).keypoints[:1000]
     t, c = time.perf_counter(), time.process_time()
     fit_program(long, FitConfig())
     t1000, c1000 = time.perf_counter() - t, time.process_time() - c
 
-    print("wall = elapsed seconds on this (shared, loaded) machine; cpu = CPU seconds used, all processes")
+    print(f"wall = elapsed seconds, cpu = CPU seconds (all processes); medians of {max(1, args.repeats)} "
+          f"interleaved run(s) per sequence; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print(f"{'sequence':<16}{'frames':>7}{'ours wall':>10}{'ours cpu':>9}{'peer wall':>10}{'peer cpu':>9}"
           f"{'cpu ratio':>10}{'ours px':>9}{'peer px':>9}{'ours segs':>10}{'peer segs':>10}")
     for r in rows:
@@ -137,7 +153,8 @@ def main() -> None:
         if "peer_note" in r:
             print(f"    peer: {r['peer_note']}")
     if not have_peer:
-        print(f"peer code not found at {peer}; the issue quotes ~70 s for a 122-frame AlphaPose clip")
+        where = f"no lkeypoints.py in {peer}" if peer else "no --peer and no $GENLAB_MOTION_PEER"
+        print(f"peer not run ({where}); the issue quotes ~70 s for a 122-frame AlphaPose clip")
     print(f"ours, 1,000 frames: {t1000:.2f} s wall, {c1000:.2f} s cpu (goal <= 5 s on 2 cores)")
 
 

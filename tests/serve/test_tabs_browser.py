@@ -196,3 +196,52 @@ def _second_browser():
                  "--disable-background-networking", "--window-size=1400,1800"):
         options.add_argument(flag)  # --no-sandbox: CI runs as root
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def _set(driver, elem_id: str, value, tag: str = "input") -> None:
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.CSS_SELECTOR, f"#{elem_id} {tag}")
+    field.clear()
+    field.send_keys(str(value))
+
+
+def test_video_tab_makes_a_playable_mp4(browser, tmp_path):
+    import av
+    from selenium.webdriver.common.by import By
+
+    from genlab.serve.app import ServeConfig
+    from tests.systems.video.svd_tiny import save_tiny
+
+    svd = save_tiny(tmp_path / "svd")
+    config = ServeConfig(workdir=tmp_path / "work", port=free_port(), video_pretrained=svd,
+                         env={"GENLAB_CACHE": str(tmp_path / "cache")})
+    app, url = start_app(config)
+    try:
+        picture = tmp_path / "chelsea.png"
+        from skimage import data
+
+        Image.fromarray(data.chelsea()).save(picture)
+        wait = _open_tab(browser, url, "Image to video")
+        _upload(browser, "video-image", picture)
+        for elem_id, value in (("video-frames", 4), ("video-steps", 2)):
+            _set(browser, elem_id, value)
+        _set(browser, "video-size", "64x128", "textarea")
+        browser.find_element(By.CSS_SELECTOR, "#video-run").click()
+        src = wait.until(lambda d: (d.find_elements(By.CSS_SELECTOR, "#video-out video") or [None])[0]
+                         and d.find_element(By.CSS_SELECTOR, "#video-out video").get_attribute("src"))
+        _shot(browser, "video", tmp_path)
+        mp4 = tmp_path / "page.mp4"
+        import urllib.request
+
+        with urllib.request.urlopen(src, timeout=30) as response:
+            mp4.write_bytes(response.read())
+        with av.open(str(mp4)) as container:
+            stream = container.streams.video[0]
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        assert stream.codec_context.name == "h264" and len(frames) == 4 and frames[0].shape == (64, 128, 3)
+        _set(browser, "video-size", "65x128", "textarea")  # not a multiple of 64: the command's one line
+        browser.find_element(By.CSS_SELECTOR, "#video-run").click()
+        _error_shown(wait, "65x128")
+    finally:
+        app.close()

@@ -8,11 +8,11 @@ SMALL = ("jumping_jack", "squat", "high_knees")
 
 @pytest.fixture(scope="session")
 def small_model():
-    from genlab.systems.motion.concepts import dataset as D
+    from genlab.systems.motion.concepts import dataset
     from genlab.systems.motion.concepts.config import tiny
     from genlab.systems.motion.concepts.learn import attach_programs, fit_few_shot
 
-    examples = D.few_shot(2, names=SMALL)
+    examples = dataset.few_shot(2, names=SMALL)
     model, log = fit_few_shot(examples, tiny())
     attach_programs(model, examples)
     return model, examples, log
@@ -20,6 +20,6 @@ def small_model():
 
 @pytest.fixture(scope="session")
 def small_val():
-    from genlab.systems.motion.concepts import dataset as D
+    from genlab.systems.motion.concepts import dataset
 
-    return [D.make_sequence(np.random.default_rng([77, i]), names=SMALL) for i in range(4)]
+    return [dataset.make_sequence(np.random.default_rng([77, i]), names=SMALL) for i in range(4)]

@@ -6,11 +6,11 @@ from tests.helpers import run_genlab
 def test_cli_describe_align_synthesise(small_model, tmp_path):
     model, _, _ = small_model
     model.save(tmp_path / "m.json")
-    from genlab.systems.motion.concepts import dataset as D
+    from genlab.systems.motion.concepts import dataset
     from tests.systems.concepts.conftest import SMALL
 
-    s = D.make_sequence(np.random.default_rng([77, 0]), names=SMALL)
-    D.save_sequence(tmp_path / "s.npz", s.keypoints, actions=s.description.concepts)
+    s = dataset.make_sequence(np.random.default_rng([77, 0]), names=SMALL)
+    dataset.save_sequence(tmp_path / "s.npz", s.keypoints, actions=s.description.concepts)
     r = run_genlab("motion", "concepts", "describe", str(tmp_path / "m.json"), str(tmp_path / "s.npz"),
                    "--json", str(tmp_path / "d.json"))
     assert r.returncode == 0, r.stderr

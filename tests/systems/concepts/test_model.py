@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.systems.motion.concepts import dataset as D
-from genlab.systems.motion.concepts import metrics as M
+from genlab.systems.motion.concepts import dataset, metrics
 from genlab.systems.motion.concepts.learn import Example, ListSequence, fit_few_shot, hard_em
 from genlab.systems.motion.concepts.model import ConceptModel
 from tests.systems.concepts.conftest import SMALL
@@ -17,9 +16,9 @@ def test_fast_end_to_end_description(small_model, small_val):
     model, _, _ = small_model
     preds = [model.describe(s.keypoints) for s in small_val]
     trues = [s.description for s in small_val]
-    assert M.mean_norm_ed(preds, trues) <= 0.3
-    assert M.detection_map(preds, trues)["mAP@0.5"] >= 0.5
-    assert M.count_mae(preds, trues) <= 1.0
+    assert metrics.mean_norm_ed(preds, trues) <= 0.3
+    assert metrics.detection_map(preds, trues)["mAP@0.5"] >= 0.5
+    assert metrics.count_mae(preds, trues) <= 1.0
     assert all(a.score != 0.0 for p in preds for a in p.actions)  # margins feed mAP
 
 
@@ -28,9 +27,9 @@ def test_forced_alignment_finds_spans_and_counts(small_model, small_val):
     s = small_val[0]
     desc = model.align(s.keypoints, s.description.concepts)
     assert desc.concepts == s.description.concepts
-    ious = [M.segment_iou((a.start, a.end), (b.start, b.end)) for a, b in zip(desc.actions, s.description.actions)]
+    ious = [metrics.segment_iou((a.start, a.end), (b.start, b.end)) for a, b in zip(desc.actions, s.description.actions)]
     assert min(ious) >= 0.7
-    assert M.count_mae([desc], [s.description]) <= 1.0
+    assert metrics.count_mae([desc], [s.description]) <= 1.0
 
 
 def test_bad_inputs_are_one_clear_error(small_model, small_val):
@@ -75,7 +74,7 @@ def test_hard_em_never_lowers_the_objective(small_model):
     model, examples, _ = small_model
     ex = [e for e in examples if e.concept in SMALL][::2]  # one example per concept
     m1, _ = fit_few_shot(ex, model.cfg)
-    seqs = [D.make_sequence(np.random.default_rng([88, i]), names=SMALL) for i in range(3)]
+    seqs = [dataset.make_sequence(np.random.default_rng([88, i]), names=SMALL) for i in range(3)]
     m2, log = hard_em(m1, ex, [ListSequence(s.keypoints, tuple(s.description.concepts)) for s in seqs])
     assert len(log.objective) >= 2 and not log.fell  # the round-off guard never had to act
     assert all(b >= a - 1e-6 * abs(a) for a, b in zip(log.objective, log.objective[1:]))

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from genlab.systems.motion.concepts import dataset as D
+from genlab.systems.motion.concepts import dataset
 from genlab.systems.motion.concepts.learn import ListSequence
 from genlab.systems.motion.concepts.model import mirror, normalise, phase_offsets
 from genlab.systems.motion.concepts.neural import NeuralEmission, alignment_labels, attach
@@ -11,7 +11,7 @@ from .conftest import SMALL
 
 
 def _lists(n=2):
-    seqs = [D.make_sequence(np.random.default_rng([91, i]), names=SMALL) for i in range(n)]
+    seqs = [dataset.make_sequence(np.random.default_rng([91, i]), names=SMALL) for i in range(n)]
     return [ListSequence(s.keypoints, tuple(s.description.concepts)) for s in seqs]
 
 

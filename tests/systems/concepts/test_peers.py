@@ -71,13 +71,13 @@ def test_mstcn_peer_trains_with_two_stages(small_model):
 
 
 def test_chained_clips_with_augmentation_keep_labels_and_the_rest_pose():
-    from genlab.systems.motion.concepts.peers import _chain, feature_stats
+    from genlab.systems.motion.concepts.peers import chain_clips, feature_stats
 
     cfg = tiny()
     rng = np.random.default_rng(0)
     F = 2 * len(cfg.joints)
     clips = [(np.linspace(0, 1, 40)[:, None] * np.ones(F), 0), (np.ones((30, F)), 1)]
-    x, y, acts = _chain(rng, clips, cfg, n_items=3, augment=True)
+    x, y, acts = chain_clips(rng, clips, cfg, n_items=3, augment=True)
     assert x.shape == (len(y), F) and len(acts) == 3
     assert all(a != b for a, b in zip(acts, acts[1:]))  # no concept twice in a row
     edges = np.flatnonzero(np.diff(np.r_[-2, y, -2]))

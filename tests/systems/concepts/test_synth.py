@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.systems.motion.concepts import metrics as M
+from genlab.systems.motion.concepts import metrics
 from genlab.systems.motion.concepts.description import Action, Description
 from genlab.systems.motion.concepts.programs import concept_text, loop_from_text
 from genlab.systems.motion.concepts.synth import edit, max_join_jump, synthesise
@@ -35,7 +35,7 @@ def test_synthesis_follows_the_description_with_smooth_joins(small_model):
     pix = 300 * syn.keypoints + np.array([400.0, 500.0])
     got = model.describe(pix)
     assert got.concepts == _desc().concepts
-    assert M.count_mae([got], [_desc()]) <= 0.5
+    assert metrics.count_mae([got], [_desc()]) <= 0.5
 
 
 @pytest.mark.parametrize("op,kw", [
@@ -70,11 +70,11 @@ def test_synthesis_bad_input(small_model):
 
 
 def test_circle_angles_are_aligned_across_iterations():
-    from genlab.systems.motion.concepts.programs import _align_angles
+    from genlab.systems.motion.concepts.programs import align_angles
     from genlab.systems.motion.program import Circle, Segment, Stationary
 
     a = Segment(10.0, (Circle((0.0, 0.0), 1.0, 3.0, 3.2), Stationary((0.0, 0.0))))
     b = Segment(10.0, (Circle((0.0, 0.0), 1.0, 3.1 - 2 * np.pi, 3.3 - 2 * np.pi), Stationary((0.0, 0.0))))
-    out = _align_angles([(a,), (b,)])
+    out = align_angles([(a,), (b,)])
     assert out[1][0].primitives[0].theta0 == pytest.approx(3.1)
     assert np.allclose(out[1][0](np.linspace(0, 1, 5)), b(np.linspace(0, 1, 5)))

@@ -8,7 +8,7 @@ import pytest
 def test_commands_are_registered(genlab_cli):
     r = genlab_cli("insertion", "--help")
     assert r.returncode == 0, r.stderr
-    for cmd in ("demo", "train", "sample", "eval", "pairs"):
+    for cmd in ("insert", "demo", "train", "sample", "eval", "pairs"):
         assert cmd in r.stdout
 
 
@@ -47,3 +47,11 @@ def test_train_sample_eval_through_the_cli(genlab_cli, tmp_path):
     report = json.loads((tmp_path / "report.json").read_text())
     for key in ("ground_truth", "paste", "insertion", "scene_hallucination", "person_hallucination"):
         assert 0.0 <= report[key]["affordance"] <= 1.0
+
+
+@pytest.mark.parametrize("command", ["insert", "demo", "train", "sample", "eval", "pairs"])
+def test_long_commands_take_quiet(command, capsys):
+    from tests.helpers import run_cli_inprocess
+
+    code, out, _ = run_cli_inprocess(["insertion", command, "--help"], capsys)
+    assert code == 0 and "--quiet" in out and "--no-progress" not in out

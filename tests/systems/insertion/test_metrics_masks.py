@@ -7,8 +7,7 @@ import pytest
 
 from genlab.core.pose import masks
 from genlab.errors import GenlabError
-from genlab.systems.insertion import metrics as M
-from genlab.systems.insertion import toy
+from genlab.systems.insertion import metrics, toy
 
 
 def _gt(n=5, seed=0):
@@ -18,30 +17,30 @@ def _gt(n=5, seed=0):
 
 def test_pck_is_left_right_invariant_and_thresholded():
     gt = _gt()
-    swapped = M._swap(M._swap(gt, M.LEG_CHAINS), M.ARM_CHAINS)
+    swapped = metrics._swap(metrics._swap(gt, metrics.LEG_CHAINS), metrics.ARM_CHAINS)
     ref = np.full(len(gt), 10.0)
-    assert M.pck(swapped, gt, ref, 0.05) == 1.0
+    assert metrics.pck(swapped, gt, ref, 0.05) == 1.0
     shifted = gt + np.array([0.6, 0.0])
-    assert M.pck(shifted, gt, ref, 0.05) == 0.0  # 0.6 px > 0.5 px
-    assert M.pck(shifted, gt, ref, 0.07) == 1.0
+    assert metrics.pck(shifted, gt, ref, 0.05) == 0.0  # 0.6 px > 0.5 px
+    assert metrics.pck(shifted, gt, ref, 0.07) == 1.0
     # PCKh: head segment nose -> neck; MediaPipe: nose -> shoulder midpoint
-    assert M.pckh(gt, gt) == 1.0
+    assert metrics.pckh(gt, gt) == 1.0
     mp = np.zeros((1, 33, 2))
     mp[0, 11], mp[0, 12] = (-1, 4), (1, 4)  # shoulders; nose at 0 -> head length 4
     pred = mp.copy()
     pred[0, 20] += (1.9, 0)
-    assert M.pckh(pred, mp, layout="mediapipe33") == 1.0
+    assert metrics.pckh(pred, mp, layout="mediapipe33") == 1.0
     pred[0, 20] += (0.2, 0)
-    assert M.pckh(pred, mp, layout="mediapipe33") == pytest.approx(32 / 33)
+    assert metrics.pckh(pred, mp, layout="mediapipe33") == pytest.approx(32 / 33)
 
 
 def test_frechet_distance_analytic():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(4000, 3))
     b = rng.normal(size=(4000, 3)) * 2 + 1
-    assert M.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
     # N(0, I) vs N(1, 4I): |mu|^2 = 3, trace term 3 * (1 + 4 - 2 * 2) = 3
-    assert M.frechet_distance(a, b) == pytest.approx(6.0, rel=0.1)
+    assert metrics.frechet_distance(a, b) == pytest.approx(6.0, rel=0.1)
 
 
 def test_identity_error_zero_on_truth_and_large_for_another_person():
@@ -50,9 +49,9 @@ def test_identity_error_zero_on_truth_and_large_for_another_person():
     fr = clip.frames[0]
     meta = {"ref_colours": [list(c) for c in clip.identity.colours]}
     wrong = {"ref_colours": [list(c) for c in other.identity.colours]}
-    own = M.identity_error(fr.image[None], fr.keypoints[None], [meta])
+    own = metrics.identity_error(fr.image[None], fr.keypoints[None], [meta])
     assert own < 0.03
-    assert M.identity_error(fr.image[None], fr.keypoints[None], [wrong]) > own + 0.1
+    assert metrics.identity_error(fr.image[None], fr.keypoints[None], [wrong]) > own + 0.1
 
 
 def test_affordance_rules():
@@ -60,14 +59,14 @@ def test_affordance_rules():
     kp = np.zeros((toy.K, 2))
     kp[toy.KP["hip"]] = (20, 49)
     kp[toy.KP["l_foot"]] = kp[toy.KP["r_foot"]] = (28, 60)
-    assert M.affordance_ok(kp, meta)
+    assert metrics.affordance_ok(kp, meta)
     kp[toy.KP["hip"]] = (20, 40)  # hips 10 px (1/3 body height) above the seat: not sitting
-    assert not M.affordance_ok(kp, meta)
+    assert not metrics.affordance_ok(kp, meta)
     walk = {**meta, "state": "walk"}
     kp[toy.KP["hip"]] = (20, 60 - 15)
-    assert M.affordance_ok(kp, walk)
+    assert metrics.affordance_ok(kp, walk)
     kp[toy.KP["l_foot"]] = (28, 54)  # a foot 6 px above the floor: floating
-    assert not M.affordance_ok(kp, walk)
+    assert not metrics.affordance_ok(kp, walk)
 
 
 def test_colour_segmenter_recovers_the_toy_person():

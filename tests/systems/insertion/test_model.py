@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.systems.insertion import config as C
+from genlab.systems.insertion import config
 from genlab.systems.insertion.encoder import ViTConfig, load_clip_vision
 from genlab.systems.insertion.model import InsertionModel, SpaceToDepth
 from genlab.systems.insertion.pipeline import InsertionPipeline
@@ -61,7 +61,7 @@ def test_inpainting_unet_parity_with_diffusers():
     diffusers = pytest.importorskip("diffusers")
     from genlab.core.nn.unet import load_diffusers_unet2d_state_dict
 
-    cfg = C.tiny()
+    cfg = config.tiny()
     u = cfg.model.unet
     torch.manual_seed(0)
     ref = diffusers.UNet2DConditionModel(
@@ -82,7 +82,7 @@ def test_inpainting_unet_parity_with_diffusers():
 
 
 def test_gradients_reach_every_trained_parameter_and_shapes():
-    cfg = C.tiny()
+    cfg = config.tiny()
     model = InsertionModel(cfg.model)
     torch.nn.init.normal_(model.unet.conv_out.weight, std=0.02)  # zero-init would block gradients upstream
     n, c = 2, cfg.model.latent_channels
@@ -108,7 +108,7 @@ def test_space_to_depth_is_exact():
 
 
 def _pipe():
-    cfg = C.tiny()
+    cfg = config.tiny()
     torch.manual_seed(0)
     return InsertionPipeline(InsertionModel(cfg.model), SpaceToDepth(2), cfg.ref_size), cfg
 
@@ -196,12 +196,19 @@ def test_load_pretrained_from_local_folders(tmp_path):
         layers_per_block=1, attention_head_dim=2, cross_attention_dim=16, norm_num_groups=4,
     ).eval()
     unet.save_pretrained(tmp_path / "sd" / "unet")
+    diffusers.AutoencoderKL(block_out_channels=(8, 8), down_block_types=("DownEncoderBlock2D",) * 2,
+                            up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4,
+                            latent_channels=4).save_pretrained(tmp_path / "sd" / "vae")
     c = _tiny_vit()
     transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
         image_size=c.image_size, patch_size=c.patch_size, hidden_size=c.hidden_size,
         intermediate_size=c.intermediate_size, num_hidden_layers=c.num_hidden_layers,
         num_attention_heads=c.num_attention_heads)).save_pretrained(tmp_path / "clip")
-    model, cfg = load_pretrained(tmp_path / "sd", tmp_path / "clip")
+    with pytest.raises(GenlabError, match="projection"):  # the part the paper trains must be given
+        load_pretrained(tmp_path / "sd", tmp_path / "clip")
+    pipe = load_pretrained(tmp_path / "sd", tmp_path / "clip", untrained_projection=True)
+    model, cfg = pipe.model, pipe.config
+    assert pipe.factor == 2 and pipe.ref_size == c.image_size and cfg.model.mask_resize == "nearest"
     assert cfg.model.latent_channels == 4 and cfg.model.unet.in_channels == 9
     x = torch.randn(1, 9, 8, 8)
     ctx = torch.randn(1, 17, 16)
@@ -216,12 +223,12 @@ def test_load_pretrained_from_local_folders(tmp_path):
 
 def test_training_data_is_encoded_once_and_cached(tmp_path, monkeypatch):
     """Pairs are rendered and encoded once per (pair settings, autoencoder weights): no data work per step."""
-    from genlab.systems.insertion import train as T
+    from genlab.systems.insertion import train
 
     monkeypatch.setenv("GENLAB_CACHE", str(tmp_path))
-    cfg = C.tiny()
+    cfg = config.tiny()
     ae = SpaceToDepth(2)
-    a = T.training_data(cfg, ae, n=6)
+    a = train.training_data(cfg, ae, n=6)
     files = list((tmp_path / "insertion").glob("pool-*.safetensors"))
     assert len(files) == 1
     assert a["z"].shape == (6, 12, 16, 16) and a["mask"].shape == (6, 1, 16, 16)
@@ -229,25 +236,25 @@ def test_training_data_is_encoded_once_and_cached(tmp_path, monkeypatch):
     def no_render(*args, **kw):
         raise RuntimeError("rendered again despite the cache")
 
-    monkeypatch.setattr(T, "build_pool", no_render)
-    b = T.training_data(cfg, ae, n=6)
+    monkeypatch.setattr(train, "build_pool", no_render)
+    b = train.training_data(cfg, ae, n=6)
     for k in a:
         torch.testing.assert_close(a[k], b[k])
     with pytest.raises(RuntimeError, match="rendered again"):  # another autoencoder is another cache entry
-        T.training_data(cfg, SpaceToDepth(1), n=6)
+        train.training_data(cfg, SpaceToDepth(1), n=6)
 
 
 def test_the_reference_moves_the_output_at_init():
     """Unit-scale context tokens (the projection's LayerNorm): swapping the reference must move the
     output by a visible fraction of what swapping the scene does. Without the norm this ratio was 0.028
     (context std 0.07; trained models then ignored the person); with it 0.15."""
-    from genlab.systems.insertion import pairs as P
+    from genlab.systems.insertion import pairs
 
-    cfg = C.tiny()
+    cfg = config.tiny()
     torch.manual_seed(0)
     model = InsertionModel(cfg.model)
     torch.nn.init.normal_(model.unet.conv_out.weight, std=0.02)  # undo the zero-init so outputs differ
-    b = P.collate(P.eval_pairs(8, P.PairConfig(size=cfg.size, ref_size=cfg.ref_size)))
+    b = pairs.collate(pairs.eval_pairs(8, pairs.PairConfig(size=cfg.size, ref_size=cfg.ref_size)))
     ae = SpaceToDepth(2)
     z_scene = ae.encode(b["scene"] * (1 - b["mask"]))
     mask = torch.nn.functional.adaptive_max_pool2d(b["mask"], z_scene.shape[-2:])
@@ -264,7 +271,7 @@ def test_the_reference_moves_the_output_at_init():
 def test_the_paper_projection_is_linear_silu_linear_and_the_toys_add_a_norm():
     from genlab.systems.insertion.encoder import ReferenceProjection, load_state_strict
 
-    assert C.tiny().model.ref_norm and C.toy().model.ref_norm and not C.sd15_inpainting().model.ref_norm
+    assert config.tiny().model.ref_norm and config.toy().model.ref_norm and not config.sd15_inpainting().model.ref_norm
     paper = ReferenceProjection(16, 8)  # an fc1/fc2 file (the paper's projection) loads strictly
     load_state_strict(paper, {k: torch.zeros_like(v) for k, v in paper.state_dict().items()}, "fc1/fc2 file")
     assert sorted(paper.state_dict()) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]
@@ -274,3 +281,20 @@ def test_the_paper_projection_is_linear_silu_linear_and_the_toys_add_a_norm():
     normed = ReferenceProjection(16, 8, norm=True)
     out = normed(tokens)
     torch.testing.assert_close(out.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)
+
+
+def test_runs_saved_before_the_mask_resize_field_load_as_trained(tmp_path):
+    """A run whose config predates `mask_resize` / `set_alpha_to_one` was trained with max-pooled masks."""
+    import json
+
+    from genlab.systems.insertion import train
+
+    cfg = config.tiny()
+    train.save_model(tmp_path, InsertionModel(cfg.model), SpaceToDepth(2), cfg)
+    path = tmp_path / "model.json"
+    raw = json.loads(path.read_text())
+    assert raw["model"].pop("mask_resize") == "max" and raw["sample"].pop("set_alpha_to_one") is True
+    path.write_text(json.dumps(raw))
+    _, _, loaded = train.load_model(tmp_path)
+    assert loaded.model.mask_resize == "max" and loaded.sample.set_alpha_to_one
+    assert config.sd15_inpainting().model.mask_resize == "nearest"  # real weights: nearest, as trained

@@ -10,24 +10,22 @@ from dataclasses import replace
 import pytest
 import torch
 
-from genlab.systems.insertion import config as C
-from genlab.systems.insertion import pairs as P
-from genlab.systems.insertion import train as T
+from genlab.systems.insertion import config, pairs, train
 from genlab.systems.insertion.pipeline import InsertionPipeline
 
 STEPS = 300
 
 
 def _overfit_one_pair(prediction: str) -> float:
-    cfg = C.tiny()
+    cfg = config.tiny()
     cfg = replace(cfg, model=replace(cfg.model, prediction=prediction),
                   train=replace(cfg.train, steps=STEPS, batch_size=8, pool=8))
-    one = P.eval_pairs(1, T.pair_config(cfg))
-    pool = P.collate(one * 8)
-    model, ae, hist = T.train(cfg, pool=pool, progress=False)
+    one = pairs.eval_pairs(1, train.pair_config(cfg))
+    pool = pairs.collate(one * 8)
+    model, ae, hist = train.train(cfg, pool=pool, progress=False)
     assert hist[-1]["loss"] < 0.1
     pipe = InsertionPipeline(model, ae, cfg.ref_size)
-    b = P.collate(one * 2)
+    b = pairs.collate(one * 2)
     out = pipe.sample(b["scene"], b["mask"], b["reference"], generator=torch.Generator().manual_seed(0),
                       settings=replace(cfg.sample, steps=20, scale_scene=1.0, scale_person=1.0)).images
     inside = (b["mask"] > 0.5).expand_as(out)

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.systems.insertion import metrics as M
-from genlab.systems.insertion import pairs as P
-from genlab.systems.insertion import real
+from genlab.systems.insertion import metrics, pairs, real
 
 
 @pytest.fixture(scope="module")
@@ -32,19 +30,19 @@ def test_real_frames_have_a_person_mask_and_keypoints_on_it(extraction):
             assert fr.mask[y - 2:y + 3, x - 2:x + 3].max() > 0.5  # the hips are on (or by) the person
     # self-supervised pairs: scene hides the target person, reference comes from another frame
     rng = np.random.default_rng(0)
-    cfg = P.PairConfig(size=64, augment=False)
+    cfg = pairs.PairConfig(size=64, augment=False)
     pair = real.make_real_pair(extraction.clips[0], rng, cfg)
     assert pair.meta["frames"][0] != pair.meta["frames"][1]
     assert (pair.mask[real.extraction_mask(extraction.clips[0], pair) > 0.05] == 1).all()
     # PCKh of the ground truth against itself, MediaPipe layout (head = nose to shoulder midpoint)
     kp = np.asarray(pair.meta["keypoints"])[None]
-    assert M.pckh(kp, kp, layout="mediapipe33") == 1.0
+    assert metrics.pckh(kp, kp, layout="mediapipe33") == 1.0
 
 
 def test_clip_with_fewer_than_two_frames_is_an_error():
     fr = real.RealFrame(0, np.zeros((8, 8, 3), np.float32), np.ones((8, 8), np.float32), np.zeros((33, 2)), np.ones(33))
     with pytest.raises(GenlabError, match=">= 2 usable frames"):
-        real.make_real_pair([fr], np.random.default_rng(0), P.PairConfig(size=8))
+        real.make_real_pair([fr], np.random.default_rng(0), pairs.PairConfig(size=8))
 
 
 def test_missing_video_is_one_clear_error(tmp_path):

@@ -13,8 +13,7 @@ from torch import nn
 
 from genlab.core.flow import formulation as flow_formulation
 from genlab.core.flow.prediction import from_x0_eps
-from genlab.systems.insertion import config as C
-from genlab.systems.insertion import pairs as P
+from genlab.systems.insertion import config, pairs
 from genlab.systems.insertion.model import SpaceToDepth, mask_to_latent
 from genlab.systems.insertion.pipeline import InsertionPipeline
 
@@ -42,9 +41,9 @@ class Oracle(nn.Module):
 
 
 def _setup(prediction, n=3):
-    cfg = C.tiny()
+    cfg = config.tiny()
     cfg = replace(cfg, model=replace(cfg.model, prediction=prediction))
-    batch = P.collate(P.eval_pairs(n, P.PairConfig(size=cfg.size, ref_size=cfg.ref_size)))
+    batch = pairs.collate(pairs.eval_pairs(n, pairs.PairConfig(size=cfg.size, ref_size=cfg.ref_size)))
     ae = SpaceToDepth(2)
     target = ae.encode(batch["target"])
     oracle = Oracle(target, batch["reference"], prediction)
@@ -70,7 +69,7 @@ def test_oracle_at_scale_one_reproduces_the_target_and_sees_the_right_conditions
     s = replace(cfg.sample, steps=10, scale_scene=1.0, scale_person=1.0, composite=False)
     out = pipe.sample(batch["scene"], batch["mask"], batch["reference"], settings=s,
                       generator=torch.Generator().manual_seed(0))
-    m_lat = mask_to_latent(batch["mask"], out.latents.shape[-2:])
+    m_lat = mask_to_latent(batch["mask"], out.latents.shape[-2:], cfg.model.mask_resize)
     z_scene = ae.encode(batch["scene"] * (1 - batch["mask"]))
     want = z_scene * (1 - m_lat) + m_lat * oracle.target
     torch.testing.assert_close(out.latents, want, atol=1e-4, rtol=1e-4)  # from pure noise, in 10 DDIM steps
@@ -83,7 +82,7 @@ def test_oracle_at_scale_one_reproduces_the_target_and_sees_the_right_conditions
 @pytest.mark.parametrize("prediction", ["eps", "v"])
 def test_two_scale_guidance_is_the_analytic_combination(prediction):
     pipe, oracle, batch, ae, cfg = _setup(prediction)
-    m_lat = mask_to_latent(batch["mask"], oracle.target.shape[-2:])
+    m_lat = mask_to_latent(batch["mask"], oracle.target.shape[-2:], cfg.model.mask_resize)
     z_scene = ae.encode(batch["scene"] * (1 - batch["mask"]))
     out_s = z_scene * (1 - m_lat)  # x0(S, 0): scene, nothing inside the mask
     x_sp = out_s + m_lat * oracle.target  # x0(S, P)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from genlab.errors import GenlabError
-from genlab.systems.insertion import config as C
+from genlab.systems.insertion import config
 from genlab.systems.insertion.encoder import ViTConfig
 
 diffusers = pytest.importorskip("diffusers")
@@ -105,7 +105,7 @@ def _models():
 def _base(unet, vit):
     from genlab.systems.insertion.convert import unet_config_from_diffusers
 
-    base = C.sd15_inpainting()
+    base = config.sd15_inpainting()
     return replace(base, model=replace(base.model, unet=unet_config_from_diffusers(dict(unet.config)), vit=vit))
 
 
@@ -124,18 +124,18 @@ def _checkpoint(unet, clip, vae, projection: bool) -> dict:
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".ckpt"])
 def test_official_layout_single_file_loads_every_part(tmp_path, suffix):
-    from safetensors.torch import save_file
-
+    from genlab.core.train import save_weights
     from genlab.systems.insertion.convert import load_single_file
 
     unet, vit, clip, vae = _models()
     sd = _checkpoint(unet, clip, vae, projection=True)
     path = tmp_path / f"affordance{suffix}"
     if suffix == ".safetensors":
-        save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+        save_weights(path, sd)
     else:
         torch.save({"state_dict": sd, "global_step": 1}, path)  # a Lightning checkpoint
-    model, ae, cfg = load_single_file(path, base=_base(unet, vit))
+    pipe = load_single_file(path, base=_base(unet, vit))
+    model, ae, cfg = pipe.model, pipe.ae, pipe.config
     x, ctx, t = torch.randn(2, 9, 8, 8), torch.randn(2, 17, 16), torch.tensor([3.0, 900.0])
     img = torch.rand(2, 3, 32, 32) * 2 - 1
     with torch.no_grad():
@@ -149,24 +149,28 @@ def test_official_layout_single_file_loads_every_part(tmp_path, suffix):
         torch.testing.assert_close(ae.decode(ae.encode(img)), vae.decode(vae.encode(img).latent_dist.mode()).sample,
                                    atol=1e-4, rtol=0)
     assert cfg.model.unet.in_channels == 9 and cfg.model.latent_channels == 4 and ae.scaling_factor == 0.18215
+    assert cfg.model.mask_resize == "nearest" and not cfg.sample.composite  # as the official model and sampler
+    assert pipe.ref_size == vit.image_size
 
 
 def test_sd_inpainting_single_file_needs_clip_and_bad_files_are_one_clear_error(tmp_path):
-    from safetensors.torch import save_file
-
+    from genlab.core.train import save_weights
     from genlab.systems.insertion.convert import load_single_file
 
     unet, vit, clip, vae = _models()
     sd = {k: v for k, v in _checkpoint(unet, clip, vae, projection=False).items() if not k.startswith("cond_stage")}
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "sd.safetensors"))
+    save_weights(tmp_path / "sd.safetensors", sd)
     with pytest.raises(GenlabError, match="clip_folder"):
         load_single_file(tmp_path / "sd.safetensors", base=_base(unet, vit))
     clip.save_pretrained(tmp_path / "clip")
-    model, _, _ = load_single_file(tmp_path / "sd.safetensors", tmp_path / "clip", base=_base(unet, vit))
+    with pytest.raises(GenlabError, match="no reference projection"):  # SD-inpainting is not the insertion model
+        load_single_file(tmp_path / "sd.safetensors", tmp_path / "clip", base=_base(unet, vit))
+    model = load_single_file(tmp_path / "sd.safetensors", tmp_path / "clip", base=_base(unet, vit),
+                             untrained_projection=True).model
     img = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(model.ref_encoder(img), clip(pixel_values=img).last_hidden_state, atol=1e-4, rtol=0)
-    save_file({"foo": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    save_weights(tmp_path / "other.safetensors", {"foo": torch.zeros(1)})
     with pytest.raises(GenlabError, match="not an SD/LDM"):
         load_single_file(tmp_path / "other.safetensors")
     (tmp_path / "junk.ckpt").write_bytes(b"not a pickle")

@@ -6,9 +6,7 @@ import numpy as np
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.systems.insertion import metrics as M
-from genlab.systems.insertion import pairs as P
-from genlab.systems.insertion import toy
+from genlab.systems.insertion import metrics, pairs, toy
 
 
 def test_clip_is_deterministic_and_poses_follow_the_scene():
@@ -36,30 +34,30 @@ def test_clip_is_deterministic_and_poses_follow_the_scene():
 def test_ground_truth_targets_score_full_affordance_and_paste_does_not():
     from genlab.systems.insertion.evaluate import paste_baseline
 
-    cfg = P.PairConfig(size=64)
-    pairs = P.eval_pairs(60, cfg)
-    kp = np.asarray([p.meta["keypoints"] for p in pairs])
-    assert M.affordance_accuracy(kp, [p.meta for p in pairs]) == 1.0
+    cfg = pairs.PairConfig(size=64)
+    drawn = pairs.eval_pairs(60, cfg)
+    kp = np.asarray([p.meta["keypoints"] for p in drawn])
+    assert metrics.affordance_accuracy(kp, [p.meta for p in drawn]) == 1.0
     absent = np.arange(60) % 3 == 0  # a sample with no person never counts, whatever the keypoints say
-    hits = M.affordance_hits(kp, [p.meta for p in pairs], present=~absent)
+    hits = metrics.affordance_hits(kp, [p.meta for p in drawn], present=~absent)
     assert hits.tolist() == (~absent).tolist()
     # the reference's own pose (from another frame) placed at the target: the metric must tell
-    ref_states = [p.meta["ref_state"] for p in pairs]
-    states = [p.meta["state"] for p in pairs]
+    ref_states = [p.meta["ref_state"] for p in drawn]
+    states = [p.meta["state"] for p in drawn]
     assert any(r != s for r, s in zip(ref_states, states))
-    paste = paste_baseline(pairs[0], cfg)
+    paste = paste_baseline(drawn[0], cfg)
     assert paste.shape == (64, 64, 3)
 
 
 def test_mask_mix_dilation_and_grey_scene():
-    cfg = P.PairConfig(size=32, ref_size=16)
-    pairs = [P.make_pair(11, k, cfg) for k in range(300)]
-    kinds = [p.meta["mask_kind"] for p in pairs]
-    for kind, prob in zip(P.MASK_TYPES, P.MASK_PROBS):
+    cfg = pairs.PairConfig(size=32, ref_size=16)
+    drawn = [pairs.make_pair(11, k, cfg) for k in range(300)]
+    kinds = [p.meta["mask_kind"] for p in drawn]
+    for kind, prob in zip(pairs.MASK_TYPES, pairs.MASK_PROBS):
         assert abs(kinds.count(kind) / len(kinds) - prob) < 0.08, (kind, kinds.count(kind))
-    assert max(p.meta["dilation"] for p in pairs) <= cfg.px(20)
-    assert P.PairConfig(size=64).px(20) == 5 and P.PairConfig(size=256).px(10) == 10
-    for p in pairs[:50]:
+    assert max(p.meta["dilation"] for p in drawn) <= cfg.px(20)
+    assert pairs.PairConfig(size=64).px(20) == 5 and pairs.PairConfig(size=256).px(10) == 10
+    for p in drawn[:50]:
         m = p.mask[..., None]
         np.testing.assert_allclose(p.scene * (1 - m), p.target * (1 - m), atol=1e-6)
         np.testing.assert_allclose(p.scene * m, np.broadcast_to(toy.GREY * m, p.scene.shape), atol=1e-6)
@@ -72,19 +70,19 @@ def test_mask_mix_dilation_and_grey_scene():
 
 
 def test_one_flip_for_scene_target_mask_and_reference():
-    on, off = P.PairConfig(size=32, ref_size=16, augment=False), P.PairConfig(size=32, ref_size=16, augment=False,
+    on, off = pairs.PairConfig(size=32, ref_size=16, augment=False), pairs.PairConfig(size=32, ref_size=16, augment=False,
                                                                               flip=False)
-    flipped = [k for k in range(20) if P.make_pair(2, k, on).meta["flip"]]
+    flipped = [k for k in range(20) if pairs.make_pair(2, k, on).meta["flip"]]
     assert flipped
     k = flipped[0]
-    a, b = P.make_pair(2, k, on), P.make_pair(2, k, off)
+    a, b = pairs.make_pair(2, k, on), pairs.make_pair(2, k, off)
     for x, y in ((a.target, b.target), (a.scene, b.scene), (a.mask, b.mask), (a.reference, b.reference)):
         np.testing.assert_allclose(x, y[:, ::-1], atol=1e-6)
 
 
 def test_modes_same_swap_half():
-    cfg = P.PairConfig(size=32, ref_size=16, augment=False)
-    same, swap, half = (P.make_pair(4, 1, cfg, mode=m) for m in ("same", "swap", "half"))
+    cfg = pairs.PairConfig(size=32, ref_size=16, augment=False)
+    same, swap, half = (pairs.make_pair(4, 1, cfg, mode=m) for m in ("same", "swap", "half"))
     assert same.meta["colours"] == same.meta["ref_colours"]
     assert swap.meta["colours"] != swap.meta["ref_colours"]
     # half box: part of the person stays visible in the scene
@@ -100,31 +98,31 @@ def test_modes_same_swap_half():
     ys, xs = np.nonzero(fg)
     assert abs(xs.mean() - 7.5) < 3 and abs((ys.min() + ys.max()) / 2 - 7.5) < 3
     with pytest.raises(GenlabError, match="mode"):
-        P.make_pair(0, 0, cfg, mode="bogus")
+        pairs.make_pair(0, 0, cfg, mode="bogus")
 
 
 def test_shards_are_seeded_and_resumable(tmp_path):
-    cfg = P.PairConfig(size=32, ref_size=16)
-    P.write_shards(tmp_path, seed=5, n_pairs=6, shard_size=4, cfg=cfg, progress=False)
+    cfg = pairs.PairConfig(size=32, ref_size=16)
+    pairs.write_shards(tmp_path, seed=5, n_pairs=6, shard_size=4, cfg=cfg, progress=False)
     first = (tmp_path / "shard-00001.npz").read_bytes()
     (tmp_path / "shard-00001.npz").unlink()
-    P.write_shards(tmp_path, seed=5, n_pairs=6, shard_size=4, cfg=cfg, progress=False)
+    pairs.write_shards(tmp_path, seed=5, n_pairs=6, shard_size=4, cfg=cfg, progress=False)
     assert (tmp_path / "shard-00001.npz").read_bytes() == first
-    back = P.read_shard(tmp_path / "shard-00000.npz")
-    ref = P.make_pair(5, 2, cfg)
+    back = pairs.read_shard(tmp_path / "shard-00000.npz")
+    ref = pairs.make_pair(5, 2, cfg)
     np.testing.assert_allclose(back[2].target, ref.target, atol=1 / 255)
     assert back[2].meta["state"] == ref.meta["state"]
     with pytest.raises(GenlabError, match="other settings"):
-        P.write_shards(tmp_path, seed=6, n_pairs=6, shard_size=4, cfg=cfg, progress=False)
+        pairs.write_shards(tmp_path, seed=6, n_pairs=6, shard_size=4, cfg=cfg, progress=False)
     assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_eval_set_is_fixed_by_seed_and_checksum():
-    cfg = P.PairConfig(size=32, ref_size=16)
-    a, b = P.eval_pairs(8, cfg), P.eval_pairs(8, cfg)
-    assert P.checksum(a) == P.checksum(b)
+    cfg = pairs.PairConfig(size=32, ref_size=16)
+    a, b = pairs.eval_pairs(8, cfg), pairs.eval_pairs(8, cfg)
+    assert pairs.checksum(a) == pairs.checksum(b)
     assert all(p.meta["mask_kind"] == "box" and p.meta["dilation"] == cfg.px(10) for p in a)
     # guidance is chosen on a second held-out set: other clips, never the test pairs
     from genlab.systems.insertion.evaluate import VALIDATION_SEED
 
-    assert P.checksum(P.eval_pairs(8, cfg, seed=VALIDATION_SEED)) != P.checksum(a)
+    assert pairs.checksum(pairs.eval_pairs(8, cfg, seed=VALIDATION_SEED)) != pairs.checksum(a)

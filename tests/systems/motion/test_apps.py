@@ -55,6 +55,22 @@ def test_acceptance_fit_on_50_sequences():
 
 
 @pytest.mark.slow
+def test_acceptance_fit_with_gaps_dropped_frames_and_low_confidence(tmp_path):
+    """The same 50 sequences as real trackers hand them over: a gap of 10 / 30 / 60 frames at the
+    start / middle / end (its frames dropped from an AlphaPose file with frame ids) and 10% of the
+    joints thrown off with confidence 0.1. Judged on frames at least 5 from the gap, against the
+    clean fit judged the same way."""
+    from genlab.systems.motion.acceptance import gap_scores
+
+    r = gap_scores(synthetic_set(50, seed=0), tmp_path)
+    print("gaps (50 seq):", r)
+    assert r["long_gaps"]["n"] > 0 and r["long_gaps"]["primitive_in_long_gap"] == 0.0
+    for k in ("type_acc", "boundary_recall", "boundary_precision"):
+        assert r["gapped"][k] >= r["clean"][k] - 0.03, k
+    assert r["gapped"]["loop_count"] >= r["clean"]["loop_count"] - 0.03
+
+
+@pytest.mark.slow
 def test_acceptance_interpolation_and_prediction():
     seqs = synthetic_set(16, seed=1, cfg=SynthConfig(count=(5, 8)))
     for gap in (10, 20, 30):

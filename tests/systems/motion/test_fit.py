@@ -7,12 +7,12 @@ from genlab.errors import GenlabError
 from genlab.systems.motion import FitConfig, fit_program, make_sequence
 from genlab.systems.motion.config import FitConfig as _FC
 from genlab.systems.motion.evaluate import score_fit
-from genlab.systems.motion.fit import CIRC, LINE, STAT, _Moments, fit_windows
+from genlab.systems.motion.fit import CIRC, LINE, STAT, Moments, fit_windows
 
 
 def _fit_one(track: np.ndarray, cfg=None):
     X = track[:, None, :]
-    mom = _Moments(X, np.ones(len(X)))
+    mom = Moments(X, np.ones(len(X)))
     return fit_windows(mom, np.array([0]), len(X), cfg or _FC())
 
 
@@ -92,7 +92,7 @@ def test_fit_segments_at_given_boundaries():
     np.testing.assert_allclose(segs[0].primitives[0].start, [0.1, 0.2], atol=1e-9)
     assert segs[1].primitives[0].radius == pytest.approx(0.3)
     # same as the internal window fit
-    ref = fit_windows(_Moments(X, np.ones(40)), np.array([20]), 20, _FC())
+    ref = fit_windows(Moments(X, np.ones(40)), np.array([20]), 20, _FC())
     assert ref["kind"][0, 0] == CIRC
     for bad in ([0], [0, 20, 20], [0, 41], [-1, 10]):
         with pytest.raises(GenlabError, match="boundaries"):

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.core.nn.temporal import SpatioTemporalResBlock
-from genlab.core.nn.unet import Upsample
+from genlab.core.nn.temporal import SpatioTemporalResBlock, temporal_conv
+from genlab.core.nn.unet import ResBlock2D, Upsample
 from genlab.errors import GenlabError
 
 
@@ -111,7 +111,7 @@ class TemporalDecoder(nn.Module):
         h = self.conv_out(F.silu(self.conv_norm_out(h)))  # (B*T, 3, H, W)
         bt, c, hh, ww = h.shape
         h = h.reshape(bt // num_frames, num_frames, c, hh, ww).permute(0, 2, 1, 3, 4)  # (B, 3, T, H, W)
-        h = self.time_conv_out(h)
+        h = temporal_conv(self.time_conv_out, h)
         return h.permute(0, 2, 1, 3, 4).reshape(bt, c, hh, ww)
 
     def decode_video(self, z: torch.Tensor, chunk_size: int | None = None) -> torch.Tensor:
@@ -144,6 +144,54 @@ def load_diffusers_decoder_state_dict(decoder: TemporalDecoder, state_dict: dict
     decoder.load_state_dict(sd)
 
 
+class _VAEDownsample(nn.Module):
+    """Stride-2 3x3 conv after padding right and bottom by one (SD's VAE, unlike the UNet's symmetric pad)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class KLEncoder(nn.Module):
+    """SD's 2D KL encoder + quant_conv, returning the latent mode (diffusers `Encoder` names; SVD keeps it 2D).
+
+        x (N, 3, H, W) -> conv_in -> levels of ResBlocks (+ downsample) -> mid (Res, attention, Res)
+          -> GroupNorm, SiLU, conv_out (2 C_z: mean, logvar) -> quant_conv -> mean (N, C_z, H/f, W/f)
+    """
+
+    def __init__(self, config: TemporalDecoderConfig, in_channels: int = 3):
+        super().__init__()
+        boc, g, L = config.block_out_channels, config.groups, config.layers_per_block
+        self.conv_in = nn.Conv2d(in_channels, boc[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList()
+        ch = boc[0]
+        for i, out in enumerate(boc):
+            resnets = [ResBlock2D(ch if j == 0 else out, out, None, g, eps=1e-6) for j in range(L)]
+            down = _VAEDownsample(out) if i < len(boc) - 1 else None
+            level = _Blocks(resnets)
+            level.downsamplers = nn.ModuleList([down]) if down is not None else None
+            self.down_blocks.append(level)
+            ch = out
+        self.mid_block = _Blocks([ResBlock2D(ch, ch, None, g, eps=1e-6) for _ in range(2)], [_VAEAttention(ch, g)])
+        self.conv_norm_out = nn.GroupNorm(g, ch, eps=1e-6)
+        self.conv_out = nn.Conv2d(ch, 2 * config.latent_channels, 3, padding=1)
+        self.quant_conv = nn.Conv2d(2 * config.latent_channels, 2 * config.latent_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for level in self.down_blocks:
+            for resnet in level.resnets:
+                h = resnet(h, None)
+            if level.downsamplers is not None:
+                h = level.downsamplers[0](h)
+        h = self.mid_block.resnets[1](self.mid_block.attentions[0](self.mid_block.resnets[0](h, None)), None)
+        moments = self.quant_conv(self.conv_out(F.silu(self.conv_norm_out(h))))  # (N, 2 C_z, h, w)
+        return moments.chunk(2, dim=1)[0]  # the mean = the mode of the diagonal Gaussian
+
+
 class TemporalKL(nn.Module):
     """SVD's autoencoder: a 2D KL encoder (any module giving the latent mode) + the temporal decoder.
 
@@ -160,6 +208,11 @@ class TemporalKL(nn.Module):
         self.downsample_factor = decoder.upsample_factor
 
     @classmethod
+    def build(cls, config: TemporalDecoderConfig, scaling_factor: float = 0.18215) -> TemporalKL:
+        """Our encoder and decoder, with state dict names `encoder.*` (incl. `encoder.quant_conv`), `decoder.*`."""
+        return cls(KLEncoder(config), TemporalDecoder(config), scaling_factor)
+
+    @classmethod
     def from_diffusers(cls, vae: nn.Module) -> TemporalKL:
         decoder = TemporalDecoder(TemporalDecoderConfig(
             latent_channels=vae.config.latent_channels, out_channels=vae.config.out_channels,
@@ -171,7 +224,14 @@ class TemporalKL(nn.Module):
     def encode_unscaled(self, x: torch.Tensor) -> torch.Tensor:
         if self.encoder is None:
             raise GenlabError("TemporalKL: no encoder loaded")
-        return self.encoder(x)
+        dtype = next(self.encoder.parameters()).dtype
+        if dtype == torch.float16:  # SD's encoder overflows in float16: run it in float32 (diffusers' force_upcast)
+            self.encoder.float()
+            try:
+                return self.encoder(x.float()).half()
+            finally:
+                self.encoder.half()
+        return self.encoder(x.to(dtype))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_unscaled(x) * self.scaling_factor

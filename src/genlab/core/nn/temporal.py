@@ -94,6 +94,14 @@ class AlphaBlender(nn.Module):
         return a * x_spatial + (1.0 - a) * x_temporal
 
 
+def temporal_conv(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
+    """A (k, 1, 1) Conv3d over (B, C, T, H, W) run as a (k, 1) Conv2d over (B, C, T, H*W): the same sum, but
+    PyTorch's CPU Conv3d has no oneDNN path (slow_conv3d) and this is 1.4-1.8x faster. Weights keep Conv3d's shape."""
+    kt = conv.kernel_size[0]
+    out = F.conv2d(x.flatten(3), conv.weight.squeeze(-1), conv.bias, padding=(kt // 2, 0))
+    return out.unflatten(3, x.shape[3:])
+
+
 class TemporalResBlock(nn.Module):
     """ResBlock over time: GroupNorm-SiLU-Conv3d(3,1,1), + per-frame timestep embedding, again, residual."""
 
@@ -108,10 +116,10 @@ class TemporalResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None) -> torch.Tensor:
         """x (B, C, T, H, W), temb (B, T, D) -> (B, C, T, H, W)."""
-        h = self.conv1(F.silu(self.norm1(x)))
+        h = temporal_conv(self.conv1, F.silu(self.norm1(x)))
         if self.time_emb_proj is not None:
             h = h + self.time_emb_proj(F.silu(temb)).permute(0, 2, 1)[..., None, None]  # (B, C, T, 1, 1)
-        h = self.conv2(F.silu(self.norm2(h)))
+        h = temporal_conv(self.conv2, F.silu(self.norm2(h)))
         return x + h
 
 

@@ -27,7 +27,8 @@ def default_model(config: ServeConfig):
 def build(config: ServeConfig) -> None:
     with gr.Row():
         with gr.Column():
-            track = gr.File(label="keypoint track (.npz or .npy, COCO-17)", elem_id="concepts-upload")
+            track = gr.File(label="keypoint track or video (.npz/.npy, AlphaPose/OpenPose .json, .trc, .mp4)",
+                            elem_id="concepts-upload")
             model_file = gr.File(label="concept model .json (default: fitted on the built-in exercises)")
             run = gr.Button("Describe", variant="primary", elem_id="concepts-run")
         with gr.Column():

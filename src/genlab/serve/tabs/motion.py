@@ -17,7 +17,8 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 def build(config: ServeConfig) -> None:
     with gr.Row():
         with gr.Column():
-            upload = gr.File(label="video or keypoint file (.mp4/.avi, .npy, .json, .bvh)", elem_id="motion-upload")
+            upload = gr.File(label="video or keypoint file (.mp4/.avi, .npy/.npz, AlphaPose/OpenPose .json, .trc, .bvh)",
+                             elem_id="motion-upload")
             min_reps = gr.Number(label="fewest repetitions in a loop", value=3, precision=0, minimum=2)
             run = gr.Button("Fit a program", variant="primary", elem_id="motion-run")
             with gr.Row():
@@ -26,7 +27,8 @@ def build(config: ServeConfig) -> None:
             edit = gr.Button("Change the loop count and re-render", elem_id="motion-edit")
         with gr.Column():
             program = gr.Code(label="program", language=None, elem_id="motion-program")
-            video = gr.Video(label="input and program (stick figures)", elem_id="motion-video")
+            video = gr.Video(label="the program drawn over the video (stick figures for keypoint files)",
+                             elem_id="motion-video")
             plot = gr.Image(label="plot", type="filepath", elem_id="motion-plot")
             command = gr.Markdown()
             log = gr.Textbox(label="log", lines=5, max_lines=10, elem_id="motion-log")
@@ -43,7 +45,8 @@ def build(config: ServeConfig) -> None:
         for text in run_job(config, argv, folder):
             yield None, None, None, "", text, None
         out = folder / "result"
-        yield ((out / "program.txt").read_text(), _maybe(out / "stick.mp4"), _maybe(out / "plot.png"),
+        shown = _maybe(out / "overlay.mp4") or _maybe(out / "stick.mp4")
+        yield ((out / "program.txt").read_text(), shown, _maybe(out / "plot.png"),
                f"`{command_line(argv)}`", text, str(folder))
 
     def rerender(folder, loop, count):

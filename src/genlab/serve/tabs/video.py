@@ -19,29 +19,30 @@ def build(config: ServeConfig) -> None:
         with gr.Column():
             image = gr.Image(label="conditioning image", type="filepath", elem_id="video-image")
             with gr.Row():
-                frames = gr.Number(label="frames", value=14, precision=0, minimum=2)
+                frames = gr.Number(label="frames", value=14, precision=0, minimum=2, elem_id="video-frames")
                 fps = gr.Number(label="fps", value=7, precision=0, minimum=1)
                 motion = gr.Slider(0, 255, value=127, step=1, label="motion bucket")
             with gr.Row():
-                steps = gr.Number(label="steps", value=25, precision=0, minimum=1)
+                steps = gr.Number(label="steps", value=25, precision=0, minimum=1, elem_id="video-steps")
                 seed = gr.Number(label="seed", value=0, precision=0)
+                size = gr.Textbox(label="size HxW (multiples of 64)", value="576x1024", elem_id="video-size")
             run = gr.Button("Make the video", variant="primary", elem_id="video-run")
         with gr.Column():
             video = gr.Video(label="video (H.264 MP4)", elem_id="video-out")
             command = gr.Markdown()
             log = gr.Textbox(label="log", lines=6, max_lines=12, elem_id="video-log")
 
-    def make(image, frames, fps, motion, steps, seed, request: gr.Request):
+    def make(image, frames, fps, motion, steps, seed, size, request: gr.Request):
         if image is None:
             raise gr.Error("upload an image first")
         folder = session_job(config, request, "video")
         src = adopt(image, folder)
         argv = ["video", "sample", "--pretrained", str(config.video_pretrained), "--image", src.name,
                 "--frames", str(int(frames)), "--fps", str(int(fps)), "--motion-bucket", str(int(motion)),
-                "--steps", str(int(steps)), "--seed", str(int(seed)), "--out", "video.mp4"]
+                "--steps", str(int(steps)), "--seed", str(int(seed)), "--size", size.strip(), "--out", "video.mp4"]
         text = ""
         for text in run_job(config, argv, folder):
             yield None, "", text
         yield str(folder / "video.mp4"), f"`{command_line(argv)}`", text
 
-    run.click(make, [image, frames, fps, motion, steps, seed], [video, command, log])
+    run.click(make, [image, frames, fps, motion, steps, seed, size], [video, command, log])

@@ -28,6 +28,10 @@ class ModelConfig:
     # context had std 0.07 and was ignored); the paper's projection is Linear-SiLU-Linear alone, so real
     # weights and a projection file with fc1/fc2 keep it off.
     ref_norm: bool = False
+    # How the pixel mask reaches latent size: "nearest" (SD-inpainting and the official model were
+    # trained with nearest interpolation) or "max" (max-pooling: a cell is masked if any of its pixels
+    # is; the genlab toys were trained with it). Real weights must keep "nearest".
+    mask_resize: str = "nearest"
 
     def __post_init__(self):
         if self.unet.in_channels != 2 * self.latent_channels + 1:
@@ -37,6 +41,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: unet.out_channels must be C = {self.latent_channels}")
         if self.prediction not in ("eps", "v"):
             raise ValueError(f"ModelConfig.prediction must be 'eps' or 'v', got {self.prediction!r}")
+        if self.mask_resize not in ("nearest", "max"):
+            raise ValueError(f"ModelConfig.mask_resize must be 'nearest' or 'max', got {self.mask_resize!r}")
         if self.space not in ("pixel", "latent"):
             raise ValueError(f"ModelConfig.space must be 'pixel' or 'latent', got {self.space!r}")
         if self.space == "pixel" and self.latent_channels != 3 * self.patch**2:
@@ -63,7 +69,12 @@ class SampleSettings:
     steps: int = 200  # DDIM steps (the paper's default; the toy evaluates with 50)
     scale_scene: float = 4.0
     scale_person: float = 4.0
-    composite: bool = True  # paste the unmasked scene back after decoding
+    # paste the unmasked scene back over the decoded image; the official sampler does not (real weights:
+    # off), the toys' figures were measured with it on
+    composite: bool = False
+    # the last DDIM step lands on alpha_bar_0 (LDM's DDIM sampler, which the official code uses, and
+    # SD-1.5's scheduler config: False) or on clean data (True: the toys' figures were measured so)
+    set_alpha_to_one: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,11 +101,11 @@ def tiny(**overrides) -> InsertionConfig:
     vit = toy_vit(image_size=16, patch_size=4, hidden_size=48, intermediate_size=96, num_hidden_layers=1,
                   num_attention_heads=2)
     model = ModelConfig(latent_channels=12, unet=_toy_unet(12, (32, 64), (False, True), 64), vit=vit,
-                        train_encoder=True, space="pixel", patch=2, prediction="v", ref_norm=True)
+                        train_encoder=True, space="pixel", patch=2, prediction="v", ref_norm=True, mask_resize="max")
     cfg = InsertionConfig(
         size=32, ref_size=16, model=model,
         train=TrainSettings(steps=300, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.99, pool=1024),
-        sample=SampleSettings(steps=20, scale_scene=2.0, scale_person=2.0),
+        sample=SampleSettings(steps=20, scale_scene=2.0, scale_person=2.0, composite=True, set_alpha_to_one=True),
     )
     return replace(cfg, **overrides)
 
@@ -106,11 +117,11 @@ def toy(**overrides) -> InsertionConfig:
     model = ModelConfig(latent_channels=4, unet=_toy_unet(4, (32, 64), (False, True), 64),
                         vit=toy_vit(hidden_size=64, intermediate_size=128, num_attention_heads=2),
                         train_encoder=True, space="latent", prediction="v",
-                        ref_norm=True)
+                        ref_norm=True, mask_resize="max")
     cfg = InsertionConfig(
         size=64, ref_size=32, model=model,
         train=TrainSettings(steps=6000, batch_size=32, lr=1e-3, warmup_steps=100, ema_decay=0.999, pool=8192),
-        sample=SampleSettings(steps=50, scale_scene=2.0, scale_person=2.0),
+        sample=SampleSettings(steps=50, scale_scene=2.0, scale_person=2.0, composite=True, set_alpha_to_one=True),
     )
     return replace(cfg, **overrides)
 

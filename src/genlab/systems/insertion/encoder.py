@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 from genlab.errors import GenlabError
 
@@ -81,7 +81,7 @@ class _SelfAttention(nn.Module):
         n, t, d = x.shape
         q, k, v = (p(x).view(n, t, self.heads, d // self.heads).transpose(1, 2)
                    for p in (self.q_proj, self.k_proj, self.v_proj))  # (N, h, T, d/h)
-        y = F.scaled_dot_product_attention(q, k, v)  # (N, h, T, d/h)
+        y = functional.scaled_dot_product_attention(q, k, v)  # (N, h, T, d/h)
         return self.out_proj(y.transpose(1, 2).reshape(n, t, d))
 
 
@@ -93,7 +93,7 @@ class _MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)
-        h = h * torch.sigmoid(1.702 * h) if self.act == "quick_gelu" else F.gelu(h)
+        h = h * torch.sigmoid(1.702 * h) if self.act == "quick_gelu" else functional.gelu(h)
         return self.fc2(h)
 
 
@@ -156,14 +156,14 @@ class ReferenceProjection(nn.Module):
         self.norm = nn.LayerNorm(out_dim) if norm else nn.Identity()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.fc2(F.silu(self.fc1(tokens))))  # (N, T, out_dim)
+        return self.norm(self.fc2(functional.silu(self.fc1(tokens))))  # (N, T, out_dim)
 
 
 def normalise_for_clip(images: torch.Tensor, size: int) -> torch.Tensor:
     """images (N, 3, H, W) in [-1, 1] -> resized (bicubic) and CLIP-normalised (N, 3, size, size)."""
     x = (images + 1) / 2
     if x.shape[-1] != size or x.shape[-2] != size:
-        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+        x = functional.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
     mean = torch.tensor(CLIP_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 from genlab.core.pose.masks import bbox
-from genlab.systems.insertion import metrics as M
-from genlab.systems.insertion import pairs as P
-from genlab.systems.insertion import toy
+from genlab.systems.insertion import metrics, pairs, toy
 from genlab.systems.insertion.config import InsertionConfig, SampleSettings
 from genlab.systems.insertion.pipeline import InsertionPipeline
 
@@ -26,14 +24,14 @@ EVAL_SEED = 20230601
 VALIDATION_SEED = EVAL_SEED + 2  # +1 draws the swap pairs
 
 
-def paste_baseline(pair: P.Pair, cfg: P.PairConfig) -> np.ndarray:
+def paste_baseline(pair: pairs.Pair, cfg: pairs.PairConfig) -> np.ndarray:
     """Paste the reference person, unchanged in pose and scale, into the scene without the target
     person (the toy's empty room; the grey-masked scene elsewhere): centred in the mask box
     horizontally, feet on the box's bottom edge less the mask dilation (where the target's feet are)."""
     size = cfg.size
     crop = int(round(cfg.ref_crop * size))
     ref = torch.from_numpy(pair.reference).permute(2, 0, 1)[None]
-    ref = F.interpolate(ref, size=(crop, crop), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
+    ref = functional.interpolate(ref, size=(crop, crop), mode="bilinear", align_corners=False)[0].permute(1, 2, 0).numpy()
     alpha = np.clip(np.abs(ref - toy.GREY).max(-1) * 6, 0, 1)  # person coverage from the grey background
     pb = bbox(alpha, 0.5)
     out = (pair.background if pair.background is not None else pair.scene).copy()
@@ -64,15 +62,15 @@ def score(images: torch.Tensor, metas: list[dict], readers, gt_kp: np.ndarray | 
     """Affordance (+ PCKh against gt_kp, identity colour error) of images (N, 3, S, S) in [-1, 1];
     hits=True adds the per-pair affordance outcomes (0/1), for paired comparisons."""
     reg, cls = readers
-    kp = M.read_keypoints(reg, images)
-    present = M.person_present(cls, images)
-    ok = M.affordance_hits(kp, metas, present=present)
+    kp = metrics.read_keypoints(reg, images)
+    present = metrics.person_present(cls, images)
+    ok = metrics.affordance_hits(kp, metas, present=present)
     out = {"affordance": float(ok.mean()), "person_present": float(present.mean())}
     if hits:
         out["hits"] = ok.astype(int).tolist()
     if gt_kp is not None:
-        out["pckh@0.5"] = M.pckh(kp, gt_kp)
-    out["identity_error"] = M.identity_error(to_numpy(images), kp, metas)
+        out["pckh@0.5"] = metrics.pckh(kp, gt_kp)
+    out["identity_error"] = metrics.identity_error(to_numpy(images), kp, metas)
     return out
 
 
@@ -96,32 +94,32 @@ def evaluate(pipe: InsertionPipeline, cfg: InsertionConfig, readers, n_pairs: in
     """The JSON report of `genlab insertion eval` on the toy. `pair_seed=VALIDATION_SEED` draws another
     held-out set (clips no training stream uses) on which to choose settings such as guidance."""
     settings = settings or cfg.sample
-    pcfg = P.PairConfig(size=cfg.size, ref_size=cfg.ref_size)
-    pairs = P.eval_pairs(n_pairs, pcfg, seed=pair_seed)
-    metas = [p.meta for p in pairs]
+    pcfg = pairs.PairConfig(size=cfg.size, ref_size=cfg.ref_size)
+    held_out = pairs.eval_pairs(n_pairs, pcfg, seed=pair_seed)
+    metas = [p.meta for p in held_out]
     gt_kp = np.asarray([m["keypoints"] for m in metas], np.float32)
-    batch = P.collate(pairs)
-    report = {"n_pairs": n_pairs, "checksum": P.checksum(pairs), "ddim_steps": settings.steps,
+    batch = pairs.collate(held_out)
+    report = {"n_pairs": n_pairs, "checksum": pairs.checksum(held_out), "ddim_steps": settings.steps,
               "scale_scene": settings.scale_scene, "scale_person": settings.scale_person}
     report["ground_truth"] = score(batch["target"], metas, readers, gt_kp, hits)
-    paste = to_tensor([paste_baseline(p, pcfg) for p in pairs])
+    paste = to_tensor([paste_baseline(p, pcfg) for p in held_out])
     report["paste"] = score(paste, metas, readers, gt_kp, hits)
     for mode in methods:
         imgs = sample_all(pipe, batch, mode, settings, seed, progress=progress)
         report[mode] = score(imgs, metas, readers, gt_kp if mode != "person_hallucination" else None, hits)
         if mode == "insertion":
             _, cls = readers
-            real = M.classifier_features(cls, batch["target"])
-            report[mode]["fid_same"] = M.frechet_distance(M.classifier_features(cls, imgs), real)
+            real = metrics.classifier_features(cls, batch["target"])
+            report[mode]["fid_same"] = metrics.frechet_distance(metrics.classifier_features(cls, imgs), real)
     if n_swap:
-        swaps = P.eval_pairs(n_swap, pcfg, seed=EVAL_SEED + 1, mode="swap")
-        sb = P.collate(swaps)
+        swaps = pairs.eval_pairs(n_swap, pcfg, seed=EVAL_SEED + 1, mode="swap")
+        sb = pairs.collate(swaps)
         imgs = sample_all(pipe, sb, "insertion", settings, seed, progress=progress)
         _, cls = readers
-        real = M.classifier_features(cls, sb["target"])
-        kp = M.read_keypoints(readers[0], imgs)
-        present = M.person_present(cls, imgs)
-        report["swap"] = {"affordance": M.affordance_accuracy(kp, [p.meta for p in swaps], present=present),
-                          "fid": M.frechet_distance(M.classifier_features(cls, imgs), real),
-                          "identity_error": M.identity_error(to_numpy(imgs), kp, [p.meta for p in swaps])}
+        real = metrics.classifier_features(cls, sb["target"])
+        kp = metrics.read_keypoints(readers[0], imgs)
+        present = metrics.person_present(cls, imgs)
+        report["swap"] = {"affordance": metrics.affordance_accuracy(kp, [p.meta for p in swaps], present=present),
+                          "fid": metrics.frechet_distance(metrics.classifier_features(cls, imgs), real),
+                          "identity_error": metrics.identity_error(to_numpy(imgs), kp, [p.meta for p in swaps])}
     return report

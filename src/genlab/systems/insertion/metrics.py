@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from torch.nn import functional
 
 from genlab.errors import GenlabError
 from genlab.systems.insertion import toy
@@ -217,7 +217,7 @@ class KeypointRegressor(nn.Module):
     def heatmaps(self, x: torch.Tensor) -> torch.Tensor:
         h1 = self.down1(self.stem(x))  # (N, 2w, S/2, S/2)
         h2 = self.down2(h1)  # (N, 3w, S/4, S/4)
-        u = F.interpolate(h2, size=h1.shape[-2:], mode="nearest")  # (N, 3w, S/2, S/2)
+        u = functional.interpolate(h2, size=h1.shape[-2:], mode="nearest")  # (N, 3w, S/2, S/2)
         return self.head(self.up(torch.cat([u, h1], 1)))  # (N, K, S/2, S/2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -296,7 +296,7 @@ def _negatives(x: torch.Tensor, boxes: np.ndarray, g: torch.Generator) -> torch.
         elif kind == 1:
             fill = torch.zeros(3, h, w)
         elif kind == 2:
-            fill = F.avg_pool2d((torch.rand(1, 3, h, w, generator=g) * 2 - 1), 3, 1, 1)[0] * 2
+            fill = functional.avg_pool2d((torch.rand(1, 3, h, w, generator=g) * 2 - 1), 3, 1, 1)[0] * 2
         else:
             fill = (torch.rand(3, 1, 1, generator=g) * 2 - 1).expand(3, h, w)
         x[i, :, y0:y1, x0:x1] = fill.clamp(-1, 1)
@@ -310,8 +310,8 @@ def _degrade(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     k = torch.arange(-2, 3, dtype=x.dtype)
     ker = torch.exp(-(k**2) / (2 * sigma**2))
     ker = ker / ker.sum()
-    x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), ker.view(1, 1, 1, 5).repeat(3, 1, 1, 1), groups=3)
-    x = F.conv2d(F.pad(x, (0, 0, 2, 2), mode="replicate"), ker.view(1, 1, 5, 1).repeat(3, 1, 1, 1), groups=3)
+    x = functional.conv2d(functional.pad(x, (2, 2, 0, 0), mode="replicate"), ker.view(1, 1, 1, 5).repeat(3, 1, 1, 1), groups=3)
+    x = functional.conv2d(functional.pad(x, (0, 0, 2, 2), mode="replicate"), ker.view(1, 1, 5, 1).repeat(3, 1, 1, 1), groups=3)
     return x + torch.randn(x.shape, generator=g) * (torch.rand(n, 1, 1, 1, generator=g) * 0.06)
 
 
@@ -343,7 +343,7 @@ def train_readers(cfg: ReaderConfig, progress: bool = True) -> tuple[KeypointReg
         xb = _degrade(xb, g)
         pos = ~neg
         kp_loss = side_invariant_l1(reg(xb[pos]), kb[pos]) if pos.any() else xb.sum() * 0
-        loss = kp_loss + 0.5 * F.cross_entropy(cls(xb), sb)
+        loss = kp_loss + 0.5 * functional.cross_entropy(cls(xb), sb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -353,22 +353,19 @@ def train_readers(cfg: ReaderConfig, progress: bool = True) -> tuple[KeypointReg
 
 def load_or_train_readers(cfg: ReaderConfig, progress: bool = True) -> tuple[KeypointRegressor, StateClassifier]:
     """Trained once per config and cached as safetensors (GENLAB_CACHE)."""
-    from safetensors.torch import load_file, save_file
-
-    from genlab.core.io import atomic_path
+    from genlab.core.train import load_weights, save_weights
 
     path = cache_dir() / f"readers-{cfg.size}-{cfg.key()}.safetensors"
     reg, cls = KeypointRegressor(cfg), StateClassifier(cfg)
     if path.exists():
-        state = load_file(path)
+        state, _ = load_weights(path)
         reg.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("reg.")})
         cls.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("cls.")})
         return reg.eval(), cls.eval()
     reg, cls = train_readers(cfg, progress)
     state = {f"reg.{k}": v.contiguous() for k, v in reg.state_dict().items()}
     state.update({f"cls.{k}": v.contiguous() for k, v in cls.state_dict().items()})
-    with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"config": json.dumps(asdict(cfg))})
+    save_weights(path, state, asdict(cfg))
     return reg, cls
 
 

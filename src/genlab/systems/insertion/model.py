@@ -13,8 +13,8 @@ build them, so training and sampling use exactly the same "empty" conditions.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn import functional
 
 from genlab.core.nn.unet import UNet2D
 from genlab.errors import GenlabError
@@ -69,18 +69,24 @@ class SpaceToDepth(nn.Module):
         self.latent_channels = channels * factor * factor
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return F.pixel_unshuffle(x, self.downsample_factor) if self.downsample_factor > 1 else x
+        return functional.pixel_unshuffle(x, self.downsample_factor) if self.downsample_factor > 1 else x
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(z, self.downsample_factor) if self.downsample_factor > 1 else z
+        return functional.pixel_shuffle(z, self.downsample_factor) if self.downsample_factor > 1 else z
 
 
-def mask_to_latent(mask: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
-    """Pixel mask (N, 1, H, W) -> latent resolution by max-pooling: a latent cell is masked if any of
-    its pixels is (no person pixel can leak into the visible scene latent)."""
+def mask_to_latent(mask: torch.Tensor, latent_hw: tuple[int, int], mode: str = "nearest") -> torch.Tensor:
+    """Pixel mask (N, 1, H, W) -> latent resolution (`ModelConfig.mask_resize`). "nearest" is what
+    SD-inpainting and the official model were trained with (`functional.interpolate`'s default); "max" marks a
+    cell if any of its pixels is masked (no person pixel leaks into the visible scene latent), what
+    the genlab toys were trained with."""
     if mask.shape[-2:] == tuple(latent_hw):
         return mask
-    return F.adaptive_max_pool2d(mask, latent_hw)
+    if mode == "max":
+        return functional.adaptive_max_pool2d(mask, latent_hw)
+    if mode != "nearest":
+        raise GenlabError(f"mask_to_latent: mode must be 'nearest' or 'max', got {mode!r}")
+    return functional.interpolate(mask, size=tuple(latent_hw), mode="nearest")
 
 
 def null_reference(like: torch.Tensor) -> torch.Tensor:

@@ -100,15 +100,13 @@ def make_mask(person: np.ndarray, kind: str, dilation: int, rng: np.random.Gener
         m = _box_mask(size, cx - sx * w / 2, cy - sy * h / 2, cx + sx * w / 2, cy + sy * h / 2) | _box_mask(
             size, x0, y0, x1, y1)
     elif kind == "scribble":
-        from genlab.systems.insertion.toy import _grid, _segment_coverage
-
-        xs, ys = _grid(size)
+        xs, ys = toy.pixel_grid(size)
         m = solid.copy()
         w, h = (x1 - x0) / size, (y1 - y0) / size
         pts = np.stack([rng.uniform(x0 / size, x1 / size, 6), rng.uniform(y0 / size, y1 / size, 6)], -1)
         radius = max(w, h) * rng.uniform(0.08, 0.18)
         for a, c in zip(pts[:-1], pts[1:]):
-            m |= _segment_coverage(xs, ys, a, c, radius, size) > 0.5
+            m |= toy.segment_coverage(xs, ys, a, c, radius, size) > 0.5
         dilation = max(dilation, 1)
     else:
         raise GenlabError(f"make_mask: unknown mask kind {kind!r}; expected one of {MASK_TYPES}")
@@ -255,6 +253,33 @@ def collate(pairs: list[Pair]):
 
 
 # ----------------------------------------------------------------------------- shards
+# One format for toy and real pairs: shard-XXXXX.npz with uint8 images and masks (0..255) and the
+# metas as JSON, listed in manifest.json ({"settings": {..., "config": PairConfig}, "shards": [...]}).
+SHARD_KEYS = ("target", "scene", "mask", "reference")
+
+
+def _u8(a: np.ndarray) -> np.ndarray:
+    """[0, 1] floats -> uint8; anything outside [0, 1] is a bug upstream, not something to clip silently."""
+    a = np.asarray(a, dtype=np.float32)
+    if a.size and (a.min() < -1e-4 or a.max() > 1 + 1e-4):
+        raise GenlabError(f"pair shard: values must be in [0, 1], got [{a.min():.4g}, {a.max():.4g}]")
+    return np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+
+
+def write_pair_shard(path: str | Path, pairs: list[Pair]) -> None:
+    """One shard file (atomic): images/masks in [0, 1] stored as uint8, metas as JSON."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{k: _u8(np.stack([getattr(p, k) for p in pairs])) for k in SHARD_KEYS},
+                     meta=np.array(json.dumps([p.meta for p in pairs])))
+
+
+def write_manifest(out_dir: str | Path, settings: dict, shards: list[dict]) -> dict:
+    manifest = {"settings": settings, "shards": shards}
+    atomic_write_text(Path(out_dir) / "manifest.json", json.dumps(manifest, indent=1))
+    return manifest
+
+
 def write_shards(out_dir: str | Path, seed: int, n_pairs: int, shard_size: int = 256,
                  cfg: PairConfig = PairConfig(), mode: str = "same", progress: bool = True) -> dict:
     """Write pairs [0, n_pairs) as shard-XXXXX.npz (uint8) plus manifest.json; finished shards are kept,
@@ -276,28 +301,41 @@ def write_shards(out_dir: str | Path, seed: int, n_pairs: int, shard_size: int =
         path = out / f"shard-{k:05d}.npz"
         lo, hi = k * shard_size, min(n_pairs, (k + 1) * shard_size)
         if not path.exists():
-            pairs = [make_pair(seed, idx, cfg, mode=mode) for idx in range(lo, hi)]
-
-            def u8(a):
-                return np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
-
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, target=u8(np.stack([p.target for p in pairs])),
-                             scene=u8(np.stack([p.scene for p in pairs])),
-                             mask=u8(np.stack([p.mask for p in pairs])),
-                             reference=u8(np.stack([p.reference for p in pairs])),
-                             meta=np.array(json.dumps([p.meta for p in pairs])))
+            write_pair_shard(path, [make_pair(seed, idx, cfg, mode=mode) for idx in range(lo, hi)])
         shards.append({"file": path.name, "pairs": [lo, hi]})
-        atomic_write_text(manifest_path, json.dumps({"settings": settings, "shards": shards}, indent=1))
-    return {"settings": settings, "shards": shards}
+        manifest = write_manifest(out, settings, shards)
+    return manifest
 
 
 def read_shard(path: str | Path) -> list[Pair]:
-    with np.load(path) as z:
-        metas = json.loads(str(z["meta"]))
-        return [
-            Pair(target=z["target"][k] / np.float32(255), scene=z["scene"][k] / np.float32(255),
-                 mask=z["mask"][k] / np.float32(255), reference=z["reference"][k] / np.float32(255), meta=m)
-            for k, m in enumerate(metas)
-        ]
+    """The pairs of one shard, images back in [0, 1]."""
+    path = Path(path)
+    try:
+        with np.load(path) as z:
+            metas = json.loads(str(z["meta"]))
+            arrays = {k: z[k] for k in SHARD_KEYS}
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
+        raise GenlabError(f"pair shard {path}: not a readable shard ({type(err).__name__}: {err})") from None
+    for k, a in arrays.items():
+        if a.dtype != np.uint8:
+            raise GenlabError(f"pair shard {path}: {k} is {a.dtype}, expected uint8 (rewrite it with "
+                              "`genlab insertion pairs`)")
+    return [Pair(**{k: arrays[k][i].astype(np.float32) / 255 for k in SHARD_KEYS}, meta=m) for i, m in enumerate(metas)]
+
+
+def read_pairs(folder: str | Path) -> tuple[list[Pair], dict]:
+    """Every pair listed in `folder/manifest.json` (toy or real) and the manifest's settings."""
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise GenlabError(f"pairs folder {folder}: no manifest.json (write pairs with `genlab insertion pairs --out "
+                          f"{folder}`)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = [folder / s["file"] for s in manifest["shards"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise GenlabError(f"{manifest_path}: not a pair manifest ({type(err).__name__}: {err})") from None
+    pairs = [p for f in files for p in read_shard(f)]
+    if not pairs:
+        raise GenlabError(f"pairs folder {folder}: the manifest lists no pairs")
+    return pairs, manifest.get("settings", {})

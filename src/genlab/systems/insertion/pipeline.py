@@ -42,17 +42,17 @@ class SampleResult:
 
 
 def check_inputs(scene: torch.Tensor, mask: torch.Tensor, reference: torch.Tensor | None, factor: int,
-                 mode: str) -> None:
+                 mode: str, downsamplings: int = 1) -> None:
     """One clear error for each kind of bad input (sizes, masks, references, NaNs)."""
     if mode not in MODES:
         raise GenlabError(f"sample: mode {mode!r} not in {MODES}")
     if scene.ndim != 4 or scene.shape[1] != 3:
         raise GenlabError(f"sample: scene expected (N, 3, H, W), got {tuple(scene.shape)}")
     h, w = scene.shape[-2:]
-    need = factor * 2  # the autoencoder's factor times at least one UNet downsampling
+    need = factor * 2 ** downsamplings  # the autoencoder's factor times the UNet's downsamplings
     if h % need or w % need:
         raise GenlabError(f"sample: image size {h}x{w} must be divisible by {need} (autoencoder factor {factor} "
-                          "x UNet downsampling); resize or crop the scene")
+                          f"x {2 ** downsamplings} for the UNet's downsampling); resize or crop the scene")
     if mask.shape != (scene.shape[0], 1, h, w):
         raise GenlabError(f"sample: mask expected {(scene.shape[0], 1, h, w)}, got {tuple(mask.shape)}")
     for name, t in (("scene", scene), ("mask", mask), ("reference", reference)):
@@ -78,8 +78,9 @@ def check_inputs(scene: torch.Tensor, mask: torch.Tensor, reference: torch.Tenso
 class InsertionPipeline:
     """model + autoencoder (+ the formulation); `sample(...)` runs any mode."""
 
-    def __init__(self, model: InsertionModel, autoencoder: torch.nn.Module, ref_size: int):
+    def __init__(self, model: InsertionModel, autoencoder: torch.nn.Module, ref_size: int, config=None):
         self.model = model.eval()
+        self.config = config  # the InsertionConfig the weights came with, when a loader knows it
         self.ae = autoencoder.eval() if isinstance(autoencoder, torch.nn.Module) else autoencoder
         self.ref_size = ref_size
         self.form = formulation_for(model.config)
@@ -89,8 +90,9 @@ class InsertionPipeline:
     def factor(self) -> int:
         return int(self.ae.downsample_factor)
 
-    def grid(self, steps: int) -> torch.Tensor:
-        return grids.discrete(steps, self.form.path, spacing="leading", steps_offset=1)
+    def grid(self, steps: int, set_alpha_to_one: bool = False) -> torch.Tensor:
+        return grids.discrete(steps, self.form.path, spacing="leading", steps_offset=1,
+                              set_alpha_to_one=set_alpha_to_one)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         z = self.ae.encode(images)
@@ -105,7 +107,7 @@ class InsertionPipeline:
         if key not in self._null:
             null_img, null_mask = null_scene_pixels(scene)
             z_null = self.encode(null_img)
-            self._null[key] = (z_null, mask_to_latent(null_mask, z_null.shape[-2:]),
+            self._null[key] = (z_null, mask_to_latent(null_mask, z_null.shape[-2:], self.model.config.mask_resize),
                                self.model.encode_reference(null_reference(ref)))
         return self._null[key]
 
@@ -115,11 +117,12 @@ class InsertionPipeline:
                generator: torch.Generator | None = None, progress: bool = False) -> SampleResult:
         """scene (N, 3, H, W) in [-1, 1] with masked pixels grey (0), mask (N, 1, H, W) in {0, 1},
         reference (N, 3, R, R) in [-1, 1] (grey background) or None."""
-        check_inputs(scene, mask, reference, self.factor, mode)
+        check_inputs(scene, mask, reference, self.factor, mode,
+                     max(1, len(self.model.config.unet.block_out_channels) - 1))
         n = scene.shape[0]
         scene = scene * (1 - mask)  # masked pixels grey, whatever the caller left there
         z_scene = self.encode(scene)
-        m_lat = mask_to_latent(mask, z_scene.shape[-2:])
+        m_lat = mask_to_latent(mask, z_scene.shape[-2:], self.model.config.mask_resize)
         ref_shape = (n, 3, self.ref_size, self.ref_size)
         ref = reference if reference is not None else torch.zeros(ref_shape, dtype=scene.dtype)
         if ref.shape != ref_shape:
@@ -146,7 +149,7 @@ class InsertionPipeline:
             def model(z, t, **extra):
                 return den(z, t, **c00, **extra)
         x = torch.randn(z_scene.shape, generator=generator, dtype=z_scene.dtype)
-        ts = self.grid(settings.steps)  # starts from unit-variance noise, as SD's DDIM pipelines do
+        ts = self.grid(settings.steps, settings.set_alpha_to_one)  # starts from unit-variance noise, as SD's DDIM pipelines do
         out = samplers.ddim(model, x, ts, progress=progress)
         if not torch.isfinite(out.x).all():
             raise GenlabError("sample: sampling produced NaN/inf latents (diverged); check the weights")

@@ -14,16 +14,15 @@ with a box mask, reference = person of crop j != i of the same clip, target = cr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from genlab.core.io import atomic_path, atomic_write_text
+from genlab.core.io import atomic_write_text
 from genlab.core.pose.masks import MediaPipeSelfieSegmenter, largest_components
 from genlab.errors import GenlabError
-from genlab.systems.insertion import pairs as P
-from genlab.systems.insertion import toy
+from genlab.systems.insertion import pairs, toy
 
 HIPS = (23, 24)  # MediaPipe-33 left/right hip
 
@@ -98,10 +97,17 @@ def extract(video: str | Path, size: int = 64, scale: float = 0.5, stride: int =
     counts = {"frames": 0, "no_pose": 0, "low_score": 0, "area": 0, "multi_person": 0, "usable": 0,
               "clips": 0, "clips_skipped_lt2": 0}
     segments: list[list[RealFrame]] = [[]]
+    try:  # the file is checked before MediaPipe starts
+        container = av.open(str(video))
+    except (av.error.FFmpegError, OSError) as err:
+        raise GenlabError(f"video {video}: not a readable video ({type(err).__name__}: {err})") from None
+    if not container.streams.video:
+        container.close()
+        raise GenlabError(f"video {video}: has no video stream")
     pose = _pose_fn()
     seg = MediaPipeSelfieSegmenter(1)
     try:
-        with av.open(str(video)) as container:
+        with container:
             for i, frame in enumerate(tqdm(container.decode(video=0), desc="frames", disable=not progress)):
                 if max_frames is not None and i >= max_frames:
                     break
@@ -156,19 +162,19 @@ def extract(video: str | Path, size: int = 64, scale: float = 0.5, stride: int =
     return result
 
 
-def make_real_pair(clip: list[RealFrame], rng: np.random.Generator, cfg: P.PairConfig, mask_kind: str = "box",
-                   dilation: int | None = None) -> P.Pair:
+def make_real_pair(clip: list[RealFrame], rng: np.random.Generator, cfg: pairs.PairConfig, mask_kind: str = "box",
+                   dilation: int | None = None) -> pairs.Pair:
     if len(clip) < 2:
         raise GenlabError(f"real pairs: a clip needs >= 2 usable frames, got {len(clip)}")
     i, j = rng.choice(len(clip), size=2, replace=False)
     tgt, ref = clip[i], clip[j]
     d = cfg.px(cfg.test_dilation_px) if dilation is None else dilation
-    mask = P.make_mask(tgt.mask, mask_kind, d, rng).astype(np.float32)
+    mask = pairs.make_mask(tgt.mask, mask_kind, d, rng).astype(np.float32)
     scene = tgt.image * (1 - mask[..., None]) + toy.GREY * mask[..., None]
-    reference = P.centred_reference(ref.image, ref.mask, cfg, rng if cfg.augment else None)
+    reference = pairs.centred_reference(ref.image, ref.mask, cfg, rng if cfg.augment else None)
     meta = {"frames": [tgt.index, ref.index], "keypoints": tgt.keypoints.tolist(), "visibility": tgt.visibility.tolist(),
             "mask_kind": mask_kind, "dilation": d, "layout": "mediapipe33"}
-    return P.Pair(target=tgt.image, scene=scene.astype(np.float32), mask=mask, reference=reference, meta=meta)
+    return pairs.Pair(target=tgt.image, scene=scene.astype(np.float32), mask=mask, reference=reference, meta=meta)
 
 
 def split_clips(clips: list, eval_every: int = 4) -> tuple[list, list]:
@@ -179,30 +185,52 @@ def split_clips(clips: list, eval_every: int = 4) -> tuple[list, list]:
 
 
 def write_real_pairs(video: str | Path, out_dir: str | Path, size: int = 64, seed: int = 0,
-                     pairs_per_clip: int = 8, max_frames: int | None = None) -> dict:
-    """Extract, split by clip and write train/eval pair shards (npz) + summary.json; returns the summary."""
-    ext = extract(video, size=size, max_frames=max_frames, progress=True)
+                     pairs_per_clip: int = 8, max_frames: int | None = None, stride: int = 1,
+                     progress: bool = True) -> dict:
+    """Extract, split by clip and write pair shards in the toy's format (`pairs.write_pair_shard`):
+    training pairs in `out_dir` (what `genlab insertion train --pairs` reads), held-out pairs in
+    `out_dir/eval`, each with its manifest.json, plus summary.json; returns the summary. Written under a
+    temporary name and renamed, so a failed extraction leaves no half-written folder."""
+    import os
+    import shutil
+
+    ext = extract(video, size=size, max_frames=max_frames, stride=stride, progress=progress)
     if not ext.clips:
         raise GenlabError(f"{video}: no clip with >= 2 usable one-person frames ({ext.counts})")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = P.PairConfig(size=size, ref_size=size // 2)
+    if out.exists() and any(out.iterdir()):
+        raise GenlabError(f"--out {out}: folder exists and is not empty; choose a new folder for real pairs")
+    cfg = pairs.PairConfig(size=size, ref_size=size // 2)
     train, held = split_clips(ext.clips) if len(ext.clips) > 1 else (ext.clips, [])
     summary = {"video": str(video), "counts": ext.counts, "train_clips": len(train), "eval_clips": len(held)}
-    for name, clips in (("train", train), ("eval", held)):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, len(name)]))
-        pairs = [make_real_pair(c, rng, cfg) for c in clips for _ in range(pairs_per_clip)]
-        if not pairs:
-            continue
-        with atomic_path(out / f"{name}.npz") as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **{k: np.stack([getattr(p, k) for p in pairs]) for k in ("target", "scene", "mask", "reference")},
-                         meta=np.array(json.dumps([p.meta for p in pairs])))
-        summary[f"{name}_pairs"] = len(pairs)
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"  # renamed onto `out` once complete
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        for name, clips in (("train", train), ("eval", held)):
+            rng = np.random.default_rng(np.random.SeedSequence([seed, len(name)]))
+            drawn = [make_real_pair(c, rng, cfg) for c in clips for _ in range(pairs_per_clip)]
+            if not drawn:
+                continue
+            folder = tmp if name == "train" else tmp / "eval"
+            folder.mkdir(exist_ok=True)
+            pairs.write_pair_shard(folder / "shard-00000.npz", drawn)
+            settings = {"source": "video", "video": str(video), "seed": seed, "split": name,
+                        "pairs_per_clip": pairs_per_clip, "config": asdict(cfg)}
+            pairs.write_manifest(folder, settings, [{"file": "shard-00000.npz", "pairs": [0, len(drawn)]}])
+            summary[f"{name}_pairs"] = len(drawn)
+        atomic_write_text(tmp / "summary.json", json.dumps(summary, indent=1))
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
     return summary
 
 
-def extraction_mask(clip: list[RealFrame], pair: P.Pair) -> np.ndarray:
+def extraction_mask(clip: list[RealFrame], pair: pairs.Pair) -> np.ndarray:
     """The person mask of the pair's target frame."""
     return next(f.mask for f in clip if f.index == pair.meta["frames"][0])

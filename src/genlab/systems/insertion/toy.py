@@ -217,12 +217,13 @@ def pose(identity: Identity, room: Room, state: str, hip_x: float, facing: int, 
     return kp.astype(np.float32)
 
 
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (xs, ys) of a size x size image, normalised to [0, 1]."""
     c = (np.arange(size, dtype=np.float32) + 0.5) / size
     return np.meshgrid(c, c, indexing="xy")  # xs, ys
 
 
-def _segment_coverage(xs, ys, p0, p1, radius, size) -> np.ndarray:
+def segment_coverage(xs, ys, p0, p1, radius, size) -> np.ndarray:
     """Anti-aliased coverage of a capsule (segment with round ends) in [0, 1]."""
     d = p1 - p0
     t = np.clip(((xs - p0[0]) * d[0] + (ys - p0[1]) * d[1]) / max(float(d @ d), 1e-12), 0.0, 1.0)
@@ -237,7 +238,7 @@ def _rect(xs, ys, x0, y0, x1, y1, size) -> np.ndarray:
 
 
 def render_room(room: Room, size: int) -> np.ndarray:
-    xs, ys = _grid(size)
+    xs, ys = pixel_grid(size)
     img = np.empty((size, size, 3), dtype=np.float32)
     img[:] = np.asarray(room.wall, dtype=np.float32)
     shade = np.where(xs > room.corner_x, 0.85, 1.0)[..., None].astype(np.float32)
@@ -264,11 +265,11 @@ def render_room(room: Room, size: int) -> np.ndarray:
 
 def render_person(identity: Identity, kp: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Colour layer (H, W, 3) and coverage (H, W) of the stick figure with normalised keypoints kp."""
-    xs, ys = _grid(size)
+    xs, ys = pixel_grid(size)
     colour = np.zeros((size, size, 3), dtype=np.float32)
     cover = np.zeros((size, size), dtype=np.float32)
     for a, b, part in LIMBS:
-        cov = _segment_coverage(xs, ys, kp[KP[a]], kp[KP[b]], identity.width, size)
+        cov = segment_coverage(xs, ys, kp[KP[a]], kp[KP[b]], identity.width, size)
         colour = colour * (1 - cov[..., None]) + cov[..., None] * identity.colour(part)
         cover = np.maximum(cover, cov)
     head = kp[KP["head"]]

@@ -27,7 +27,7 @@ from genlab.core.train import (
     save_weights,
 )
 from genlab.errors import GenlabError
-from genlab.systems.insertion import pairs as P
+from genlab.systems.insertion import pairs
 from genlab.systems.insertion.config import InsertionConfig
 from genlab.systems.insertion.model import InsertionModel, SpaceToDepth, mask_to_latent, null_scene_pixels
 from genlab.systems.insertion.pipeline import formulation_for
@@ -35,8 +35,8 @@ from genlab.systems.insertion.pipeline import formulation_for
 TRAIN_SEED_OFFSET = 1  # training pairs use seed + 1; evaluation pairs use their own fixed seed
 
 
-def pair_config(cfg: InsertionConfig) -> P.PairConfig:
-    return P.PairConfig(size=cfg.size, ref_size=cfg.ref_size)
+def pair_config(cfg: InsertionConfig) -> pairs.PairConfig:
+    return pairs.PairConfig(size=cfg.size, ref_size=cfg.ref_size)
 
 
 def build_pool(cfg: InsertionConfig, n: int | None = None, seed: int | None = None, progress: bool = False,
@@ -50,8 +50,8 @@ def build_pool(cfg: InsertionConfig, n: int | None = None, seed: int | None = No
     pcfg = pair_config(cfg)
     rng = np.random.default_rng(seed)
     modes = np.where(rng.uniform(size=n) < half_fraction, "half", mode)
-    pairs = [P.make_pair(seed, k, pcfg, mode=str(modes[k])) for k in tqdm(range(n), desc="pairs", disable=not progress)]
-    return P.collate(pairs)
+    drawn = [pairs.make_pair(seed, k, pcfg, mode=str(modes[k])) for k in tqdm(range(n), desc="pairs", disable=not progress)]
+    return pairs.collate(drawn)
 
 
 def make_autoencoder(cfg: InsertionConfig, images: torch.Tensor | None = None, progress: bool = False):
@@ -67,14 +67,14 @@ def make_autoencoder(cfg: InsertionConfig, images: torch.Tensor | None = None, p
 
 
 @torch.no_grad()
-def encode_pool(pool: dict[str, torch.Tensor], ae, batch: int = 128) -> dict[str, torch.Tensor]:
-    """Latents of targets and scenes, masks at latent size, references unchanged."""
+def encode_pool(pool: dict[str, torch.Tensor], ae, mask_resize: str, batch: int = 128) -> dict[str, torch.Tensor]:
+    """Latents of targets and scenes, masks at latent size (`ModelConfig.mask_resize`), references unchanged."""
     def enc(x):
         return torch.cat([ae.encode(x[i:i + batch]) for i in range(0, len(x), batch)])
 
     z_t = enc(pool["target"])
     out = {"z": z_t, "z_scene": enc(pool["scene"] * (1 - pool["mask"])),
-           "mask": mask_to_latent(pool["mask"], z_t.shape[-2:]), "reference": pool["reference"]}
+           "mask": mask_to_latent(pool["mask"], z_t.shape[-2:], mask_resize), "reference": pool["reference"]}
     for k, v in out.items():
         if not torch.isfinite(v).all():
             raise GenlabError(f"training data: {k} contains NaN/inf (autoencoder diverged?)")
@@ -101,25 +101,36 @@ def training_data(cfg: InsertionConfig, ae, n: int | None = None, seed: int | No
     never renders pairs or runs the autoencoder per step (or again on resume)."""
     import hashlib
 
-    from safetensors.torch import load_file, save_file
-
-    from genlab.core.io import atomic_path
     from genlab.systems.insertion.metrics import cache_dir
 
     n = cfg.train.pool if n is None else n
     seed = cfg.train.seed + TRAIN_SEED_OFFSET if seed is None else seed
     spec = json.dumps({"pairs": asdict(pair_config(cfg)), "n": n, "seed": seed, "mode": mode, "half": 0.1,
-                       "ae": _ae_key(ae), "v": 1}, sort_keys=True)
+                       "ae": _ae_key(ae), "mask_resize": cfg.model.mask_resize, "v": 1}, sort_keys=True)
     path = cache_dir() / f"pool-{cfg.size}-{hashlib.sha256(spec.encode()).hexdigest()[:16]}.safetensors"
     if cache and path.is_file():
-        data = load_file(path)
+        data, _ = load_weights(path)
         return {k: v.float() for k, v in data.items()}
-    data = encode_pool(build_pool(cfg, n=n, seed=seed, progress=progress, mode=mode), ae)
+    data = encode_pool(build_pool(cfg, n=n, seed=seed, progress=progress, mode=mode), ae, cfg.model.mask_resize)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            save_file({k: v.contiguous() for k, v in data.items()}, str(tmp))
+        save_weights(path, data)
     return data
+
+
+def pairs_pool(folders: list[str | Path], cfg: InsertionConfig) -> dict[str, torch.Tensor]:
+    """The pairs of one or more folders written by `genlab insertion pairs` (toy shards, real pairs from
+    `--video`, or both) as one training pool in [-1, 1]; their image and reference sizes must be the
+    preset's."""
+    drawn = []
+    for folder in folders:
+        found, settings = pairs.read_pairs(folder)
+        pc = settings.get("config", {})
+        if (pc.get("size"), pc.get("ref_size")) != (cfg.size, cfg.ref_size):
+            raise GenlabError(f"--pairs {folder}: pairs of {pc.get('size')} px with {pc.get('ref_size')} px references; "
+                              f"this preset trains on {cfg.size} px with {cfg.ref_size} px references (write them with "
+                              f"`genlab insertion pairs --size {cfg.size}`)")
+        drawn += found
+    return pairs.collate(drawn)
 
 
 def make_loss_fn(cfg: InsertionConfig, z_null: torch.Tensor, p_both: float | None = None,
@@ -148,7 +159,7 @@ def make_loss_fn(cfg: InsertionConfig, z_null: torch.Tensor, p_both: float | Non
 
 def train(cfg: InsertionConfig, out_dir: str | Path | None = None, progress: bool = True,
           p_both: float | None = None, p_person: float | None = None, pool: dict | None = None,
-          ae=None, on_log=None, mode: str = "same"):
+          ae=None, on_log=None, mode: str = "same", log_every: int = 25):
     """Train the insertion model; returns (EMA model, autoencoder, history). Resumes from out_dir.
     mode='self' trains on Paint-by-Example's same-image pairs (the peer benchmark's variant)."""
     torch.manual_seed(cfg.train.seed)
@@ -159,14 +170,14 @@ def train(cfg: InsertionConfig, out_dir: str | Path | None = None, progress: boo
                               "config, or choose another --out")
     if ae is None:
         ae = make_autoencoder(cfg, None if pool is None else pool["target"][:1024], progress=progress)
-    data = training_data(cfg, ae, progress=progress, mode=mode) if pool is None else encode_pool(pool, ae)
+    data = training_data(cfg, ae, progress=progress, mode=mode) if pool is None else encode_pool(pool, ae, cfg.model.mask_resize)
     with torch.no_grad():
         grey, _ = null_scene_pixels(torch.zeros(1, 3, cfg.size, cfg.size))
         z_null = ae.encode(grey)
     model = InsertionModel(cfg.model)
     tcfg = TrainConfig(steps=cfg.train.steps, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
                        warmup_steps=cfg.train.warmup_steps, ema_decay=cfg.train.ema_decay, grad_clip=1.0,
-                       checkpoint_every=cfg.train.checkpoint_every, seed=cfg.train.seed, log_every=25)
+                       checkpoint_every=cfg.train.checkpoint_every, seed=cfg.train.seed, log_every=log_every)
     trainer = Trainer(model, make_loss_fn(cfg, z_null, p_both, p_person), data, tcfg, out_dir=out_dir,
                       config=config_to_dict(cfg), progress=progress, on_log=on_log)
     result = trainer.fit()
@@ -196,6 +207,11 @@ def load_model(run_dir: str | Path) -> tuple[InsertionModel, object, InsertionCo
     state, raw = load_weights(path)
     if raw is None:
         raise GenlabError(f"insertion: {path} has no config beside it ({path}.json or metadata)")
+    # runs saved before these fields existed were all trained with max-pooled masks and sampled to clean data
+    if isinstance(raw.get("model"), dict):
+        raw["model"].setdefault("mask_resize", "max")
+    if isinstance(raw.get("sample"), dict):
+        raw["sample"].setdefault("set_alpha_to_one", True)
     cfg = config_from_dict(InsertionConfig, raw, source=str(path))
     model = InsertionModel(cfg.model)
     load_state_strict(model, state, str(path))
@@ -214,5 +230,5 @@ def write_history(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, json.dumps(history, indent=1))
 
 
-__all__ = ["build_pool", "make_autoencoder", "encode_pool", "training_data", "make_loss_fn", "train", "save_model", "load_model",
+__all__ = ["build_pool", "pairs_pool", "make_autoencoder", "encode_pool", "training_data", "make_loss_fn", "train", "save_model", "load_model",
            "pair_config", "write_history", "asdict"]

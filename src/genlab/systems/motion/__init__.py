@@ -4,12 +4,14 @@ Stable public API (the concepts system builds on it):
 
     from genlab.systems.motion import fit_program, execute, FitConfig, Program, Segment, Loop
     prog = fit_program(keypoints, FitConfig())     # (T, J, 2) pixels -> Program (normalised units)
+    prog = fit_program(xy, preset_for("detector"), conf=c)  # a pose detector's track and its confidences
     xy = execute(prog, rate=2.0)                   # (2T, J, 2) at any sub-frame rate
     xy_px = execute(prog, pixels=True)             # back to pixels
     text = prog.to_text(); Program.from_text(text) # readable text form that parses back
 
 Types (frozen dataclasses, `program.py`): primitives `Stationary`, `Line`, `Circle` (per joint, local
 time u in [0, 1), timing s(u) = u + accel*u*(u-1)); `Segment(duration, primitives)`;
+`Missing(duration)` (the pose was lost: no motion claimed);
 `Loop(iterations)` with `mean_body()`, `phase_stats()` and `sample_iteration(rng)`;
 `Program(statements, skeleton, fps, scale, origin)`. Editing: `set_loop_count`, `edit_primitive`,
 `splice`. Fitting at given boundaries: `fit_segments(X, boundaries, cfg)` -> Segments. Fitting internals: `fit.fit_windows` (closed-form, vectorised primitive fits and the
@@ -31,6 +33,7 @@ _EXPORTS = {
     "KINDS": "genlab.systems.motion.program",
     "Line": "genlab.systems.motion.program",
     "Loop": "genlab.systems.motion.program",
+    "Missing": "genlab.systems.motion.program",
     "LoopConfig": "genlab.systems.motion.config",
     "MOTIONS": "genlab.systems.motion.synthetic",
     "MotionSpec": "genlab.systems.motion.synthetic",
@@ -53,6 +56,7 @@ _EXPORTS = {
     "make_sequence": "genlab.systems.motion.synthetic",
     "parse_program": "genlab.systems.motion.program",
     "prepare": "genlab.systems.motion.pipeline",
+    "preset_for": "genlab.systems.motion.config",
     "register_motion": "genlab.systems.motion.synthetic",
     "set_loop_count": "genlab.systems.motion.program",
     "splice": "genlab.systems.motion.program",
@@ -67,9 +71,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "KINDS", "Circle", "FitConfig", "Line", "Loop", "LoopConfig", "MOTIONS", "MotionSpec", "MotionStyle",
+    "KINDS", "Circle", "FitConfig", "Line", "Loop", "LoopConfig", "MOTIONS", "Missing", "MotionSpec", "MotionStyle",
     "PhaseStats", "Primitive", "Program", "Segment", "Stationary", "SynthConfig", "SyntheticSequence",
     "descriptor", "edit_primitive", "execute", "fill_gaps", "fit_normalised", "fit_program",
     "fit_segments", "format_program",
-    "make_sequence", "parse_program", "prepare", "register_motion", "set_loop_count", "splice", "synthetic_set",
+    "make_sequence", "parse_program", "prepare", "preset_for", "register_motion", "set_loop_count", "splice", "synthetic_set",
 ]

@@ -19,12 +19,14 @@ from genlab.systems.motion.pipeline import fit_normalised, prepare
 from genlab.systems.motion.program import Loop, Program, execute
 
 
-def reconstruction_error(program: Program, keypoints: np.ndarray) -> float:
-    """Mean joint distance (pixels) between the executed program and the keypoints (finite frames only)."""
+def reconstruction_error(program: Program, keypoints: np.ndarray, used: np.ndarray | None = None) -> float:
+    """Mean joint distance (pixels) between the executed program and the keypoints, over the points
+    both have (and, given `used` (T, J), only those the fit used: low-confidence points are not)."""
     kp = np.asarray(keypoints, dtype=np.float64)
     rec = execute(program, pixels=True)[: kp.shape[0]]
-    ok = np.isfinite(kp[: rec.shape[0]]).all(-1)
-    return float(np.linalg.norm(rec - kp[: rec.shape[0]], axis=-1)[ok].mean())
+    d = np.linalg.norm(rec - kp[: rec.shape[0]], axis=-1)
+    ok = np.isfinite(d) if used is None else np.isfinite(d) & np.asarray(used, bool)[: rec.shape[0]]
+    return float(d[ok].mean()) if ok.any() else float("nan")
 
 
 def _template(loop: Loop, program: Program) -> tuple[np.ndarray, float]:
@@ -66,6 +68,8 @@ def interpolate(keypoints: np.ndarray, missing: np.ndarray, cfg: FitConfig | Non
     if miss.shape != (kp.shape[0],):
         raise GenlabError(f"missing mask must have shape ({kp.shape[0]},), got {miss.shape}")
     kp[miss] = np.nan
+    # the program must span the gaps it fills: no `missing` runs, gap frames at weight 0
+    cfg = replace(cfg, max_gap=kp.shape[0], bridge_weight=0.0)
     prep = prepare(kp, skeleton, min_frames=max(2, 2 * cfg.min_len))
     prog = fit_normalised(prep.X, cfg, missing=prep.missing, skeleton=skeleton, scale=prep.scale, origin=prep.origin)
     out = execute(prog)[: kp.shape[0]]
@@ -99,7 +103,7 @@ def predict(keypoints: np.ndarray, horizon: int, cfg: FitConfig | None = None,
     Returns (predicted keypoints (horizon, J, 2) in pixels, the program)."""
     if horizon < 1:
         raise GenlabError(f"horizon must be >= 1 frame, got {horizon}")
-    cfg = cfg or FitConfig()
+    cfg = replace(cfg or FitConfig(), max_gap=len(keypoints), bridge_weight=0.0)  # as `interpolate`
     prep = prepare(keypoints, skeleton, min_frames=max(2, 2 * cfg.min_len))
     prog = fit_normalised(prep.X, cfg, missing=prep.missing if prep.missing.any() else None, skeleton=skeleton,
                           scale=prep.scale, origin=prep.origin)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genlab.systems.motion.program import KINDS, Program
+from genlab.systems.motion.program import KINDS, Program, Segment
 
 
 def _kinds(program: Program) -> np.ndarray:
@@ -68,3 +68,66 @@ def score_fit(pred: Program, seq) -> dict[str, float]:
     return dict(type_acc=type_accuracy(pred, true), boundary_recall=rec, boundary_precision=prec,
                 count_exact=rep["count_exact"] * rep["recall"], rep_precision=rep["precision"],
                 rep_recall=rep["recall"])
+
+
+# --- scores on frames away from gaps (real tracks lose frames) -----------------------------------
+
+def piece_index(program: Program, t: np.ndarray) -> np.ndarray:
+    """Index into `program.pieces()` of the piece holding each frame time t."""
+    b = program.boundaries()
+    return np.clip(np.searchsorted(b, t, side="right") - 1, 0, len(b) - 2)
+
+
+def visible_repetitions(true: Program, gap: tuple[int, int] | None, max_gap: int, min_reps: int) -> tuple[int, int]:
+    """The range of repetition counts a program may claim for the true loop(s) when frames [g0, g1)
+    were not seen. A gap up to `max_gap` frames is bridged: exactly the true count. A longer gap
+    splits the loop; each side shows (its observed frames / the period) repetitions, of which a
+    partly seen one may or may not be counted (floor or ceil), and a side with fewer than `min_reps`
+    is no loop (0 then, by definition)."""
+    lo = hi = 0
+    for a, b, n in true.loop_spans():
+        if gap is None or gap[1] - gap[0] <= max_gap or gap[1] <= a or gap[0] >= b:
+            lo, hi = lo + n, hi + n
+            continue
+        period = (b - a) / n
+        for s0, s1 in ((a, min(b, gap[0])), (max(a, gap[1]), b)):
+            reps = max(0.0, s1 - s0) / period
+            f, c = int(np.floor(reps + 1e-9)), int(np.ceil(reps - 1e-9))
+            lo += f if f >= min_reps else 0
+            hi += c if c >= min_reps else 0
+    return lo, hi
+
+
+def masked_scores(pred: Program, true: Program, valid: np.ndarray, gap: tuple[int, int] | None = None,
+                  tol: float = 2.0, max_gap: int = 12, min_reps: int = 3) -> dict[str, float]:
+    """Types, boundaries and loop counts judged only on `valid` frames (T,) bool.
+    type_acc: per (joint, true segment lying wholly in valid frames), the type of the predicted piece
+    covering most of it (a missing piece counts as wrong). boundaries: internal true / predicted
+    boundaries at valid frames, matched within +-tol. loop_count (1 or 0 per sequence): the
+    predicted loops overlapping the true loop hold as many repetitions as are visible around
+    `gap` (the frames [g0, g1) nobody saw; see `visible_repetitions`; without a gap: exactly the
+    true count)."""
+    valid = np.asarray(valid, bool)
+    T = len(valid)
+    tb, pieces = true.boundaries(), list(pred.pieces())
+    hits = total = 0
+    for i, seg in enumerate(true.pieces()):
+        a, b = int(tb[i]), int(np.ceil(tb[i + 1]))
+        if b > T or not valid[a:b].all():
+            continue
+        k = np.bincount(piece_index(pred, np.arange(a, b) + 0.5)).argmax()
+        got = getattr(pieces[k], "kinds", None)
+        hits += sum(x == y for x, y in zip(seg.kinds, got)) if got else 0
+        total += len(seg.kinds)
+    pb = np.array([x for i, x in enumerate(pred.boundaries()[1:-1])
+                   if isinstance(pieces[i], Segment) and isinstance(pieces[i + 1], Segment)])
+    at = lambda b: b[valid[np.clip(np.round(b).astype(int), 0, T - 1)]] if len(b) else b  # noqa: E731
+    tbi, pbi = at(tb[1:-1]), at(pb)
+    d = np.abs(tbi[:, None] - pbi[None, :]) if len(tbi) and len(pbi) else np.zeros((len(tbi), len(pbi)))
+    lo, hi = visible_repetitions(true, gap, max_gap, min_reps)
+    spans = true.loop_spans()
+    found = sum(n for a, b, n in pred.loop_spans() if any(min(b, tb_) > max(a, ta) for ta, tb_, _ in spans))
+    return dict(type_acc=hits / total if total else float("nan"),
+                boundary_recall=float((d.min(1) <= tol).mean()) if len(pbi) else float(len(tbi) == 0),
+                boundary_precision=float((d.min(0) <= tol).mean()) if len(tbi) else float(len(pbi) == 0),
+                loop_count=float(lo <= found <= hi))

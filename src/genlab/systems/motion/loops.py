@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genlab.systems.motion.config import LoopConfig
-from genlab.systems.motion.program import KINDS, Loop, Segment, Statement
+from genlab.systems.motion.program import KINDS, Loop, Program, Segment, Statement, execute
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,21 @@ def descriptor_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Root mean square over joints and the 3 points of the point distance; a, b (..., J, 3, 2).
     (RMS rather than mean, so that a few joints far apart are not hidden by many still ones.)"""
     return np.sqrt((np.linalg.norm(a - b, axis=-1) ** 2).mean(axis=(-1, -2)))
+
+
+def loop_similarity(loop: Loop, samples: int = 16) -> float:
+    """How alike a loop's iterations are, 1 = identical: each iteration is executed at `samples`
+    points of its own (time-normalised) duration; 1 - (mean RMS distance of the iterations from their
+    mean) / (RMS extent of the mean iteration about its joints' centres). Below 0: unrelated."""
+    its = []
+    for it in loop.iterations:
+        prog = Program(tuple(it))
+        its.append(execute(prog, t=np.arange(samples) * prog.duration / samples))
+    its = np.stack(its)  # (n, samples, J, 2)
+    mean = its.mean(0)
+    dist = np.sqrt((np.linalg.norm(its - mean, axis=-1) ** 2).mean(axis=(1, 2))).mean()
+    extent = np.sqrt((np.linalg.norm(mean - mean.mean(0), axis=-1) ** 2).mean())
+    return float(1.0 - dist / max(extent, 1e-9))
 
 
 def detect_loops(segments: Sequence[Segment], cfg: LoopConfig) -> list[LoopSpan]:
@@ -74,6 +89,9 @@ def detect_loops(segments: Sequence[Segment], cfg: LoopConfig) -> list[LoopSpan]
                 continue
             pts = its.mean(0).transpose(1, 0, 2, 3).reshape(its.shape[2], -1, 2)  # (J, K*3, 2) mean iteration
             if (pts.max(1) - pts.min(1)).max() < cfg.min_extent:
+                continue
+            loop = Loop(tuple(tuple(segments[span.first + r * K : span.first + (r + 1) * K]) for r in range(reps)))
+            if loop_similarity(loop) < cfg.min_similarity:
                 continue
             cands.append((float(dur[span.first : span.stop].sum()), K, span))
     cands.sort(key=lambda c: (-c[0], c[1]))

@@ -224,7 +224,20 @@ class Loop:
         return tuple(body)
 
 
-Statement = Segment | Loop
+@dataclass(frozen=True)
+class Missing:
+    """A run of frames where the pose was lost: the program says so instead of inventing motion.
+    Executes to NaN; no primitive spans it."""
+
+    duration: float
+
+    def __post_init__(self):
+        if not self.duration > 0:
+            raise GenlabError(f"missing run duration must be > 0 frames, got {self.duration}")
+
+
+Statement = Segment | Loop | Missing
+Piece = Segment | Missing
 
 
 @dataclass(frozen=True)
@@ -242,7 +255,7 @@ class Program:
 
     @property
     def duration(self) -> float:
-        return float(sum(s.duration for s in self.segments()))
+        return float(sum(s.duration for s in self.pieces()))
 
     @property
     def num_frames(self) -> int:
@@ -253,6 +266,13 @@ class Program:
         return [s for s in self.statements if isinstance(s, Loop)]
 
     def segments(self) -> Iterator[Segment]:
+        """The fitted segments in time order (loops unrolled; missing runs skipped)."""
+        for piece in self.pieces():
+            if isinstance(piece, Segment):
+                yield piece
+
+    def pieces(self) -> Iterator[Piece]:
+        """Segments and missing runs in time order (loops unrolled): the program's timeline."""
         for st in self.statements:
             if isinstance(st, Loop):
                 yield from st.segments()
@@ -260,8 +280,14 @@ class Program:
                 yield st
 
     def boundaries(self) -> np.ndarray:
-        """Start frame of every segment, plus the end of the last."""
-        return np.concatenate([[0.0], np.cumsum([s.duration for s in self.segments()])])
+        """Start frame of every piece (segment or missing run), plus the end of the last.
+        Equals the segment boundaries when nothing is missing."""
+        return np.concatenate([[0.0], np.cumsum([s.duration for s in self.pieces()])])
+
+    def missing_spans(self) -> list[tuple[float, float]]:
+        """(start frame, end frame) of every `missing` run."""
+        b = self.boundaries()
+        return [(float(b[i]), float(b[i + 1])) for i, p in enumerate(self.pieces()) if isinstance(p, Missing)]
 
     def loop_spans(self) -> list[tuple[float, float, int]]:
         """(start frame, end frame, count) of every loop."""
@@ -269,9 +295,7 @@ class Program:
         for st in self.statements:
             if isinstance(st, Loop):
                 out.append((t, t + st.duration, st.count))
-                t += st.duration
-            else:
-                t += st.duration
+            t += st.duration
         return out
 
     def to_pixels(self, xy: np.ndarray) -> np.ndarray:
@@ -296,15 +320,15 @@ def execute(program: Program, rate: float = 1.0, pixels: bool = False, t: np.nda
         t = np.arange(n) / rate
     t = np.asarray(t, dtype=np.float64)
     J = program.num_joints
-    out = np.full(t.shape + (J, 2), np.nan)
-    segs = list(program.segments())
+    out = np.full(t.shape + (J, 2), np.nan)  # NaN stays over missing runs
+    pieces = list(program.pieces())
     starts = program.boundaries()
-    idx = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(segs) - 1)
+    idx = np.clip(np.searchsorted(starts, t, side="right") - 1, 0, len(pieces) - 1)
     for i in np.unique(idx):
-        sel = idx == i
-        seg = segs[i]
-        u = (t[sel] - starts[i]) / seg.duration
-        out[sel] = seg(u)
+        seg = pieces[i]
+        if isinstance(seg, Segment):
+            sel = idx == i
+            out[sel] = seg((t[sel] - starts[i]) / seg.duration)
     return program.to_pixels(out) if pixels else out
 
 
@@ -321,6 +345,7 @@ def execute(program: Program, rate: float = 1.0, pixels: bool = False, t: np.nda
 #       segment 12 ... end
 #     end
 #   end
+#   missing 40          (the pose was lost for 40 frames: no motion is claimed there)
 
 def _f(v: float) -> str:
     return f"{float(v):.7g}"
@@ -359,6 +384,8 @@ def format_program(program: Program) -> str:
                     seg_lines(seg, "    ")
                 lines.append("  end")
             lines.append("end")
+        elif isinstance(st, Missing):
+            lines.append(f"missing {_f(st.duration)}")
         else:
             seg_lines(st, "")
     return "\n".join(lines) + "\n"
@@ -428,6 +455,15 @@ def parse_program(text: str) -> Program:
         _, ln = lines[pos]
         if ln.startswith("segment"):
             statements.append(parse_segment())
+        elif ln.startswith("missing"):
+            parts = ln.split()
+            try:
+                statements.append(Missing(float(parts[1])))
+            except (IndexError, ValueError):
+                raise err(f"expected 'missing FRAMES', got {ln!r}") from None
+            if len(parts) != 2:
+                raise err(f"expected 'missing FRAMES', got {ln!r}")
+            pos += 1
         elif ln.startswith("loop"):
             parts = ln.split()
             if len(parts) != 2 or not parts[1].isdigit():
@@ -451,8 +487,8 @@ def parse_program(text: str) -> Program:
                 raise err(f"loop says {count} iterations but holds {len(its)}")
             statements.append(Loop(tuple(its)))
         else:
-            raise err(f"expected 'segment' or 'loop', got {ln!r}")
-    if not statements:
+            raise err(f"expected 'segment', 'loop' or 'missing', got {ln!r}")
+    if not any(isinstance(st, (Segment, Loop)) for st in statements):
         raise GenlabError("motion program has no statements")
     return Program(tuple(statements), skel.name, float(m.group(2)), float(m.group(3)),
                    (float(m.group(4)), float(m.group(5))))
@@ -497,6 +533,8 @@ def edit_primitive(program: Program, segment_index: int, joint: int, **changes) 
                     counter += 1
                 its.append(tuple(segs))
             new_sts.append(Loop(tuple(its)))
+        elif isinstance(st, Missing):
+            new_sts.append(st)
         else:
             new_sts.append(_edit_seg(st, joint, changes) if counter == segment_index else st)
             counter += 1

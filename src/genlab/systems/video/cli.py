@@ -3,8 +3,9 @@
 The curation pipeline registers `genlab video curate` from `curation/cli.py`.
   genlab video demo [--fast] [--out DIR]          sprites moving at the motion-bucket speed (CPU)
   genlab video train --stage image|video|finetune|... --out DIR [--steps N] [--frames T] [--size S]
-  genlab video sample --weights DIR --image PNG --out GIF [--frames T] [--steps N] [--motion-bucket B]
-  genlab video convert --unet PATH --out DIR      sgm single file or diffusers folder -> our safetensors
+  genlab video sample --pretrained PATH --image PNG --out MP4 [--frames T] [--fps F] [--motion-bucket B] [--gif] ...
+  genlab video sample --weights RUN/finetune --image PNG --out MP4     (a toy model from `video train`)
+  genlab video convert --pretrained PATH --to genlab|diffusers|single_file --out DST
 """
 
 from __future__ import annotations
@@ -36,24 +37,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lora", type=int, default=0, help="rank > 0: train LoRA adapters on the temporal attention only")
     train.set_defaults(func=_train)
 
-    sample = sub.add_parser("sample", help="image-to-video with a trained toy model")
-    sample.add_argument("--weights", required=True, help="folder with model.safetensors and config.json")
-    sample.add_argument("--image", required=True, help="conditioning image (PNG/JPEG)")
-    sample.add_argument("--out", required=True, help="output GIF")
-    sample.add_argument("--frames", type=int, default=8)
-    sample.add_argument("--steps", type=int, default=12)
-    sample.add_argument("--motion-bucket", type=float, default=127.0)
-    sample.add_argument("--fps-id", type=float, default=6.0)
-    sample.add_argument("--min-guidance", type=float, default=1.0)
-    sample.add_argument("--max-guidance", type=float, default=2.0)
-    sample.add_argument("--decode-chunk", type=int, default=None)
-    sample.add_argument("--seed", type=int, default=0)
+    sample = sub.add_parser("sample", help="image-to-video: a pretrained SVD / SVD-XT (--pretrained) or a toy model (--weights)")
+    src = sample.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pretrained", help="diffusers SVD folder, the official svd(_xt).safetensors, or a genlab "
+                                          "folder from `video convert`")
+    src.add_argument("--weights", help="toy: a run folder from `genlab video train` (model.safetensors + config)")
+    sample.add_argument("--image", required=True, help="conditioning image (PNG/JPEG/...; alpha over white, grey expanded)")
+    sample.add_argument("--out", required=True, help="output .mp4 (H.264)")
+    sample.add_argument("--gif", action="store_true", help="also write a GIF beside the MP4")
+    sample.add_argument("--frames", type=int, default=None, help="frames (default: the model's trained length)")
+    sample.add_argument("--fps", type=float, default=7.0, help="frame rate of the MP4; SVD is conditioned on fps - 1")
+    sample.add_argument("--motion-bucket", type=float, default=127.0, help="0..255, higher = more motion")
+    sample.add_argument("--noise-aug", type=float, default=0.02, help="noise added to the conditioning image")
+    sample.add_argument("--steps", type=int, default=None, help="Euler steps (default: 25 SVD, 30 SVD-XT, 12 toy)")
+    sample.add_argument("--min-guidance", type=float, default=None, help="guidance at the first frame")
+    sample.add_argument("--max-guidance", type=float, default=None, help="guidance at the last frame")
+    sample.add_argument("--decode-chunk", type=int, default=None, help="frames decoded at once (less memory; default all)")
+    sample.add_argument("--size", default=None, help="HxW of the video, multiples of 64 (default: the trained 576x1024)")
+    sample.add_argument("--preset", choices=["svd", "svd_xt"], default=None,
+                        help="architecture of a single file (default: from its name)")
+    sample.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
+    sample.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    sample.add_argument("--seed", type=int, default=0, help="seeds torch.Generator('cpu'), as diffusers on CPU")
+    sample.add_argument("--crf", type=int, default=12, help="H.264 quality, 0..51 (lower = larger and closer)")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=_sample)
 
-    conv = sub.add_parser("convert", help="load SVD UNet weights (sgm .safetensors or diffusers folder) and save ours")
-    conv.add_argument("--unet", required=True, help="local sgm checkpoint file or diffusers folder")
-    conv.add_argument("--preset", default="svd", choices=["svd", "svd_xt"])
-    conv.add_argument("--out", required=True, help="output folder (model.safetensors + config.json)")
+    conv = sub.add_parser("convert", help="convert a pretrained SVD between diffusers, the official single file "
+                                          "and genlab's folder")
+    conv.add_argument("--pretrained", required=True, help="diffusers folder, single .safetensors file or genlab folder")
+    conv.add_argument("--to", required=True, choices=["genlab", "diffusers", "single_file"])
+    conv.add_argument("--out", required=True, help="new folder (genlab, diffusers) or .safetensors file (single_file)")
+    conv.add_argument("--preset", choices=["svd", "svd_xt"], default=None,
+                      help="architecture of a single-file input (default: from its name)")
+    conv.add_argument("--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(func=_convert)
 
 
@@ -108,62 +125,186 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sample(args: argparse.Namespace) -> int:
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    from genlab.errors import GenlabError
+
+    if text is None:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise GenlabError(f"--size must be HxW (e.g. 576x1024), got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise GenlabError(f"--size must be positive, got {text!r}")
+    return h, w
+
+
+def _check_sample_args(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from genlab.errors import GenlabError
+
+    if Path(args.out).suffix.lower() != ".mp4":
+        raise GenlabError(f"--out {args.out}: must end in .mp4 (add --gif for a GIF beside it)")
+    for name in ("frames", "steps", "decode_chunk"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise GenlabError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.fps <= 1:
+        raise GenlabError(f"--fps must be > 1 (SVD is conditioned on fps - 1), got {args.fps}")
+    if not 0 <= args.crf <= 51:
+        raise GenlabError(f"--crf must be in 0..51, got {args.crf}")
+
+
+def _write_outputs(args: argparse.Namespace, video, settings: dict) -> None:
     import json
     from pathlib import Path
 
-    import numpy as np
+    from genlab.systems.video.export import write_gif, write_mp4
+    from genlab.systems.video.pipeline import to_uint8_frames
+
+    frames = to_uint8_frames(video[0])
+    write_mp4(args.out, frames, args.fps, crf=args.crf, comment=json.dumps(settings))
+    print(f"wrote {args.out} ({frames.shape[0]} frames, {frames.shape[2]}x{frames.shape[1]}, {args.fps:g} fps)")
+    if args.gif:
+        gif = Path(args.out).with_suffix(".gif")
+        write_gif(gif, frames, args.fps)
+        print(f"wrote {gif}")
+
+
+def _peak_memory(device) -> str:
+    import resource
+
     import torch
-    from PIL import Image
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
+    text = f"peak RSS {rss:.2f} GiB"
+    if torch.device(device).type == "cuda":
+        text += f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
+    return text
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from genlab.systems.video import pipeline
+
+    image = pipeline.load_image(args.image)  # the user's files first: a bad image fails in a second
+    if args.weights:
+        _check_sample_args(args)
+        return _sample_toy(args, image)
+    import time
+    import warnings
+    from pathlib import Path
+
+    import torch
 
     from genlab.errors import GenlabError
+    from genlab.systems.video import pretrained
+
+    fmt = pretrained.detect_format(args.pretrained)
+    preset = {"svd": pretrained.svd, "svd_xt": pretrained.svd_xt}[args.preset]() if args.preset else None
+    if fmt == "single_file":
+        pretrained.check_single_file(Path(args.pretrained), preset or pretrained.preset_for_file(Path(args.pretrained)))
+    _check_sample_args(args)
+    size = _parse_size(args.size)
+    dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[args.dtype]
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise GenlabError(f"--device {args.device!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GenlabError(f"--device {args.device}: CUDA is not available on this machine")
+    t0 = time.perf_counter()
+    c = pretrained.load(args.pretrained, config=preset, device=device, dtype=dtype)
+    load_s = time.perf_counter() - t0
+    xt = c.config.trained_frames > 14
+    defaults = pipeline.svd_xt_sampling() if xt else pipeline.svd_sampling()
+    h, w = size or c.config.resolution
+    f = c.ae.downsample_factor * c.model.unet.config.downsample_factor
+    if h % f or w % f:
+        raise GenlabError(f"--size {h}x{w}: height and width must be multiples of {f}")
+    cfg = pipeline.SamplingConfig(
+        num_frames=args.frames or c.config.trained_frames, steps=args.steps or defaults.steps,
+        min_guidance=defaults.min_guidance if args.min_guidance is None else args.min_guidance,
+        max_guidance=defaults.max_guidance if args.max_guidance is None else args.max_guidance,
+        fps_id=args.fps - 1, motion_bucket_id=args.motion_bucket, cond_aug=args.noise_aug,
+        decode_chunk=args.decode_chunk, preset_resolution=c.config.resolution)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = pipeline.image_to_video(c, image, cfg, size=(h, w), generator=torch.Generator("cpu").manual_seed(args.seed),
+                                      progress=not args.quiet)
+    for w_ in caught:
+        print(f"warning: {w_.message}")
+    settings = {"pretrained": str(args.pretrained), "image": str(args.image), "frames": cfg.num_frames,
+                "fps": args.fps, "motion_bucket": args.motion_bucket, "noise_aug": args.noise_aug,
+                "steps": cfg.steps, "min_guidance": cfg.min_guidance, "max_guidance": cfg.max_guidance,
+                "size": [h, w], "seed": args.seed, "dtype": args.dtype}
+    _write_outputs(args, out.video, settings)
+    print(f"{c.config.name} ({c.source}) loaded in {load_s:.1f} s; {out.seconds['denoise'] / cfg.steps:.3f} s per "
+          f"step ({cfg.steps} steps), decode {out.seconds['decode']:.2f} s; {_peak_memory(device)}")
+    return 0
+
+
+def _sample_toy(args: argparse.Namespace, image) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from genlab.core.train import load_weights
+    from genlab.errors import GenlabError
     from genlab.systems.video.config import VideoModelConfig
-    from genlab.systems.video.demo import write_gifs
     from genlab.systems.video.model import SVDModel
-    from genlab.systems.video.pipeline import SamplingConfig, sample_i2v
-    from genlab.systems.video.train import load_weights
+    from genlab.systems.video.pipeline import SamplingConfig, pil_to_tensor, sample_i2v
 
     folder = Path(args.weights)
-    if not (folder / "config.json").is_file():
+    cfg_file = next((folder / n for n in ("config.json", "model.json") if (folder / n).is_file()), None)
+    if cfg_file is None:
         raise GenlabError(f"{folder}: no config.json (give a folder written by `genlab video train`)")
-    model = SVDModel(VideoModelConfig.from_dict(json.loads((folder / "config.json").read_text())))
-    load_weights(model, folder / "model.safetensors")
+    try:
+        config = VideoModelConfig.from_dict(json.loads(cfg_file.read_text()))
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise GenlabError(f"{cfg_file}: not a video model config ({err})") from None
+    model = SVDModel(config)
+    sd, _ = load_weights(folder / "model.safetensors")  # core/train's format, as `video train` writes it
+    own = model.state_dict()
+    if set(sd) != set(own):
+        raise GenlabError(f"{folder / 'model.safetensors'}: keys do not match {cfg_file.name}: unmapped "
+                          f"{sorted(set(sd) - set(own))[:5]}, missing {sorted(set(own) - set(sd))[:5]}")
+    model.load_state_dict(sd)
     model.eval()
-    if not Path(args.image).is_file():
-        raise GenlabError(f"image not found: {args.image}")
-    ae, _, cfg = _toy_ae(cfg_size := 32)
-    img = Image.open(args.image).convert("RGB").resize((cfg_size, cfg_size), Image.BICUBIC)
-    x = torch.from_numpy(np.asarray(img)).float().permute(2, 0, 1)[None] / 127.5 - 1
-    scfg = SamplingConfig(num_frames=args.frames, steps=args.steps, min_guidance=args.min_guidance,
-                          max_guidance=args.max_guidance, fps_id=args.fps_id, motion_bucket_id=args.motion_bucket,
+    ae, _, _ = _toy_ae(cfg_size := 32)
+    x = pil_to_tensor(image.resize((cfg_size, cfg_size), resample=3))  # bicubic, as the toy was trained
+    scfg = SamplingConfig(num_frames=args.frames or 8, steps=args.steps or 12,
+                          min_guidance=1.0 if args.min_guidance is None else args.min_guidance,
+                          max_guidance=2.0 if args.max_guidance is None else args.max_guidance, fps_id=args.fps - 1,
+                          motion_bucket_id=args.motion_bucket, cond_aug=args.noise_aug,
                           decode_chunk=args.decode_chunk, sigma_max=80.0)
-    out = sample_i2v(model, ae, x, scfg, generator=torch.Generator().manual_seed(args.seed), progress=True)
-    write_gifs(out.video, out.video, Path(args.out), n=1)
-    print(f"wrote {args.out}")
+    out = sample_i2v(model, ae, x, scfg, generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
+    _write_outputs(args, out.video, {"weights": str(folder), "image": str(args.image), "seed": args.seed})
     return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
-    from safetensors.torch import save_file
-
-    from genlab.core.io import atomic_path, atomic_write_text
-    from genlab.core.nn import temporal
     from genlab.errors import GenlabError
-    from genlab.systems.video.convert import load_unet
+    from genlab.systems.video import pretrained
 
-    src = Path(args.unet)
-    if not src.exists():  # before building a 1.5B-parameter model
-        raise GenlabError(f"checkpoint not found: {src} (give a local sgm .safetensors file or diffusers folder)")
-    cfg = temporal.svd() if args.preset == "svd" else temporal.svd_xt()
-    unet = temporal.VideoUNet(cfg)
-    fmt = load_unet(unet, args.unet)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "unet.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in unet.state_dict().items()}, str(tmp))
-    atomic_write_text(out / "unet_config.json", json.dumps(cfg.to_dict(), indent=1))
-    print(f"converted {fmt} checkpoint {args.unet} -> {out}/unet.safetensors")
+    if out.exists():  # before reading gigabytes
+        raise GenlabError(f"--out {out}: exists; give a new name")
+    if args.to == "single_file" and out.suffix != ".safetensors":
+        raise GenlabError(f"--out {out}: a single file must end in .safetensors")
+    fmt = pretrained.detect_format(args.pretrained)
+    preset = {"svd": pretrained.svd, "svd_xt": pretrained.svd_xt}[args.preset]() if args.preset else None
+    if fmt == "single_file":
+        pretrained.check_single_file(Path(args.pretrained), preset or pretrained.preset_for_file(Path(args.pretrained)))
+    from tqdm import tqdm
+
+    with tqdm(total=2, desc=f"convert {fmt} -> {args.to}", unit="stage", disable=args.quiet) as bar:
+        c = pretrained.load(args.pretrained, config=preset)
+        bar.update()
+        pretrained.save(c, out, args.to)
+        bar.update()
+    print(f"converted {c.config.name} ({fmt}) {args.pretrained} -> {args.to} {out}")
     return 0

@@ -178,3 +178,254 @@ def _check_diffusers_config(cfg: dict, unet_config, folder: Path) -> None:
         got = cfg.get(k)
         if got is not None and got != v:
             raise GenlabError(f"{folder / 'config.json'}: {k} is {got}, the model config expects {v}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# the whole pipeline: our UNet names -> sgm (the inverse of `sgm_key_to_ours`)
+
+_RES_INV = {b: a for a, b in _RES}
+
+
+def _res_rest_to_sgm(rest: str, video: bool) -> str | None:
+    if rest.startswith("time_mixer."):
+        return rest
+    if rest.startswith("temporal_res_block."):
+        inner = rest[len("temporal_res_block."):]
+        for b, a in _RES_INV.items():
+            if inner.startswith(b):
+                return "time_stack." + a + inner[len(b):]
+        return None
+    if video:
+        if not rest.startswith("spatial_res_block."):
+            return None
+        rest = rest[len("spatial_res_block."):]
+    for b, a in _RES_INV.items():
+        if rest.startswith(b):
+            return a + rest[len(b):]
+    return None
+
+
+def _attn_rest_to_sgm(rest: str) -> str | None:
+    m = re.match(r"temporal_transformer_blocks\.(\d+)\.(.*)", rest)
+    if m:
+        return f"time_stack.{m.group(1)}.{m.group(2)}"
+    m = re.match(r"time_pos_embed\.linear_([12])\.(.*)", rest)
+    if m:
+        return f"time_pos_embed.{0 if m.group(1) == '1' else 2}.{m.group(2)}"
+    if rest.startswith(("norm.", "proj_in.", "proj_out.", "transformer_blocks.", "time_mixer.")):
+        return rest
+    return None
+
+
+def ours_key_to_sgm(key: str, config: VideoUNetConfig, video: bool = True) -> str | None:
+    """Map one of our VideoUNet keys to its sgm name (without `model.diffusion_model.`), or None."""
+    u = config.unet
+    L = u.layers_per_block
+    fixed = {"time_embedding.linear_1.": "time_embed.0.", "time_embedding.linear_2.": "time_embed.2.",
+             "add_embedding.linear_1.": "label_emb.0.0.", "add_embedding.linear_2.": "label_emb.0.2.",
+             "conv_norm_out.": "out.0.", "conv_out.": "out.2.", "conv_in.": "input_blocks.0.0."}
+    for a, b in fixed.items():
+        if key.startswith(a):
+            return b + key[len(a):]
+    m = re.match(r"down_blocks\.(\d+)\.(resnets|attentions|downsamplers)\.(\d+)\.(.*)", key)
+    if m:
+        b, kind, l, rest = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+        if kind == "downsamplers":
+            return f"input_blocks.{1 + b * (L + 1) + L}.0.op.{rest[len('conv.'):]}" if rest.startswith("conv.") else None
+        r = _res_rest_to_sgm(rest, video) if kind == "resnets" else _attn_rest_to_sgm(rest)
+        return f"input_blocks.{1 + b * (L + 1) + l}.{0 if kind == 'resnets' else 1}.{r}" if r else None
+    m = re.match(r"mid_block\.(resnets|attentions)\.(\d)\.(.*)", key)
+    if m:
+        kind, j, rest = m.group(1), int(m.group(2)), m.group(3)
+        r = _res_rest_to_sgm(rest, video) if kind == "resnets" else _attn_rest_to_sgm(rest)
+        return f"middle_block.{2 * j if kind == 'resnets' else 1}.{r}" if r else None
+    m = re.match(r"up_blocks\.(\d+)\.(resnets|attentions|upsamplers)\.(\d+)\.(.*)", key)
+    if m:
+        b, kind, l, rest = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+        has_attn = list(reversed(u.attention_levels))[b]
+        if kind == "upsamplers":
+            return f"output_blocks.{b * (L + 1) + L}.{2 if has_attn else 1}.{rest}"
+        r = _res_rest_to_sgm(rest, video) if kind == "resnets" else _attn_rest_to_sgm(rest)
+        return f"output_blocks.{b * (L + 1) + l}.{0 if kind == 'resnets' else 1}.{r}" if r else None
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# the autoencoder: LDM / sgm names (`Encoder`, `VideoDecoder`) <-> ours (diffusers' names)
+#   conv_in, conv_out, norm_out -> conv_norm_out; mid.block_1 / attn_1 / block_2 -> mid_block.resnets.0 /
+#   attentions.0 / resnets.1; encoder down.i.block.j -> down_blocks.i.resnets.j, down.i.downsample.conv ->
+#   down_blocks.i.downsamplers.0.conv; decoder up.i (i counts from the lowest resolution) -> up_blocks.(n-1-i);
+#   ResnetBlock nin_shortcut -> conv_shortcut; VideoResBlock time_stack.in_layers.0/2, out_layers.0/3 ->
+#   temporal_res_block.norm1/conv1/norm2/conv2, mix_factor -> time_mixer.mix_factor; conv_out.time_mix_conv ->
+#   time_conv_out; attention norm/q/k/v/proj_out (1x1 convs) -> group_norm/to_q/to_k/to_v/to_out.0 (linears).
+
+_ATTN = {"norm.": "group_norm.", "q.": "to_q.", "k.": "to_k.", "v.": "to_v.", "proj_out.": "to_out.0."}
+_LDM_RES = {"norm1.": "norm1.", "conv1.": "conv1.", "norm2.": "norm2.", "conv2.": "conv2.",
+            "nin_shortcut.": "conv_shortcut."}
+_TIME_STACK = {"in_layers.0.": "norm1.", "in_layers.2.": "conv1.", "out_layers.0.": "norm2.", "out_layers.3.": "conv2."}
+
+
+def _swap_prefix(rest: str, table: dict[str, str]) -> str | None:
+    for a, b in table.items():
+        if rest.startswith(a):
+            return b + rest[len(a):]
+    return None
+
+
+def _ldm_res(rest: str, video: bool) -> str | None:
+    if not video:
+        return _swap_prefix(rest, _LDM_RES)
+    if rest == "mix_factor":
+        return "time_mixer.mix_factor"
+    if rest.startswith("time_stack."):
+        r = _swap_prefix(rest[len("time_stack."):], _TIME_STACK)
+        return "temporal_res_block." + r if r else None
+    r = _swap_prefix(rest, _LDM_RES)
+    return "spatial_res_block." + r if r else None
+
+
+def ldm_vae_key_to_ours(key: str, n_levels: int, part: str) -> str | None:
+    """`part` = "encoder" | "decoder"; key without the `encoder.` / `decoder.` prefix -> ours (same prefix dropped)."""
+    video = part == "decoder"
+    if part == "decoder" and key.startswith("conv_out.time_mix_conv."):
+        return "time_conv_out." + key[len("conv_out.time_mix_conv."):]
+    for a, b in (("conv_in.", "conv_in."), ("conv_out.", "conv_out."), ("norm_out.", "conv_norm_out.")):
+        if key.startswith(a):
+            return b + key[len(a):]
+    m = re.match(r"mid\.(block_1|block_2|attn_1)\.(.*)", key)
+    if m:
+        if m.group(1) == "attn_1":
+            r = _swap_prefix(m.group(2), _ATTN)
+            return f"mid_block.attentions.0.{r}" if r else None
+        r = _ldm_res(m.group(2), video)
+        return f"mid_block.resnets.{0 if m.group(1) == 'block_1' else 1}.{r}" if r else None
+    m = re.match(r"(down|up)\.(\d+)\.(block\.(\d+)|downsample|upsample)\.(.*)", key)
+    if m and (m.group(1) == "down") == (part == "encoder"):
+        i, rest = int(m.group(2)), m.group(5)
+        level = i if part == "encoder" else n_levels - 1 - i
+        name = "down_blocks" if part == "encoder" else "up_blocks"
+        if m.group(4) is not None:
+            r = _ldm_res(rest, video)
+            return f"{name}.{level}.resnets.{m.group(4)}.{r}" if r else None
+        sampler = "downsamplers" if part == "encoder" else "upsamplers"
+        return f"{name}.{level}.{sampler}.0.{rest}" if rest.startswith("conv.") else None
+    return None
+
+
+def ours_vae_key_to_ldm(key: str, n_levels: int, part: str) -> str | None:
+    """Inverse of `ldm_vae_key_to_ours` (checked key by key in the tests)."""
+    video = part == "decoder"
+    if key.startswith("time_conv_out."):
+        return "conv_out.time_mix_conv." + key[len("time_conv_out."):] if video else None
+    for a, b in (("conv_in.", "conv_in."), ("conv_out.", "conv_out."), ("conv_norm_out.", "norm_out.")):
+        if key.startswith(a):
+            return b + key[len(a):]
+    inv_res = {b: a for a, b in _LDM_RES.items()}
+    inv_ts = {b: a for a, b in _TIME_STACK.items()}
+
+    def res(rest: str) -> str | None:
+        if not video:
+            return _swap_prefix(rest, inv_res)
+        if rest == "time_mixer.mix_factor":
+            return "mix_factor"
+        if rest.startswith("temporal_res_block."):
+            r = _swap_prefix(rest[len("temporal_res_block."):], inv_ts)
+            return "time_stack." + r if r else None
+        if rest.startswith("spatial_res_block."):
+            return _swap_prefix(rest[len("spatial_res_block."):], inv_res)
+        return None
+
+    m = re.match(r"mid_block\.(resnets|attentions)\.(\d)\.(.*)", key)
+    if m:
+        if m.group(1) == "attentions":
+            r = _swap_prefix(m.group(3), {b: a for a, b in _ATTN.items()})
+            return f"mid.attn_1.{r}" if r else None
+        r = res(m.group(3))
+        return f"mid.block_{int(m.group(2)) + 1}.{r}" if r else None
+    m = re.match(r"(down_blocks|up_blocks)\.(\d+)\.(resnets\.(\d+)|downsamplers\.0|upsamplers\.0)\.(.*)", key)
+    if m and (m.group(1) == "down_blocks") == (part == "encoder"):
+        level, rest = int(m.group(2)), m.group(5)
+        i = level if part == "encoder" else n_levels - 1 - level
+        name = "down" if part == "encoder" else "up"
+        if m.group(4) is not None:
+            r = res(rest)
+            return f"{name}.{i}.block.{m.group(4)}.{r}" if r else None
+        return f"{name}.{i}.{'downsample' if part == 'encoder' else 'upsample'}.{rest}"
+    return None
+
+
+def attn_conv_to_linear(key: str, v: torch.Tensor) -> torch.Tensor:
+    """LDM's attention q/k/v/proj_out are 1x1 convs (C, C, 1, 1); ours are linears (C, C)."""
+    return v.reshape(v.shape[0], v.shape[1]) if ".attentions." in key and v.ndim == 4 and key.endswith("weight") else v
+
+
+def linear_to_attn_conv(key: str, v: torch.Tensor) -> torch.Tensor:
+    return v[:, :, None, None] if ".attn_1." in key and v.ndim == 2 else v
+
+
+# ----------------------------------------------------------------------------------------------------
+# the image encoder: open_clip ViT (`visual.*`) <-> transformers CLIPVisionModelWithProjection
+
+_CLIP_FIXED = {"class_embedding": "vision_model.embeddings.class_embedding",
+               "positional_embedding": "vision_model.embeddings.position_embedding.weight",
+               "conv1.weight": "vision_model.embeddings.patch_embedding.weight",
+               "ln_pre.weight": "vision_model.pre_layrnorm.weight", "ln_pre.bias": "vision_model.pre_layrnorm.bias",
+               "ln_post.weight": "vision_model.post_layernorm.weight",
+               "ln_post.bias": "vision_model.post_layernorm.bias", "proj": "visual_projection.weight"}
+_CLIP_LAYER = {"ln_1.": "layer_norm1.", "ln_2.": "layer_norm2.", "attn.out_proj.": "self_attn.out_proj.",
+               "mlp.c_fc.": "mlp.fc1.", "mlp.c_proj.": "mlp.fc2."}
+
+
+def open_clip_visual_to_transformers(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """open_clip `visual.*` names (prefix stripped) -> transformers names; returns (state dict, unmapped keys).
+
+    The fused attention input projection `in_proj_weight` (3D, D) splits into q, k, v; `proj` (D, P) is the
+    transpose of transformers' `visual_projection.weight` (P, D)."""
+    out, unmapped = {}, []
+    for k, v in sd.items():
+        if k in _CLIP_FIXED:
+            out[_CLIP_FIXED[k]] = v.t().contiguous() if k == "proj" else v
+            continue
+        m = re.match(r"transformer\.resblocks\.(\d+)\.(.*)", k)
+        if not m:
+            unmapped.append(k)
+            continue
+        base, rest = f"vision_model.encoder.layers.{m.group(1)}.", m.group(2)
+        if rest in ("attn.in_proj_weight", "attn.in_proj_bias"):
+            for name, part in zip(("q_proj", "k_proj", "v_proj"), v.chunk(3, dim=0)):
+                out[f"{base}self_attn.{name}.{rest.rsplit('_', 1)[1]}"] = part.contiguous()
+            continue
+        r = _swap_prefix(rest, _CLIP_LAYER)
+        if r is None:
+            unmapped.append(k)
+        else:
+            out[base + r] = v
+    return out, unmapped
+
+
+def transformers_to_open_clip_visual(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    inv_fixed = {b: a for a, b in _CLIP_FIXED.items()}
+    inv_layer = {b: a for a, b in _CLIP_LAYER.items()}
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[str, str], dict[str, torch.Tensor]] = {}
+    for k, v in sd.items():
+        if k == "vision_model.embeddings.position_ids":
+            continue
+        if k in inv_fixed:
+            out[inv_fixed[k]] = v.t().contiguous() if k == "visual_projection.weight" else v
+            continue
+        m = re.match(r"vision_model\.encoder\.layers\.(\d+)\.(.*)", k)
+        if not m:
+            raise GenlabError(f"CLIP image encoder: no open_clip name for {k}")
+        base, rest = f"transformer.resblocks.{m.group(1)}.", m.group(2)
+        m2 = re.match(r"self_attn\.([qkv])_proj\.(weight|bias)", rest)
+        if m2:
+            qkv.setdefault((base, m2.group(2)), {})[m2.group(1)] = v
+            continue
+        r = _swap_prefix(rest, inv_layer)
+        if r is None:
+            raise GenlabError(f"CLIP image encoder: no open_clip name for {k}")
+        out[base + r] = v
+    for (base, kind), parts in qkv.items():
+        out[f"{base}attn.in_proj_{kind}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
+    return out

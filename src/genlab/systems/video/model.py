@@ -125,17 +125,19 @@ def resize_frames(video: torch.Tensor, size: int) -> torch.Tensor:
 
 
 class CLIPImageTokens(nn.Module):
-    """SVD's image conditioning: CLIP ViT-H/14 image embeddings from a local transformers folder -> (B, 1, D).
+    """SVD's image conditioning: a CLIP vision tower (transformers `CLIPVisionModelWithProjection`) -> (B, 1, D).
 
-    Images in [-1, 1] are resized to the encoder's size (bicubic) and normalised with CLIP's mean/std
-    (diffusers' SVD pipeline does the same with an extra anti-aliasing blur)."""
+    The reference preprocessing (sgm, diffusers): the full-resolution image in [-1, 1] is shrunk to the encoder's
+    size with the anti-aliased resize (Gaussian pre-blur, bicubic, align_corners), mapped to [0, 1] and
+    normalised with CLIP's mean/std."""
 
     MEAN = (0.48145466, 0.4578275, 0.40821073)
     STD = (0.26862954, 0.26130258, 0.27577711)
 
-    def __init__(self, encoder: nn.Module, size: int):
+    def __init__(self, encoder: nn.Module, size: int, mean=MEAN, std=STD):
         super().__init__()
         self.encoder, self.size = encoder, size
+        self.mean, self.std = tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
     @classmethod
     def from_local(cls, path) -> CLIPImageTokens:
@@ -150,8 +152,16 @@ class CLIPImageTokens(nn.Module):
         enc = CLIPVisionModelWithProjection.from_pretrained(str(folder), local_files_only=True).eval()
         return cls(enc, int(enc.config.image_size))
 
+    def pixel_values(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> the encoder's normalised input (B, 3, size, size)."""
+        from genlab.core.cond.image import antialiased_resize
+
+        x = (antialiased_resize(image, (self.size, self.size)) + 1.0) / 2.0
+        mean = x.new_tensor(self.mean)[None, :, None, None]
+        std = x.new_tensor(self.std)[None, :, None, None]
+        return (x - mean) / std
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate((image + 1) / 2, size=(self.size, self.size), mode="bicubic", align_corners=True)
-        mean = x.new_tensor(self.MEAN)[None, :, None, None]
-        std = x.new_tensor(self.STD)[None, :, None, None]
-        return self.encoder(pixel_values=(x - mean) / std).image_embeds[:, None]
+        dtype = next(self.encoder.parameters()).dtype
+        # the resize and normalisation in float32 (as diffusers), then the tower in its own dtype
+        return self.encoder(pixel_values=self.pixel_values(image.float()).to(dtype)).image_embeds[:, None]

@@ -16,8 +16,10 @@ generator our sampler reproduces `StableVideoDiffusionPipeline` (a test, to 1e-4
 from __future__ import annotations
 
 import math
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,6 +27,9 @@ from genlab.core.flow import grids, guidance, samplers
 from genlab.core.flow.formulation import edm_v
 from genlab.errors import GenlabError
 from genlab.systems.video.model import SVDModel
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 # The path only maps sigma <-> t for the sampler; the network sees c_noise(sigma). p_std = 4 keeps t well
 # inside (0, 1) in float32 for sigma in [0.002, 700] (the training P_mean/P_std would put sigma_max at t = 1).
@@ -62,6 +67,14 @@ class VideoSample:
     latents: torch.Tensor  # (B, T, C_z, h, w)
     video: torch.Tensor | None  # (B, T, 3, H, W) in [-1, 1], None when not decoded
     nfe: int
+    seconds: dict[str, float] = field(default_factory=dict)  # "denoise", "decode"
+
+
+def randn(shape, generator: torch.Generator | None, device, dtype: torch.dtype) -> torch.Tensor:
+    """N(0, I) drawn on the generator's device and moved (as diffusers' `randn_tensor`): a CPU generator seeded
+    with S gives the same video on CPU and GPU, and the same as diffusers with that generator."""
+    gen_device = generator.device if generator is not None else torch.device(device)
+    return torch.randn(shape, generator=generator, device=gen_device, dtype=dtype).to(device)
 
 
 def check_sampling_inputs(model: SVDModel, ae, image: torch.Tensor | None, cfg: SamplingConfig,
@@ -113,13 +126,16 @@ def sample_i2v(
     tokens (B, L, D)); `guidance_scales` (T,) overrides linspace(min, max, T); `motion_bucket_id` (B,)
     overrides cfg's per sample."""
     check_sampling_inputs(model, ae, image, cfg, guidance_scales)
-    b, dev, dtype = image.shape[0], image.device, image.dtype
+    b, dev = image.shape[0], image.device
+    dtype = next(model.parameters()).dtype  # the image (and its noise) may be float32 under a half model
     t = cfg.num_frames
-    noise = torch.randn(image.shape, generator=generator, dtype=dtype, device=dev)
+    noise = randn(image.shape, generator, dev, image.dtype)
     cond_image = image + cfg.cond_aug * noise  # noise augmentation
-    image_latent = ae.encode_unscaled(cond_image)  # (B, C_z, h, w), not scaled
+    ae_dtype = next(ae.parameters()).dtype if any(True for _ in ae.parameters()) else image.dtype
+    image_latent = ae.encode_unscaled(cond_image.to(ae_dtype)).to(dtype)  # (B, C_z, h, w), not scaled
     if context is None:
-        context = model.encode_image_token(image)  # (B, 1, D) from the clean image
+        context = model.encode_image_token(image.to(dtype))  # (B, 1, D) from the clean image
+    context = context.to(dtype)
     bucket = cfg.motion_bucket_id if motion_bucket_id is None else motion_bucket_id
     added = model.added_ids(b, cfg.fps_id, bucket, cfg.cond_aug, device=dev).to(dtype)
     cond = model.conditioning(image_latent, context, added, t)
@@ -146,13 +162,16 @@ def _sample(model: SVDModel, ae, cond: dict, latent_shape: tuple[int, ...], cfg:
     f = SAMPLING_FORMULATION
     denoiser = guidance.guided(f.denoiser(model.net), [uncond, cond], [scales])
     ts = grids.karras(cfg.steps, f.path, sigma_min=cfg.sigma_min, sigma_max=cfg.sigma_max, rho=cfg.rho)
-    x_t = torch.randn((b, t, c_z, h, w), generator=generator, dtype=dtype, device=dev)
+    x_t = randn((b, t, c_z, h, w), generator, dev, dtype)
     x_t = x_t * math.sqrt(1.0 + cfg.sigma_max**2)  # EDM's x at sigma_max (diffusers' init_noise_sigma)
     z = x_t * float(f.path.a(ts[0]))  # VP-normalised z = a x
+    t0 = time.perf_counter()
     out = samplers.ddim(denoiser, z, ts, progress=progress)  # Euler in (sigma, x) = sgm's EulerEDMSampler
+    t1 = time.perf_counter()
     latents = out.x
-    video = ae.decode_video(latents, cfg.decode_chunk) if decode else None
-    return VideoSample(latents, video, out.nfe)
+    video = ae.decode_video(latents, cfg.decode_chunk).float() if decode else None
+    seconds = {"denoise": t1 - t0, "decode": time.perf_counter() - t1}
+    return VideoSample(latents, video, out.nfe, seconds)
 
 
 @torch.no_grad()
@@ -196,3 +215,73 @@ def sample_interpolation(model: SVDModel, ae, start: torch.Tensor, end: torch.Te
                                      added, cfg.num_frames)
     shape = (b, model.config.latent_channels, *z_s.shape[-2:])
     return _sample(model, ae, cond, shape, cfg, generator, None, decode, progress)
+
+
+# ----------------------------------------------------------------------------------------------------
+# image-to-video with a pretrained SVD (pretrained.py): the user's image in, frames out
+
+
+def load_image(path) -> PILImage:
+    """A PNG/JPEG/... as RGB: alpha is composited over white, one-channel / palette images are expanded."""
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise GenlabError(f"--image {path}: not found")
+    try:
+        img = Image.open(path)
+        img.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise GenlabError(f"--image {path}: not a readable image ({err})") from None
+    return to_rgb(img)
+
+
+def to_rgb(img: PILImage) -> PILImage:
+    from PIL import Image
+
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def pil_to_tensor(img: PILImage) -> torch.Tensor:
+    """PIL RGB -> (1, 3, H, W) float32 in [-1, 1]."""
+    import numpy as np
+
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    return x * 2.0 - 1.0
+
+
+def image_to_video(c, image: PILImage, cfg: SamplingConfig, size: tuple[int, int] | None = None,
+                   generator: torch.Generator | None = None, progress: bool = False) -> VideoSample:
+    """SVD image-to-video with the reference preprocessing (that of diffusers' StableVideoDiffusionPipeline):
+
+    - CLIP sees the image at its own resolution, anti-aliased down to 224 (`CLIPImageTokens`);
+    - the VAE sees it resized to `size` = (H, W) (default: the model's trained 576x1024) with PIL's Lanczos
+      filter, aspect ratio not kept (as diffusers does; crop first to keep it);
+    - noise is drawn as diffusers draws it, so `torch.Generator("cpu").manual_seed(S)` gives diffusers' video.
+    `c` is `pretrained.SVDComponents`. Returns frames (1, T, 3, H, W) in [-1, 1] (float32)."""
+    from PIL import Image
+
+    image = to_rgb(image)
+    h, w = size if size is not None else c.config.resolution
+    dev = next(c.model.parameters()).device
+    full = pil_to_tensor(image).to(dev)  # float32, whatever the model's dtype (as diffusers)
+    with torch.no_grad():
+        context = c.clip(full)  # (1, 1, D)
+    vae_in = image if image.size == (w, h) else image.resize((w, h), resample=Image.LANCZOS)
+    if cfg.num_frames > c.config.trained_frames:
+        warnings.warn(f"--frames {cfg.num_frames} is beyond the {c.config.trained_frames} frames {c.config.name} "
+                      "was trained on: expect drift or repetition after that", stacklevel=2)
+    return sample_i2v(c.model, c.ae, pil_to_tensor(vae_in).to(dev), cfg, generator=generator, context=context,
+                      progress=progress)
+
+
+def to_uint8_frames(video: torch.Tensor):
+    """(T, 3, H, W) in [-1, 1] -> (T, H, W, 3) uint8, rounded as diffusers' postprocessing rounds."""
+    x = (video.float() / 2 + 0.5).clamp(0, 1)
+    return (x.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype("uint8")

@@ -9,22 +9,21 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from genlab.systems.motion.concepts import dataset as D
-from genlab.systems.motion.concepts import metrics as M
+from genlab.systems.motion.concepts import dataset, metrics
 from genlab.systems.motion.concepts.config import ConceptConfig
 from genlab.systems.motion.concepts.learn import attach_programs, fit_few_shot, hard_em
 from genlab.systems.motion.concepts.model import normalise
 
 
-def description_scores(describe, seqs: Sequence[D.Sequence], progress: bool = False) -> dict[str, float]:
+def description_scores(describe, seqs: Sequence[dataset.Sequence], progress: bool = False) -> dict[str, float]:
     t0 = time.perf_counter()
     preds = [describe(s.keypoints) for s in tqdm(seqs, desc="describe", disable=not progress)]
     dt = time.perf_counter() - t0
     trues = [s.description for s in seqs]
-    out = {"NormED": M.mean_norm_ed(preds, trues, "true"), "NormED_max": M.mean_norm_ed(preds, trues, "max")}
-    out.update(M.detection_map(preds, trues))
-    out["count_MAE"] = M.count_mae(preds, trues)
-    out["frame_acc"] = M.frame_accuracy(preds, trues)
+    out = {"NormED": metrics.mean_norm_ed(preds, trues, "true"), "NormED_max": metrics.mean_norm_ed(preds, trues, "max")}
+    out.update(metrics.detection_map(preds, trues))
+    out["count_MAE"] = metrics.count_mae(preds, trues)
+    out["frame_acc"] = metrics.frame_accuracy(preds, trues)
     out["s_per_1000_frames"] = 1000 * dt / sum(s.description.n_frames for s in seqs)
     return out
 
@@ -32,16 +31,16 @@ def description_scores(describe, seqs: Sequence[D.Sequence], progress: bool = Fa
 def train(k: int, n_lists: int, cfg: ConceptConfig | None = None, seed: int = 0, progress: bool = False):
     """Stage 1 on k examples per concept (+ stage 2 on n_lists list-only sequences)."""
     cfg = cfg or ConceptConfig()
-    examples = D.few_shot(k, seed=seed)
+    examples = dataset.few_shot(k, seed=seed)
     model, _ = fit_few_shot(examples, cfg)
     logs = []
     if n_lists:
-        model, log = hard_em(model, examples, D.list_only(D.sequences("lists", n_lists, seed=seed)), progress)
+        model, log = hard_em(model, examples, dataset.list_only(dataset.sequences("lists", n_lists, seed=seed)), progress)
         logs.append(log)
     return attach_programs(model, examples), examples, logs
 
 
-def synthesis_scores(model, seqs: Sequence[D.Sequence], classifier, n_per_concept: int = 20,
+def synthesis_scores(model, seqs: Sequence[dataset.Sequence], classifier, n_per_concept: int = 20,
                      seed: int = 0) -> dict[str, float]:
     """APE with true timing (the description's spans and counts, the performer's chirality), KD of
     instances synthesised at the model's own speed, FID of instance clips (classifier features),
@@ -54,7 +53,7 @@ def synthesis_scores(model, seqs: Sequence[D.Sequence], classifier, n_per_concep
         norm = normalise(s.clean, model.cfg)
         gt = (s.clean - norm.origin) / norm.height
         syn = synthesise(model, s.description, mirrored=s.mirrored)
-        apes.append(M.ape(syn.keypoints, gt))
+        apes.append(metrics.ape(syn.keypoints, gt))
         for i, a in enumerate(s.description.actions):
             real = gt[a.start:a.end]
             c = model.concepts[model.index(a.concept)]
@@ -64,7 +63,7 @@ def synthesis_scores(model, seqs: Sequence[D.Sequence], classifier, n_per_concep
             real_clips.append(real)
             fake_clips.append(fake)
             if len(kds) < 60:  # DTW is quadratic; 60 instances are plenty for a mean
-                kds.append(M.keypoint_distance(fake, real))
+                kds.append(metrics.keypoint_distance(fake, real))
     rng = np.random.default_rng(seed)
     requested, samples = [], []
     for c in model.concepts:
@@ -75,7 +74,7 @@ def synthesis_scores(model, seqs: Sequence[D.Sequence], classifier, n_per_concep
                                              temperature=1.0, seed=seed * 104729 + len(samples)))
             requested.append(c.name)
     got = classifier.predict(samples, normalised=True)
-    fid = M.frechet_distance(classifier.features(real_clips, normalised=True),
+    fid = metrics.frechet_distance(classifier.features(real_clips, normalised=True),
                              classifier.features(fake_clips, normalised=True))
     return {
         "APE": float(np.mean(apes)),

@@ -171,7 +171,7 @@ class TCNBaseline:
         standardised; chained few-shot clips are augmented (stretch, amplitude, mirror)."""
         import torch
 
-        from genlab.systems.motion.concepts.peers import _chain, feature_stats, train_budgeted
+        from genlab.systems.motion.concepts.peers import chain_clips, feature_stats, train_budgeted
 
         cfg = cfg or ConceptConfig()
         rng = np.random.default_rng(seed)
@@ -197,7 +197,7 @@ class TCNBaseline:
             if full and rng.random() < 0.5:
                 x, y = full[int(rng.integers(len(full)))]
                 return (x - mean) / std, y
-            x, y, _ = _chain(rng, clips, cfg, augment=augment)
+            x, y, _ = chain_clips(rng, clips, cfg, augment=augment)
             return (x - mean) / std, np.where(y < 0, C - 1, y)
 
         net = cls._make_net(clips[0][0].shape[1], C)

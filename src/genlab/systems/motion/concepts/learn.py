@@ -138,7 +138,7 @@ def chain_graph(label: int, n: int) -> StateGraph:
     return StateGraph(np.full(n, label), A, start, end, np.zeros(n, int), np.arange(n) == 0)
 
 
-def _chain_align(model: ConceptModel, feats: np.ndarray, label: int, count: int):
+def chain_align(model: ConceptModel, feats: np.ndarray, label: int, count: int):
     scores, ds, variant = model.segment_scores(feats, only=[label])
     res = segmental_viterbi(scores, ds, chain_graph(label, count))
     units = []
@@ -195,7 +195,7 @@ def fit_few_shot(examples: Sequence[Example], cfg: ConceptConfig) -> tuple[Conce
         total = 0.0
         for i, ex in enumerate(examples):
             label = names.index(ex.concept)
-            ll, units = _chain_align(model, feats[i], label, ex.count)
+            ll, units = chain_align(model, feats[i], label, ex.count)
             if not np.isfinite(ll):
                 raise GenlabError(f"example {i} ({ex.concept}): cannot split into {ex.count} iterations")
             total += ll
@@ -229,7 +229,7 @@ def hard_em(model: ConceptModel, examples: Sequence[Example], sequences: Sequenc
         idle_sum, idle_n = np.zeros(F), 0
         objective = _log_prior(model, rest)
         for i, ex in enumerate(examples):
-            ll, units = _chain_align(model, ex_feats[i], model.index(ex.concept), ex.count)
+            ll, units = chain_align(model, ex_feats[i], model.index(ex.concept), ex.count)
             objective += ll
             for s, e, v in units:
                 stats[ex.concept].add(ex_feats[i], s, e, v, cfg)
@@ -292,7 +292,7 @@ def aligned_iterations(model: ConceptModel, examples: Sequence[Example]) -> dict
     for i, ex in enumerate(examples):
         norm = normalise(ex.keypoints, model.cfg, f"example {i}")
         full = (np.asarray(ex.keypoints, np.float64) - norm.origin) / norm.height
-        _, units = _chain_align(model, norm.feats, model.index(ex.concept), ex.count)
+        _, units = chain_align(model, norm.feats, model.index(ex.concept), ex.count)
         for s, e, v in units:
             x = full[s:e]
             if v:

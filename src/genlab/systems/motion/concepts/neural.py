@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from genlab.systems.motion.concepts.learn import Example, ListSequence, _chain_align
+from genlab.systems.motion.concepts.learn import Example, ListSequence, chain_align
 from genlab.systems.motion.concepts.model import NEG, ConceptModel, mirror, normalise, phase_offsets
 
 
@@ -37,7 +37,7 @@ def alignment_labels(model: ConceptModel, examples: Sequence[Example], sequences
     for feats, (kind, item) in items:
         if kind == "ex":
             label = model.index(item.concept)
-            _, units = _chain_align(model, feats, label, item.count)
+            _, units = chain_align(model, feats, label, item.count)
             units = [(label, s, e, v) for s, e, v in units]
             y = [np.full(len(feats), -100), np.full(len(feats), -100)]
         else:

@@ -59,7 +59,7 @@ def _augment(rng, f: np.ndarray, cfg: ConceptConfig) -> np.ndarray:
     return mirror(f, cfg) if rng.random() < 0.5 else f
 
 
-def _chain(rng, clips, cfg: ConceptConfig, n_items: int = 4, augment: bool = False):
+def chain_clips(rng, clips, cfg: ConceptConfig, n_items: int = 4, augment: bool = False):
     """Few-shot clips chained with idle stretches (rest pose + noise), no concept twice in a row.
     Returns features (T, F), frame labels (T,) with -1 = idle, and the action list."""
     xs, ys, acts = [], [], []
@@ -150,7 +150,7 @@ class CTCBaseline:
                 if full and rng.random() < 0.5:
                     items.append(full[int(rng.integers(len(full)))])
                 else:
-                    x, _, acts = _chain(rng, clips, cfg, n_items, augment)
+                    x, _, acts = chain_clips(rng, clips, cfg, n_items, augment)
                     items.append((x, acts))
             items = [((x - mean) / std, a) for x, a in items]
             T = max(len(x) for x, _ in items)

@@ -62,10 +62,10 @@ def fit_body(iterations: list[np.ndarray], max_body: int = 6, cfg: FitConfig | N
             x, d = mean, L
             b = np.round(fracs * d).astype(int)
         its.append(fit_segments(x, b, cfg))
-    return Loop(tuple(_align_angles(its)))
+    return Loop(tuple(align_angles(its)))
 
 
-def _align_angles(its: list[tuple[Segment, ...]]) -> list[tuple[Segment, ...]]:
+def align_angles(its: list[tuple[Segment, ...]]) -> list[tuple[Segment, ...]]:
     """Circle angles are defined modulo 2 pi: shift every iteration's (theta0, theta1) by a whole
     number of turns to the first circle seen at the same (statement, joint), so that per-statement
     means and samples of the angles are not torn apart by the wrap at +-pi."""

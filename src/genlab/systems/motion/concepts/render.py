@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genlab.core.io import atomic_path
 from genlab.errors import GenlabError
 
 
 def render_video(keypoints: np.ndarray, path: str | Path, labels: list[str] | None = None, fps: float = 30.0,
                  size: tuple[int, int] = (480, 480)) -> Path:
-    """Write an .mp4 (or .gif) of (T, 17, 2) keypoints; normalised inputs (body height 1) are
+    """Write an H.264 .mp4 (or .gif) of (T, 17, 2) keypoints; normalised inputs (body height 1) are
     fitted into the frame. Written to a temporary name and renamed."""
     import cv2
 
@@ -36,18 +35,8 @@ def render_video(keypoints: np.ndarray, path: str | Path, labels: list[str] | No
         if labels is not None:
             cv2.putText(img, labels[t], (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2, cv2.LINE_AA)
         frames.append(img)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix == ".gif":
-            from PIL import Image
+    from genlab.systems.motion.render import write_video
 
-            ims = [Image.fromarray(f[..., ::-1]) for f in frames]
-            ims[0].save(tmp, format="GIF", save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)
-        else:
-            tmp_mp4 = tmp.with_suffix(".mp4")
-            writer = cv2.VideoWriter(str(tmp_mp4), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
-            for f in frames:
-                writer.write(f)
-            writer.release()
-            tmp_mp4.replace(tmp)
+    # the motion system's writer: H.264 MP4 through PyAV (browsers play it) or GIF, atomic
+    write_video(np.stack(frames)[..., ::-1], path, fps=fps)  # drawn in OpenCV's BGR order
     return path
