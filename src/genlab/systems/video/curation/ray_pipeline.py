@@ -154,16 +154,20 @@ def run_ray(todo, config: CurationConfig, out_dir, progress: bool = True, addres
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        actors = max(1, workers or int(ray.cluster_resources().get("CPU", 1)))
+        cpus = float(ray.cluster_resources().get("CPU", 1))
+        actors = max(1, workers or int(cpus))
         models = any(s.name not in CPU_STAGES for s in clip_stages_cached(config))
+        # actors hold their CPUs for the whole run: together at most half of them, so that plan
+        # tasks (half a CPU each) always find room (with all CPUs held by actors, nothing is planned)
+        share = min(1.0, cpus / 2 / (actors + models))
         ds = ray.data.from_items([{"path": str(v)} for v in todo], override_num_blocks=len(todo))
-        # half a CPU each: planning (decode + cuts) and scoring overlap on every core
+        # fractions of a CPU: planning (decode + cuts) and scoring overlap on every core
         ds = ds.flat_map(_plan, fn_args=(config, out), num_cpus=0.5)
         ds = ds.map_batches(ClipScorer, fn_constructor_args=(config, str(out), "cpu", not models),
-                            batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=0.5)
+                            batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=share)
         if models:
             ds = ds.map_batches(ClipScorer, fn_constructor_args=(config, str(out), "model", True),
-                                batch_size=1, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0 if gpus else 1,
+                                batch_size=1, compute=ray.data.ActorPoolStrategy(size=1), num_cpus=share,
                                 num_gpus=gpus)
         streamed: dict[str, dict] = {}
         results: dict[str, list[dict]] = {}
