@@ -58,6 +58,18 @@ def _upload(driver, elem_id: str, *paths: Path) -> None:
     driver.find_element(*css).send_keys("\n".join(str(p) for p in paths))
 
 
+def _await(wait, found):
+    """wait.until(found), failing at once with the page's message if an error is shown instead."""
+    from selenium.webdriver.common.by import By
+
+    def check(driver):
+        errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".toast-body.error")]
+        assert not errors, f"the page shows an error: {errors}"
+        return found(driver)
+
+    return wait.until(check)
+
+
 def _wait_text(wait, css: str, needle: str):
     from selenium.webdriver.common.by import By
 
@@ -68,7 +80,7 @@ def _wait_text(wait, css: str, needle: str):
                 return text
         return False
 
-    return wait.until(found)
+    return _await(wait, found)
 
 
 def _error_shown(wait, needle: str) -> str:
@@ -213,7 +225,8 @@ def test_video_tab_makes_a_playable_mp4(browser, tmp_path):
     from genlab.serve.app import ServeConfig
     from tests.systems.video.svd_tiny import save_tiny
 
-    svd = save_tiny(tmp_path / "svd")
+    svd = tmp_path / "svd"
+    save_tiny(svd)
     config = ServeConfig(workdir=tmp_path / "work", port=free_port(), video_pretrained=svd,
                          env={"GENLAB_CACHE": str(tmp_path / "cache")})
     app, url = start_app(config)
@@ -228,7 +241,7 @@ def test_video_tab_makes_a_playable_mp4(browser, tmp_path):
             _set(browser, elem_id, value)
         _set(browser, "video-size", "64x128", "textarea")
         browser.find_element(By.CSS_SELECTOR, "#video-run").click()
-        src = wait.until(lambda d: (d.find_elements(By.CSS_SELECTOR, "#video-out video") or [None])[0]
+        src = _await(wait, lambda d: (d.find_elements(By.CSS_SELECTOR, "#video-out video") or [None])[0]
                          and d.find_element(By.CSS_SELECTOR, "#video-out video").get_attribute("src"))
         _shot(browser, "video", tmp_path)
         mp4 = tmp_path / "page.mp4"
@@ -245,3 +258,63 @@ def test_video_tab_makes_a_playable_mp4(browser, tmp_path):
         _error_shown(wait, "65x128")
     finally:
         app.close()
+
+
+def test_insertion_tab_puts_a_person_into_a_photo(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from skimage import data
+
+    from genlab.serve.app import ServeConfig
+    from tests.systems.insertion.tiny_real import save_folder, tiny_parts
+
+    weights = save_folder(tiny_parts(), tmp_path / "weights")
+    config = ServeConfig(workdir=tmp_path / "work", port=free_port(), insertion_weights=weights,
+                         env={"GENLAB_CACHE": str(tmp_path / "cache")})
+    app, url = start_app(config)
+    scene, person = tmp_path / "coffee.png", tmp_path / "astronaut.png"
+    Image.fromarray(data.coffee()).save(scene)
+    Image.fromarray(data.astronaut()).save(person)
+    try:
+        wait = _open_tab(browser, url, "Human insertion")
+        _upload(browser, "insertion-scene", scene)
+        _upload(browser, "insertion-person", person)
+        _set(browser, "insertion-box", "60,120,200,380", "textarea")
+        for elem_id, value in (("insertion-steps", 2), ("insertion-size", 64)):
+            _set(browser, elem_id, value)
+        browser.find_element(By.CSS_SELECTOR, "#insertion-run").click()
+        img = _await(wait, lambda d: (d.find_elements(By.CSS_SELECTOR, "#insertion-out img") or [False])[0])
+        _shot(browser, "insertion", tmp_path)
+        import urllib.request
+
+        with urllib.request.urlopen(img.get_attribute("src"), timeout=30) as response:
+            (tmp_path / "page.png").write_bytes(response.read())
+        overview = Image.open(tmp_path / "page.png")
+        assert overview.width > 3 * overview.height  # scene | reference | results
+        _set(browser, "insertion-box", "900,900,950,950", "textarea")  # outside the 600x400 photo
+        browser.find_element(By.CSS_SELECTOR, "#insertion-run").click()
+        _error_shown(wait, "box")
+    finally:
+        app.close()
+
+
+def test_spoc_tab_finds_a_program_that_compiles(browser, app_url, tmp_path):
+    import subprocess
+
+    from selenium.webdriver.common.by import By
+
+    url, _ = app_url
+    wait = _open_tab(browser, url, "SPoC")
+    browser.find_element(By.CSS_SELECTOR, "#spoc-run").click()  # the example in the page: read two numbers, add
+    program = _wait_text(wait, "#spoc-program textarea, #spoc-program .cm-content", "int main")
+    _shot(browser, "spoc", tmp_path)
+    source = tmp_path / "found.cpp"
+    source.write_text(browser.execute_script(
+        "return document.querySelector('#spoc-program .cm-content').innerText") or program)
+    compiled = subprocess.run(["g++", "-x", "c++", "-o", str(tmp_path / "found"), str(source)], capture_output=True,
+                              text=True, timeout=120)
+    assert compiled.returncode == 0, compiled.stderr
+    assert subprocess.run([str(tmp_path / "found")], input="2 3\n", capture_output=True, text=True,
+                          timeout=10).stdout.strip() == "5"
+    _set(browser, "spoc-budget", 0)  # not a budget: the command's one line in the page
+    browser.find_element(By.CSS_SELECTOR, "#spoc-run").click()
+    _error_shown(wait, "budget")
