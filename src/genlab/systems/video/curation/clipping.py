@@ -344,7 +344,7 @@ def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, c
             if not cfg.reencode:
                 raise
     elif plan.method != "reencode":
-        raise ValueError(f"write_clip: method {plan.method!r} writes nothing")
+        raise GenlabError(f"write_clip: method {plan.method!r} writes nothing")
     duration = max(frame_dt, plan.end_s - plan.start_s - 0.5 * frame_dt)
     start = plan.start_s + start_offset_s
     enc = ["-c:v", "libx264", "-preset", cfg.preset, "-crf", str(cfg.crf), "-pix_fmt", "yuv420p"]

@@ -155,7 +155,7 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     fps = fps if fps and fps > 0 else 25.0
     levels = sorted(set(cfg.levels))
     if not levels or levels[0] < 1:
-        raise ValueError(f"CutConfig.levels: expected positive frame steps, got {cfg.levels}")
+        raise GenlabError(f"CutConfig.levels: expected positive frame steps, got {cfg.levels}")
     level_scores: dict[int, list[float]] = {lv: [] for lv in levels}
     native_scores: list[float] = []
     times: list[float] = []

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genlab.errors import GenlabError
+
 
 def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A smooth random colour texture (H, W, 3) uint8 (BGR) with a random three-colour palette."""
@@ -97,7 +99,7 @@ def cuts_video(path, seed: int = 0, n_hard: int = 20, n_fades: int = 10, size=(3
     or "mixed" (either, at random).
     """
     if fade_kind not in ("black", "dissolve", "mixed"):
-        raise ValueError(f"fade_kind: expected 'black', 'dissolve' or 'mixed', got {fade_kind!r}")
+        raise GenlabError(f"fade_kind: expected 'black', 'dissolve' or 'mixed', got {fade_kind!r}")
     rng = np.random.default_rng(seed)
     w, h = size
     kinds = ["cut"] * n_hard + ["fade"] * n_fades
@@ -350,7 +352,7 @@ def camera_video(path, kind: str, seed: int = 0, seconds: float = 2.0, size=(160
     import cv2
 
     if kind not in CAMERA_KINDS:
-        raise ValueError(f"kind: expected one of {CAMERA_KINDS}, got {kind!r}")
+        raise GenlabError(f"kind: expected one of {CAMERA_KINDS}, got {kind!r}")
     rng = np.random.default_rng(seed)
     w, h = size
     n = int(round(seconds * fps))
