@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.core.io import atomic_path
+from genlab.errors import GenlabError
 from genlab.systems.video.curation.config import ClipConfig
 
 # codecs an .mp4 holds; anything else is copied into .mkv

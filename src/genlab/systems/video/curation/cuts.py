@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genlab.core.data.video import iter_frames, small_bgr
+from genlab.errors import GenlabError
 from genlab.systems.video.curation.config import CutConfig
 from genlab.systems.video.curation.transitions import DissolveDetector, dark_runs, fade_cuts
 
