@@ -295,3 +295,26 @@ def test_insertion_tab_puts_a_person_into_a_photo(browser, tmp_path):
         _error_shown(wait, "box")
     finally:
         app.close()
+
+
+def test_spoc_tab_finds_a_program_that_compiles(browser, app_url, tmp_path):
+    import subprocess
+
+    from selenium.webdriver.common.by import By
+
+    url, _ = app_url
+    wait = _open_tab(browser, url, "SPoC")
+    browser.find_element(By.CSS_SELECTOR, "#spoc-run").click()  # the example in the page: read two numbers, add
+    program = _wait_text(wait, "#spoc-program textarea, #spoc-program .cm-content", "int main")
+    _shot(browser, "spoc", tmp_path)
+    source = tmp_path / "found.cpp"
+    source.write_text(browser.execute_script(
+        "return document.querySelector('#spoc-program .cm-content').innerText") or program)
+    compiled = subprocess.run(["g++", "-x", "c++", "-o", str(tmp_path / "found"), str(source)], capture_output=True,
+                              text=True, timeout=120)
+    assert compiled.returncode == 0, compiled.stderr
+    assert subprocess.run([str(tmp_path / "found")], input="2 3\n", capture_output=True, text=True,
+                          timeout=10).stdout.strip() == "5"
+    _set(browser, "spoc-budget", 0)  # not a budget: the command's one line in the page
+    browser.find_element(By.CSS_SELECTOR, "#spoc-run").click()
+    _error_shown(wait, "budget")

@@ -11,6 +11,8 @@ import pytest
 def harness(tmp_path_factory):
     if shutil.which("g++") is None:
         pytest.skip("g++ not installed")
+    if shutil.which("bwrap") is None:  # CI installs it (.ci/run); without it the harness refuses to run code
+        pytest.skip("bubblewrap not installed: apt-get install bubblewrap")
     from genlab.systems.spoc.harness import Harness, HarnessConfig
 
     cache = tmp_path_factory.mktemp("spoc-cache")

@@ -36,7 +36,7 @@ def test_search_beats_top_one_and_localisation_beats_plain(tmp_path):
                          timeout=3 * 3600)
     assert trained.returncode == 0, trained.stderr
     args = ["spoc", "eval", "--data", str(DATA), "--cache", cache, "--budget", "100", "--workers", "2",
-            "--no-progress", "--out", str(tmp_path / "eval.jsonl"), "--methods", "best_first,compiler,multiclass,prefix"]
+            "--quiet", "--out", str(tmp_path / "eval.jsonl"), "--methods", "best_first,compiler,multiclass,prefix"]
     if n:
         args += ["--subset", n]
     result = run_genlab(*args, timeout=24 * 3600)

@@ -106,7 +106,7 @@ def test_sigkill_after_checkpoint_then_resume_is_bit_identical(tmp_path, digits)
     steps, every = 120, 10
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "genlab", "t2i", "train", "--preset", "tiny", "--steps", str(steps),
-           "--checkpoint-every", str(every), "--out", str(out), "--no-progress"]
+           "--checkpoint-every", str(every), "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     target = out / "checkpoints" / "step_00000030.safetensors"
     deadline = time.time() + 300
@@ -134,7 +134,7 @@ def test_ddp_two_gloo_processes_equal_one_with_double_batch(tmp_path, digits):
     images, _, captions = digits
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "genlab",
            "t2i", "train", "--preset", "tiny", "--steps", "3", "--batch-size", "4", "--out", str(tmp_path / "ddp"),
-           "--no-progress"]
+           "--quiet"]
     res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     one = train_t2i(_tiny(3, batch_size=8), images, captions, tmp_path / "one", progress=False)

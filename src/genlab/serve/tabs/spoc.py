@@ -7,7 +7,7 @@ import gradio as gr
 from genlab.serve.app import ServeConfig, command_line, run_job, session_job
 
 TITLE = "SPoC"
-EXAMPLE = "in function main\\ncreate integers a, b\\nread a and b\\nprint a + b\\n".replace("\\n", "\n")
+EXAMPLE = "create integers a, b\nread a and b\nprint a + b\n"
 
 
 def build(config: ServeConfig) -> None:
@@ -18,7 +18,7 @@ def build(config: ServeConfig) -> None:
             with gr.Row():
                 given = gr.Textbox(label="example input", lines=3, value="2 3", elem_id="spoc-input")
                 expected = gr.Textbox(label="expected output", lines=3, value="5", elem_id="spoc-output")
-            budget = gr.Number(label="compilation budget", value=20, precision=0, minimum=1)
+            budget = gr.Number(label="compilation budget", value=20, precision=0, elem_id="spoc-budget")  # the command checks it
             run = gr.Button("Search for a program", variant="primary", elem_id="spoc-run")
         with gr.Column():
             program = gr.Code(label="C++ found", language="cpp", elem_id="spoc-program")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -10,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data", default=None, help="SPoC data folder (default: ../shared/data/spoc)")
+        p.add_argument("--data", default=None,
+                       help="SPoC data folder (default: $GENLAB_SPOC_DATA, else ../shared/data/spoc beside the project)")
         p.add_argument("--split", default="testp", choices=["testp", "train-eval", "train-test"])
         p.add_argument("--tsv", default=None, help="any TSV in the official format (overrides --split)")
         p.add_argument("--testcases", default=None, help="test case folder (default: DATA/testcases)")
@@ -19,8 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--all", action="store_true", help="every program of the split")
         p.add_argument("--ids", default=None, help="a file of program ids (probid-subid-workerid), one per line")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--cache", default=None, help="compile/run/candidate cache (default .cache/spoc)")
+        p.add_argument("--cache", default=None, help="compile/run/candidate cache (default: $GENLAB_CACHE/spoc)")
         p.add_argument("--workers", type=int, default=0, help="parallel compilations (default: all cores)")
+        insecure(p)
+
+    def insecure(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--insecure", action="store_true",
+                       help="compile and run candidates without the bubblewrap sandbox (said on every run)")
 
     ev = sub.add_parser("eval", help="search methods on a split; success at budgets, line accuracy, oracle")
     common(ev)
@@ -32,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--localiser", default=None, help="localiser folder (default: CACHE/localiser)")
     ev.add_argument("--m", type=int, default=100, help="candidates per line")
     ev.add_argument("--out", default=None, help="JSON lines of per-program results (resumable)")
-    ev.add_argument("--no-progress", action="store_true")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.add_argument("--translate-only", action="store_true",
                     help="no search: line accuracy and oracle coverage of the translator's candidates")
     ev.add_argument("--summary-only", action="store_true",
@@ -50,10 +57,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     loc.add_argument("--programs", type=int, default=1025, help="training programs used (train-test split)")
     loc.add_argument("--per-program", type=int, default=2)
     loc.add_argument("--out", default=None, help="output folder (default: CACHE/localiser)")
+    insecure(loc)
     loc.set_defaults(func=_train_localiser)
 
-    tr = sub.add_parser("translate", help="top-M candidates for pseudocode lines")
-    tr.add_argument("text", nargs="+")
+    sv = sub.add_parser("solve", help="a plain pseudocode file -> a C++ program that passes the given examples")
+    sv.add_argument("pseudocode", help="text file: one statement a line, blocks by indentation (tabs or spaces)")
+    sv.add_argument("--tests", default=None, help="examples in the official format (input ###ENDINPUT### output ###ENDOUTPUT###)")
+    sv.add_argument("--example", nargs=2, action="append", metavar=("IN_FILE", "OUT_FILE"),
+                    help="one example: an input file and its expected output (repeatable)")
+    sv.add_argument("--budget", type=int, default=100, help="compilations at most")
+    sv.add_argument("--method", default="prefix", choices=["prefix", "compiler", "best-first", "multiclass"])
+    sv.add_argument("--out", default=None, help="write the program found here")
+    sv.add_argument("--data", default=None, help="SPoC data folder for the translator (as for eval)")
+    sv.add_argument("--cache", default=None)
+    sv.add_argument("--m", type=int, default=100, help="candidates per line")
+    sv.add_argument("--workers", type=int, default=0)
+    sv.add_argument("--quiet", action="store_true", help="no line per compilation")
+    insecure(sv)
+    sv.set_defaults(func=_solve)
+
+    tr = sub.add_parser("translate", help="top-M candidates for pseudocode lines, or whole programs for a file")
+    tr.add_argument("text", nargs="*", help="pseudocode lines")
+    tr.add_argument("--file", default=None, help="a pseudocode file (as for solve): also print whole programs")
+    tr.add_argument("--programs", type=int, default=3, help="with --file: the K most likely whole programs")
     tr.add_argument("--data", default=None)
     tr.add_argument("--m", type=int, default=5)
     tr.add_argument("--translator", default="retrieval", choices=["retrieval", "retrieval-nocopy", "seq2seq", "lm"])
@@ -85,7 +111,7 @@ def _paths(args):
     tests = Path(args.testcases) if getattr(args, "testcases", None) else data / "testcases"
     cache = Path(args.cache) if getattr(args, "cache", None) else default_cache_dir()
     if not tsv.is_file():
-        raise GenlabError(f"TSV not found: {tsv} (give --data or --tsv)")
+        raise GenlabError(f"TSV not found: {tsv} (give --data, set $GENLAB_SPOC_DATA, or give --tsv)")
     return data, tsv, tests, cache
 
 
@@ -94,10 +120,16 @@ def _programs(args, tsv):
 
     programs = load_tsv(tsv)
     if args.ids:
-        from pathlib import Path
+        from genlab.errors import GenlabError
 
-        lines = (x.strip() for x in Path(args.ids).read_text().splitlines())
-        return select_ids(programs, [x for x in lines if x and not x.startswith("#")])
+        lines = (x.strip() for x in _ids_text(args.ids).splitlines())
+        ids = [x for x in lines if x and not x.startswith("#")]
+        if not ids:
+            raise GenlabError(f"--ids {args.ids}: no program ids (expected one probid-subid-workerid a line)")
+        try:
+            return select_ids(programs, ids)
+        except GenlabError as err:
+            raise GenlabError(f"--ids {args.ids}: {err}") from None
     if args.all:
         return programs
     if args.subset is not None:
@@ -107,16 +139,77 @@ def _programs(args, tsv):
     return programs
 
 
-def build_translator(kind: str, data, exclude_split: str | None = None, model: str | None = None):
-    """Translator trained on the train splits we have (train-eval + train-test, minus `exclude_split`)."""
+def _ids_text(path: str) -> str:
+    from pathlib import Path
+
     from genlab.errors import GenlabError
-    from genlab.systems.spoc.data import SPLITS, load_tsv
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GenlabError(f"--ids: file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise GenlabError(f"--ids: cannot read {path} as UTF-8 text of program ids: {err}") from None
+
+
+def _eval_arguments(args) -> tuple[list[str], list[int]]:
+    """(methods, budgets) from the eval arguments, checked before anything heavy runs."""
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.search import METHODS
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise GenlabError(f"--methods: expected a comma-separated list of {', '.join(METHODS)}, got {args.methods!r}")
+    if args.budget < 1:
+        raise GenlabError(f"--budget: expected a positive number of compilations, got {args.budget}")
+    if args.m < 1:
+        raise GenlabError(f"--m: expected at least 1 candidate per line, got {args.m}")
+    if args.workers < 0:
+        raise GenlabError(f"--workers: expected 0 (all cores) or more, got {args.workers}")
+    try:
+        budgets = [int(b) for b in args.budgets.split(",") if b.strip()]
+    except ValueError:
+        raise GenlabError(f"--budgets: expected comma-separated integers, got {args.budgets!r}") from None
+    budgets = [b for b in budgets if 1 <= b <= args.budget] or [args.budget]
+    if args.ids:
+        _ids_text(args.ids)
+    return methods, budgets
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """SIGTERM unwinds like Ctrl-C (runs stopped, scratch removed) and exits 143."""
+    import signal
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (in-process callers): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def build_translator(kind: str, data, exclude_split: str | None = None, model: str | None = None):
+    """Translator trained on the train splits we have (train-eval + train-test + the TestW extra when the
+    data folder has it, minus `exclude_split`)."""
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.data import SPLITS, TRAIN_SPLITS, load_tsv
     from genlab.systems.spoc.translate import RetrievalConfig, RetrievalTranslator, training_pairs
 
+    if model is not None and kind in ("retrieval", "retrieval-nocopy"):
+        raise GenlabError(f"--model {model}: only --translator seq2seq or lm reads a model, not {kind}")
     if kind in ("retrieval", "retrieval-nocopy"):
         train = []
-        for split in ("train-eval", "train-test"):
-            if split != exclude_split:
+        for split in TRAIN_SPLITS:
+            optional = split == "train-extra"
+            if split != exclude_split and not (optional and not (data / SPLITS[split]).is_file()):
                 train += load_tsv(data / SPLITS[split])
         return RetrievalTranslator(training_pairs(train), RetrievalConfig(copy=kind == "retrieval"))
     if model is None:
@@ -146,9 +239,9 @@ def _eval(args) -> int:
     from genlab.systems.spoc.harness import Harness, HarnessConfig
     from genlab.systems.spoc.translate import candidates_for
 
+    methods, budgets = _eval_arguments(args)
     data, tsv, tests, cache = _paths(args)
     programs = _programs(args, tsv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     localiser = None
     if "multiclass" in methods and not args.translate_only:
         from genlab.systems.spoc.localiser import MulticlassLocaliser
@@ -162,6 +255,11 @@ def _eval(args) -> int:
     if not methods:
         raise GenlabError(f"--methods: no method left to run from {args.methods!r}")
     exclude = args.split if args.tsv is None and args.split != "testp" else None
+    overlap = _training_overlap(data, programs, exclude)
+    if overlap:
+        print(f"warning: {overlap} of {len(programs)} programs are also in the translator's training data: "
+              "these figures are not comparable with the paper's (which are on TestP)")
+    comparable = args.tsv is None and args.split == "testp" and not overlap  # the paper's figures are TestP's
     translator = build_translator(args.translator, data, exclude, args.model)
     cands = candidates_for(translator, programs, args.m, cache)
     if args.translate_only:
@@ -182,13 +280,23 @@ def _eval(args) -> int:
         records = load_records(out, programs, methods, args.budget)
         print(f"summary only: {len(records)} of {len(programs)} programs have every method in {out}")
     else:
-        with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+        with _sigterm_as_exit(), Harness(tests, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
             records = run_eval(programs, cands, harness, out, methods, args.budget, localiser,
-                               workers=harness.workers, progress=not args.no_progress)
-    budgets = [int(b) for b in args.budgets.split(",") if int(b) <= args.budget]
-    text, _ = summarise(records, programs, cands, methods, budgets)
+                               workers=harness.workers, progress=not args.quiet)
+    text, _ = summarise(records, programs, cands, methods, budgets, paper=comparable)
     print(text)
     return 0
+
+
+def _training_overlap(data, programs, exclude_split: str | None) -> int:
+    """How many of `programs` (by probid + subid) the retrieval translator was built from."""
+    from genlab.systems.spoc.data import SPLITS, TRAIN_SPLITS, load_tsv
+
+    seen = set()
+    for split in TRAIN_SPLITS:
+        if split != exclude_split and (data / SPLITS[split]).is_file():
+            seen.update((p.probid, p.subid) for p in load_tsv(data / SPLITS[split]))
+    return sum((p.probid, p.subid) in seen for p in programs)
 
 
 def _sanity(args) -> int:
@@ -196,7 +304,7 @@ def _sanity(args) -> int:
 
     data, tsv, tests, cache = _paths(args)
     programs = _programs(args, tsv)
-    with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+    with _sigterm_as_exit(), Harness(tests, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
         evs = harness.evaluate_many([(stitch([l.code for l in p.lines], [l.indent for l in p.lines]), p.probid)
                                      for p in programs])
     ok = sum(e.passed_hidden for e in evs)
@@ -223,7 +331,7 @@ def _train_localiser(args) -> int:
     programs = load_tsv(tsv)[: args.programs]
     translator = build_translator("retrieval", data, exclude_split="train-test")
     cands = candidates_for(translator, programs, 100, cache)
-    with Harness(tests, cache, HarnessConfig(workers=args.workers)) as harness:
+    with _sigterm_as_exit(), Harness(tests, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
         examples = make_examples(programs, cands, harness, per_program=args.per_program)
     random.Random(0).shuffle(examples)
     n_val = max(1, len(examples) // 5)
@@ -241,17 +349,91 @@ def _train_localiser(args) -> int:
     return 0
 
 
+def _solve(args) -> int:
+    from pathlib import Path
+
+    from genlab.core.io import atomic_write_text
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.data import default_data_dir
+    from genlab.systems.spoc.harness import Harness, HarnessConfig, default_cache_dir
+    from genlab.systems.spoc.search import SearchConfig, search
+    from genlab.systems.spoc.solve import changed_lines, read_examples, read_pseudocode
+    from genlab.systems.spoc.translate import candidates_for
+
+    if args.budget < 1:
+        raise GenlabError(f"--budget: expected a positive number of compilations, got {args.budget}")
+    program = read_pseudocode(args.pseudocode)
+    examples = read_examples(args.tests, args.example)
+    data = Path(args.data) if args.data else default_data_dir()
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    method = args.method.replace("-", "_")
+    localiser = None
+    if method == "multiclass":
+        from genlab.systems.spoc.localiser import MulticlassLocaliser
+
+        if not (cache / "localiser" / "localiser.json").is_file():
+            raise GenlabError(f"--method multiclass: no localiser in {cache / 'localiser'}; build it with "
+                              "`genlab spoc train-localiser` or choose another --method")
+        localiser = MulticlassLocaliser.load(cache / "localiser")
+    translator = build_translator("retrieval", data)
+    cands = candidates_for(translator, [program], args.m, cache)[program.uid]
+    user = [i for i, line in enumerate(program.lines) if line.annotated]
+
+    def show(k, queued, ev, blamed) -> None:
+        if args.quiet:
+            return
+        swaps = [f"line {n + 1}: {cands[i][queued.choice[i]].code}" for n, i in enumerate(user) if queued.choice[i]]
+        blame = f", line {user.index(blamed) + 1} blamed" if blamed in user else ""
+        verdict = "passes the examples" if ev.passed_public else ev.status.replace("_", " ")
+        print(f"#{k} {verdict}{blame}" + (f"  [{'; '.join(swaps)}]" if swaps else "  [top-1 candidates]"), flush=True)
+
+    tests = {"public": examples, "hidden": []}
+    with _sigterm_as_exit(), Harness(None, cache, HarnessConfig(workers=args.workers, insecure=args.insecure)) as harness:
+        result = search(program, [cands[i] for i in range(len(program.lines))], harness,
+                        SearchConfig(budget=args.budget, method=method), localiser, tests, on_step=show)
+    if not result.passed_public:
+        print(f"no program passing the {len(examples)} example(s) within {result.used} compilations")
+        return 1
+    changed = changed_lines(result.choice, program)
+    print(result.source, end="")
+    print(f"found after {result.used} compilation(s); it passes the {len(examples)} given example(s) (not a proof"
+          f" of correctness); lines changed from the top-1 translation: {changed or 'none'}")
+    if args.out:
+        atomic_write_text(args.out, result.source)
+        print(f"written to {args.out}")
+    return 0
+
+
 def _translate(args) -> int:
     from pathlib import Path
 
+    from genlab.errors import GenlabError
     from genlab.systems.spoc.data import default_data_dir
+    from genlab.systems.spoc.translate import Candidate
 
+    if not args.text and not args.file:
+        raise GenlabError("give pseudocode lines or --file PSEUDOCODE")
+    program = None
+    texts = list(args.text)
+    if args.file:
+        from genlab.systems.spoc.solve import read_pseudocode
+
+        program = read_pseudocode(args.file)
+        texts = [line.text for line in program.lines if line.annotated]
     data = Path(args.data) if args.data else default_data_dir()
     translator = build_translator(args.translator, data, model=args.model)
-    for text, cands in zip(args.text, translator.translate(args.text, args.m)):
+    per_line = translator.translate(texts, args.m)
+    for text, cands in zip(texts, per_line):
         print(text)
         for c in cands:
             print(f"  {c.logprob:8.3f}  {c.code}")
+    if program is not None:
+        from genlab.systems.spoc.solve import top_programs
+
+        it = iter(per_line)
+        cands = [next(it) if line.annotated else [Candidate(line.code, 0.0)] for line in program.lines]
+        for k, (logprob, source) in enumerate(top_programs(program, cands, args.programs), start=1):
+            print(f"\n// program {k}, log-prob {logprob:.3f} (not compiled)\n{source}", end="")
     return 0
 
 

@@ -152,29 +152,34 @@ def load_testcases(testcases_dir: str | Path, probid: str, kind: str) -> list[Te
     """kind: 'public' (used by the search) or 'hidden' (used for evaluation)."""
     if kind not in ("public", "hidden"):
         raise GenlabError(f"test case kind expected 'public' or 'hidden', got {kind!r}")
-    return parse_testcases(Path(testcases_dir) / probid / f"{probid}_testcases_{kind}.txt")
+    return parse_testcases(test_file(testcases_dir, probid, kind))
+
+
+def test_file(testcases_dir: str | Path, probid: str, kind: str) -> Path:
+    return Path(testcases_dir) / probid / f"{probid}_testcases_{kind}.txt"
+
+
+DATA_ENV = "GENLAB_SPOC_DATA"
 
 
 def default_data_dir() -> Path:
-    """$GENLAB_SPOC_DATA, else ../shared/data/spoc beside the checkout or the working directory."""
+    """`$GENLAB_SPOC_DATA`, else `../shared/data/spoc` beside the project (the checkout holding `src/`)."""
     import os
 
-    env = os.environ.get("GENLAB_SPOC_DATA")
-    candidates = [Path(env)] if env else []
-    here = Path(__file__).resolve()
-    candidates += [parent.parent / "shared" / "data" / "spoc" for parent in list(here.parents)[3:6]]
-    candidates += [Path.cwd().parent / "shared" / "data" / "spoc", Path("/work/shared/data/spoc")]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    return candidates[0] if candidates else Path("data/spoc")
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    project = Path(__file__).resolve().parents[4]
+    return project.parent / "shared" / "data" / "spoc"
 
 
 SPLITS = {
     "testp": "test/spoc-testp.tsv",
     "train-eval": "train/split/spoc-train-eval.tsv",
     "train-test": "train/split/spoc-train-test.tsv",
+    "train-extra": "train/extra/spoc-testw-train.tsv",  # TestW minus TestP's problems (training only)
 }
+TRAIN_SPLITS = ("train-eval", "train-test", "train-extra")
 
 
 # --- the committed evaluation subset -------------------------------------------------------------

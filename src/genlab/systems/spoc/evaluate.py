@@ -81,10 +81,17 @@ def run_eval(programs: Sequence[Program], cands: dict[str, list[list[Candidate]]
             ok = sum(r.get("best_first", {}).get("passed_hidden", False) for r in done.values())
             bar.set_postfix(best_first=f"{ok}/{len(done)}")
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    try:
         for fut in [pool.submit(one, p) for p in todo]:
             fut.result()
-    bar.close()
+    except BaseException:  # Ctrl-C, SIGTERM, an error: stop the runs in flight instead of finishing the queue
+        harness.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        bar.close()
+    pool.shutdown()
     return [done[p.uid] for p in programs if all(m in done.get(p.uid, {}) for m in methods)]
 
 
@@ -104,24 +111,26 @@ def load_records(out_path: str | Path, programs: Sequence[Program], methods: Seq
 
 
 def summarise(records: Sequence[dict], programs: Sequence[Program], cands: dict[str, list[list[Candidate]]],
-              methods: Sequence[str], budgets: Sequence[int] = (1, 10, 100)) -> tuple[str, dict]:
+              methods: Sequence[str], budgets: Sequence[int] = (1, 10, 100), paper: bool = True) -> tuple[str, dict]:
+    """The table; `paper`: print the paper's TestP figures beside ours (only meaningful on TestP)."""
     n = len(records)
     figures: dict = {"programs": n}
     lines = [f"SPoC evaluation on {n} programs (success = the first program passing the public tests also"
              " passes the hidden ones)", ""]
-    header = f"{'method':32s}" + "".join(f"{'@' + str(b):>9s}" for b in budgets) + "   paper @10 / @100"
+    header = f"{'method':32s}" + "".join(f"{'@' + str(b):>9s}" for b in budgets) + ("   paper @10 / @100" if paper else "")
     lines.append(header)
     top = 100.0 * sum(r[methods[0]]["top1_status"] == "pass" for r in records) / max(n, 1)
     figures["top_one"] = top
-    lines.append(f"{'top-one (all rank-1 lines)':32s}{top:9.1f}" + " " * 9 * (len(budgets) - 1)
-                 + f"   {PAPER['top_one']}")
+    lines.append(f"{'top-one (all rank-1 lines)':32s}{top:9.1f}"
+                 + (" " * 9 * (len(budgets) - 1) + f"   {PAPER['top_one']}" if paper else ""))
     for m in methods:
         row = f"{METHOD_NAMES.get(m, m):32s}"
         for b in budgets:
             v = 100.0 * sum(r[m]["passed_hidden"] and r[m]["used"] <= b for r in records) / max(n, 1)
             figures[f"{m}@{b}"] = v
             row += f"{v:9.1f}"
-        row += f"   {PAPER.get((m, 10), '-')} / {PAPER.get((m, 100), '-')}"
+        if paper:
+            row += f"   {PAPER.get((m, 10), '-')} / {PAPER.get((m, 100), '-')}"
         lines.append(row)
     done = {r["uid"] for r in records}
     progs = [p for p in programs if p.uid in done]
@@ -129,7 +138,8 @@ def summarise(records: Sequence[dict], programs: Sequence[Program], cands: dict[
     figures["line_accuracy"] = acc
     figures["oracle"] = 100.0 * oracle_coverage(progs, cands)
     lines += ["", "line accuracy (gold among top-k, canonical tokens): "
-              + ", ".join(f"@{k} {100 * v:.1f}%" for k, v in acc.items()) + f"   (paper @1: {PAPER['line@1']}%)",
+              + ", ".join(f"@{k} {100 * v:.1f}%" for k, v in acc.items())
+              + (f"   (paper @1: {PAPER['line@1']}%)" if paper else ""),
               f"top-M oracle coverage (every gold line among the candidates): {figures['oracle']:.1f}%"
-              f"   (paper: {PAPER['oracle']}%)"]
+              + (f"   (paper: {PAPER['oracle']}%)" if paper else "")]
     return "\n".join(lines), figures

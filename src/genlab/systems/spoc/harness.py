@@ -6,9 +6,11 @@
 - `Harness.evaluate(source, probid)` compiles once, runs the public tests and, if they pass, the
   hidden ones. Results are cached by the hash of (flags, source) in memory and in a SQLite file, so
   every search method shares them (each method still counts its own budget).
-- Candidates run through a small C launcher (`sandbox_launcher.c`, compiled once into the cache):
-  PID + network namespaces, unprivileged uid when root, rlimits on CPU, memory, file size and
-  processes, a wall-clock timeout that kills the whole process group, output capped.
+- g++ and the candidates run in the bubblewrap sandbox of `sandbox.py` (private read-only filesystem,
+  PID/network/IPC namespaces, an unprivileged uid when root, limits on the whole process tree). The
+  test cases never enter it: the harness reads them and hands each input over as an open file.
+  Every run uses a slot (its own uid and cgroup) and a folder of the harness's private scratch folder
+  under the cache; a verdict's cache key includes the test files' content and the sandbox settings.
 """
 
 from __future__ import annotations
@@ -17,24 +19,25 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from genlab.core.io import cache_dir
 from genlab.errors import GenlabError
-from genlab.systems.spoc.data import TestCase, load_testcases
-from genlab.systems.spoc.sandbox import LAUNCHER_C
+from genlab.systems.spoc.data import TestCase, load_testcases, test_file
+from genlab.systems.spoc.sandbox import BOX, PCH, Bind, Limits, Sandbox, scratch_folder
 
 PREAMBLE = "#include <bits/stdc++.h>\n\nusing namespace std;\n\n"
 PREAMBLE_LINES = PREAMBLE.count("\n")
@@ -79,7 +82,7 @@ def stitch(codes: list[str], indents: list[int]) -> str:
     open a block (a continued expression) open nothing.
     """
     if len(codes) != len(indents):
-        raise ValueError(f"stitch: {len(codes)} code lines but {len(indents)} indents")
+        raise GenlabError(f"stitch: {len(codes)} code lines but {len(indents)} indents")
     out = PREAMBLE.split("\n")[:-1]
     stack: list[int] = []  # indentation of the lines whose `{` is still open
     for i, (code, indent) in enumerate(zip(codes, indents)):
@@ -118,26 +121,24 @@ def first_error_line(message: str) -> int | None:
 
 @dataclass(frozen=True)
 class HarnessConfig:
-    cxx: str = "g++"
+    cxx: str = "g++"  # found on PATH inside the sandbox, which holds /usr only
     flags: tuple[str, ...] = ("-std=gnu++11", "-O1", "-w", "-fmax-errors=20")
     use_pch: bool = True
     workers: int = 0  # 0 = os.cpu_count()
-    compile_timeout_s: float = 30.0
+    compile_timeout_s: float = 30.0  # wall and CPU time of one g++ run (the whole tree, cc1plus included)
+    compile_memory_mb: int = 2048
     cpu_s: int = 2  # per test case (RLIMIT_CPU)
-    wall_s: float = 5.0  # per test case, kills the process group
-    memory_mb: int = 1024  # RLIMIT_AS
+    wall_s: float = 5.0  # per test case, then the whole tree is killed
+    memory_mb: int = 1024  # the candidate's whole process tree (cgroup), else per process (RLIMIT_AS)
     output_mb: int = 16  # RLIMIT_FSIZE on the stdout file
-    nproc: int = 64  # RLIMIT_NPROC (per uid)
-    # Uid the candidates run as when we are root. 0 = a private unprivileged uid per worker thread
-    # (100000 + 32 * (pid % 20000) + slot): RLIMIT_NPROC counts processes per uid, so sandboxes that
-    # share `nobody` (65534) can starve each other (a fork bomb in one makes execve fail in another).
-    sandbox_uid: int = 0
+    nproc: int = 64  # processes of the tree (pids cgroup), else RLIMIT_NPROC of its uid
     max_tests: int = 0  # 0 = all tests of the file
+    insecure: bool = False  # no bubblewrap: run on the host filesystem with rlimits only (said on every run)
 
 
 @dataclass
 class RunResult:
-    status: str  # ok | timeout | output_limit | runtime_error | launch_error
+    status: str  # ok | timeout | memory_limit | output_limit | runtime_error | launch_error
     exit_code: int
     stdout: bytes = b""
     seconds: float = 0.0
@@ -188,12 +189,11 @@ class Harness:
                  config: HarnessConfig = HarnessConfig()):
         self.config = config
         self.testcases_dir = Path(testcases_dir) if testcases_dir else None
-        # absolute: g++ runs in a per-program temporary directory
         self.cache_dir = (Path(cache_dir) if cache_dir else default_cache_dir()).resolve()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.workers = config.workers or os.cpu_count() or 1
         self.stats = HarnessStats()
-        self._tests: dict[tuple[str, str], list[TestCase]] = {}
+        self._tests: dict[tuple[str, str, int, int], list[TestCase]] = {}
         self._mem: dict[str, Evaluation] = {}
         self._db_lock = threading.Lock()
         self._db = sqlite3.connect(str(self.cache_dir / "results.sqlite"), check_same_thread=False, timeout=60)
@@ -201,24 +201,93 @@ class Harness:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT)")
             self._db.commit()
-        self._pool = ThreadPoolExecutor(max_workers=self.workers)
-        self._slots = threading.local()
-        self._next_slot = 0
-        self.pch_dir = self._build_pch() if config.use_pch else None
-        self.launcher = self._build_launcher()
+        self._exit = contextlib.ExitStack()
+        try:
+            self.sandbox = self._exit.enter_context(contextlib.closing(
+                Sandbox(self.cache_dir, insecure=config.insecure, uid_base=sandbox_uids()[0])))
+            self.scratch = self._exit.enter_context(scratch_folder(self.cache_dir / "work", config.insecure))
+            if config.insecure or self.sandbox.tree is None:
+                print(self.sandbox.describe(), file=sys.stderr)
+            self._free_slots: list[int] = []
+            self._slot_count = 0
+            self._slot_lock = threading.Lock()
+            self._pool = ThreadPoolExecutor(max_workers=self.workers)
+            self.pch_dir: Path | None = None  # set after it is built (its build binds none)
+            if config.use_pch:
+                self.pch_dir = self._build_pch()
+        except BaseException:
+            self._exit.close()
+            with self._db_lock:
+                self._db.close()
+            raise
+        self._settings = json.dumps({"config": asdict(self.config) | {"workers": 0}, "sandbox": self.sandbox.describe()},
+                                    sort_keys=True)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._exit.close()
         with self._db_lock:
             self._db.close()
+
+    def stop(self) -> None:
+        """Ctrl-C / SIGTERM: kill the runs in flight, refuse new ones, drop queued work."""
+        self.sandbox.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Harness:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:  # Ctrl-C or an error: do not let queued work run on
+            self.stop()
         self.close()
 
-    # -- one-off builds (PCH, launcher), guarded by a file lock against concurrent processes
+    # -- slots (a uid and a cgroup each) and run folders
+    @contextlib.contextmanager
+    def run_folder(self):
+        """(folder, slot): a fresh folder of the scratch area, writable by the slot's uid; removed after."""
+        with self._slot_lock:
+            if self._free_slots:
+                slot = self._free_slots.pop()
+            else:
+                slot, self._slot_count = self._slot_count, self._slot_count + 1
+                if slot >= len(sandbox_uids()):
+                    raise RuntimeError(f"more than {len(sandbox_uids())} concurrent sandbox runs")
+        folder = Path(tempfile.mkdtemp(prefix="run-", dir=self.scratch))
+        try:
+            if os.geteuid() == 0:
+                uid = self.sandbox.uid(slot)
+                os.chown(folder, uid, uid)
+            yield folder, slot
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            with self._slot_lock:
+                self._free_slots.append(slot)
+
+    def _compile_limits(self, factor: float = 1.0) -> Limits:
+        t = self.config.compile_timeout_s * factor
+        return Limits(cpu_s=max(1, math.ceil(t)), wall_s=t, memory_mb=self.config.compile_memory_mb, output_mb=int(128 * factor),
+                      nproc=32, tmp_mb=512)
+
+    def _run_limits(self) -> Limits:
+        cfg = self.config
+        return Limits(cpu_s=cfg.cpu_s, wall_s=cfg.wall_s, memory_mb=cfg.memory_mb, output_mb=cfg.output_mb,
+                      nproc=cfg.nproc)
+
+    def _gxx(self, folder: Path, slot: int, args: list[str], limits: Limits) -> tuple[int, str, bool]:
+        """g++ ARGS in the sandbox with `folder` as /box: (exit code, stderr, timed out)."""
+        binds = [Bind(folder, BOX, writable=True)]
+        if self.pch_dir is not None:
+            binds.append(Bind(self.pch_dir, PCH))
+        with open(os.devnull, "rb") as fin, open(os.devnull, "wb") as fout, \
+                tempfile.TemporaryFile(dir=self.scratch) as ferr:
+            out = self.sandbox.run([self.config.cxx, *args], binds, limits, slot, fin, fout, ferr, cwd=BOX,
+                                   compiler=True)
+            ferr.seek(0)
+            message = ferr.read(1 << 20).decode("utf-8", errors="replace")
+        return out.code, message, out.timed_out or out.code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL)
+
+    # -- one-off builds (PCH), guarded by a file lock against concurrent processes
     def _flags_key(self) -> str:
         version = subprocess.run([self.config.cxx, "--version"], capture_output=True, text=True).stdout
         return hashlib.sha256((version + " ".join(self._pch_flags())).encode()).hexdigest()[:16]
@@ -233,40 +302,33 @@ class Harness:
             yield
 
     def _build_pch(self) -> Path:
+        """bits/stdc++.h precompiled in the sandbox (seen there as /pch/spoc_pre.h.gch)."""
         pch_dir = self.cache_dir / f"pch-{self._flags_key()}"
         gch = pch_dir / "spoc_pre.h.gch"
         with self._file_lock("pch"):
             if not gch.exists():
                 pch_dir.mkdir(parents=True, exist_ok=True)
-                (pch_dir / "spoc_pre.h").write_text("#include <bits/stdc++.h>\n")
-                tmp = pch_dir / f".spoc_pre.h.gch.{os.getpid()}"
-                cmd = [self.config.cxx, *self._pch_flags(), "-x", "c++-header", str(pch_dir / "spoc_pre.h"),
-                       "-o", str(tmp)]
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise GenlabError(f"building the precompiled header failed ({' '.join(cmd)}): {proc.stderr[-500:]}")
-                os.replace(tmp, gch)
+                header = pch_dir / "spoc_pre.h"
+                header.write_text("#include <bits/stdc++.h>\n")
+                os.chmod(header, 0o644)
+                with self.run_folder() as (folder, slot):
+                    (folder / "spoc_pre.h").write_text(header.read_text())
+                    code, message, _ = self._gxx(folder, slot, [*self._pch_flags(), "-x", "c++-header",
+                                                               "spoc_pre.h", "-o", "spoc_pre.h.gch"],
+                                                 self._compile_limits(4.0))
+                    built = folder / "spoc_pre.h.gch"
+                    if code != 0 or built.is_symlink() or not built.is_file():
+                        raise GenlabError(f"building the precompiled header failed (g++ exit {code}): {message[-500:]}")
+                    tmp = pch_dir / f".spoc_pre.h.gch.{os.getpid()}"
+                    shutil.copyfile(built, tmp)
+                    os.chmod(tmp, 0o644)
+                    os.replace(tmp, gch)
         return pch_dir
-
-    def _build_launcher(self) -> Path:
-        digest = hashlib.sha256(LAUNCHER_C.encode()).hexdigest()[:12]
-        exe = self.cache_dir / f"sandbox-launcher-{digest}"
-        with self._file_lock("launcher"):
-            if not exe.exists():
-                cc = shutil.which("gcc") or self.config.cxx
-                tmp = exe.with_name(exe.name + f".{os.getpid()}")
-                proc = subprocess.run([cc, "-O2", "-x", "c", "-", "-o", str(tmp)], input=LAUNCHER_C,
-                                      capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise GenlabError(f"building the sandbox launcher failed: {proc.stderr[-500:]}")
-                os.chmod(tmp, 0o755)
-                os.replace(tmp, exe)
-        return exe
 
     # -- cache
     def _key(self, *parts: str) -> str:
         h = hashlib.sha256()
-        for part in (self.config.cxx, *self.config.flags, str(self.config.use_pch), *parts):
+        for part in (self._settings, *parts):
             h.update(part.encode("utf-8", errors="replace") + b"\0")
         return h.hexdigest()
 
@@ -291,24 +353,23 @@ class Harness:
             self._db.commit()
 
     # -- compile
-    def _compile(self, source: str, workdir: Path, link: bool = True) -> tuple[bool, str]:
-        src = workdir / "prog.cpp"
-        src.write_text(source)
-        cmd = [self.config.cxx, *self.config.flags]
+    def compile(self, source: str, folder: Path, slot: int, link: bool = True) -> tuple[bool, str]:
+        """g++ on `source` in the sandbox; the binary is `folder/prog`. (ok, g++'s messages)."""
+        (folder / "prog.cpp").write_text(source)
+        cmd = list(self.config.flags)
         if self.pch_dir is not None:
-            cmd += ["-include", str(self.pch_dir / "spoc_pre.h")]
-        cmd += [str(src), "-o", str(workdir / "prog")] if link else ["-fsyntax-only", str(src)]
+            cmd += ["-include", f"{PCH}/spoc_pre.h"]
+        cmd += ["prog.cpp", "-o", "prog"] if link else ["-fsyntax-only", "prog.cpp"]  # relative to /box: messages say prog.cpp
         start = time.perf_counter()
-        try:
-            proc = subprocess.run(cmd, capture_output=True, cwd=workdir, timeout=self.config.compile_timeout_s,
-                                  start_new_session=True)
-            ok, message = proc.returncode == 0, proc.stderr.decode("utf-8", errors="replace")
-        except subprocess.TimeoutExpired:
-            ok, message = False, f"g++ timeout after {self.config.compile_timeout_s} s"
+        code, message, timed_out = self._gxx(folder, slot, cmd, self._compile_limits())
+        if timed_out:
+            code, message = 1, f"g++ timeout after {self.config.compile_timeout_s} s"
+        if code == 0 and link and ((folder / "prog").is_symlink() or not (folder / "prog").is_file()):
+            code, message = 1, "g++ produced no program file"
         with self.stats.lock:
             self.stats.compiles += 1
             self.stats.compile_seconds += time.perf_counter() - start
-        return ok, message.replace(str(src), "prog.cpp")
+        return code == 0, message
 
     def compile_check(self, source: str) -> tuple[bool, str]:
         """Does `source` compile (no linking)? Cached. Used by prefix pruning."""
@@ -316,8 +377,8 @@ class Harness:
         hit = self._cache_get(key)
         if hit is not None:
             return hit.status != "compile_error", hit.compile_error
-        with tempfile.TemporaryDirectory(prefix="spoc-") as tmp:
-            ok, message = self._compile(source, Path(tmp), link=False)
+        with self.run_folder() as (folder, slot):
+            ok, message = self.compile(source, folder, slot, link=False)
         self._cache_put(key, Evaluation("pass" if ok else "compile_error", "" if ok else message))
         return ok, message
 
@@ -379,18 +440,15 @@ class Harness:
             parts.append("\n".join(lines))
             line += len(lines)
         text = "#include <bits/stdc++.h>\n" + "\n".join(parts) + "\n"
-        with tempfile.TemporaryDirectory(prefix="spoc-") as tmp:
-            src_path = Path(tmp) / "batch.cpp"
-            src_path.write_text(text)
-            cmd = [self.config.cxx, *self.config.flags, "-fmax-errors=0"]
+        with self.run_folder() as (folder, slot):
+            (folder / "batch.cpp").write_text(text)
+            cmd = [*self.config.flags, "-fmax-errors=0"]
             if self.pch_dir is not None:
-                cmd += ["-include", str(self.pch_dir / "spoc_pre.h")]
-            cmd += ["-fsyntax-only", str(src_path)]
+                cmd += ["-include", f"{PCH}/spoc_pre.h"]
+            cmd += ["-fsyntax-only", "batch.cpp"]
             start = time.perf_counter()
-            try:
-                proc = subprocess.run(cmd, capture_output=True, cwd=tmp, timeout=self.config.compile_timeout_s * 4)
-                message = proc.stderr.decode("utf-8", errors="replace").replace(str(src_path), "batch.cpp")
-            except subprocess.TimeoutExpired:
+            code, message, timed_out = self._gxx(folder, slot, cmd, self._compile_limits(4.0))
+            if timed_out:
                 return [self.compile_check(src) for src in group]
             with self.stats.lock:
                 self.stats.compiles += 1
@@ -416,7 +474,7 @@ class Harness:
             else:
                 pending.append(msg_line)
         texts = [re.sub(r"\bspoc_c\d+::", "", "\n".join(lines)) for lines in per]
-        if proc.returncode != 0 and all(" error: " not in t for t in texts):
+        if code != 0 and all(" error: " not in t for t in texts):
             return [self.compile_check(s) for s in group]  # an error we could not attribute
         out = []
         for src, text_k in zip(group, texts):
@@ -426,71 +484,57 @@ class Harness:
         return out
 
     # -- run
-    def _uid(self) -> int:
-        if self.config.sandbox_uid:
-            return self.config.sandbox_uid
-        slot = getattr(self._slots, "slot", None)
-        if slot is None:
-            with self.stats.lock:
-                slot = self._slots.slot = self._next_slot % 32
-                self._next_slot += 1
-        return sandbox_uids()[slot]
-
-    def run_binary(self, binary: Path, stdin_data: str, workdir: Path, expected_bytes: int = 0) -> RunResult:
-        cfg = self.config
-        out_cap = max(cfg.output_mb << 20, 0)
-        in_path, out_path = workdir / "stdin.txt", workdir / "stdout.txt"
-        in_path.write_text(stdin_data)
-        uid = self._uid()
-        cmd = [str(self.launcher), str(cfg.cpu_s), str(cfg.memory_mb << 20), str(out_cap), str(cfg.nproc),
-               str(uid), str(binary)]
-        start = time.perf_counter()
-        with open(in_path, "rb") as fin, open(out_path, "wb") as fout:
+    def run_binary(self, binary: Path, stdin_data: str, slot: int) -> RunResult:
+        """Run a compiled candidate on one input in the sandbox (the binary is bound read-only)."""
+        if binary.is_symlink() or not binary.is_file():
+            return RunResult("launch_error", 125, b"not a program file")
+        out_cap = max(self.config.output_mb << 20, 0)
+        with tempfile.TemporaryFile(dir=self.scratch) as fin, tempfile.TemporaryFile(dir=self.scratch) as fout:
+            fin.write(stdin_data.encode())
+            fin.seek(0)
             try:
-                proc = subprocess.Popen(cmd, stdin=fin, stdout=fout, stderr=subprocess.DEVNULL, cwd=workdir,
-                                        start_new_session=True, close_fds=True)
+                out = self.sandbox.run([f"{BOX}/prog"], [Bind(binary, f"{BOX}/prog")], self._run_limits(), slot,
+                                       fin, fout, subprocess.DEVNULL)
             except OSError as err:
                 return RunResult("launch_error", -1, str(err).encode())
-            try:
-                code = proc.wait(timeout=cfg.wall_s)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc.pid)
-                code = proc.wait()
-                if os.geteuid() == 0:  # candidates ran under their own uid: wait out the namespace teardown
-                    _wait_until_gone(uid)
-            _kill_group(proc.pid)  # anything the candidate left in its group
-        seconds = time.perf_counter() - start
+            size = os.fstat(fout.fileno()).st_size
+            fout.seek(0)
+            stdout = fout.read(min(size, out_cap))
         with self.stats.lock:
             self.stats.runs += 1
-        size = out_path.stat().st_size
-        with open(out_path, "rb") as f:
-            stdout = f.read(min(size, out_cap))
-        if timed_out or code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL):
-            return RunResult("timeout", code, stdout, seconds)
+        code = out.code
+        if out.memory_killed:
+            return RunResult("memory_limit", code, stdout, out.seconds)
+        if out.timed_out or code in (128 + signal.SIGXCPU, 128 + signal.SIGKILL):
+            return RunResult("timeout", code, stdout, out.seconds)
         if code == 128 + signal.SIGXFSZ or size >= out_cap:
-            return RunResult("output_limit", code, b"", seconds)
-        if code in (125, 126, 127):
-            return RunResult("launch_error", code, stdout, seconds)
+            return RunResult("output_limit", code, b"", out.seconds)
+        if code == 125:
+            return RunResult("launch_error", code, stdout, out.seconds)
         if code != 0:
-            return RunResult("runtime_error", code, stdout, seconds)
-        return RunResult("ok", 0, stdout, seconds)
+            return RunResult("runtime_error", code, stdout, out.seconds)
+        return RunResult("ok", 0, stdout, out.seconds)
 
     def testcases(self, probid: str, kind: str) -> list[TestCase]:
-        key = (probid, kind)
+        """The test cases of a problem, re-read when the file changes (its size or mtime)."""
+        if self.testcases_dir is None:
+            raise GenlabError("no test case directory given to the harness")
+        path = test_file(self.testcases_dir, probid, kind)
+        try:
+            st = path.stat()
+            key = (probid, kind, st.st_mtime_ns, st.st_size)
+        except OSError:
+            key = (probid, kind, -1, -1)
         if key not in self._tests:
-            if self.testcases_dir is None:
-                raise GenlabError("no test case directory given to the harness")
             cases = load_testcases(self.testcases_dir, probid, kind)
             if self.config.max_tests:
                 cases = cases[: self.config.max_tests]
             self._tests[key] = cases
         return self._tests[key]
 
-    def _run_tests(self, binary: Path, cases: list[TestCase], workdir: Path) -> tuple[bool, str]:
+    def _run_tests(self, binary: Path, cases: list[TestCase], slot: int) -> tuple[bool, str]:
         for k, case in enumerate(cases):
-            result = self.run_binary(binary, case.input, workdir, len(case.output))
+            result = self.run_binary(binary, case.input, slot)
             if result.status != "ok":
                 return False, f"test {k}: {result.status} (exit {result.exit_code})"
             if not outputs_match(result.stdout, case.output):
@@ -500,10 +544,14 @@ class Harness:
     def evaluate(self, source: str, probid: str, tests: dict[str, list[TestCase]] | None = None) -> Evaluation:
         """Compile `source`, run the public tests, then the hidden ones if public passed. Cached.
 
-        `tests` overrides the files ({'public': [...], 'hidden': [...]}); its content is part of the key.
+        `tests` overrides the files ({'public': [...], 'hidden': [...]}). The content of the tests is
+        part of the cache key (a changed hidden answer is judged again), as are the sandbox settings.
         """
-        extra = json.dumps({k: [(c.input, c.output) for c in v] for k, v in tests.items()}) if tests else ""
-        key = self._key("eval", probid, extra, str(self.config.max_tests), source)
+        if tests is None:
+            tests = {kind: self.testcases(probid, kind) for kind in ("public", "hidden")}
+        content = json.dumps({k: [(c.input, c.output) for c in v] for k, v in sorted(tests.items())})
+        key = self._key("eval", probid, hashlib.sha256(content.encode()).hexdigest(), str(self.config.max_tests),
+                        source)
         hit = self._cache_get(key)
         if hit is not None:
             return hit
@@ -513,21 +561,16 @@ class Harness:
             ev = Evaluation("compile_error", compile_error=syntax.compile_error)
             self._cache_put(key, ev)
             return ev
-        with tempfile.TemporaryDirectory(prefix="spoc-") as tmp:
-            workdir = Path(tmp)
-            os.chmod(workdir, 0o777)  # the sandbox uid writes nothing here but may need to enter it
-            ok, message = self._compile(source, workdir)
+        with self.run_folder() as (folder, slot):
+            ok, message = self.compile(source, folder, slot)
             if not ok:
                 ev = Evaluation("compile_error", compile_error=message)
             else:
-                os.chmod(workdir / "prog", 0o755)
-                public = tests["public"] if tests else self.testcases(probid, "public")
-                passed, detail = self._run_tests(workdir / "prog", public, workdir)
+                passed, detail = self._run_tests(folder / "prog", tests["public"], slot)
                 if not passed:
                     ev = Evaluation("public_fail", detail=detail)
                 else:
-                    hidden = tests["hidden"] if tests else self.testcases(probid, "hidden")
-                    passed, detail = self._run_tests(workdir / "prog", hidden, workdir)
+                    passed, detail = self._run_tests(folder / "prog", tests["hidden"], slot)
                     ev = Evaluation("pass" if passed else "hidden_fail", detail=detail)
         if "launch_error" not in ev.detail:  # a harness failure, not the candidate's: do not remember it
             self._cache_put(key, ev)
@@ -560,37 +603,7 @@ def _balanced(source: str) -> bool:
     return depth == 0
 
 
-def sandbox_uids() -> range:
-    """This process's 32 private sandbox uids (one per worker slot; see HarnessConfig.sandbox_uid)."""
-    base = 100000 + 32 * (os.getpid() % 20000)
-    return range(base, base + 32)
-
-
-def processes_of(uids: Collection[int]) -> list[int]:
-    """PIDs of the processes whose real uid is in `uids` (read from /proc)."""
-    wanted = {str(u) for u in uids}
-    found = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                status = (d / "status").read_text()
-            except OSError:
-                continue
-            fields = next((x for x in status.split("\n") if x.startswith("Uid:")), "").split()
-            if len(fields) > 1 and fields[1] in wanted:
-                found.append(int(d.name))
-    return found
-
-
-def _wait_until_gone(uid: int, timeout_s: float = 5.0) -> None:
-    """Killing the launcher tears its PID namespace down asynchronously (a fork bomb takes a while):
-    return only once no process of the sandbox uid is left, so a finished run leaves nothing behind."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and processes_of([uid]):
-        time.sleep(0.02)
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGKILL the whole process group (the launcher's session; the PID namespace does the rest)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+def sandbox_uids(pid: int | None = None) -> range:
+    """The private sandbox uids of harness process `pid` (default: this one), one per run slot."""
+    base = 100000 + 1024 * ((os.getpid() if pid is None else pid) % 4000)
+    return range(base, base + 1024)

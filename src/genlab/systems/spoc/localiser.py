@@ -10,12 +10,11 @@ Saved as safetensors + JSON config.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -150,28 +149,24 @@ class MulticlassLocaliser:
         return ok / max(len(examples), 1)
 
     def save(self, directory: str | Path) -> None:
-        from safetensors.torch import save_file
+        """`localiser.safetensors` + `localiser.json` (the config) in `directory`."""
+        from genlab.core.train import save_weights
 
-        from genlab.core.io import atomic_path, atomic_write_text
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / "localiser.safetensors") as tmp:
-            save_file({"weight": self.weight.contiguous()}, str(tmp))
-        atomic_write_text(directory / "localiser.json", json.dumps(asdict(self.config), indent=2))
+        save_weights(Path(directory) / "localiser.safetensors", {"weight": self.weight}, self.config)
 
     @classmethod
     def load(cls, directory: str | Path) -> MulticlassLocaliser:
-        from safetensors.torch import load_file
+        from genlab.core.train import config_from_dict, load_weights
 
         directory = Path(directory)
-        cfg_path = directory / "localiser.json"
-        if not cfg_path.is_file():
+        if not (directory / "localiser.json").is_file():
             raise GenlabError(f"no localiser at {directory} (expected localiser.json + localiser.safetensors)")
-        model = cls(LocaliserConfig(**json.loads(cfg_path.read_text())))
-        weight = load_file(str(directory / "localiser.safetensors"))["weight"]
-        if weight.shape != (model.config.buckets,):
-            raise GenlabError(f"{directory}: weight shape expected ({model.config.buckets},), got {tuple(weight.shape)}")
+        tensors, config = load_weights(directory / "localiser.safetensors")
+        model = cls(config_from_dict(LocaliserConfig, config or {}, str(directory / "localiser.json")))
+        weight = tensors.get("weight")
+        if weight is None or weight.shape != (model.config.buckets,):
+            got = None if weight is None else tuple(weight.shape)
+            raise GenlabError(f"{directory}: weight shape expected ({model.config.buckets},), got {got}")
         model.weight = weight
         return model
 

@@ -31,8 +31,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from genlab.errors import GenlabError
 from genlab.systems.spoc.data import Program
-from genlab.systems.spoc.harness import Harness, first_error_line, source_line_to_index, stitch
+from genlab.systems.spoc.harness import Evaluation, Harness, first_error_line, source_line_to_index, stitch
 from genlab.systems.spoc.translate import Candidate
 
 METHODS = ("best_first", "compiler", "multiclass", "prefix")
@@ -85,150 +86,187 @@ def compiler_line(codes: list[str], indents: list[int], translated: list[int], m
 
 
 def search(program: Program, cands: list[list[Candidate]], harness: Harness, config: SearchConfig = SearchConfig(),
-           localiser: Localiser | None = None, tests: dict | None = None) -> SearchResult:
-    """Run one search method on one program. `tests` overrides the test files (see Harness.evaluate)."""
+           localiser: Localiser | None = None, tests: dict | None = None, on_step: StepHook | None = None) -> SearchResult:
+    """Run one search method on one program. `tests` overrides the test files (see Harness.evaluate);
+    `on_step(k, queued, evaluation, blamed line or None)` is called after each compilation."""
     if config.method not in METHODS:
-        raise ValueError(f"unknown search method {config.method!r}; expected one of {METHODS}")
+        raise GenlabError(f"unknown search method {config.method!r}; expected one of {METHODS}")
     if config.method == "multiclass" and localiser is None:
-        raise ValueError("the multiclass method needs a localiser")
-    n = len(program.lines)
-    indents = [line.indent for line in program.lines]
-    cands = [c[: config.max_candidates] for c in cands]
-    translated = [i for i in range(n) if len(cands[i]) > 1 or program.lines[i].annotated]
-    logp = [[c.logprob for c in cs] for cs in cands]
+        raise GenlabError("the multiclass method needs a localiser")
+    return BestFirstSearch(program, cands, harness, config, localiser, tests, on_step).run()
 
-    result = SearchResult(config.method)
-    blacklist: set[tuple[int, int]] = set()  # (line, candidate)
-    bad_prefixes: set[tuple[int, ...]] = set()  # choices of lines 0..k that cannot compile
-    prefix_lengths: set[int] = set()
 
-    start = tuple([0] * n)
-    heap = [(-sum(lp[0] for lp in logp), start)]
-    seen = {start}
-    pops = 0
-    buffer: deque = deque()  # [choice, source, codes, checked] popped, not yet evaluated
-    adaptive = config.adaptive_check and config.method != "best_first"
-    chunk = 0  # adaptive: choices per syntax-check batch (1, then doubling / halving)
-    wasted = False  # adaptive: a checked choice got blocked since the last batch
+@dataclass
+class Queued:
+    """A choice popped from the heap and waiting for its compilation."""
 
-    def allowed(i: int, j: int) -> int | None:
+    choice: tuple[int, ...]  # candidate index per line
+    source: str  # the stitched program
+    codes: list[str]  # the chosen code per line
+    checked: bool = False  # syntax-checked ahead (Harness.check_many)
+
+
+StepHook = Callable[[int, Queued, Evaluation, "int | None"], None]
+
+
+class BestFirstSearch:
+    """The state of one search: the heap of choices, what localisation ruled out, the queue ahead."""
+
+    def __init__(self, program: Program, cands: list[list[Candidate]], harness: Harness, config: SearchConfig,
+                 localiser: Localiser | None, tests: dict | None, on_step: StepHook | None = None):
+        self.program, self.harness, self.config, self.localiser, self.tests = program, harness, config, localiser, tests
+        self.on_step = on_step
+        n = len(program.lines)
+        self.indents = [line.indent for line in program.lines]
+        self.cands = [c[: config.max_candidates] for c in cands]
+        self.translated = [i for i in range(n) if len(self.cands[i]) > 1 or program.lines[i].annotated]
+        self.logp = [[c.logprob for c in cs] for cs in self.cands]
+        self.result = SearchResult(config.method)
+        self.blacklist: set[tuple[int, int]] = set()  # (line, candidate)
+        self.bad_prefixes: set[tuple[int, ...]] = set()  # choices of lines 0..k that cannot compile
+        self.prefix_lengths: set[int] = set()
+        start = tuple([0] * n)
+        self.heap = [(self.score(start), start)]
+        self.seen = {start}
+        self.pops = 0  # heap pops so far (bounded by config.max_pops)
+        self.queue: deque[Queued] = deque()
+        self.adaptive = config.adaptive_check and config.method != "best_first"
+        self.chunk = 0  # adaptive: choices per syntax-check batch (1, then doubling / halving)
+        self.wasted = False  # adaptive: a checked choice got blocked since the last batch
+
+    # -- choices
+    def score(self, choice: tuple[int, ...]) -> float:
+        return -sum(self.logp[i][j] for i, j in enumerate(choice))
+
+    def push(self, choice: tuple[int, ...]) -> None:
+        if choice not in self.seen:
+            self.seen.add(choice)
+            heapq.heappush(self.heap, (self.score(choice), choice))
+
+    def allowed(self, i: int, j: int) -> int | None:
         """Line i's first candidate at index >= j that is not blacklisted."""
-        while j < len(cands[i]) and (i, j) in blacklist:
+        while j < len(self.cands[i]) and (i, j) in self.blacklist:
             j += 1
-        return j if j < len(cands[i]) else None
+        return j if j < len(self.cands[i]) else None
 
-    def score(choice: tuple[int, ...]) -> float:
-        return -sum(logp[i][j] for i, j in enumerate(choice))
-
-    def push(choice: tuple[int, ...]) -> None:
-        if choice not in seen:
-            seen.add(choice)
-            heapq.heappush(heap, (score(choice), choice))
-
-    def bad_prefix(choice: tuple[int, ...]) -> int:
+    def bad_prefix(self, choice: tuple[int, ...]) -> int:
         """Length of a pruned prefix of `choice`, or 0."""
-        return next((k for k in sorted(prefix_lengths) if choice[:k] in bad_prefixes), 0)
+        return next((k for k in sorted(self.prefix_lengths) if choice[:k] in self.bad_prefixes), 0)
 
-    def blocked(choice: tuple[int, ...]) -> bool:
-        return any((i, choice[i]) in blacklist for i in translated) or bad_prefix(choice) > 0
+    def blacklisted(self, choice: tuple[int, ...]) -> bool:
+        return any((i, choice[i]) in self.blacklist for i in self.translated)
 
-    def refill() -> None:
-        """Pop the next `lookahead` unblocked choices in score order and syntax-check them in batches.
+    def blocked(self, choice: tuple[int, ...]) -> bool:
+        return self.blacklisted(choice) or self.bad_prefix(choice) > 0
+
+    # -- the queue ahead
+    def refill(self) -> None:
+        """Pop the next `lookahead` unblocked choices in score order into the queue.
 
         Neighbours move one line to its next candidate that is not blacklisted. A choice that became
-        blocked after it was queued is repaired instead: its blacklisted lines move on to their next
+        blocked after it was pushed is repaired instead: its blacklisted lines move on to their next
         allowed candidate, or, under a pruned prefix, each line of the prefix moves on in turn.
         """
-        nonlocal pops
-        while heap and len(buffer) < min(config.lookahead, config.budget) and pops < config.max_pops:
-            _, choice = heapq.heappop(heap)
-            pops += 1
-            k = bad_prefix(choice)
-            if k:
-                for i in translated:
-                    if i < k and (j := allowed(i, choice[i] + 1)) is not None:
-                        push(choice[:i] + (j,) + choice[i + 1:])
-                continue
-            if any((i, choice[i]) in blacklist for i in translated):
-                fixed = list(choice)
-                for i in translated:
-                    if (i, fixed[i]) in blacklist:
-                        j = allowed(i, fixed[i])
-                        if j is None:
-                            break
-                        fixed[i] = j
-                else:
-                    push(tuple(fixed))
-                continue
-            for i in range(n):
-                if (j := allowed(i, choice[i] + 1)) is not None:
-                    push(choice[:i] + (j,) + choice[i + 1:])
-            buffer.append([choice, *program_source(program, cands, choice), False])
+        cfg = self.config
+        while self.heap and len(self.queue) < min(cfg.lookahead, cfg.budget) and self.pops < cfg.max_pops:
+            _, choice = heapq.heappop(self.heap)
+            self.pops += 1
+            if k := self.bad_prefix(choice):
+                for i in self.translated:
+                    if i < k and (j := self.allowed(i, choice[i] + 1)) is not None:
+                        self.push(choice[:i] + (j,) + choice[i + 1:])
+            elif self.blacklisted(choice):
+                self.push_repaired(choice)
+            else:
+                for i in range(len(choice)):
+                    if (j := self.allowed(i, choice[i] + 1)) is not None:
+                        self.push(choice[:i] + (j,) + choice[i + 1:])
+                self.queue.append(Queued(choice, *program_source(self.program, self.cands, choice)))
 
-    def check_ahead() -> None:
+    def push_repaired(self, choice: tuple[int, ...]) -> None:
+        fixed = list(choice)
+        for i in self.translated:
+            if (i, fixed[i]) in self.blacklist:
+                j = self.allowed(i, fixed[i])
+                if j is None:
+                    return
+                fixed[i] = j
+        self.push(tuple(fixed))
+
+    def check_ahead(self) -> None:
         """Syntax-check queued unchecked choices (all of them, or an adaptive chunk of unblocked ones)."""
-        nonlocal chunk, wasted
-        if adaptive:
-            chunk = max(1, chunk // 2) if wasted else max(1, min(config.lookahead, chunk * 2))
-            wasted = False
-            todo = [e for e in buffer if not e[3] and not blocked(e[0])][:chunk]
+        if self.adaptive:
+            self.chunk = max(1, self.chunk // 2) if self.wasted else max(1, min(self.config.lookahead, self.chunk * 2))
+            self.wasted = False
+            todo = [q for q in self.queue if not q.checked and not self.blocked(q.choice)][: self.chunk]
         else:
-            todo = [e for e in buffer if not e[3]]
-        checks = harness.check_many([e[1] for e in todo])
-        for e in todo:
-            e[3] = True
-        if config.method == "prefix":  # the prefixes the search will compile next, checked in one go too
+            todo = [q for q in self.queue if not q.checked]
+        checks = self.harness.check_many([q.source for q in todo])
+        for q in todo:
+            q.checked = True
+        if self.config.method == "prefix":  # the prefixes the search will compile next, checked in one go too
             prefixes = []
-            for e, (ok, message) in zip(todo, checks):
-                blamed = None if ok else compiler_line(e[2], indents, translated, message)
+            for q, (ok, message) in zip(todo, checks):
+                blamed = None if ok else compiler_line(q.codes, self.indents, self.translated, message)
                 if blamed is not None:
-                    prefixes.append(prefix_source(e[2], indents, blamed))
+                    prefixes.append(prefix_source(q.codes, self.indents, blamed))
             if prefixes:
-                harness.check_many(prefixes)
+                self.harness.check_many(prefixes)
 
-    while result.used < config.budget:
-        if not buffer:
-            refill()
-            if not buffer:
-                break
-        choice, source, codes, checked = buffer[0]
-        if blocked(choice):  # blacklisted after it was queued
-            buffer.popleft()
-            wasted = wasted or checked
-            continue
-        if not checked and config.lookahead > 1:
-            check_ahead()
-        buffer.popleft()
-        ev = harness.evaluate(source, program.probid, tests)
-        result.used += 1
-        result.statuses.append(ev.status)
-        if result.used == 1:
-            result.top1_status = ev.status
-        if ev.passed_public:
-            result.passed_public, result.passed_hidden = True, ev.passed_hidden
-            result.choice, result.source = list(choice), source
-            return result
-        if ev.status != "compile_error" or config.method == "best_first":
-            continue
-        if config.method == "compiler":
-            blamed = compiler_line(codes, indents, translated, ev.compile_error)
-        elif config.method == "multiclass":
-            blamed = localiser(codes, indents, translated, ev.compile_error)
-        else:  # prefix
-            blamed = compiler_line(codes, indents, translated, ev.compile_error)
-            if blamed is None or result.used >= config.budget:
+    # -- the search
+    def run(self) -> SearchResult:
+        result, cfg = self.result, self.config
+        while result.used < cfg.budget:
+            if not self.queue:
+                self.refill()
+                if not self.queue:
+                    break
+            head = self.queue[0]
+            if self.blocked(head.choice):  # ruled out after it was queued
+                self.queue.popleft()
+                self.wasted = self.wasted or head.checked
                 continue
-            ok, _ = harness.compile_check(prefix_source(codes, indents, blamed))
+            if not head.checked and cfg.lookahead > 1:
+                self.check_ahead()
+            self.queue.popleft()
+            ev = self.harness.evaluate(head.source, self.program.probid, self.tests)
             result.used += 1
-            result.statuses.append("prefix_ok" if ok else "prefix_error")
+            result.statuses.append(ev.status)
+            if result.used == 1:
+                result.top1_status = ev.status
+            blamed = None
+            if ev.status == "compile_error" and cfg.method != "best_first":
+                blamed = self.localise(head, ev.compile_error)
+            if self.on_step is not None:
+                self.on_step(result.used, head, ev, blamed)
+            if ev.passed_public:
+                result.passed_public, result.passed_hidden = True, ev.passed_hidden
+                result.choice, result.source = list(head.choice), head.source
+                return result
+        result.used = min(result.used, cfg.budget)
+        return result
+
+    def localise(self, head: Queued, message: str) -> int | None:
+        """After a compile error: blacklist the blamed line's candidate, or (prefix) prune the prefix.
+        Returns the blamed line."""
+        if self.config.method == "compiler":
+            blamed = compiler_line(head.codes, self.indents, self.translated, message)
+        elif self.config.method == "multiclass":
+            blamed = self.localiser(head.codes, self.indents, self.translated, message)
+        else:  # prefix: one more compilation, of the program up to the compiler's line
+            blamed = compiler_line(head.codes, self.indents, self.translated, message)
+            if blamed is None or self.result.used >= self.config.budget:
+                return blamed
+            ok, _ = self.harness.compile_check(prefix_source(head.codes, self.indents, blamed))
+            self.result.used += 1
+            self.result.statuses.append("prefix_ok" if ok else "prefix_error")
             if not ok:
-                bad_prefixes.add(choice[: blamed + 1])
-                prefix_lengths.add(blamed + 1)
-            continue
-        if blamed is not None and blamed in translated:
-            blacklist.add((blamed, choice[blamed]))
-    result.used = min(result.used, config.budget)
-    return result
+                self.bad_prefixes.add(head.choice[: blamed + 1])
+                self.prefix_lengths.add(blamed + 1)
+            return blamed
+        if blamed is not None and blamed in self.translated:
+            self.blacklist.add((blamed, head.choice[blamed]))
+        return blamed
 
 
 def prefix_source(codes: list[str], indents: list[int], last: int) -> str:

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
@@ -146,7 +145,7 @@ def loss_fn(model: CopySeq2Seq, src, ext, tgt, n_ext) -> torch.Tensor:
     losses = []
     for t in range(tgt.shape[1]):
         logp, state, ctx, attn = model.step(prev, state, ctx, cover, enc, mask, ext, n_ext)
-        step_loss = F.nll_loss(logp, tgt[:, t], ignore_index=PAD, reduction="none")
+        step_loss = nn.functional.nll_loss(logp, tgt[:, t], ignore_index=PAD, reduction="none")
         if model.use_coverage:
             step_loss = step_loss + model.coverage_weight * torch.minimum(attn, cover).sum(-1) * (tgt[:, t] != PAD)
         losses.append(step_loss)
@@ -218,28 +217,29 @@ class Seq2SeqTranslator:
         return normalise(scored, m) if scored else [Candidate(";", 0.0)]
 
     def save(self, directory: str | Path) -> None:
-        from safetensors.torch import save_file
+        """`model.safetensors` + `model.json` (config, vocabulary, tag) in `directory`."""
+        from genlab.core.train import config_to_dict, save_weights
 
-        from genlab.core.io import atomic_path, atomic_write_text
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / "model.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(tmp))
-        atomic_write_text(directory / "config.json",
-                          json.dumps({"config": asdict(self.config), "vocab": self.vocab.itos, "tag": self._tag}))
+        meta = {"config": config_to_dict(self.config), "vocab": self.vocab.itos, "tag": self._tag}
+        save_weights(Path(directory) / "model.safetensors", self.model.state_dict(), meta)
 
     @classmethod
     def load(cls, directory: str | Path) -> Seq2SeqTranslator:
-        from safetensors.torch import load_file
+        from genlab.core.train import config_from_dict, load_weights
 
         directory = Path(directory)
-        if not (directory / "config.json").is_file():
-            raise GenlabError(f"no seq2seq checkpoint at {directory} (expected config.json + model.safetensors)")
-        meta = json.loads((directory / "config.json").read_text())
-        config, vocab = Seq2SeqConfig(**meta["config"]), Vocab(meta["vocab"])
+        if not (directory / "model.json").is_file():
+            raise GenlabError(f"no seq2seq checkpoint at {directory} (expected model.json + model.safetensors)")
+        state, meta = load_weights(directory / "model.safetensors")
+        if not isinstance(meta, dict) or not {"config", "vocab"} <= set(meta):
+            raise GenlabError(f"{directory / 'model.json'}: expected the fields 'config' and 'vocab'")
+        config = config_from_dict(Seq2SeqConfig, meta["config"], str(directory / "model.json"))
+        vocab = Vocab(meta["vocab"])
         model = CopySeq2Seq(len(vocab.itos), config)
-        model.load_state_dict(load_file(str(directory / "model.safetensors")))
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as err:
+            raise GenlabError(f"{directory / 'model.safetensors'} does not fit its model.json: {str(err)[:300]}") from None
         return cls(model, vocab, config, meta.get("tag", ""))
 
 
@@ -251,7 +251,7 @@ def build_vocab(pairs: Sequence[tuple[str, str]], min_count: int) -> Vocab:
 def train_seq2seq(pairs: Sequence[tuple[str, str]], config: Seq2SeqConfig, out: Path | None = None,
                   minutes: float = 20.0, max_steps: int | None = None, progress: bool = True,
                   save_every: int = 500) -> Seq2SeqTranslator:
-    """Train until `minutes` of wall time or `max_steps`; saves to `out` (config.json + model.safetensors)
+    """Train until `minutes` of wall time or `max_steps`; saves to `out` (model.json + model.safetensors)
     at the end and every `save_every` steps, so that a stopped run leaves a usable checkpoint."""
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
