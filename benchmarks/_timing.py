@@ -42,12 +42,6 @@ def threads_line() -> str:
             f"load average {load} (timed interleaved: A, B, A, B, medians)")
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `fn()` over `repeats` runs, after one warm-up run. One side at a time: a change
-    in machine load between two calls moves a ratio; compare ours and a peer with `interleaved`."""
-    return interleaved({"fn": fn}, repeats)["fn"]
-
-
 def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> list[float]:
     """`interleaved` for a list: the medians in the list's order (kept for callers written against it)."""
     medians = interleaved({str(i): fn for i, fn in enumerate(fns)}, repeats)
