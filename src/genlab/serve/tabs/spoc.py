@@ -36,7 +36,7 @@ def build(config: ServeConfig) -> None:
                 "--out", "program.cpp"]
         text = ""
         for text in run_job(config, argv, folder):
-            yield "", "", text
+            yield gr.skip(), gr.skip(), text
         found = folder / "program.cpp"
         yield (found.read_text() if found.is_file() else ""), f"`{command_line(argv)}`", text
 
