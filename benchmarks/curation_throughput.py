@@ -4,16 +4,18 @@ Peers measured in the same run on the same files:
 - PySceneDetect's own CLI (`scenedetect -i FILE detect-adaptive` and `detect-content`, its defaults:
   OpenCV backend, automatic downscale) for the cut stage;
 - PyAV decode-only (every frame decoded, nothing converted) as the physical limit;
-Goals from issue 6: cut stage faster than the CLI; end to end >= 50% of the decode limit; >= 2x real
-time on 480p with 2 cores.
+Goals: the cut stage cheaper than the CLI; end to end a large fraction of the decode limit; on a
+20-video synthetic corpus, a pool of 2 workers well ahead of one process and Ray at 2 workers close
+to the pool (`--corpus`).
 
-    nice /work/venv/bin/python benchmarks/curation_throughput.py [--workers 2] [--files ...]
+    nice python benchmarks/curation_throughput.py [--workers 2] [--files ...] [--data DIR]
 
 Timings on a shared machine are noisy: compare ratios within one run, not absolute numbers across runs.
-Every figure is given as wall time and as CPU time (this process and its children, e.g. ffmpeg);
-on a loaded machine the CPU-time ratios are the steadier measure of the work done. With
-`--repeats N` each figure is the least of N runs (wall and CPU separately). Everything runs on one
-thread (OpenCV, ONNX Runtime, PyAV) like decode-only.
+Ours and the peers are timed interleaved (decode-only, CLI adaptive, CLI content, ours, then again,
+`--repeats` rounds) and each figure is the median of its rounds, so a change in machine load moves
+both sides of a ratio. Every figure is given as wall time and as CPU time (this process and its
+children, e.g. ffmpeg); on a loaded machine the CPU-time ratios are the steadier measure of the work
+done. Everything runs on one thread (OpenCV, ONNX Runtime, PyAV) like decode-only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+from dataclasses import replace  # noqa: E402
 
 from genlab.core.data.video import probe  # noqa: E402
 from genlab.systems.video.curation import synthetic  # noqa: E402
@@ -42,13 +47,6 @@ def cpu_seconds() -> float:
     """CPU seconds of this process (all threads) and its finished children."""
     own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def measured(fn) -> tuple[float, float]:
-    """(wall s, CPU s) of `fn()`."""
-    t, c = time.perf_counter(), cpu_seconds()
-    fn()
-    return time.perf_counter() - t, cpu_seconds() - c
 
 
 def decode_only(path) -> None:
@@ -71,11 +69,61 @@ def scenedetect_cli(path, detector: str) -> None:
         raise RuntimeError(f"scenedetect failed on {path}: {r.stderr[-300:]}")
 
 
-def best(fn, repeats: int) -> tuple[float, float]:
-    """(least wall s, least CPU s) over `repeats` runs: on a loaded machine every run is slowed by
-    the others' work, so the least is the closest to the cost of the work itself."""
-    runs = [measured(fn) for _ in range(repeats)]
-    return min(r[0] for r in runs), min(r[1] for r in runs)
+def stage_times(path, config, out) -> dict[str, float]:
+    """`process_video` of one file; its per-stage wall and CPU seconds."""
+    timings: dict[str, float] = {}
+    process_video(path, config, out, timings=timings)
+    return timings
+
+
+def interleaved(named: dict, repeats: int) -> dict[str, list[tuple]]:
+    """Every function of `named` once per round (A, B, C, A, B, C, ...); name -> [(wall, CPU, result)]."""
+    runs: dict[str, list[tuple]] = {name: [] for name in named}
+    for r in range(repeats):
+        for name, fn in named.items():
+            t, c = time.perf_counter(), cpu_seconds()
+            result = fn(r)
+            runs[name].append((time.perf_counter() - t, cpu_seconds() - c, result))
+    return runs
+
+
+def medians(runs: list[tuple]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def corpus_table(tmp: Path, workers: int, repeats: int, videos: int = 20) -> None:
+    """One process, a pool of `workers` and Ray with `workers` CPUs on a seeded synthetic corpus
+    (`videos` clips of 8-12 s at 320x180 with cuts and fades), interleaved; Ray is started once
+    beforehand (its start-up, timed apart, is not in the figure)."""
+    import logging
+
+    import ray
+
+    folder = tmp / "corpus"
+    for i in range(videos):
+        synthetic.cuts_video(folder / f"v{i:02d}.mp4", seed=1000 + i, n_hard=3 + i % 3, n_fades=1, shot_frames=(50, 80))
+    files = sorted(folder.glob("*.mp4"))
+    seconds = sum(probe(f).duration_s for f in files)
+    one, pool = default(), replace(default(), workers=workers)
+    t = time.perf_counter()
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ray_start = time.perf_counter() - t
+    try:
+        runs = interleaved({
+            "one process": lambda r: run(files, one, tmp / f"c1-{r}", progress=False),
+            f"pool, {workers} workers": lambda r: run(files, pool, tmp / f"cp-{r}", progress=False),
+            f"ray, {workers} CPUs": lambda r: run(files, pool, tmp / f"cr-{r}", use_ray=True, progress=False),
+        }, repeats)
+    finally:
+        ray.shutdown()
+    base = medians(runs["one process"])[0]
+    pool_wall = medians(runs[f"pool, {workers} workers"])[0]
+    print(f"\ncorpus: {len(files)} synthetic videos, {seconds:.0f} s of video, {repeats} interleaved rounds (medians)")
+    print(f"  {'run':20s} {'wall s':>7s} {'x one process':>13s} {'x pool':>7s}")
+    for name, rs in runs.items():
+        wall = medians(rs)[0]
+        print(f"  {name:20s} {wall:7.2f} {base / wall:13.2f} {pool_wall / wall:7.2f}")
+    print(f"  (Ray start-up before the runs: {ray_start:.1f} s)")
 
 
 def _decode_pool(files, workers: int) -> None:
@@ -89,7 +137,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", nargs="*", default=None)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--corpus", action="store_true", help="also time the 20-video corpus: 1 process, pool, Ray")
+    ap.add_argument("--corpus-only", action="store_true", help="only the corpus table")
+    ap.add_argument("--data", default=os.environ.get("GENLAB_SHARED_DATA", str(ROOT.parent / "shared" / "data")),
+                    help="the shared data folder (default: $GENLAB_SHARED_DATA, else ../shared/data beside the checkout)")
     args = ap.parse_args()
     import cv2
 
@@ -99,14 +151,15 @@ def main() -> None:
         if args.files:
             files = [Path(f) for f in args.files]
         else:
-            shared = Path(os.environ.get("GENLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
-            if not shared.is_dir():
-                shared = Path("/work/shared/data")
+            shared = Path(args.data)
             synth = tmp / "synthetic_cuts_320x180.mp4"
             synthetic.cuts_video(synth, seed=0)
             files = [shared / "video" / "opencv_vtest_480x360.avi", shared / "video" / "sports2d_demo.mp4", synth]
         config = default()
         process_video(files[-1], config, tmp / "warm-up")  # loads the OCR model once, like a long run
+        if args.corpus_only:
+            corpus_table(tmp, args.workers, args.repeats)
+            return
         rows = []
         totals: dict[str, float] = {}
         total_video = 0.0
@@ -115,30 +168,31 @@ def main() -> None:
             info = probe(f)
             dur = info.duration_s
             total_video += dur
+            runs = interleaved({
+                decode_name: lambda r, f=f: decode_only(f),
+                "scenedetect CLI adaptive": lambda r, f=f: scenedetect_cli(f, "detect-adaptive"),
+                "scenedetect CLI content": lambda r, f=f: scenedetect_cli(f, "detect-content"),
+                e2e_name: lambda r, f=f: stage_times(f, config, tmp / f"out-{f.stem}-{r}"),
+            }, args.repeats)
             timings: dict[str, float] = {}
-            for name, fn in [(decode_name, lambda f=f: decode_only(f)),
-                             ("scenedetect CLI adaptive", lambda f=f: scenedetect_cli(f, "detect-adaptive")),
-                             ("scenedetect CLI content", lambda f=f: scenedetect_cli(f, "detect-content"))]:
-                timings[name], timings["cpu:" + name] = best(fn, args.repeats)
-            runs = []
-            for r in range(args.repeats):
-                stage_t: dict[str, float] = {}
-                wall, cpu = measured(lambda f=f, r=r, st=stage_t: process_video(f, config, tmp / f"out-{f.stem}-{r}", timings=st))
-                runs.append((wall, cpu, stage_t))
-            # stage times from the run with the least CPU time; wall: the least of the runs
-            wall, cpu, stage_t = min(runs, key=lambda x: x[1])
-            timings.update(stage_t)
-            timings[e2e_name], timings["cpu:" + e2e_name] = min(r[0] for r in runs), cpu
+            for name, rs in runs.items():
+                timings[name], timings["cpu:" + name] = medians(rs)
+            # stage times: the median of each stage over the rounds
+            stage_runs = [r[2] for r in runs[e2e_name]]
+            for k in stage_runs[0]:
+                timings[k] = statistics.median(st.get(k, 0.0) for st in stage_runs)
             for k, v in timings.items():
                 totals[k] = totals.get(k, 0.0) + v
             rows.append((f.name, f"{info.width}x{info.height} {info.codec} {info.fps:.0f}fps {dur:.1f}s", dur, timings))
 
         # the whole set through the process pool (what `genlab video curate --workers N` does), and
         # decode-only of the same files in a pool of the same size (the limit on the same cores)
-        pool_cfg = config.__class__(**{**config.__dict__, "workers": args.workers})
-        pool_wall = min(measured(lambda r=r: run(files, pool_cfg, tmp / f"pool-{r}", progress=False))[0]
-                        for r in range(args.repeats))
-        decode_pool_wall = best(lambda: _decode_pool(files, args.workers), args.repeats)[0]
+        pool_cfg = replace(config, workers=args.workers)
+        pool_runs = interleaved({
+            "pool": lambda r: run(files, pool_cfg, tmp / f"pool-{r}", progress=False),
+            "decode pool": lambda r: _decode_pool(files, args.workers),
+        }, args.repeats)
+        pool_wall, decode_pool_wall = medians(pool_runs["pool"])[0], medians(pool_runs["decode pool"])[0]
 
         order = [decode_name, "probe", "cuts", "scenedetect CLI adaptive", "scenedetect CLI content",
                  "clip", "sample", "motion", "text", e2e_name]
@@ -148,7 +202,8 @@ def main() -> None:
             return (f"  {k:28s} {t[k]:7.2f} {dur / max(t[k], 1e-9):9.1f} {t[decode_name] / max(t[k], 1e-9):8.2f} "
                     f"{t['cpu:' + k]:7.2f} {t['cpu:' + decode_name] / max(t['cpu:' + k], 1e-9):12.2f}")
 
-        print("\nCuration throughput (seconds of video per second; higher is better). Shared, loaded machine:")
+        print(f"\nCuration throughput (seconds of video per second; higher is better), medians of {args.repeats} "
+              "interleaved rounds. Shared, loaded machine:")
         print("wall-time ratios move with the load; CPU-time ratios (this process + children) are steadier.")
         for name, desc, dur, timings in rows:
             print(f"\n{name}: {desc}")
@@ -171,6 +226,8 @@ def main() -> None:
               f"end to end / decode limit: wall {totals[decode_name] / totals[e2e_name]:.2f}, "
               f"CPU {totals['cpu:' + decode_name] / totals['cpu:' + e2e_name]:.2f} (1 process); "
               f"pool of {args.workers} vs decode pool of {args.workers}: {decode_pool_wall / pool_wall:.2f}")
+        if args.corpus:
+            corpus_table(tmp, args.workers, args.repeats)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -3,7 +3,8 @@
 Same config, same weights (converted), same batch: depth 4 (hidden 256, 4 heads), 32x32x4 latents
 (2x2 patches -> 256 image tokens), 77 text tokens of width 4096, pooled 2048, batch 8.
 A training step = forward + backward + AdamW; sampling = Euler steps with classifier-free guidance
-(one batched forward of 2B per step). Run on CPU; timings are medians over repeats.
+(one batched forward of 2B per step). Run on CPU; ours and diffusers are timed interleaved (A, B, A, B)
+and the figures are medians over repeats, so a change of machine load moves both sides alike.
 
     python benchmarks/t2i_throughput.py [--threads 1] [--repeats 5] [--steps 10]
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from _timing import median_time
+from _timing import interleaved_medians
 
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import mmdit_depth
@@ -51,21 +52,19 @@ def main() -> None:
     with torch.no_grad():
         torch.testing.assert_close(run_ours(x, t, ctx, pooled), run_theirs(x, t, ctx, pooled), rtol=1e-4, atol=1e-4)
 
-    rows = []
-    for name, module, fwd in (("genlab MMDiT", ours, run_ours), ("diffusers SD3Transformer2DModel", theirs, run_theirs)):
+    def make(module, fwd):
         opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
-        module.train()
 
-        def train_step(module=module, fwd=fwd, opt=opt):
+        def train_step():
+            module.train()
             loss = (fwd(x, t, ctx, pooled) - x).square().mean()
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 
-        module.eval()
-
         @torch.no_grad()
-        def sample(fwd=fwd):
+        def sample():
+            module.eval()
             z = torch.randn(b, 4, 32, 32)
             c2, p2 = torch.cat([torch.zeros_like(ctx), ctx]), torch.cat([torch.zeros_like(pooled), pooled])
             ts = torch.linspace(1, 0, args.steps + 1)
@@ -74,15 +73,19 @@ def main() -> None:
                 z = z + (ts[i + 1] - ts[i]) * (v_u + 4.0 * (v_c - v_u))
             return z
 
-        module.train()
-        train_s = median_time(train_step, args.repeats)
-        module.eval()
-        sample_s = median_time(sample, max(1, args.repeats // 2))
-        rows.append((name, 1.0 / train_s, b / sample_s))
+        return train_step, sample
+
+    names = ("genlab MMDiT", "diffusers SD3Transformer2DModel")
+    steps = dict(zip(names, (make(ours, run_ours), make(theirs, run_theirs))))
+    # A, B, A, B: a change of machine load moves both sides alike
+    train_s = dict(zip(names, interleaved_medians([fns[0] for fns in steps.values()], args.repeats)))
+    sample_s = dict(zip(names, interleaved_medians([fns[1] for fns in steps.values()], max(1, args.repeats // 2))))
+    rows = [(n, 1.0 / train_s[n], b / sample_s[n]) for n in names]
 
     (_, ours_train, ours_sample), (_, ref_train, ref_sample) = rows
     print(f"\nMM-DiT depth 4 (hidden 256), batch {b}, 32x32x4 latents, 77 text tokens, {args.threads} thread(s), "
-          f"CFG sampling with {args.steps} Euler steps")
+          f"CFG sampling with {args.steps} Euler steps; interleaved medians of {args.repeats} (train) and "
+          f"{max(1, args.repeats // 2)} (sampling) runs")
     print(f"{'implementation':34s} {'train steps/s':>14s} {'sample images/s':>16s}")
     for name, tr, sm in rows:
         print(f"{name:34s} {tr:14.3f} {sm:16.3f}")

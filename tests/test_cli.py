@@ -35,3 +35,29 @@ def test_help_imports_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(ROOT / "src")}, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_command_takes_quiet():
+    import argparse
+
+    def leaves(parser, prefix):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield " ".join(prefix), parser
+        for name, child in (subs[0].choices.items() if subs else []):
+            yield from leaves(child, [*prefix, name])
+
+    missing = [name for name, p in leaves(build_parser(), ["genlab"]) if "--quiet" not in p._option_string_actions]
+    assert missing == []
+
+
+def test_quiet_silences_progress_bars_for_the_command_only(capsys, monkeypatch):
+    import os
+
+    from genlab import cli
+
+    seen = {}
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setattr(cli, "_demo", lambda args: seen.setdefault("env", os.environ.get("TQDM_DISABLE")) and 0)
+    assert cli.main(["demo", "--quiet"]) == 0
+    assert seen["env"] == "1" and "TQDM_DISABLE" not in os.environ

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from genlab.errors import GenlabError
@@ -27,8 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     serve_cli.register(sub)
     demo = sub.add_parser("demo", help="the main job: `genlab t2i demo` on the embedded digits")
+    importlib.import_module("genlab.systems.t2i.cli").add_demo_args(demo)  # the same options as `genlab t2i demo`
     demo.set_defaults(func=_demo)
+    _quiet_everywhere(parser)
     return parser
+
+
+def _quiet_everywhere(parser: argparse.ArgumentParser) -> None:
+    """One progress switch on every command: `--quiet` (commands that wire it themselves keep theirs)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        if "--quiet" not in parser._option_string_actions:
+            parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        return
+    for child in subs[0].choices.values():
+        _quiet_everywhere(child)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -39,6 +53,9 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet_before = os.environ.get("TQDM_DISABLE")
+    if args.quiet:  # also silences bars drawn in libraries and in worker processes
+        os.environ["TQDM_DISABLE"] = "1"
     try:
         return int(args.func(args) or 0)
     except GenlabError as err:
@@ -47,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if args.quiet and quiet_before is None:
+            del os.environ["TQDM_DISABLE"]
+        elif args.quiet:
+            os.environ["TQDM_DISABLE"] = quiet_before
 
 
 if __name__ == "__main__":

@@ -65,6 +65,9 @@ def test_uniform_and_shifted_grid_match_diffusers_flow_match_euler():
         # diffusers linspaces between its *shifted* end points, then shifts again: t_min = shift(1/1000)
         ours = grids.shifted(steps, alpha, t_max=1.0, t_min=float(grids.shift(1.0 / 1000, alpha)))
         torch.testing.assert_close(ours.float(), ref.sigmas.float(), atol=1e-6, rtol=0)
+        named = grids.flow_match_euler(steps, alpha)
+        torch.testing.assert_close(named.float(), ref.sigmas.float(), atol=1e-6, rtol=0)
+        assert float(named[-2]) > 0.0 and float(named[-1]) == 0.0  # the last step goes from shift(...) to 0
     g = grids.uniform(4)
     torch.testing.assert_close(g, torch.tensor([1.0, 0.75, 0.5, 0.25, 0.0], dtype=torch.float64))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -132,6 +133,13 @@ def test_resume_is_bit_identical(tmp_path):
 def test_warmup_and_clipping():
     tr = Trainer(_model(), _loss, _problem(), TrainConfig(steps=1, lr=1.0, warmup_steps=4), progress=False)
     assert [tr.lr_at(s) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    cosine = TrainConfig(steps=8, lr=1.0, warmup_steps=2, lr_schedule="cosine", min_lr_ratio=0.1)
+    tr = Trainer(_model(), _loss, _problem(), cosine, progress=False)
+    lrs = [tr.lr_at(s) for s in range(8)]
+    assert lrs[0] == pytest.approx(0.5) and lrs[1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 8)))
+    assert lrs[4] == pytest.approx(0.55) and all(a > b for a, b in zip(lrs[1:], lrs[2:])) and lrs[-1] > 0.1
+    with pytest.raises(GenlabError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
     norms = []
 
     def loss_fn(m, b, ctx):

@@ -11,21 +11,21 @@ from genlab.core.train import BucketSampler, TrainConfig, lr_at
 from genlab.errors import GenlabError
 
 
-def test_lr_schedules_warm_up_then_decay_to_the_floor():
-    base = dict(steps=11, lr=1.0, warmup_steps=2, min_lr_ratio=0.1)
-    const = TrainConfig(**base, schedule="constant")
-    cos = TrainConfig(**base, schedule="cosine")
-    lin = TrainConfig(**base, schedule="linear")
-    for cfg in (const, cos, lin):
-        assert [lr_at(cfg, s) for s in (0, 1)] == [0.5, 1.0]  # linear warm-up
-    assert [lr_at(const, s) for s in range(2, 11)] == [1.0] * 9
-    assert lr_at(cos, 10) == pytest.approx(0.1) and lr_at(lin, 10) == pytest.approx(0.1)
-    # halfway through the decay (step 6 of 2..10): cosine and linear both at the midpoint 0.55
-    assert lr_at(cos, 6) == pytest.approx(0.55) and lr_at(lin, 6) == pytest.approx(0.55)
-    assert lr_at(cos, 4) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.25)))
-    assert lr_at(lin, 4) == pytest.approx(0.1 + 0.9 * 0.75)
-    with pytest.raises(GenlabError, match="schedule"):
-        TrainConfig(schedule="step")
+def test_lr_schedules_warm_up_then_decay_towards_the_floor():
+    base = dict(steps=10, lr=1.0, warmup_steps=2, min_lr_ratio=0.1)
+    const = TrainConfig(**base, lr_schedule="constant")
+    cos = TrainConfig(**base, lr_schedule="cosine")
+    lin = TrainConfig(**base, lr_schedule="linear")
+    assert [lr_at(const, s) for s in range(10)] == [0.5] + [1.0] * 9  # linear warm-up, then flat
+    assert lr_at(lin, 0) == pytest.approx(0.5)  # warm-up times the decay at step 0 (= 1)
+    # halfway (step 5 of 10): cosine and linear both at the midpoint 0.55
+    assert lr_at(cos, 5) == pytest.approx(0.55) and lr_at(lin, 5) == pytest.approx(0.55)
+    assert lr_at(cos, 3) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.3)))
+    assert lr_at(lin, 8) == pytest.approx(0.1 + 0.9 * 0.2)
+    lrs = [lr_at(lin, s) for s in range(1, 10)]
+    assert all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] > 0.1
+    with pytest.raises(GenlabError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
     with pytest.raises(GenlabError, match="grad_accum"):
         TrainConfig(batch_size=6, grad_accum=4)
 

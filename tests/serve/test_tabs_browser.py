@@ -6,6 +6,7 @@ Screenshots go to $GENLAB_SCREENSHOTS (the README's come from `GENLAB_SCREENSHOT
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,8 +162,10 @@ def test_curation_tab_curates_and_refilters(browser, app_url, tmp_path):
     _upload(browser, "curation-upload", video)
     browser.find_element(By.CSS_SELECTOR, "#curation-run").click()
     _wait_text(wait, "#curation-table", "opencv_vtest")
+    _set(browser, "curation-motion", 7.5, "input[type=number]")
     browser.find_element(By.CSS_SELECTOR, "#curation-refilter").click()
-    _wait_text(wait, "#curation-log textarea", "table")
+    _wait_text(wait, "#curation-command", "motion_score=7.5")  # the same run, re-filtered
+    _wait_text(wait, "#curation-table", "opencv_vtest")
     _shot(browser, "curation", tmp_path)
     _clear(browser, "curation-upload")
     _upload(browser, "curation-upload", fake)
@@ -183,8 +186,13 @@ def test_two_browsers_at_once_get_their_own_images(browser, app_url, tmp_path, t
                     for d, seed in ((browser, 1), (second, 2))]
             pages = [j.result() for j in jobs]
         _shot(browser, "t2i", tmp_path)
+        assert len(list((config.workdir / "sessions").iterdir())) == 2  # one folder per browser session
     finally:
         second.quit()
+    deadline = time.monotonic() + 60
+    while len(list((config.workdir / "sessions").iterdir())) > 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(list((config.workdir / "sessions").iterdir())) == 1  # the closed session's folder is gone
     for seed, page in zip((1, 2), pages):
         cli = tmp_path / f"cli{seed}.png"
         assert run_genlab("t2i", "sample", "--model", str(tiny_t2i_run), "--prompt", "a handwritten digit four",
@@ -192,8 +200,6 @@ def test_two_browsers_at_once_get_their_own_images(browser, app_url, tmp_path, t
         (tmp_path / f"page{seed}.png").write_bytes(page)
         assert np.array_equal(np.asarray(Image.open(tmp_path / f"page{seed}.png")), np.asarray(Image.open(cli)))
     assert pages[0] != pages[1]
-    sessions = list((config.workdir / "sessions").iterdir())
-    assert len(sessions) >= 2  # one folder per browser session
 
 
 def _second_browser():

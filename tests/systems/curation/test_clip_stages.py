@@ -92,3 +92,10 @@ def test_cli_with_clip_stages_and_percentile_filter(tmp_path):
     assert 0 < len(kept) < len(rows)
     assert all(r["removed_by"] == "aesthetic_score" for r in rows if not r["keep"])
     assert (tmp_path / "out" / "histograms" / "aesthetic_score.png").exists()
+    # the Ray pipeline, its model stages on their own actor pool: the same table
+    ray = run_genlab("video", "curate", str(tmp_path / "in"), "--out", str(tmp_path / "ray"), "--preset", "tiny",
+                     "--clip-model", str(clip_dir), "--aesthetic-head", str(tmp_path / "aes.safetensors"),
+                     "--caption-model", str(blip_dir), "--min-pct", "aesthetic_score=50", "--no-text", "--quiet",
+                     "--ray", "--workers", "2")
+    assert ray.returncode == 0, ray.stderr
+    assert pq.read_table(tmp_path / "ray" / "clips.parquet").equals(pq.read_table(tmp_path / "out" / "clips.parquet"))

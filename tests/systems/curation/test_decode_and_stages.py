@@ -158,7 +158,7 @@ def _frames(path, fps=2.0, max_side=640):
 
 def test_motion_static_is_zero_and_grows_with_speed(tmp_path):
     from genlab.systems.video.curation.config import tiny
-    from genlab.systems.video.curation.pipeline import _sample_clip_frames
+    from genlab.systems.video.curation.pipeline import sample_clip_frames
 
     scores = {}
     for baseline in ("frame", "sample"):
@@ -166,7 +166,7 @@ def test_motion_static_is_zero_and_grows_with_speed(tmp_path):
             path = tmp_path / f"m{speed}.mp4"
             if not path.exists():
                 synthetic.motion_video(path, speed, seed=3, seconds=2.0)
-            clip = _sample_clip_frames(path, [{"start_s": 0.0, "end_s": 2.0}], tiny(), 1)[0]
+            clip = sample_clip_frames(path, [{"start_s": 0.0, "end_s": 2.0}], tiny(), 1)[0]
             assert [f.index for f in clip.samples] == [0, 15, 30, 45]
             assert [f.index for f in clip.following] == [1, 16, 31, 46]
             stage = MotionStage(MotionConfig(baseline=baseline))
@@ -210,7 +210,7 @@ def test_det_input_is_rapidocrs_preprocessing():
 def test_single_pass_grid_matches_second_pass(small_cuts):
     """The 2 fps samples kept during the cut pass give clip frames like a second decoding pass."""
     from genlab.systems.video.curation.config import tiny
-    from genlab.systems.video.curation.pipeline import _sample_clip_frames
+    from genlab.systems.video.curation.pipeline import sample_clip_frames
     from genlab.systems.video.curation.stages import SampleGrid
 
     path, truth = small_cuts
@@ -219,7 +219,7 @@ def test_single_pass_grid_matches_second_pass(small_cuts):
     assert [f.index for f in grid.samples] == list(range(0, truth.num_frames, 15))
     bounds = [0, *result.cuts, truth.num_frames]
     clips = [{"start_frame": a, "end_frame": b, "start_s": a / 30, "end_s": b / 30} for a, b in zip(bounds, bounds[1:])]
-    second = _sample_clip_frames(path, clips, tiny(), 1)
+    second = sample_clip_frames(path, clips, tiny(), 1)
     for clip, other in zip(clips, second):
         mine = grid.clip_frames(clip["start_frame"], clip["end_frame"], clip["start_s"], clip["end_s"])
         assert all(clip["start_frame"] <= f.index < clip["end_frame"] for f in mine.samples)
@@ -331,3 +331,17 @@ def test_stream_info_from_the_cut_pass_matches_a_separate_pass(small_cuts, tmp_p
     result = detect_cuts(avi, CutConfig(), 30.0)
     by_index = keyframe_times_by_index(result.stream_info["keyframe_pts"], result.frame_pts, result.frame_times)
     assert by_index == pytest.approx(keys, abs=1e-9)
+
+
+def test_grid_samples_of_a_resumed_clip_are_the_cut_pass_samples(small_cuts, tmp_path):
+    from genlab.systems.video.curation.config import tiny
+    from genlab.systems.video.curation.pipeline import grid_clip_frames, plan_video
+
+    clips, frames = plan_video(small_cuts[0], tiny(), tmp_path)
+    assert frames is not None  # a short video: the samples ride along the cut pass
+    again = grid_clip_frames(small_cuts[0], clips[2:4], tiny())
+    for a, b in zip(frames[2:4], again):
+        assert [f.index for f in a.samples] == [f.index for f in b.samples]
+        assert all(np.array_equal(x.extra if x.image is None else x.image, y.extra if y.image is None else y.image)
+                   for x, y in zip(a.samples, b.samples))
+        assert [g and g.index for g in a.following] == [g and g.index for g in b.following]

@@ -13,7 +13,7 @@ from genlab.errors import GenlabError
 from genlab.systems.video.curation import synthetic
 from genlab.systems.video.curation.config import Threshold, tiny
 from genlab.systems.video.curation.pipeline import apply_filters, resolve_thresholds, run, video_id_for
-from tests.helpers import run_genlab
+from tests.helpers import assert_user_error, run_cli_inprocess, run_genlab
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +106,29 @@ def test_percentile_and_absolute_filters():
 def test_cli_bad_arguments_are_one_line_errors(tmp_path):
     result = run_genlab("video", "curate", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "no such file or folder" in result.stderr
+
+
+def test_curate_on_a_non_video_reports_the_decode_failure(tmp_path, capsys):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video\n" * 10)
+    code, _, err = run_cli_inprocess(["video", "curate", str(bad), "--out", str(tmp_path / "o"), "--quiet"], capsys)
+    assert_user_error(code, err, "notes.mp4", "not a readable video")
+    assert not (tmp_path / "o").exists()  # nothing left behind
+
+
+def test_max_clip_s_must_exceed_the_shortest_clip(tmp_path, capsys):
+    code, _, err = run_cli_inprocess(["video", "curate", str(tmp_path), "--out", str(tmp_path / "o"),
+                                      "--max-clip-s", "0.5"], capsys)
+    assert_user_error(code, err, "--max-clip-s")
+
+
+def test_unreachable_ray_address_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    synthetic.motion_video(tmp_path / "a.mp4", 1.0, seed=1, seconds=1.0, size=(64, 36))
+    code, _, err = run_cli_inprocess(["video", "curate", str(tmp_path / "a.mp4"), "--out", str(tmp_path / "o"),
+                                      "--ray-address", f"127.0.0.1:{port}", "--quiet"], capsys)
+    assert_user_error(code, err, "--ray-address", "no Ray cluster reachable")

@@ -20,7 +20,7 @@ def main(parallel: str, batch: int, out: str, accum: int = 1) -> None:
     info = init_distributed("cpu")
     cfg = presets.tiny()
     cfg = replace(cfg, train=replace(cfg.train, steps=5, batch_size=batch, parallel=parallel, grad_accum=accum,
-                                     warmup_steps=2, schedule="cosine"))
+                                     warmup_steps=2, lr_schedule="cosine"))
     images, _, captions = load_digits()
     torch.manual_seed(0)
     model = build_model(cfg)

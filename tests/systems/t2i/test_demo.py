@@ -82,3 +82,14 @@ def test_demo_command_quality_and_not_copies(judge, tmp_path):
           f"{ratio:.2f} of real; median distance to the nearest training image {float(nearest.median()):.2f}")
     assert acc >= 0.8
     assert ratio >= 0.5
+
+
+def test_genlab_demo_takes_the_options_of_t2i_demo():
+    from genlab.cli import build_parser
+
+    parser = build_parser()
+    argv = ["--out", "x", "--steps", "3", "--guidance", "2.5", "--seed", "4", "--quiet"]
+    top, sub = parser.parse_args(["demo", *argv]), parser.parse_args(["t2i", "demo", *argv])
+    keys = ("out", "steps", "guidance", "seed", "quiet")
+    assert [getattr(top, k) for k in keys] == [getattr(sub, k) for k in keys] == ["x", 3, 2.5, 4, True]
+    assert top.func.__name__ == "_demo" and sub.func.__name__ == "run_demo"

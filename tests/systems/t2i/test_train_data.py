@@ -145,3 +145,15 @@ def test_frozen_text_embeddings_are_cached_on_disk(folder_run):
     n_captions = len({_caption(i) for i in range(16) if i != 4}) + 1  # + the empty caption
     assert first.stats.text_encoded == n_captions and second.stats.text_encoded == 0
     assert first.history[-1]["loss"] == second.history[-1]["loss"]  # the cached rows are the computed ones
+
+
+def test_diffusers_autoencoderkl_as_vae(folder_run):
+    diffusers = pytest.importorskip("diffusers")
+    root, data, _ = folder_run
+    vae = diffusers.AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                                  up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16),
+                                  latent_channels=4, norm_num_groups=4, sample_size=16, shift_factor=0.1)
+    vae.save_pretrained(root / "kl")
+    run = train_on_data(_cfg(2), data, root / "kl_run", vae=root / "kl", options=OPTS, progress=False)
+    assert run.stats.encoded == 16 and run.autoencoder.factor == 2 and run.config.model.in_channels == 4
+    assert run.config.image_size == (8, 8)

@@ -35,7 +35,7 @@ def test_mnist_folder_latent_training_is_classified_as_asked(tmp_path):
         (folder / f"{i:05d}.txt").write_text(caption(int(label)))
     cfg = presets.digits()
     cfg = replace(cfg, train=replace(cfg.train, steps=3000, batch_size=32, lr=2e-3, warmup_steps=100,
-                                     schedule="cosine", min_lr_ratio=0.1, ema_decay=0.999, checkpoint_every=1000))
+                                     lr_schedule="cosine", min_lr_ratio=0.1, ema_decay=0.999, checkpoint_every=1000))
     opts = DataOptions(resolution=28, channels=1, aspect_buckets=False, ae_steps=400, ae_images=2048)
     start = time.time()
     run = train_on_data(cfg, folder, tmp_path / "run", options=opts, sample_every=1000, progress=False,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from genlab.core.nn import temporal as TM
+from genlab.core.nn import temporal
 from genlab.errors import GenlabError
-from genlab.systems.video import convert as C
+from genlab.systems.video import convert
 
 KNOWN = {  # sgm key -> our key, written out by hand from the SVD checkpoint layout (tiny: 2 levels, L=2)
     "time_embed.0.weight": "time_embedding.linear_1.weight",
@@ -32,42 +32,42 @@ KNOWN = {  # sgm key -> our key, written out by hand from the SVD checkpoint lay
 
 
 def test_known_sgm_keys_map_to_our_names():
-    cfg = TM.tiny()
-    own = set(TM.VideoUNet(cfg).state_dict())
+    cfg = temporal.tiny()
+    own = set(temporal.VideoUNet(cfg).state_dict())
     for sgm, ours in KNOWN.items():
-        assert C.sgm_key_to_ours(sgm, cfg) == ours
+        assert convert.sgm_key_to_ours(sgm, cfg) == ours
         assert ours in own
 
 
 def test_every_parameter_has_exactly_one_sgm_key_and_a_full_checkpoint_round_trips(tmp_path):
     from safetensors.torch import save_file
 
-    cfg = TM.tiny()
-    model = TM.VideoUNet(cfg)
+    cfg = temporal.tiny()
+    model = temporal.VideoUNet(cfg)
     own = model.state_dict()
     # enumerate the sgm grammar: every candidate key that maps somewhere
     candidates = _candidate_sgm_keys(cfg, own)
     inverse = {}
     for sgm in candidates:
-        ours = C.sgm_key_to_ours(sgm, cfg)
+        ours = convert.sgm_key_to_ours(sgm, cfg)
         if ours in own:
             assert ours not in inverse, f"two sgm keys map to {ours}"
             inverse[ours] = sgm
     assert set(inverse) == set(own)
     torch.manual_seed(0)
-    sgm_sd = {C.SGM_PREFIX + inverse[k]: torch.randn_like(v) for k, v in own.items()}
+    sgm_sd = {convert.SGM_PREFIX + inverse[k]: torch.randn_like(v) for k, v in own.items()}
     sgm_sd["conditioner.embedders.0.weight"] = torch.zeros(1)  # other parts of a full checkpoint are ignored
     path = tmp_path / "svd_tiny.safetensors"
     save_file(sgm_sd, str(path))
-    fresh = TM.VideoUNet(cfg)
-    assert C.load_unet(fresh, path) == "sgm"
+    fresh = temporal.VideoUNet(cfg)
+    assert convert.load_unet(fresh, path) == "sgm"
     for k, v in fresh.state_dict().items():
-        assert torch.equal(v, sgm_sd[C.SGM_PREFIX + inverse[k]])
+        assert torch.equal(v, sgm_sd[convert.SGM_PREFIX + inverse[k]])
     # an unknown key inside the UNet is named
-    sgm_sd[C.SGM_PREFIX + "input_blocks.1.0.mystery.weight"] = torch.zeros(1)
+    sgm_sd[convert.SGM_PREFIX + "input_blocks.1.0.mystery.weight"] = torch.zeros(1)
     save_file(sgm_sd, str(path))
     with pytest.raises(GenlabError, match="mystery"):
-        C.load_unet(TM.VideoUNet(cfg), path)
+        convert.load_unet(temporal.VideoUNet(cfg), path)
 
 
 def _candidate_sgm_keys(cfg, own) -> list[str]:
@@ -110,18 +110,18 @@ def _candidate_sgm_keys(cfg, own) -> list[str]:
 def test_diffusers_folder_loads_and_reports_missing(tmp_path):
     from safetensors.torch import save_file
 
-    cfg = TM.tiny()
-    src = TM.VideoUNet(cfg)
+    cfg = temporal.tiny()
+    src = temporal.VideoUNet(cfg)
     folder = tmp_path / "unet"
     folder.mkdir()
     sd = {k: v.contiguous() for k, v in src.state_dict().items()}
     save_file(sd, str(folder / "diffusion_pytorch_model.safetensors"))
-    dst = TM.VideoUNet(cfg)
-    assert C.load_unet(dst, tmp_path) == "diffusers"
+    dst = temporal.VideoUNet(cfg)
+    assert convert.load_unet(dst, tmp_path) == "diffusers"
     assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(), dst.state_dict().values()))
     del sd["conv_in.weight"]
     save_file(sd, str(folder / "diffusion_pytorch_model.safetensors"))
     with pytest.raises(GenlabError, match="conv_in.weight"):
-        C.load_unet(TM.VideoUNet(cfg), tmp_path)
+        convert.load_unet(temporal.VideoUNet(cfg), tmp_path)
     with pytest.raises(GenlabError, match="not found"):
-        C.load_unet(TM.VideoUNet(cfg), tmp_path / "nope.safetensors")
+        convert.load_unet(temporal.VideoUNet(cfg), tmp_path / "nope.safetensors")

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from genlab.core.autoencoders.temporal_decoder import TemporalKL
-from genlab.core.nn import temporal as TM
-from genlab.systems.video import pipeline as P
+from genlab.core.nn import temporal
 from genlab.systems.video.config import VideoModelConfig
 from genlab.systems.video.model import SVDModel
+from genlab.systems.video.pipeline import SamplingConfig, sample_i2v
 
 
 def _components():
@@ -60,13 +60,13 @@ def test_sampler_matches_stable_video_diffusion_pipeline():
         ref_video = pipe.decode_latents(ref, frames, decode_chunk_size=2)  # (B, C, T, H, W)
         context = pipe._encode_image(image01, "cpu", 1, False)  # CLIP is not ours: same tokens for both
 
-    cfg = VideoModelConfig(unet=TM.VideoUNetConfig(unet=TM.tiny(in_channels=8).unet, num_frames=frames))
+    cfg = VideoModelConfig(unet=temporal.VideoUNetConfig(unet=temporal.tiny(in_channels=8).unet, num_frames=frames))
     model = SVDModel(cfg).eval()
     model.unet.load_state_dict({k: v for k, v in pipe.unet.state_dict().items() if not k.endswith("to_out.1.weight")})
     ae = TemporalKL.from_diffusers(pipe.vae)
-    scfg = P.SamplingConfig(num_frames=frames, steps=steps, min_guidance=1.0, max_guidance=2.5, fps_id=6,
+    scfg = SamplingConfig(num_frames=frames, steps=steps, min_guidance=1.0, max_guidance=2.5, fps_id=6,
                             motion_bucket_id=100, cond_aug=0.02, decode_chunk=2)
-    out = P.sample_i2v(model, ae, image01 * 2 - 1, scfg, generator=torch.Generator().manual_seed(7), context=context)
+    out = sample_i2v(model, ae, image01 * 2 - 1, scfg, generator=torch.Generator().manual_seed(7), context=context)
     assert out.latents.shape == ref.shape == (1, frames, 4, 16, 16)
     assert out.nfe == steps
     assert (out.latents - ref).abs().max().item() < 1e-4
@@ -81,7 +81,7 @@ def test_bad_inputs_and_warnings():
     model = SVDModel(tiny(latent_channels=3)).eval()
     ae = PixelIdentity(3)
     img = torch.zeros(1, 3, 8, 8)
-    base = P.SamplingConfig(num_frames=2, steps=1, min_guidance=1.0, max_guidance=1.0)
+    base = SamplingConfig(num_frames=2, steps=1, min_guidance=1.0, max_guidance=1.0)
     from dataclasses import replace
 
     cases = [
@@ -93,11 +93,11 @@ def test_bad_inputs_and_warnings():
     ]
     for image, cfg, msg in cases:
         with pytest.raises(GenlabError, match=msg):
-            P.sample_i2v(model, ae, image, cfg)
+            sample_i2v(model, ae, image, cfg)
     with pytest.raises(GenlabError, match="one per frame"):
-        P.sample_i2v(model, ae, img, base, guidance_scales=torch.ones(3))
+        sample_i2v(model, ae, img, base, guidance_scales=torch.ones(3))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        P.sample_i2v(model, ae, img, replace(base, motion_bucket_id=300, fps_id=40, preset_resolution=(16, 16)))
+        sample_i2v(model, ae, img, replace(base, motion_bucket_id=300, fps_id=40, preset_resolution=(16, 16)))
     text = " ".join(str(w.message) for w in caught)
     assert "255" in text and "5..30" in text and "resolution" in text

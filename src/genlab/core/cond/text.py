@@ -9,10 +9,11 @@ Every encoder turns prompts into a `TextEmbedding(context (B, L, D), pooled (B, 
   tokens, L2-normalised) for modulation. Frozen.
 * `CLIPTextEncoder`, `T5TextEncoder` - transformers models from a LOCAL path (nothing downloads):
   CLIP gives its penultimate hidden states and the projected pooled vector (as SD3), T5 its last
-  hidden states and no pooled vector. Frozen.
+  hidden states and no pooled vector. Frozen. Prompts longer than max_length warn with the count.
 
-`TextConditioner` combines several encoders as SD3 does (token sequences zero-padded to the
-widest and concatenated along tokens; pooled vectors concatenated along channels) and drops
+`sd3_layout` is pretrained SD3's exact layout (the two CLIPs side by side in the same 77 tokens,
+then T5's tokens). `TextConditioner` is the general one for training with any encoders (each
+encoder's tokens in their own block, zero-padded to the widest; pooled vectors concatenated) and drops
 each encoder independently to zeros with probability p for classifier-free guidance; the
 unconditional input is all encoders dropped. `EmbeddingCache` keeps frozen encoders' outputs
 per prompt (in memory, optionally in a safetensors file) so they are computed once.
@@ -114,22 +115,68 @@ class BuiltinTextEncoder(TextEncoder):
         return TextEmbedding(h, pooled)
 
 
-class _HFEncoder(TextEncoder):
-    """Shared code for frozen transformers encoders loaded from a local folder."""
+TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "vocab.json", "spiece.model")
 
-    def __init__(self, path: str | Path, max_length: int):
+
+def tokenizer_folder(path: str | Path) -> Path:
+    """The tokenizer beside a model: `path` itself, or for a diffusers pipeline's `text_encoder[_N]/`
+    its sibling `tokenizer[_N]/` (where diffusers keeps it)."""
+    path = Path(path)
+    if any((path / f).is_file() for f in TOKENIZER_FILES):
+        return path
+    if path.name.startswith("text_encoder"):
+        sibling = path.parent / path.name.replace("text_encoder", "tokenizer", 1)
+        if sibling.is_dir():
+            return sibling
+    raise GenlabError(f"no tokenizer in {path} (expected one of {', '.join(TOKENIZER_FILES)}, or a diffusers "
+                      "text_encoder*/ folder with its tokenizer*/ beside it)")
+
+
+def load_tokenizer(folder: str | Path):
+    """A transformers tokenizer from a local folder; a folder it cannot read is one GenlabError."""
+    from transformers import AutoTokenizer
+
+    folder = tokenizer_folder(folder)
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GenlabError(f"tokenizer {folder} cannot be loaded ({first})") from None
+
+
+class _HFEncoder(TextEncoder):
+    """Shared code for frozen transformers encoders: a local model folder (or a model object) plus
+    its tokenizer (a folder, an object, or found beside the model folder)."""
+
+    def __init__(self, path: str | Path | None, max_length: int, tokenizer=None):
         super().__init__()
-        self.path = Path(path)
-        if not self.path.is_dir():
+        self.path = Path(path) if path is not None else None
+        if self.path is not None and not self.path.is_dir():
             raise GenlabError(f"{self.name} text encoder: local folder not found: {self.path}")
         self.max_length = max_length
+        if tokenizer is None or isinstance(tokenizer, (str, Path)):
+            tokenizer = load_tokenizer(tokenizer if tokenizer is not None else self.path)
+        self.tokenizer = tokenizer
 
-    def _tokenizer(self):
-        from transformers import AutoTokenizer
+    def _load(self, cls):
+        try:
+            return cls.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise GenlabError(f"{self.name} text encoder {self.path} cannot be loaded ({first})") from None
 
-        return AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+    def warn_truncated(self, prompts: list[str]) -> None:
+        """Warn (naming the count) about prompts longer than max_length tokens: the rest is cut."""
+        import warnings
+
+        lengths = [len(ids) for ids in self.tokenizer(list(prompts), truncation=False)["input_ids"]]
+        for i, n in enumerate(lengths):
+            if n > self.max_length:
+                warnings.warn(f"prompt {i} has {n} {self.name} tokens; only the first {self.max_length} are used",
+                              stacklevel=3)
 
     def tokenize(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        self.warn_truncated(prompts)
         out = self.tokenizer(list(prompts), padding="max_length", truncation=True, max_length=self.max_length,
                              return_tensors="pt")
         return {"input_ids": out["input_ids"], "attention_mask": out["attention_mask"]}
@@ -149,8 +196,7 @@ class MiniLMEncoder(_HFEncoder):
         super().__init__(get_model_path(), max_length)
         from transformers import AutoModel
 
-        self.tokenizer = self._tokenizer()
-        self.model = AutoModel.from_pretrained(str(self.path), local_files_only=True).eval().requires_grad_(False)
+        self.model = self._load(AutoModel).eval().requires_grad_(False)
         self.context_dim = self.pooled_dim = self.model.config.hidden_size
 
     @torch.no_grad()
@@ -162,17 +208,20 @@ class MiniLMEncoder(_HFEncoder):
 
 
 class CLIPTextEncoder(_HFEncoder):
-    """CLIPTextModelWithProjection from a local folder: penultimate hidden states + text_embeds."""
+    """CLIPTextModelWithProjection: penultimate hidden states + text_embeds (as SD3). From a local
+    folder (a diffusers `text_encoder*/` finds its `tokenizer*/`), or a loaded `model` + `tokenizer`.
+    No attention mask, as SD3 and diffusers (padding is visible to the causal attention)."""
 
     name = "clip"
 
-    def __init__(self, path: str | Path, max_length: int = 77, layer: int = -2):
-        super().__init__(path, max_length)
-        from transformers import CLIPTextModelWithProjection
+    def __init__(self, path: str | Path | None = None, max_length: int = 77, layer: int = -2, *,
+                 model: nn.Module | None = None, tokenizer=None):
+        super().__init__(path, max_length, tokenizer)
+        if model is None:
+            from transformers import CLIPTextModelWithProjection
 
-        self.tokenizer = self._tokenizer()
-        self.model = CLIPTextModelWithProjection.from_pretrained(str(self.path), local_files_only=True)
-        self.model.eval().requires_grad_(False)
+            model = self._load(CLIPTextModelWithProjection)
+        self.model = model.eval().requires_grad_(False)
         self.layer = layer
         self.context_dim = self.model.config.hidden_size
         self.pooled_dim = self.model.config.projection_dim
@@ -184,22 +233,46 @@ class CLIPTextEncoder(_HFEncoder):
 
 
 class T5TextEncoder(_HFEncoder):
-    """T5EncoderModel from a local folder: last hidden states, no pooled vector."""
+    """T5EncoderModel: last hidden states, no pooled vector. `attention_mask=False` runs it as SD3 and
+    diffusers do (256 tokens, padding attended to)."""
 
     name = "t5"
 
-    def __init__(self, path: str | Path, max_length: int = 77):
-        super().__init__(path, max_length)
-        from transformers import T5EncoderModel
+    def __init__(self, path: str | Path | None = None, max_length: int = 77, *, attention_mask: bool = True,
+                 model: nn.Module | None = None, tokenizer=None):
+        super().__init__(path, max_length, tokenizer)
+        if model is None:
+            from transformers import T5EncoderModel
 
-        self.tokenizer = self._tokenizer()
-        self.model = T5EncoderModel.from_pretrained(str(self.path), local_files_only=True).eval().requires_grad_(False)
+            model = self._load(T5EncoderModel)
+        self.model = model.eval().requires_grad_(False)
+        self.attention_mask = attention_mask
         self.context_dim, self.pooled_dim = self.model.config.d_model, 0
 
     @torch.no_grad()
     def encode_tokens(self, tokens: dict[str, torch.Tensor]) -> TextEmbedding:
-        h = self.model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
+        mask = tokens["attention_mask"] if self.attention_mask else None
+        h = self.model(input_ids=tokens["input_ids"], attention_mask=mask).last_hidden_state
         return TextEmbedding(h, h.new_zeros(h.shape[0], 0))
+
+
+def sd3_layout(clip_l: TextEmbedding, clip_g: TextEmbedding, t5: TextEmbedding | None, width: int,
+               t5_tokens: int = 256) -> TextEmbedding:
+    """SD3's conditioning (sd3.5 `sd3_infer.get_cond`, diffusers `encode_prompt`): CLIP-L and CLIP-G
+    penultimate states side by side in the SAME tokens (77 x (768 + 1280)), zero-padded to T5's width,
+    then the T5 tokens appended (zeros, t5_tokens x width, without T5); pooled = [CLIP-L ; CLIP-G]."""
+    clip = torch.cat([clip_l.context, clip_g.context], dim=-1)  # (B, 77, 2048)
+    if clip.shape[-1] > width:
+        raise GenlabError(f"SD3 text layout: CLIP widths {clip_l.context.shape[-1]} + {clip_g.context.shape[-1]} "
+                          f"exceed the transformer's context width {width}")
+    if t5 is None:
+        t5_ctx = clip.new_zeros(clip.shape[0], t5_tokens, width)
+    elif t5.context.shape[-1] != width:
+        raise GenlabError(f"SD3 text layout: T5 width {t5.context.shape[-1]} != the transformer's context width {width}")
+    else:
+        t5_ctx = t5.context.to(clip.dtype)
+    clip = torch.nn.functional.pad(clip, (0, width - clip.shape[-1]))  # (B, 77, width)
+    return TextEmbedding(torch.cat([clip, t5_ctx], dim=1), torch.cat([clip_l.pooled, clip_g.pooled], dim=-1))
 
 
 class EmbeddingCache:

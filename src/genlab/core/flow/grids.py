@@ -4,6 +4,10 @@
                                           (SD3 / diffusers FlowMatchEuler use t_min = 1/1000), else
                                           linspace(t_max, 0, steps + 1).
 - `shifted(steps, alpha, ...)`            the uniform grid passed through `shift(t, alpha)`.
+- `flow_match_euler(steps, shift, T=1000)` diffusers' FlowMatchEulerDiscreteScheduler (the grid of pretrained SD3
+                                          checkpoints): shift(linspace(1, shift(1/T), steps)), then 0. The lowest
+                                          node is shifted twice, as the scheduler does (its sigma_min is the shifted
+                                          training table's end, and set_timesteps shifts again).
 - `karras(steps, sigma_min, sigma_max, rho, path)`  Karras et al. (2022) eq. 5 in sigma, mapped to t on `path`.
 - `discrete(steps, spacing, path)`        diffusers' "leading" / "trailing" / "linspace" timestep spacing of a
                                           discrete schedule, mapped with t = (n + 1) / T; the final node is
@@ -56,6 +60,14 @@ def uniform(steps: int, t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
 
 def shifted(steps: int, alpha: float, t_max: float = 1.0, t_min: float = 0.0) -> torch.Tensor:
     return shift(uniform(steps, t_max, t_min), alpha)
+
+
+def flow_match_euler(steps: int, shift_alpha: float = 3.0, num_train_timesteps: int = 1000) -> torch.Tensor:
+    """The time grid of diffusers' FlowMatchEulerDiscreteScheduler(shift=shift_alpha).set_timesteps(steps)."""
+    _check_steps(steps)
+    t_min = float(shift(1.0 / num_train_timesteps, shift_alpha))
+    ts = shift(torch.linspace(1.0, t_min, steps, dtype=torch.float64), shift_alpha)
+    return torch.cat([ts, ts.new_zeros(1)])
 
 
 def karras(

@@ -24,11 +24,13 @@ API (everything importable from `genlab.core.train`):
   `init_distributed(device)` before building the Trainer; the model is wrapped in DDP (gloo on
   CPU, nccl on CUDA), each rank takes a disjoint block of the global batch, rank 0 writes files.
   The model is always saved unwrapped, so an FSDP wrapper can slot into the same place.
-* FSDP2: `TrainConfig(parallel="fsdp")` under torchrun shards every block of each nn.ModuleList and the
-  root with `torch.distributed.fsdp.fully_shard` (gloo on CPU works); checkpoints hold full tensors.
+* FSDP2: `TrainConfig(parallel="fsdp")` under torchrun shards the model's `fsdp_units()` (default: each
+  nn.ModuleList entry) and the root with `torch.distributed.fsdp.fully_shard` (gloo on CPU works);
+  checkpoints hold full tensors.
 * `grad_accum=k` splits each step's batch into k micro-batches (same draws, same maths, less memory);
   `sampler=BucketSampler(bucket_of_each_sample)` keeps every global batch inside one bucket.
-* Warm-up: linear over `warmup_steps`, then `schedule` constant / cosine / linear; clipping: global norm `grad_clip`; mixed precision:
+* Warm-up: linear over `warmup_steps`, then constant, cosine or linear decay to `min_lr_ratio * lr`
+  (`lr_schedule`); clipping: global norm `grad_clip`; mixed precision:
   `precision="bf16"` (autocast, CPU or CUDA) or `"fp16"` (CUDA + GradScaler).
 * `EMA(model, decay)`: `.update(model)`, `.model` is the averaged copy.
 * Weights for pipelines: `save_weights(path, state_dict, config)` -> `path` + `path.json`;

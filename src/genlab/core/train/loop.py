@@ -60,8 +60,8 @@ class TrainConfig:
     eps: float = 1e-8  # SD3 high-resolution runs use 1e-15
     weight_decay: float = 0.0
     warmup_steps: int = 0  # linear warm-up of the learning rate
-    schedule: Schedule = "constant"  # after warm-up: constant, cosine or linear decay to min_lr_ratio * lr
-    min_lr_ratio: float = 0.0
+    lr_schedule: Schedule = "constant"  # after warm-up: constant, or cosine / linear decay over `steps`
+    min_lr_ratio: float = 0.0  # cosine / linear: the learning rate at the last step, as a fraction of lr
     grad_accum: int = 1  # micro-batches per step: batch_size is split, the step's maths is unchanged
     parallel: Parallel = "ddp"  # under torchrun: DDP (replicated) or FSDP2 (fully_shard, sharded params + state)
     grad_clip: float | None = 1.0  # max global grad norm; None = off
@@ -76,10 +76,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps < 0 or self.batch_size < 1:
             raise GenlabError(f"TrainConfig: steps >= 0 and batch_size >= 1 expected, got {self.steps}, {self.batch_size}")
+        if self.lr_schedule not in ("constant", "cosine", "linear"):
+            raise GenlabError(f"TrainConfig.lr_schedule: expected constant, cosine or linear, got {self.lr_schedule!r}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise GenlabError(f"TrainConfig.precision: expected fp32, bf16 or fp16, got {self.precision!r}")
-        if self.schedule not in ("constant", "cosine", "linear"):
-            raise GenlabError(f"TrainConfig.schedule: expected constant, cosine or linear, got {self.schedule!r}")
         if self.parallel not in ("ddp", "fsdp"):
             raise GenlabError(f"TrainConfig.parallel: expected ddp or fsdp, got {self.parallel!r}")
         if self.grad_accum < 1 or self.batch_size % self.grad_accum:
@@ -88,16 +88,14 @@ class TrainConfig:
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Learning rate of `step` (0-based): linear warm-up over warmup_steps, then the schedule's decay from
-    lr to min_lr_ratio * lr at the last step."""
-    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    span = max(1, cfg.steps - cfg.warmup_steps - 1)
-    frac = min(1.0, max(0.0, (step - cfg.warmup_steps) / span))
-    decay = 0.5 * (1 + math.cos(math.pi * frac)) if cfg.schedule == "cosine" else 1.0 - frac
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay)
+    """Learning rate of `step` (0-based): linear warm-up over warmup_steps, times the schedule's decay
+    (cosine or linear in step / steps) from 1 towards min_lr_ratio."""
+    lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else cfg.lr
+    if cfg.lr_schedule == "constant":
+        return lr
+    frac = step / max(1, cfg.steps)
+    decay = 0.5 * (1 + math.cos(math.pi * frac)) if cfg.lr_schedule == "cosine" else 1.0 - frac
+    return lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * decay)
 
 
 def _mix(*ints: int) -> int:
@@ -189,9 +187,9 @@ class Trainer:
         if self.sharded:
             shard_model(self.model)
         self.optimizer = (optimizer_fn or default_optimizer)(self.model, cfg)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise GenlabError("TrainConfig.precision='fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         self.step = 0
         self.history: list[dict[str, float]] = []
         self.last_checkpoint: Path | None = None

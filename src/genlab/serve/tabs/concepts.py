@@ -48,14 +48,14 @@ def build(config: ServeConfig) -> None:
             gen, model = default_model(config), None
             while model is None:
                 try:
-                    yield "", "", next(gen)
+                    yield gr.skip(), gr.skip(), next(gen)
                 except StopIteration as stop:
                     model = stop.value
         src = adopt(track, folder)
         argv = ["motion", "concepts", "describe", str(model), src.name, "--json", "description.json"]
         text = ""
         for text in run_job(config, argv, folder):
-            yield "", "", text
+            yield gr.skip(), gr.skip(), text
         from genlab.systems.motion.concepts.description import Description
 
         dsl = Description.from_json((folder / "description.json").read_text()).to_dsl()

@@ -21,14 +21,14 @@ def build(config: ServeConfig) -> None:
             videos = gr.File(label="videos", file_count="multiple", elem_id="curation-upload")
             preset = gr.Radio(["tiny", "default"], value="tiny", label="preset (tiny: low resolution, fast)")
             run = gr.Button("Curate", variant="primary", elem_id="curation-run")
-            min_motion = gr.Slider(0, 20, value=1.0, step=0.1, label="keep motion_score >=")
+            min_motion = gr.Slider(0, 20, value=1.0, step=0.1, label="keep motion_score >=", elem_id="curation-motion")
             max_text = gr.Slider(0, 1, value=1.0, step=0.01, label="keep text_ratio <=")
             refilter = gr.Button("Re-filter", elem_id="curation-refilter")
         with gr.Column(scale=2):
             table = gr.Dataframe(label="clips", interactive=False, elem_id="curation-table")
             histograms = gr.Gallery(label="score histograms (thresholds drawn)", columns=3, height=260)
             previews = gr.Gallery(label="kept clips", columns=4, height=260, elem_id="curation-previews")
-            command = gr.Markdown()
+            command = gr.Markdown(elem_id="curation-command")
             log = gr.Textbox(label="log", lines=5, max_lines=10, elem_id="curation-log")
     folder_state = gr.State(None)
 
@@ -36,7 +36,7 @@ def build(config: ServeConfig) -> None:
         argv = ["video", "curate", *inputs, "--out", "curated", "--preset", preset, *bounds]
         text = ""
         for text in run_job(config, argv, folder):
-            yield None, None, None, "", text, str(folder)
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), text, str(folder)
         frame, hists, clips = _results(folder / "curated")
         yield frame, hists, clips, f"`{command_line(argv)}`", text, str(folder)
 

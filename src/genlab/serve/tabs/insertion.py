@@ -42,7 +42,7 @@ def build(config: ServeConfig) -> None:
                 "--seed", str(int(seed)), "--out", "insertion.png"] + (["--size", str(int(size))] if size else [])
         text = ""
         for text in run_job(config, argv, folder):
-            yield None, "", text
+            yield gr.skip(), gr.skip(), text
         yield str(folder / "insertion.png"), f"`{command_line(argv)}`", text
 
     run.click(insert, [scene, person, box, steps, size, num, seed], [grid, command, log])

@@ -43,7 +43,7 @@ def build(config: ServeConfig) -> None:
         argv = ["motion", verb, src.name, "--out", "result", "--min-reps", str(int(min_reps))]
         text = ""
         for text in run_job(config, argv, folder):
-            yield None, None, None, "", text, None
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), text, gr.skip()
         out = folder / "result"
         shown = _maybe(out / "overlay.mp4") or _maybe(out / "stick.mp4")
         yield ((out / "program.txt").read_text(), shown, _maybe(out / "plot.png"),
@@ -59,7 +59,7 @@ def build(config: ServeConfig) -> None:
         text = ""
         for argv in (edit_argv, render_argv):
             for text in run_job(config, argv, folder):
-                yield gr.skip(), gr.skip(), "", text
+                yield gr.skip(), gr.skip(), gr.skip(), text
         yield ((folder / "edited.txt").read_text(), str(folder / "edited.mp4"),
                f"`{command_line(edit_argv)}` then `{command_line(render_argv)}`", text)
 

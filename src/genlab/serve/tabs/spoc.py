@@ -18,7 +18,7 @@ def build(config: ServeConfig) -> None:
             with gr.Row():
                 given = gr.Textbox(label="example input", lines=3, value="2 3", elem_id="spoc-input")
                 expected = gr.Textbox(label="expected output", lines=3, value="5", elem_id="spoc-output")
-            budget = gr.Number(label="compilation budget", value=20, precision=0, minimum=1, elem_id="spoc-budget")
+            budget = gr.Number(label="compilation budget", value=20, precision=0, elem_id="spoc-budget")  # the command checks it
             run = gr.Button("Search for a program", variant="primary", elem_id="spoc-run")
         with gr.Column():
             program = gr.Code(label="C++ found", language="cpp", elem_id="spoc-program")
@@ -36,7 +36,7 @@ def build(config: ServeConfig) -> None:
                 "--out", "program.cpp"]
         text = ""
         for text in run_job(config, argv, folder):
-            yield "", "", text
+            yield gr.skip(), gr.skip(), text
         found = folder / "program.cpp"
         yield (found.read_text() if found.is_file() else ""), f"`{command_line(argv)}`", text
 

@@ -63,7 +63,7 @@ def build(config: ServeConfig) -> None:
         argv = sample_argv(config, model, prompt, negative, steps, guidance, seed, size)
         text = ""
         for text in run_job(config, argv, folder):
-            yield None, None, "", text
+            yield gr.skip(), gr.skip(), gr.skip(), text
         out = str(folder / "image.png")
         yield out, out, f"`{command_line(argv)}`", text
 
@@ -77,4 +77,4 @@ def _with_log(gen):
             text = next(gen)
         except StopIteration as stop:
             return stop.value
-        yield None, None, "", text
+        yield gr.skip(), gr.skip(), gr.skip(), text

@@ -42,7 +42,7 @@ def build(config: ServeConfig) -> None:
                 "--steps", str(int(steps)), "--seed", str(int(seed)), "--size", size.strip(), "--out", "video.mp4"]
         text = ""
         for text in run_job(config, argv, folder):
-            yield None, "", text
+            yield gr.skip(), gr.skip(), text
         yield str(folder / "video.mp4"), f"`{command_line(argv)}`", text
 
     run.click(make, [image, frames, fps, motion, steps, seed, size], [video, command, log])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from genlab.core.nn.unet import UNetConfig
+from genlab.errors import GenlabError
 from genlab.systems.insertion.encoder import ViTConfig, clip_vit_l14, toy_vit
 
 
@@ -35,18 +36,18 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.unet.in_channels != 2 * self.latent_channels + 1:
-            raise ValueError(f"ModelConfig: unet.in_channels must be 2C+1 = {2 * self.latent_channels + 1}, "
+            raise GenlabError(f"ModelConfig: unet.in_channels must be 2C+1 = {2 * self.latent_channels + 1}, "
                              f"got {self.unet.in_channels}")
         if self.unet.out_channels != self.latent_channels:
-            raise ValueError(f"ModelConfig: unet.out_channels must be C = {self.latent_channels}")
+            raise GenlabError(f"ModelConfig: unet.out_channels must be C = {self.latent_channels}")
         if self.prediction not in ("eps", "v"):
-            raise ValueError(f"ModelConfig.prediction must be 'eps' or 'v', got {self.prediction!r}")
+            raise GenlabError(f"ModelConfig.prediction must be 'eps' or 'v', got {self.prediction!r}")
         if self.mask_resize not in ("nearest", "max"):
-            raise ValueError(f"ModelConfig.mask_resize must be 'nearest' or 'max', got {self.mask_resize!r}")
+            raise GenlabError(f"ModelConfig.mask_resize must be 'nearest' or 'max', got {self.mask_resize!r}")
         if self.space not in ("pixel", "latent"):
-            raise ValueError(f"ModelConfig.space must be 'pixel' or 'latent', got {self.space!r}")
+            raise GenlabError(f"ModelConfig.space must be 'pixel' or 'latent', got {self.space!r}")
         if self.space == "pixel" and self.latent_channels != 3 * self.patch**2:
-            raise ValueError(f"ModelConfig: pixel space with patch {self.patch} has {3 * self.patch**2} channels, "
+            raise GenlabError(f"ModelConfig: pixel space with patch {self.patch} has {3 * self.patch**2} channels, "
                              f"got latent_channels={self.latent_channels}")
 
 

@@ -82,7 +82,7 @@ def stitch(codes: list[str], indents: list[int]) -> str:
     open a block (a continued expression) open nothing.
     """
     if len(codes) != len(indents):
-        raise ValueError(f"stitch: {len(codes)} code lines but {len(indents)} indents")
+        raise GenlabError(f"stitch: {len(codes)} code lines but {len(indents)} indents")
     out = PREAMBLE.split("\n")[:-1]
     stack: list[int] = []  # indentation of the lines whose `{` is still open
     for i, (code, indent) in enumerate(zip(codes, indents)):

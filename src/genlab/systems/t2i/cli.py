@@ -5,6 +5,7 @@
     genlab t2i train --data photos/ --preset tiny --out runs/mine   # your captioned images, latent training
     torchrun --nproc_per_node 2 -m genlab t2i train ... [--parallel fsdp]   # DDP / FSDP2 (gloo on CPU)
     genlab t2i sample --model runs/digits --prompt "a handwritten digit seven" --out seven.png
+    genlab t2i sample --pretrained sd3-folder-or-file --prompt "a photo of a cat" --out cat.png   # real SD3
     genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/
 """
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
 
     demo = sub.add_parser("demo", help="train a small MM-DiT on the embedded digits and write sample grids")
-    _demo_args(demo)
+    add_demo_args(demo)
     demo.set_defaults(func=run_demo)
     register_study(sub)
 
@@ -58,17 +59,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
-    sample = sub.add_parser("sample", help="prompts -> image grid PNG")
-    sample.add_argument("--model", required=True, help="run folder or weights .safetensors (with its .json)")
+    sample = sub.add_parser("sample", help="prompts -> images: a genlab run (--model) or pretrained SD3 (--pretrained)")
+    which = sample.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="genlab run folder or weights .safetensors (with its .json)")
+    which.add_argument("--pretrained", help="SD3: a diffusers folder or Stability's single .safetensors file")
     sample.add_argument("--prompt", action="append", default=[], help="repeat for several prompts")
-    sample.add_argument("--out", required=True, help="PNG path")
+    sample.add_argument("--out", required=True, help="PNG path (pretrained, several images: out-000.png, ...)")
     sample.add_argument("--num", type=int, default=1, help="images per prompt")
-    sample.add_argument("--steps", type=int, default=20)
-    sample.add_argument("--guidance", type=float, default=3.0)
-    sample.add_argument("--shift", type=float, default=None, help="resolution shift alpha (default: config)")
+    sample.add_argument("--steps", type=int, default=None, help="sampling steps (default 20; pretrained 28)")
+    sample.add_argument("--guidance", type=float, default=None, help="CFG scale (default 3; pretrained 7)")
+    sample.add_argument("--shift", type=float, default=None, help="resolution shift alpha (default: config/scheduler)")
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--sampler", default="euler", choices=["euler", "heun"])
-    sample.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA")
+    sample.add_argument("--sampler", default="euler", choices=["euler", "heun"], help="--model only")
+    sample.add_argument("--raw", action="store_true", help="--model: the raw weights instead of the EMA")
+    sd3 = sample.add_argument_group("pretrained SD3 (--pretrained)")
+    sd3.add_argument("--negative-prompt", default="", help="default: the empty prompt, encoded")
+    sd3.add_argument("--size", default=None, help="HxW in pixels, multiples of 16 (default: the model's, 1024x1024)")
+    sd3.add_argument("--no-t5", action="store_true", help="run without T5 (zeros in its place)")
+    sd3.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="weights' dtype")
+    sd3.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
+    sd3.add_argument("--clip-l", default=None, help="CLIP-L: clip_l.safetensors or a transformers folder")
+    sd3.add_argument("--clip-g", default=None, help="CLIP-G: clip_g.safetensors or a transformers folder")
+    sd3.add_argument("--t5", default=None, help="T5-XXL: t5xxl_fp16.safetensors (fp8 is upcast) or a folder")
+    sd3.add_argument("--tokenizers", default=None, help="single files: folder with tokenizer/, tokenizer_2/, "
+                     "tokenizer_3/ (default: the file's folder)")
+    sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=run_sample)
 
     conv = sub.add_parser("convert", help="MM-DiT weights between genlab/single-file and diffusers")
@@ -78,11 +93,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.set_defaults(func=run_convert)
 
 
-def _demo_args(p: argparse.ArgumentParser) -> None:
+def add_demo_args(p: argparse.ArgumentParser) -> None:
+    """The options of `genlab t2i demo`; `genlab demo` takes the same."""
     p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the digits preset's)")
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _torch_threads() -> None:
@@ -107,9 +124,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from genlab.systems.t2i.train import train_t2i
 
     _torch_threads()
-    out = Path(getattr(args, "out", None) or "outputs/demo")
-    steps = getattr(args, "steps", None)
-    guidance = getattr(args, "guidance", 3.0)
+    out, steps, guidance = Path(args.out), args.steps, args.guidance
     cfg = presets.digits()
     if steps is not None:
         cfg = replace(cfg, train=replace(cfg.train, steps=steps))
@@ -117,9 +132,9 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"genlab demo: training an MM-DiT ({cfg.model.depth} joint blocks, hidden "
           f"{cfg.model.hidden_size}) with rectified flow + logit-normal t on {len(images)} digits for "
           f"{cfg.train.steps} steps -> {out}")
-    run = train_t2i(cfg, images, captions, out / "run")
+    run = train_t2i(cfg, images, captions, out / "run", progress=not args.quiet)
     prompts = [digit_caption(d) for d in range(10) for _ in range(10)]
-    samples = generate(run.ema, prompts, steps=20, guidance_scale=guidance, seed=getattr(args, "seed", 0))
+    samples = generate(run.ema, prompts, steps=20, guidance_scale=guidance, seed=args.seed)
     grid = save_grid(samples, out / "samples.png", nrow=10, upscale=4)
     curve = save_loss_curve(run.history, out / "loss.png")
     print(f"samples: {grid} (row k = '{digit_caption(0)}' ... '{DIGIT_WORDS[9]}', guidance {guidance})")
@@ -166,7 +181,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg = presets.with_minilm(cfg)
     overrides = {k: v for k, v in {
         "steps": args.steps, "batch_size": args.batch_size, "checkpoint_every": args.checkpoint_every,
-        "seed": args.seed, "lr": args.lr, "schedule": args.schedule, "warmup_steps": args.warmup_steps,
+        "seed": args.seed, "lr": args.lr, "lr_schedule": args.schedule, "warmup_steps": args.warmup_steps,
         "grad_accum": args.grad_accum, "precision": args.precision, "parallel": args.parallel,
         "ema_decay": args.ema_decay}.items() if v is not None}
     cfg = replace(cfg, train=replace(cfg.train, **overrides))
@@ -209,17 +224,56 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     from genlab.errors import GenlabError
-    from genlab.systems.t2i.pipeline import generate, load_model, save_grid
 
     _torch_threads()
     if not args.prompt:
         raise GenlabError("empty prompt list: give at least one --prompt")
+    if args.num < 1:
+        raise GenlabError(f"--num: expected >= 1, got {args.num}")
+    if args.pretrained:
+        return _sample_pretrained(args)
+    from genlab.systems.t2i.pipeline import generate, load_model, save_grid
+
     model = load_model(args.model, ema=not args.raw)
     prompts = [p for p in args.prompt for _ in range(args.num)]
-    images = generate(model, prompts, steps=args.steps, guidance_scale=args.guidance, shift=args.shift,
-                      seed=args.seed, sampler=args.sampler)
+    images = generate(model, prompts, steps=args.steps or 20, guidance_scale=3.0 if args.guidance is None else args.guidance,
+                      shift=args.shift, seed=args.seed, sampler=args.sampler, progress=not args.quiet)
     path = save_grid(images, args.out, nrow=args.num if len(args.prompt) > 1 else None, upscale=4)
     print(f"wrote {path}")
+    return 0
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """"1024x768" (height x width) or "512" (square) -> (H, W)."""
+    if text is None:
+        return None
+    from genlab.errors import GenlabError
+
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        hw = tuple(int(p) for p in parts)
+    except ValueError:
+        hw = ()
+    if len(hw) == 1:
+        hw = (hw[0], hw[0])
+    if len(hw) != 2 or min(hw) <= 0:
+        raise GenlabError(f"--size: expected HxW in pixels such as 1024x768, got {text!r}")
+    return hw
+
+
+def _sample_pretrained(args: argparse.Namespace) -> int:
+    from genlab.systems.t2i.sd3 import load_pipeline, save_pngs
+
+    size = parse_size(args.size)
+    pipe = load_pipeline(args.pretrained, dtype=args.dtype, device=args.device, t5=not args.no_t5, clip_l=args.clip_l,
+                         clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers)
+    kw = dict(negative_prompt=args.negative_prompt, steps=args.steps or 28,
+              guidance=7.0 if args.guidance is None else args.guidance, shift=args.shift, size=size, seed=args.seed)
+    if size is not None:
+        pipe.check_size(*size)
+    images = pipe(args.prompt, num_images=args.num, progress=not args.quiet, **kw)
+    paths = save_pngs(images, args.out, pipe.settings(args.prompt, num_images=args.num, **kw))
+    print(f"wrote {paths[0]}" + (f" ... {paths[-1]} ({len(paths)} images)" if len(paths) > 1 else ""))
     return 0
 
 

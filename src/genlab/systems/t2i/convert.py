@@ -192,8 +192,6 @@ def config_from_state_dict(state: dict[str, torch.Tensor], head_dim: int = 64) -
 # ----------------------------------------------------------------------------- loading
 def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
     """An MMDiT from a local diffusers `transformer/` folder, a diffusers pipeline folder or a single file."""
-    from genlab.systems.t2i.model import MMDiT
-
     path = Path(path)
     if path.is_dir() and (path / "transformer").is_dir():
         path = path / "transformer"
@@ -213,7 +211,18 @@ def load_pretrained(path: str | Path, dtype: torch.dtype = torch.float32, device
         cfg = config_from_state_dict(state)
     else:
         raise GenlabError(f"pretrained MM-DiT not found: {path}")
+    return build_mmdit(state, cfg, dtype, device, source=str(path))
+
+
+def build_mmdit(state: dict[str, torch.Tensor], cfg: MMDiTConfig, dtype: torch.dtype = torch.float32,
+                device: str | torch.device = "cpu", source: str = "MM-DiT"):
+    """An MMDiT holding `state` (genlab names), built on the meta device so no memory is spent on init."""
+    from genlab.systems.t2i.model import MMDiT
+
     with torch.device("meta"):
         model = MMDiT(cfg)
-    model.load_state_dict(state, strict=True, assign=True)
-    return model.to(device=device, dtype=dtype)
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as err:
+        raise GenlabError(f"{source}: weights do not fit the MM-DiT ({str(err).splitlines()[0]})") from None
+    return model.to(device=device, dtype=dtype).eval()

@@ -57,6 +57,10 @@ class T2IModel(nn.Module):
     def __init__(self, cfg: T2IConfig, text: TextConditioner | None = None):
         super().__init__()
         self.cfg = cfg
+        if text is None and not cfg.text.encoders:
+            raise GenlabError("T2IConfig.text.encoders is empty: sd3_medium() / sd3_5_large() give the shapes only; set "
+                              "encoders (e.g. 'clip:<folder>', 't5:<folder>') to train one, or load pretrained SD3 "
+                              "with genlab.systems.t2i.load_pipeline(PATH)")
         self.text = text if text is not None else TextConditioner([build_encoder(s, cfg.text) for s in cfg.text.encoders])
         m = cfg.model
         if (m.context_dim, m.pooled_dim) != (self.text.context_dim, self.text.pooled_dim):

@@ -2,7 +2,7 @@
 
 The curation pipeline registers `genlab video curate` from `curation/cli.py`.
   genlab video demo [--fast] [--out DIR]          sprites moving at the motion-bucket speed (CPU)
-  genlab video train --stage image|video|finetune|... --out DIR [--steps N] [--frames T] [--size S]
+  genlab video train --stage image|video|finetune|... --out DIR [--init RUN/STAGE] [--data CURATION_OUT] [--steps N]
   genlab video sample --pretrained PATH --image PNG --out MP4 [--frames T] [--fps F] [--motion-bucket B] [--gif] ...
   genlab video sample --weights RUN/finetune --image PNG --out MP4     (a toy model from `video train`)
   genlab video convert --pretrained PATH --to genlab|diffusers|single_file --out DST
@@ -23,25 +23,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="train SVD's three stages in miniature on moving sprites and measure motion")
     demo.add_argument("--fast", action="store_true", help="the one-minute version (fast test tier)")
     demo.add_argument("--out", default="outputs/video_demo", help="output folder (GIF, metrics.json, checkpoints)")
+    _add_run_options(demo)
     demo.set_defaults(func=_demo)
 
-    train = sub.add_parser("train", help="train one stage of the toy video model (resumable)")
+    train = sub.add_parser("train", help="train one stage of the toy video model (resumable, DDP under torchrun)")
     train.add_argument("--stage", required=True, help="image | video | video_hr | i2v | finetune | t2v_finetune | interp")
-    train.add_argument("--out", required=True, help="run folder; an existing checkpoint there is resumed")
-    train.add_argument("--init", default=None, help="weights (model.safetensors) of the previous stage")
+    train.add_argument("--out", required=True, help="run folder; the stage writes OUT/STAGE/, resuming a checkpoint there")
+    train.add_argument("--init", default=None,
+                       help="weights to start from: a stage folder of an earlier run (its ema.safetensors) or a .safetensors file")
+    train.add_argument("--data", default=None, metavar="CURATION_OUT",
+                       help="train on the kept clips of a `genlab video curate --out` folder instead of sprites")
+    train.add_argument("--toy", default="full", choices=["full", "fast"],
+                       help="model size and latent space: full = the demo's f4 AE and UNet, fast = pixels and a smaller "
+                            "UNet; without --data also the sprites (32x32 / 8x8)")
     train.add_argument("--steps", type=int, default=300)
-    train.add_argument("--frames", type=int, default=8)
-    train.add_argument("--size", type=int, default=32)
-    train.add_argument("--batch-size", type=int, default=8)
+    train.add_argument("--frames", type=int, default=None, help="frames per clip (default: the toy's)")
+    train.add_argument("--size", type=int, default=None, help="frame side in pixels (default: the toy's)")
+    train.add_argument("--batch-size", type=int, default=8, help="per process")
     train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--ema-decay", type=float, default=0.9999,
+                       help="the stage's result is this EMA of the weights (0: the raw weights)")
+    train.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
+                       help="recompute UNet blocks in the backward pass: less activation memory, each block run twice")
+    train.add_argument("--motion-half", type=float, default=10.0,
+                       help="--data: the motion_score that maps to motion bucket 127.5 (255 m / (m + this))")
+    train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (0: only at the end)")
     train.add_argument("--lora", type=int, default=0, help="rank > 0: train LoRA adapters on the temporal attention only")
+    _add_run_options(train)
     train.set_defaults(func=_train)
 
     sample = sub.add_parser("sample", help="image-to-video: a pretrained SVD / SVD-XT (--pretrained) or a toy model (--weights)")
     src = sample.add_mutually_exclusive_group(required=True)
     src.add_argument("--pretrained", help="diffusers SVD folder, the official svd(_xt).safetensors, or a genlab "
                                           "folder from `video convert`")
-    src.add_argument("--weights", help="toy: a run folder from `genlab video train` (model.safetensors + config)")
+    src.add_argument("--weights", help="toy: a stage folder from `genlab video train` (RUN/STAGE, its ema.safetensors)")
     sample.add_argument("--image", required=True, help="conditioning image (PNG/JPEG/...; alpha over white, grey expanded)")
     sample.add_argument("--out", required=True, help="output .mp4 (H.264)")
     sample.add_argument("--gif", action="store_true", help="also write a GIF beside the MP4")
@@ -74,54 +89,99 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.set_defaults(func=_convert)
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                        help="bf16 autocast (CPU or CUDA), fp16 autocast + grad scaling (CUDA only)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    from genlab.errors import GenlabError
+
+    if args.precision == "fp16" and not args.device.startswith("cuda"):
+        raise GenlabError(f"--precision fp16 needs --device cuda (got --device {args.device}); use bf16 or fp32 on CPU")
+
+
 def _demo(args: argparse.Namespace) -> int:
     import json
 
-    import torch
-
     from genlab.systems.video import demo
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    _check_run_options(args)
+
     cfg = demo.fast() if args.fast else demo.full()
-    result = demo.run(cfg, out_dir=args.out, progress=True)
+    result = demo.run(cfg, out_dir=args.out, progress=not args.quiet, device=args.device, precision=args.precision)
     print(json.dumps(result.to_dict(), indent=1))
     print(f"wrote {args.out}/samples.gif and {args.out}/metrics.json")
     return 0
 
 
-def _toy_ae(size: int):
+def _toy_ae(toy: str = "full", progress: bool = True):
     from genlab.systems.video import demo
 
-    cfg = demo.full()
-    from genlab.systems.video import data as D
-
-    clips = D.make_clips(cfg.sprite, cfg.n_train, seed=cfg.seed)
-    return demo._autoencoder(cfg, clips, progress=True), clips, cfg
+    cfg = demo.fast() if toy == "fast" else demo.full()
+    clips = demo.training_clips(cfg)
+    return demo.toy_autoencoder(cfg, clips, progress=progress), clips, cfg
 
 
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    import torch
+
+    from genlab.core.train import init_distributed, latest_checkpoint, shutdown_distributed
+    from genlab.errors import GenlabError
     from genlab.systems.video import demo
     from genlab.systems.video.config import stage
     from genlab.systems.video.model import SVDModel
-    from genlab.systems.video.train import load_weights, save_checkpoint, train_stage  # noqa: F401
+    from genlab.systems.video.train import encode_clips, heldout_loss, load_video_model, train_stage
 
-    st = stage(args.stage, steps=args.steps, frames=args.frames, size=args.size, batch_size=args.batch_size,
-               lr=args.lr)
-    ae, clips, cfg = _toy_ae(args.size)
-    model = SVDModel(cfg.model)
-    if args.init:
-        load_weights(model, args.init)
+    _check_run_options(args)
+    init = load_video_model(args.init) if args.init else None  # the user's file first, before any work
+    toy = demo.fast() if args.toy == "fast" else demo.full()
+    st = stage(args.stage, steps=args.steps, frames=args.frames or toy.sprite.frames,
+               size=args.size or toy.sprite.size, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay)
+    if args.data:  # the table is checked before any work: no kept clip is a clear error
+        from genlab.systems.video.curated import STAGE_SELECTION, CuratedClipsConfig, curated_data, kept_rows
+
+        kept_rows(args.data)
+        curated = CuratedClipsConfig(frames=st.frames, size=st.size, motion_half=args.motion_half,
+                                     selection=STAGE_SELECTION[st.name])
+    torch.manual_seed(st.seed)
+    model = init if init is not None else SVDModel(toy.model)
+    if model.config.latent_channels != toy.model.latent_channels:
+        raise GenlabError(f"--init {args.init}: a model with {model.config.latent_channels} latent channels, "
+                          f"the --toy {args.toy} latent space has {toy.model.latent_channels}")
     if args.lora:
         from genlab.systems.video.lora import add_temporal_lora
 
         add_temporal_lora(model.unet, rank=args.lora)
         st = replace(st, train="lora")
-    data = demo._stage_data(clips, ae, st.size, cfg.sprite.fps_id)
-    losses = train_stage(model, ae, data, st, out_dir=Path(args.out), progress=True)
-    print(f"stage {st.name}: {len(losses)} steps, last loss {losses[-1]:.4f}; weights in {args.out}/{st.name}/")
+    info = init_distributed(args.device)
+    device = f"cuda:{info.local_rank}" if args.device == "cuda" else args.device  # one GPU per torchrun rank
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    ae, clips, _ = _toy_ae(args.toy, progress=not args.quiet and info.is_main)
+    heldout = None
+    if args.data:
+        data, heldout = curated_data(args.data, curated, ae, progress=not args.quiet and info.is_main)
+    else:
+        data = encode_clips(clips.video, clips.bucket, ae, st.size, toy.sprite.fps_id)
+    last = latest_checkpoint(Path(args.out) / st.name / "checkpoints")
+    if last is not None and info.is_main:
+        print(f"resuming stage {st.name} from {last}")
+    losses = train_stage(model, ae, data, st, out_dir=args.out, checkpoint_every=args.checkpoint_every,
+                         progress=not args.quiet, device=device, precision=args.precision,
+                         gradient_checkpointing=args.gradient_checkpointing)
+    shutdown_distributed()  # not on error: its barrier would hang this rank instead of letting torchrun stop all
+    if info.is_main:
+        print(f"stage {st.name}: {len(losses)} steps on {len(data.latents)} training windows, last loss {losses[-1]:.4f}; "
+              f"weights in {args.out}/{st.name}/")
+        if heldout is not None:
+            print(f"held-out loss ({len(heldout.latents)} windows, fixed noise): "
+                  f"{heldout_loss(model, ae, heldout, st):.4f}")
     return 0
 
 
@@ -245,42 +305,23 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _sample_toy(args: argparse.Namespace, image) -> int:
-    import json
-    from pathlib import Path
-
     import torch
 
-    from genlab.core.train import load_weights
-    from genlab.errors import GenlabError
-    from genlab.systems.video.config import VideoModelConfig
-    from genlab.systems.video.model import SVDModel
     from genlab.systems.video.pipeline import SamplingConfig, pil_to_tensor, sample_i2v
+    from genlab.systems.video.train import load_video_model
 
-    folder = Path(args.weights)
-    cfg_file = next((folder / n for n in ("config.json", "model.json") if (folder / n).is_file()), None)
-    if cfg_file is None:
-        raise GenlabError(f"{folder}: no config.json (give a folder written by `genlab video train`)")
-    try:
-        config = VideoModelConfig.from_dict(json.loads(cfg_file.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise GenlabError(f"{cfg_file}: not a video model config ({err})") from None
-    model = SVDModel(config)
-    sd, _ = load_weights(folder / "model.safetensors")  # core/train's format, as `video train` writes it
-    own = model.state_dict()
-    if set(sd) != set(own):
-        raise GenlabError(f"{folder / 'model.safetensors'}: keys do not match {cfg_file.name}: unmapped "
-                          f"{sorted(set(sd) - set(own))[:5]}, missing {sorted(set(own) - set(sd))[:5]}")
-    model.load_state_dict(sd)
-    model.eval()
-    ae, _, _ = _toy_ae(cfg_size := 32)
-    x = pil_to_tensor(image.resize((cfg_size, cfg_size), resample=3))  # bicubic, as the toy was trained
+    model = load_video_model(args.weights)  # a stage folder of `video train` (its ema.safetensors) or a weights file
+    toy = "fast" if model.config.latent_channels == 3 else "full"  # the latent space it was trained in
+    ae, _, demo_cfg = _toy_ae(toy, progress=not args.quiet)
+    size = demo_cfg.sprite.size
+    x = pil_to_tensor(image.resize((size, size), resample=3))  # bicubic, as the toy was trained
     scfg = SamplingConfig(num_frames=args.frames or 8, steps=args.steps or 12,
                           min_guidance=1.0 if args.min_guidance is None else args.min_guidance,
                           max_guidance=2.0 if args.max_guidance is None else args.max_guidance, fps_id=args.fps - 1,
                           motion_bucket_id=args.motion_bucket, cond_aug=args.noise_aug,
                           decode_chunk=args.decode_chunk, sigma_max=80.0)
     out = sample_i2v(model, ae, x, scfg, generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
-    _write_outputs(args, out.video, {"weights": str(folder), "image": str(args.image), "seed": args.seed})
+    _write_outputs(args, out.video, {"weights": str(args.weights), "image": str(args.image), "seed": args.seed})
     return 0
 
 

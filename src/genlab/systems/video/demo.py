@@ -22,18 +22,18 @@ from pathlib import Path
 import torch
 
 from genlab.core.io import atomic_write_text
-from genlab.systems.video import data as D
 from genlab.systems.video.config import StageConfig, VideoModelConfig, stage, tiny
-from genlab.systems.video.model import SVDModel, resize_frames
+from genlab.systems.video.data import Clips, SpriteConfig, direction_cosine, fit_motion, make_clips, spearman
+from genlab.systems.video.model import SVDModel
 from genlab.systems.video.pipeline import SamplingConfig, sample_i2v
-from genlab.systems.video.train import TrainData, train_stage
+from genlab.systems.video.train import encode_clips, train_stage
 
 THRESHOLDS = {"speed_error": 0.5, "spearman": 0.9, "direction_ok_fraction": 0.8, "frame0_psnr": 25.0}
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    sprite: D.SpriteConfig = field(default_factory=D.SpriteConfig)
+    sprite: SpriteConfig = field(default_factory=SpriteConfig)
     latent: str = "ae"  # "ae" (small f4 autoencoder) or "pixel"
     ae_steps: int = 1500
     n_train: int = 2048
@@ -48,7 +48,7 @@ class DemoConfig:
 
 def full() -> DemoConfig:
     """The acceptance run: 32x32, 8 frames, f4 AE (8x8x4 latents), three stages."""
-    sp = D.SpriteConfig()
+    sp = SpriteConfig()
     return DemoConfig(
         sprite=sp, latent="ae", ae_steps=600, model=demo_model(4, (16, 32)),
         stages=(
@@ -71,7 +71,7 @@ def demo_model(latent_channels: int = 4, channels: tuple[int, ...] = (32, 64)) -
 def fast() -> DemoConfig:
     """The fast-tier check: 8x8 pixel frames, 4 frames, sprite 2 px at 0..1 px/frame, 420 training steps
     (about 45 s on an idle core). Checks that motion direction is learned, and lost with alpha = 1."""
-    sp = D.SpriteConfig(size=8, frames=4, sprite=2, max_speed=1.0, bucket_per_px=240.0, texture=0.1)
+    sp = SpriteConfig(size=8, frames=4, sprite=2, max_speed=1.0, bucket_per_px=240.0, texture=0.1)
     return DemoConfig(
         sprite=sp, latent="pixel", n_train=1024, n_test=32, model=demo_model(3, (16, 16)),
         stages=(
@@ -93,8 +93,10 @@ class DemoResult:
         return asdict(self)
 
 
-def _autoencoder(cfg: DemoConfig, clips: D.Clips, progress: bool):
-    if cfg.latent.startswith("pixel"):  # "pixel" or "pixel2" (space-to-depth 2x2)
+def toy_autoencoder(cfg: DemoConfig, clips: Clips, progress: bool = False):
+    """The demo's latent space: pixel identity ("pixel", or "pixel2" = space-to-depth 2x2) or the small
+    f4 AE trained on a few frames per clip (cached under cache_dir, so a second call only loads it)."""
+    if cfg.latent.startswith("pixel"):
         from genlab.core.autoencoders.pixel import PixelIdentity
 
         return PixelIdentity(3, patch=int(cfg.latent[5:] or 1))
@@ -105,15 +107,12 @@ def _autoencoder(cfg: DemoConfig, clips: D.Clips, progress: bool):
     return small.train_or_load(ae_cfg, frames[:4096], progress=progress)
 
 
-def _stage_data(clips: D.Clips, ae, size: int, fps_id: float) -> TrainData:
-    video = resize_frames(clips.video, size)
-    with torch.no_grad():
-        lat = torch.cat([ae.encode(c.flatten(0, 1)) for c in video.split(64)])
-    lat = lat.reshape(video.shape[0], video.shape[1], *lat.shape[1:])
-    return TrainData(latents=lat, first_frames=video[:, 0], buckets=clips.bucket, fps_id=fps_id)
+def training_clips(cfg: DemoConfig) -> Clips:
+    """The demo's training set (fixed by cfg.seed)."""
+    return make_clips(cfg.sprite, cfg.n_train, seed=cfg.seed)
 
 
-def evaluate(model: SVDModel, ae, cfg: DemoConfig, test: D.Clips, alpha_off: bool = False,
+def evaluate(model: SVDModel, ae, cfg: DemoConfig, test: Clips, alpha_off: bool = False,
              progress: bool = False) -> tuple[dict, torch.Tensor]:
     from genlab.core.autoencoders.small import psnr
 
@@ -125,12 +124,12 @@ def evaluate(model: SVDModel, ae, cfg: DemoConfig, test: D.Clips, alpha_off: boo
     finally:
         model.unet.set_alpha_override(None)
     video = out.video.clamp(-1, 1)
-    fit = D.fit_motion(video, test.colour)
+    fit = fit_motion(video, test.colour)
     moving = test.speed >= 0.5 * cfg.sprite.max_speed / 3.0  # >= 0.5 px/frame at the full demo's scale
-    cos = D.direction_cosine(fit.velocity, test.colour)
+    cos = direction_cosine(fit.velocity, test.colour)
     metrics = {
         "speed_error": float((fit.speed - test.speed).abs().mean()),
-        "spearman": D.spearman(test.bucket, fit.speed),
+        "spearman": spearman(test.bucket, fit.speed),
         "direction_ok_fraction": float((cos[moving] >= 0.9).float().mean()) if moving.any() else 0.0,
         "direction_cosine_mean": float(cos[moving].mean()) if moving.any() else 0.0,
         "frame0_psnr": psnr(video[:, 0], test.video[:, 0]),
@@ -166,14 +165,15 @@ def write_gifs(video: torch.Tensor, truth: torch.Tensor, path: Path, n: int = 8)
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=150, loop=0)
 
 
-def run(cfg: DemoConfig, out_dir: str | os.PathLike | None = None, progress: bool = False) -> DemoResult:
+def run(cfg: DemoConfig, out_dir: str | os.PathLike | None = None, progress: bool = False,
+        device: str | torch.device = "cpu", precision: str = "fp32") -> DemoResult:
     torch.manual_seed(cfg.seed)
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    train = D.make_clips(cfg.sprite, cfg.n_train, seed=cfg.seed)
-    test = D.make_clips(cfg.sprite, cfg.n_test, seed=cfg.test_seed,
-                        speeds=torch.linspace(0, cfg.sprite.max_speed, cfg.n_test))
-    ae = _autoencoder(cfg, train, progress)
+    train = training_clips(cfg)
+    test = make_clips(cfg.sprite, cfg.n_test, seed=cfg.test_seed,
+                      speeds=torch.linspace(0, cfg.sprite.max_speed, cfg.n_test))
+    ae = toy_autoencoder(cfg, train, progress)
     times["autoencoder"] = time.perf_counter() - t0
     from genlab.core.autoencoders.small import psnr
 
@@ -184,10 +184,12 @@ def run(cfg: DemoConfig, out_dir: str | os.PathLike | None = None, progress: boo
     ckpt = Path(out_dir) / "checkpoints" if out_dir is not None else None
     for st in cfg.stages:
         t1 = time.perf_counter()
-        data = _stage_data(train, ae, st.size, cfg.sprite.fps_id)
-        train_stage(model, ae, data, st, out_dir=ckpt, progress=progress)
+        data = encode_clips(train.video, train.bucket, ae, st.size, cfg.sprite.fps_id)
+        train_stage(model, ae, data, st, out_dir=ckpt, progress=progress, device=device, precision=precision)
         times[f"stage_{st.name}"] = time.perf_counter() - t1
-    model.eval()
+    model.cpu().eval()  # sampling and metrics on CPU, wherever the stages trained
+    if isinstance(ae, torch.nn.Module):
+        ae.cpu()
     t1 = time.perf_counter()
     metrics, video = evaluate(model, ae, cfg, test, progress=progress)
     ablation, _ = evaluate(model, ae, cfg, test, alpha_off=True, progress=progress)

@@ -69,6 +69,16 @@ class SVDModel(nn.Module):
         x = z_in if concat is None else torch.cat([z_in, concat.to(z_in.dtype)], dim=2)  # (B, T, C_in, h, w)
         return self.unet(x, c_noise, context, added_cond, image_only_indicator)
 
+    def forward(self, z_in: torch.Tensor, c_noise: torch.Tensor, *, image: torch.Tensor | None = None,
+                image_keep: torch.Tensor | None = None, **cond) -> torch.Tensor:
+        """`net`, with the built-in image encoder run inside: `image` (B, 3, H, W) -> the context token,
+        zeroed where `image_keep` (B,) is 0 (CFG dropout). Training calls this, so one forward reaches every
+        trainable parameter (what DDP needs)."""
+        if image is not None:
+            token = self.encode_image_token(image)  # (B, 1, D)
+            cond["context"] = token if image_keep is None else token * image_keep[:, None, None].to(token.dtype)
+        return self.net(z_in, c_noise, **cond)
+
     # --- conditioning ---
     def encode_image_token(self, image: torch.Tensor) -> torch.Tensor:
         if self.image_encoder is None:

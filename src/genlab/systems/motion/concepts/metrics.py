@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import linalg
 
+from genlab.errors import GenlabError
 from genlab.systems.motion.concepts.description import Description
 
 IOU_THRESHOLDS = (0.1, 0.3, 0.5)
@@ -41,7 +42,7 @@ def norm_edit_distance(pred: Sequence, true: Sequence, denominator: str = "true"
     elif denominator == "max":
         den = max(len(pred), len(true))
     else:
-        raise ValueError(f"denominator must be 'true' or 'max', got {denominator!r}")
+        raise GenlabError(f"denominator must be 'true' or 'max', got {denominator!r}")
     return levenshtein(pred, true) / max(den, 1)
 
 
@@ -131,7 +132,7 @@ def ape(generated: np.ndarray, true: np.ndarray, body_height: float = 1.0) -> fl
     """Mean per-joint L2 distance (T, J, 2) vs (T, J, 2), same timing, in body heights."""
     generated, true = np.asarray(generated, float), np.asarray(true, float)
     if generated.shape != true.shape:
-        raise ValueError(f"APE needs equal shapes, got {generated.shape} vs {true.shape}")
+        raise GenlabError(f"APE needs equal shapes, got {generated.shape} vs {true.shape}")
     return float(np.linalg.norm(generated - true, axis=-1).mean() / body_height)
 
 

@@ -25,8 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder (clips/, clips.parquet, report.md, histograms/)")
     p.add_argument("--preset", choices=PRESETS, default="default")
-    p.add_argument("--workers", type=int, default=1, help="process pool size (default 1: in-process)")
-    p.add_argument("--ray", action="store_true", help="run the videos as a Ray Data map (local Ray if none)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="process pool size (default 1: in-process); with --ray the local Ray's CPUs (default: all)")
+    p.add_argument("--ray", action="store_true",
+                   help="run the videos as a Ray Data map on a local Ray (every core, or --workers N)")
+    p.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="join this Ray cluster (e.g. ray://head:10001, or auto) instead of a local Ray")
+    p.add_argument("--ray-gpus", type=float, default=0.0, metavar="G",
+                   help="GPUs per Ray actor of the model stages (CLIP, aesthetic, caption)")
     p.add_argument("--min", dest="mins", type=_bound, action="append", default=[], metavar="FIELD=V",
                    help="keep clips with FIELD >= V (absolute); replaces the preset's filters")
     p.add_argument("--max", dest="maxs", type=_bound, action="append", default=[], metavar="FIELD=V")
@@ -40,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-model", default=None, help="local CLIPModel folder: clip embeddings (+ aesthetic, clip score)")
     p.add_argument("--aesthetic-head", default=None, help="safetensors linear/MLP head on CLIP embeddings")
     p.add_argument("--caption-model", default=None, help="local image-to-text model folder (BLIP-style)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--max-clip-s", type=float, default=None,
+                   help="split shots longer than this (seconds) at their frames of least change")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_curate)
 
 
@@ -48,9 +56,9 @@ def build_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from genlab.errors import GenlabError
-    from genlab.systems.video.curation import config as C
+    from genlab.systems.video.curation import config as presets
 
-    cfg = {"default": C.default, "tiny": C.tiny}[args.preset]()
+    cfg = {"default": presets.default, "tiny": presets.tiny}[args.preset]()
     bounds: dict[str, dict] = {}
     for key, items in (("min", args.mins), ("max", args.maxs), ("min_pct", args.min_pcts), ("max_pct", args.max_pcts)):
         for field, value in items:
@@ -60,10 +68,10 @@ def build_config(args: argparse.Namespace):
     if args.no_filters:
         cfg = replace(cfg, filters=())
     elif bounds:
-        cfg = replace(cfg, filters=tuple(C.Threshold(f, **b) for f, b in bounds.items()))
-    if args.workers < 1:
+        cfg = replace(cfg, filters=tuple(presets.Threshold(f, **b) for f, b in bounds.items()))
+    if args.workers is not None and args.workers < 1:
         raise GenlabError(f"--workers: expected >= 1, got {args.workers}")
-    cfg = replace(cfg, workers=args.workers)
+    cfg = replace(cfg, workers=args.workers or 1)
     if args.no_text:
         cfg = replace(cfg, text=replace(cfg.text, enabled=False),
                       filters=tuple(f for f in cfg.filters if f.field not in ("text_ratio", "text_ratio_max")))
@@ -72,9 +80,15 @@ def build_config(args: argparse.Namespace):
         clips = replace(clips, write_clips=False)
     if args.min_clip_s is not None:
         clips = replace(clips, min_clip_s=args.min_clip_s)
+    if args.max_clip_s is not None:
+        if args.max_clip_s <= clips.min_clip_s:
+            raise GenlabError(f"--max-clip-s: expected more than the shortest clip ({clips.min_clip_s} s), got {args.max_clip_s}")
+        clips = replace(clips, max_clip_s=args.max_clip_s)
     cfg = replace(cfg, clips=clips, embeddings=replace(
         cfg.embeddings, clip_path=args.clip_model, aesthetic_path=args.aesthetic_head,
         caption_path=args.caption_model))
+    if args.ray_gpus < 0:
+        raise GenlabError(f"--ray-gpus: expected >= 0, got {args.ray_gpus}")
     if args.aesthetic_head and not args.clip_model:
         raise GenlabError("--aesthetic-head needs --clip-model (it scores CLIP image embeddings)")
     return cfg
@@ -84,7 +98,8 @@ def run_curate(args: argparse.Namespace) -> int:
     from genlab.systems.video.curation.pipeline import run
 
     cfg = build_config(args)
-    report = run(args.inputs, cfg, args.out, use_ray=args.ray, progress=not args.quiet)
+    report = run(args.inputs, cfg, args.out, use_ray=args.ray, progress=not args.quiet,
+                 ray_address=args.ray_address, ray_workers=args.workers, ray_gpus=args.ray_gpus)
     failed = len(report["videos_failed"])
     print(f"videos {report['videos']} (processed {report['processed']}, resumed {report['resumed']}, "
           f"failed {failed}); clips {report['clips']}, kept {report['clips_kept']} "

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.core.io import atomic_path
+from genlab.errors import GenlabError
 from genlab.systems.video.curation.config import ClipConfig
 
 # codecs an .mp4 holds; anything else is copied into .mkv
@@ -34,20 +35,71 @@ class Scene:
     end_frame: int  # exclusive
     start_s: float
     end_s: float  # start time of the first frame after the scene
+    # what made each boundary: "start"/"end" of the video, a cut detector ("content@1/1", "fade",
+    # "dissolve", ...), "fade" where dark frames were dropped, "max_len" for a split of a long shot
+    start_by: str = "start"
+    end_by: str = "end"
 
 
-def scenes_from_cuts(cuts: list[int], frame_times: np.ndarray, fps: float, min_clip_s: float) -> list[Scene]:
+def scenes_from_cuts(cuts: list[int], frame_times: np.ndarray, fps: float, min_clip_s: float,
+                     detectors: list[str] | None = None, dark: list[tuple[int, int]] = (),
+                     max_clip_s: float | None = None, scores=None,
+                     transitions: list[tuple[int, int]] = ()) -> list[Scene]:
+    """Scenes between cuts, without the dark frames (`dark`: [first, end) runs, never in a clip),
+    shots longer than `max_clip_s` split at their frames of least change (`scores`: each frame's
+    content score against the previous one), never inside `transitions` ([first, last] frames of
+    dissolves), then only those of at least `min_clip_s`."""
     n = len(frame_times)
-    bounds = [0, *[c for c in cuts if 0 < c < n], n]
     frame_dt = 1.0 / fps if fps > 0 else 0.04
+    names = dict(zip(cuts, detectors or ["cut"] * len(cuts)))
+    bounds = [(0, "start"), *[(c, names[c]) for c in sorted(cuts) if 0 < c < n], (n, "end")]
+    pieces: list[tuple[int, int, str, str]] = []
+    for (a, by_a), (b, by_b) in zip(bounds[:-1], bounds[1:]):
+        for da, db in dark:  # cut the dark runs out
+            if db <= a or da >= b:
+                continue
+            if da > a:
+                pieces.append((a, da, by_a, "fade"))
+            a, by_a = max(a, db), "fade"
+        if b > a:
+            pieces.append((a, b, by_a, by_b))
+    if max_clip_s:
+        max_frames = max(1, int(np.floor(max_clip_s * fps + 1e-6)))
+        cost = np.zeros(n) if scores is None else np.asarray(scores, dtype=np.float64).copy()
+        for a, b in transitions:
+            cost[max(0, a):b + 2] = np.inf  # no split inside a transition (nor on its first frame after)
+        pieces = [p for piece in pieces for p in _split_long(piece, max_frames, cost)]
     out = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        if b <= a:
-            continue
+    for a, b, by_a, by_b in pieces:
         start = float(frame_times[a])
         end = float(frame_times[b]) if b < n else float(frame_times[-1]) + frame_dt
         if end - start >= min_clip_s - 1e-6:
-            out.append(Scene(a, b, start, end))
+            out.append(Scene(a, b, start, end, by_a, by_b))
+    return out
+
+
+def _split_long(piece: tuple[int, int, str, str], max_frames: int, scores: np.ndarray) -> list[tuple[int, int, str, str]]:
+    """Split [a, b) into the fewest parts of at most `max_frames`, each split at the frame of least
+    change (lowest score; ties: nearest the equal split) within 20% of where an equal split would
+    put it (and where the rest still fits)."""
+    a, b, by_a, by_b = piece
+    out = []
+    while b - a > max_frames:
+        parts = -(-(b - a) // max_frames)
+        target = a + (b - a) / parts
+        # late enough that the rest still fits in parts - 1 clips, early enough for this one to fit
+        lo = max(a + 1, int(a + 0.8 * (target - a)), b - (parts - 1) * max_frames)
+        hi = min(a + max_frames, int(np.ceil(a + 1.2 * (target - a))))
+        frames = np.arange(lo, hi + 1)
+        window = scores[lo:hi + 1]
+        if len(window) and np.isfinite(window).any():
+            split = int(frames[np.lexsort((np.abs(frames - target), window))[0]])  # least change, then nearest the target
+        else:  # all in a transition: the last frame before it (one more, shorter part)
+            free = np.flatnonzero(np.isfinite(scores[a + 1:hi + 1]))
+            split = a + 1 + int(free[-1]) if len(free) else hi
+        out.append((a, split, by_a, "max_len"))
+        a, by_a = split, "max_len"
+    out.append((a, b, by_a, by_b))
     return out
 
 
@@ -293,7 +345,7 @@ def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, c
             if not cfg.reencode:
                 raise
     elif plan.method != "reencode":
-        raise ValueError(f"write_clip: method {plan.method!r} writes nothing")
+        raise GenlabError(f"write_clip: method {plan.method!r} writes nothing")
     duration = max(frame_dt, plan.end_s - plan.start_s - 0.5 * frame_dt)
     start = plan.start_s + start_offset_s
     enc = ["-c:v", "libx264", "-preset", cfg.preset, "-crf", str(cfg.crf), "-pix_fmt", "yuv420p"]

@@ -22,11 +22,39 @@ class CutConfig:
     merge_tolerance_s: float = 0.5
     use_content: bool = True
     use_adaptive: bool = True
+    # robustness to changes small in area (a caption plate, a counter overlay): a content/adaptive
+    # detection needs at least this fraction of the cells of a spread_grid x spread_grid grid to
+    # change by at least a quarter of the frame's score (a cut changes the whole frame)
+    min_spread: float = 0.5
+    spread_grid: int = 8
+    # fades to black, PySceneDetect ThresholdDetector's semantics: a frame whose mean over pixels and
+    # channels is below fade_threshold is dark; a dark run between bright frames is split in its
+    # middle (fade_bias 0) and every dark frame is dropped from the clips
+    use_fade: bool = True
+    fade_threshold: float = 12.0
+    # our frames come from the YUV planes through cv2's BT.601 conversion, which reads dark frames
+    # up to ~1.1 grey levels brighter than swscale's BGR (what PySceneDetect sees): a frame is dark
+    # below fade_threshold + fade_margin, so no frame PySceneDetect would call dark stays in a clip
+    fade_margin: float = 2.0
+    # cross-dissolves: a frame that is a linear blend of the frames k before and k after it (small
+    # residual, blend weight near 1/2), whose two ends differ in colour (hue-saturation histograms)
+    # and are not one picture at two brightnesses; runs of such frames are split in their middle
+    use_dissolve: bool = True
+    dissolve_windows: tuple[int, ...] = (4, 8, 16, 24)  # k in frames at 30 fps (scaled to the video's fps)
+    dissolve_side: int = 64  # long side of the frames the blend test runs on
+    dissolve_max_residual: float = 0.25  # |Z - blend| / |Y - X|
+    dissolve_min_change: float = 4.0  # RMS of Y - X (grey levels): the ends must differ
+    dissolve_max_corr: float = 0.9  # correlation of the (zero-mean) ends: not one picture
+    dissolve_min_contrast: float = 5.0  # RMS of each (zero-mean) end: a near-flat picture only drifts
+    dissolve_min_hist: float = 0.25  # Bhattacharyya distance of the ends' hue-saturation histograms
+    dissolve_min_run: int = 3  # consecutive blended frames
 
 
 @dataclass(frozen=True)
 class ClipConfig:
     min_clip_s: float = 1.0  # scenes shorter than this become no clip
+    # longer shots are split at their frames of least change (None: a shot is one clip however long)
+    max_clip_s: float | None = None
     max_snap_s: float = 0.5  # stream copy may start up to this late, at the next keyframe
     # otherwise (MP4 output): copy from the keyframe before the start, an edit list hides the preroll
     editlist: bool = True
@@ -49,6 +77,9 @@ class MotionConfig:
     # "frame": each 2 fps sample against the next frame (short baseline: DIS stays exact for fast
     # motion); "sample": consecutive 2 fps samples (0.5 s apart: DIS fast loses track beyond ~40 px)
     baseline: str = "frame"
+    # camera tags: a camera moving less than this (px/s of a unit_side frame, pan/tilt or the zoom's
+    # speed at the frame edge) is static
+    camera_static: float = 6.0
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genlab.core.data.video import iter_frames, small_bgr
+from genlab.errors import GenlabError
 from genlab.systems.video.curation.config import CutConfig
+from genlab.systems.video.curation.transitions import DissolveDetector, dark_runs, fade_cuts
 
 
 @dataclass
@@ -36,6 +38,12 @@ class CutResult:
     by_level: dict[str, list[int]] = field(default_factory=dict)  # raw detections, for analysis
     # keyframe packets and stream timing noted during the pass (see iter_frames(stream_info=))
     stream_info: dict = field(default_factory=dict)
+    # the detector of each cut ("fade", "dissolve", "content@1/1", "adaptive@1/4", ...), as `cuts`
+    detectors: list[str] = field(default_factory=list)
+    # [first, end) runs of dark frames (below CutConfig.fade_threshold): no clip holds them
+    dark: list[tuple[int, int]] = field(default_factory=list)
+    dissolves: list[tuple[int, int]] = field(default_factory=list)  # [first, last] blended frames
+    scores: np.ndarray | None = None  # each frame's content score against the previous frame
 
 
 def _precomputed(cls):
@@ -126,6 +134,18 @@ def adaptive_detector_cuts(scores, threshold: float, min_content: float, window:
     return out
 
 
+def change_spread(hsv: np.ndarray, prev_hsv: np.ndarray, grid: int) -> float:
+    """Fraction of the cells of a grid x grid partition whose mean HSV change is at least a quarter
+    of the whole frame's: ~1 for a cut or a fade (the whole picture changes), about the changed
+    area for an overlay."""
+    import cv2
+
+    cells = cv2.resize(cv2.absdiff(hsv, prev_hsv), (grid, grid), interpolation=cv2.INTER_AREA)
+    cells = cells.astype(np.float32).mean(axis=2)
+    mean = float(cells.mean())
+    return float((cells >= 0.25 * mean).mean()) if mean > 0 else 0.0
+
+
 def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: int = 1, grid=None) -> CutResult:
     """Decode `path` once and run the cascade. Raises VideoReadError for unreadable videos.
 
@@ -136,7 +156,7 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     fps = fps if fps and fps > 0 else 25.0
     levels = sorted(set(cfg.levels))
     if not levels or levels[0] < 1:
-        raise ValueError(f"CutConfig.levels: expected positive frame steps, got {cfg.levels}")
+        raise GenlabError(f"CutConfig.levels: expected positive frame steps, got {cfg.levels}")
     level_scores: dict[int, list[float]] = {lv: [] for lv in levels}
     native_scores: list[float] = []
     times: list[float] = []
@@ -148,48 +168,78 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     frames = iter_frames(path, threads=threads, image_fn=lambda f: small_bgr(f, max_side),
                          extra_max_side=grid.max_side if grid is not None else None,
                          want_extra=grid.want if grid is not None else None, stream_info=stream_info)
+    level_scores[1] = native_scores
+    lumas: list[float] = []
+    dissolve = DissolveDetector(cfg, fps) if cfg.use_dissolve else None
+    # the spread of a level's change, computed only where a detector could fire (rare)
+    gate = min(cfg.content_threshold, cfg.adaptive_min_content)
+    spread: dict[tuple[int, int], float] = {}
+
+    def level_score(lv: int, hsv: np.ndarray) -> float:
+        prev = prev_hsv.get(lv)
+        score = content_score(hsv, prev)
+        if score >= gate:
+            spread[(lv, len(level_scores[lv]))] = change_spread(hsv, prev, cfg.spread_grid)
+        prev_hsv[lv] = hsv
+        return score
+
     for frame in frames:
         if frame.extra is not None:
             grid.add(frame)
         times.append(frame.time)
         pts.append(frame.pts)
+        lumas.append(sum(cv2.mean(frame.image)[:3]) / 3.0)
+        if dissolve is not None:
+            dissolve.add(frame.image)
         hsv = cv2.cvtColor(frame.image, cv2.COLOR_BGR2HSV)
-        native_scores.append(content_score(hsv, prev_hsv.get(1)))  # for refining coarse cuts too
-        prev_hsv[1] = hsv
+        native_scores.append(level_score(1, hsv))  # for refining coarse cuts too
         for lv in coarse:
             if frame.index % lv == 0:
-                level_scores[lv].append(content_score(hsv, prev_hsv.get(lv)))
-                prev_hsv[lv] = hsv
-    if 1 in level_scores:
-        level_scores[1] = native_scores
+                level_scores[lv].append(level_score(lv, hsv))
     raw: dict[tuple[int, str], list[int]] = {}
     for lv in levels:
         # min_scene_len is in samples of this level; at least one sample so a level can fire at all
         min_len = max(1, int(round(cfg.min_scene_s * fps / lv)))
+        found = {}
         if cfg.use_content:
-            raw[(lv, "content")] = [c * lv for c in content_detector_cuts(level_scores[lv], cfg.content_threshold, min_len)]
+            found["content"] = content_detector_cuts(level_scores[lv], cfg.content_threshold, min_len)
         if cfg.use_adaptive:
-            raw[(lv, "adaptive")] = [c * lv for c in adaptive_detector_cuts(
-                level_scores[lv], cfg.adaptive_threshold, cfg.adaptive_min_content, cfg.adaptive_window, min_len)]
+            found["adaptive"] = adaptive_detector_cuts(
+                level_scores[lv], cfg.adaptive_threshold, cfg.adaptive_min_content, cfg.adaptive_window, min_len)
+        for name, samples in found.items():  # a change small in area is no cut
+            raw[(lv, name)] = [c * lv for c in samples if spread.get((lv, c), 1.0) >= cfg.min_spread]
 
     scores = np.asarray(native_scores)
     n = len(times)
     tolerance = max(1, int(round(cfg.merge_tolerance_s * fps)))
-    accepted: list[int] = []
-    for lv in levels:  # finest first: its positions win
+    dark = dark_runs(lumas, cfg.fade_threshold + cfg.fade_margin) if cfg.use_fade else []
+    dissolves = dissolve.dissolves() if dissolve is not None else []
+    # fades first (their split lies in the dark span), then dissolves (the middle of the blend),
+    # then the cascade, finest level first: a later detection near an accepted cut, or inside a
+    # transition already found, is the same cut
+    proposals = [(c, "fade") for c in fade_cuts(dark, n)]
+    proposals += [((a + b + 1) // 2, "dissolve") for a, b in dissolves]
+    for lv in levels:
         for name in ("content", "adaptive"):
-            if (lv, name) not in raw:
-                continue
-            for cut in sorted(raw[(lv, name)]):
+            for cut in sorted(raw.get((lv, name), [])):
                 if lv > 1:  # refine to the native frame with the largest change in (cut - lv, cut]
                     lo = max(1, cut - lv + 1)
                     hi = min(n, cut + 1)
                     if hi > lo:
                         cut = lo + int(np.argmax(scores[lo:hi]))
-                if cut <= 0 or cut >= n:
-                    continue
-                if all(abs(cut - a) > tolerance for a in accepted):
-                    accepted.append(cut)
+                proposals.append((cut, f"{name}@1/{lv}"))
+    spans = [(a, b - 1) for a, b in dark] + list(dissolves)
+    accepted: dict[int, str] = {}
+    for cut, name in proposals:
+        if cut <= 0 or cut >= n or any(abs(cut - a) <= tolerance for a in accepted):
+            continue
+        if name not in ("fade", "dissolve") and any(a - 1 <= cut <= b + 1 for a, b in spans):
+            continue
+        accepted[cut] = name
     by_level = {f"{name}@1/{lv}": sorted(v) for (lv, name), v in raw.items()}
-    return CutResult(cuts=sorted(accepted), num_frames=n, frame_times=np.asarray(times),
-                     frame_pts=pts, by_level=by_level, stream_info=stream_info)
+    by_level["fade"] = fade_cuts(dark, n)
+    by_level["dissolve"] = [(a + b + 1) // 2 for a, b in dissolves]
+    cuts = sorted(accepted)
+    return CutResult(cuts=cuts, num_frames=n, frame_times=np.asarray(times), frame_pts=pts, by_level=by_level,
+                     stream_info=stream_info, detectors=[accepted[c] for c in cuts], dark=dark, dissolves=dissolves,
+                     scores=scores)

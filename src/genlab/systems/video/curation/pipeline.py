@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
@@ -48,9 +49,10 @@ VIDEO_EXTENSIONS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".m
 # every row has every column, so the pool and the Ray path give identical tables
 COLUMNS = [
     "clip_id", "video_id", "video_path", "status", "error", "clip_index", "clip_path", "clip_method",
-    "start_frame", "end_frame", "start_s", "end_s", "duration_s",
+    "start_frame", "end_frame", "start_s", "end_s", "duration_s", "start_by", "end_by",
     "video_duration_s", "fps", "width", "height", "codec", "bit_rate", "container", "size_bytes",
-    "num_frames", "num_cuts", "num_scenes", "scene_s_dropped", "motion_score", "text_ratio", "text_ratio_max",
+    "num_frames", "num_cuts", "num_scenes", "scene_s_dropped", "motion_score", "camera_motion", "text_ratio",
+    "text_ratio_max", "key_hash", "dup_of",
     "clip_embedding", "aesthetic_score", "caption", "clip_score",
 ]
 SCORES = ["duration_s", "motion_score", "text_ratio", "aesthetic_score", "clip_score"]
@@ -91,7 +93,7 @@ def _empty_row(video_id: str, path: str) -> dict[str, Any]:
 
 def clip_stages(config: CurationConfig) -> list:
     """The clip stages this config enables, in order (later stages may read earlier fields)."""
-    stages: list = [st.MotionStage(config.motion)]
+    stages: list = [st.MotionStage(config.motion), st.KeyHashStage()]
     if config.text.enabled:
         stages.append(st.TextStage(config.text))
     emb = config.embeddings
@@ -106,17 +108,19 @@ def clip_stages(config: CurationConfig) -> list:
     return stages
 
 
+CPU_STAGES = ("motion", "key_hash", "text")  # the rest load models (CLIP, aesthetic head, captioner)
+
 _STAGES_CACHE: dict = {}
 
 
-def _clip_stages_cached(config: CurationConfig) -> list:
+def clip_stages_cached(config: CurationConfig) -> list:
     key = repr(config)
     if key not in _STAGES_CACHE:
         _STAGES_CACHE[key] = clip_stages(config)
     return _STAGES_CACHE[key]
 
 
-def _sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads: int) -> list[st.ClipFrames]:
+def sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads: int) -> list[st.ClipFrames]:
     """One decoding pass: every clip's 2 fps samples and the frame after each (only those frames are
     converted to arrays). Clips are sorted by start and do not overlap."""
     rate = config.motion.sample_fps
@@ -167,6 +171,20 @@ def _sample_clip_frames(path, clips: list[dict], config: CurationConfig, threads
     return out
 
 
+def grid_clip_frames(path, clips: list[dict], config: CurationConfig) -> list[st.ClipFrames]:
+    """The samples the single-pass grid of the cut pass gave these clips (a resumed clip planned
+    with one): the same grid and conversions over a pass that stops after the last clip."""
+    grid = st.SampleGrid(config.motion.sample_fps, config.sample_max_side)
+    last = max(c["end_frame"] for c in clips)
+    for frame in iter_frames(path, want=lambda index, time: False, extra_max_side=grid.max_side,
+                             want_extra=grid.want, threads=config.decode_threads):
+        if frame.extra is not None:
+            grid.add(frame)
+        if frame.index >= last:
+            break
+    return [grid.clip_frames(c["start_frame"], c["end_frame"], c["start_s"], c["end_s"]) for c in clips]
+
+
 def _grid_for(record: dict, config: CurationConfig) -> st.SampleGrid | None:
     """A SampleGrid when the video's 2 fps samples (+ following frames) fit in `single_pass_mb`."""
     from genlab.core.data.video import scaled_size
@@ -181,17 +199,11 @@ def _grid_for(record: dict, config: CurationConfig) -> st.SampleGrid | None:
     return st.SampleGrid(config.motion.sample_fps, config.sample_max_side) if megabytes <= config.single_pass_mb else None
 
 
-def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike,
-                  timings: dict[str, float] | None = None) -> list[dict]:
-    """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input.
-
-    `timings`, when given, receives the wall seconds of each stage and, under "cpu:<stage>", its CPU
-    seconds including child processes (for the benchmark: CPU time is robust to a loaded machine)."""
-    out_dir = Path(out_dir)
-    timings = {} if timings is None else timings
+def _timer(timings: dict[str, float]):
+    """`timed(name, fn, *args)`: wall seconds in timings[name], CPU seconds (with children) in "cpu:" + name."""
     clock = time.perf_counter
 
-    def timed(name, fn, *args):  # wall seconds in timings[name], CPU seconds (with children) in "cpu:" + name
+    def timed(name, fn, *args):
         t, c = clock(), _cpu_seconds()
         try:
             return fn(*args)
@@ -199,6 +211,16 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
             timings[name] = timings.get(name, 0.0) + clock() - t
             timings["cpu:" + name] = timings.get("cpu:" + name, 0.0) + _cpu_seconds() - c
 
+    return timed
+
+
+def plan_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike,
+               timings: dict[str, float] | None = None) -> tuple[list[dict], list | None]:
+    """Probe, cuts, scenes and clip files of one video: its clip rows before the clip stages, and
+    their 2 fps samples when the cut pass kept them (else None: `score_clips` samples them). A
+    failed or clip-less video gives its one final row and no frames. Never raises for bad input."""
+    out_dir = Path(out_dir)
+    timed = _timer({} if timings is None else timings)
     vid = video_id_for(path)
     record = _empty_row(vid, str(path))
     record["path"] = str(path)
@@ -210,12 +232,18 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
         frame_pts = record.pop("_frame_pts")
         fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
         frame_dt = 1.0 / fps
-        all_scenes = scenes_from_cuts(record["cuts"], frame_times, fps, 0.0)
-        scenes = scenes_from_cuts(record["cuts"], frame_times, fps, config.clips.min_clip_s)
+        cut_facts = {"detectors": record.pop("_detectors"), "dark": record.pop("_dark"),
+                     "max_clip_s": config.clips.max_clip_s, "scores": record.pop("_scores"),
+                     "transitions": record.pop("_dissolves")}
+        all_scenes = scenes_from_cuts(record["cuts"], frame_times, fps, 0.0, **cut_facts)
+        scenes = scenes_from_cuts(record["cuts"], frame_times, fps, config.clips.min_clip_s, **cut_facts)
         record["num_scenes"] = len(all_scenes)
-        # time in scenes too short to be clips, plus the starts a stream copy skipped (added below)
+        # time in scenes too short to be clips, dark frames (fades), plus the starts a stream copy
+        # skipped (added below)
+        dark_s = sum(float(frame_times[min(b, len(frame_times)) - 1] - frame_times[a]) + frame_dt
+                     for a, b in cut_facts["dark"])
         record["scene_s_dropped"] = float(sum(sc.end_s - sc.start_s for sc in all_scenes)
-                                          - sum(sc.end_s - sc.start_s for sc in scenes))
+                                          - sum(sc.end_s - sc.start_s for sc in scenes) + dark_s)
         stream = record.pop("_stream_info")
         copy_ok = copyable_container(record["container"])
         # keyframes and the stream start were noted during the cut pass (no second demuxing pass)
@@ -238,6 +266,7 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
                 start_frame = int(np.searchsorted(frame_times, plan.start_s - 0.25 * frame_dt))
                 row.update(
                     clip_id=f"{vid}_{i:04d}", clip_index=i, status="ok", clip_method=plan.method,
+                    start_by=scene.start_by, end_by=scene.end_by,
                     start_frame=start_frame, end_frame=scene.end_frame, start_s=float(plan.start_s),
                     end_s=float(plan.end_s), duration_s=float(plan.end_s - plan.start_s),
                 )
@@ -254,26 +283,51 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
             reader.close()
         for row in clips:
             row.update(num_scenes=record["num_scenes"], scene_s_dropped=record["scene_s_dropped"])
-        if clips:
-            stages = _clip_stages_cached(config)
-            if grid is not None:
-                frames = [grid.clip_frames(c["start_frame"], c["end_frame"], c["start_s"], c["end_s"]) for c in clips]
-            else:
-                frames = timed("sample", _sample_clip_frames, path, clips, config, config.decode_threads)
-            for row, clip_frames in zip(clips, frames):
-                for stage in stages:
-                    row.update(timed(stage.name, stage, row, clip_frames))
-            rows = clips
-        else:
+        if not clips:
             row = {k: record.get(k) for k in COLUMNS}
             row.update(status="no_clips", error=f"no scene of at least {config.clips.min_clip_s} s")
-            rows = [row]
+            return [{k: plain(row.get(k)) for k in COLUMNS}], None
+        frames = None
+        if grid is not None:
+            frames = [grid.clip_frames(c["start_frame"], c["end_frame"], c["start_s"], c["end_s"]) for c in clips]
+        return clips, frames
     except VideoReadError as err:
-        rows = [{**_empty_row(vid, str(path)), "status": "failed", "error": err.reason}]
+        return [{**_empty_row(vid, str(path)), "status": "failed", "error": err.reason}], None
     except Exception as err:  # noqa: BLE001 - any failure of one video is recorded, the run goes on
-        rows = [{**_empty_row(vid, str(path)), "status": "failed", "error": f"{type(err).__name__}: {err}"}]
-    rows = [{k: _plain(r.get(k)) for k in COLUMNS} for r in rows]
-    atomic_write_text(out_dir / "records" / f"{vid}.json", json.dumps(rows))
+        return [{**_empty_row(vid, str(path)), "status": "failed", "error": f"{type(err).__name__}: {err}"}], None
+
+
+def score_clips(path, clips: list[dict], frames: list | None, config: CurationConfig,
+                timings: dict[str, float] | None = None, stages: list | None = None) -> list[dict]:
+    """The clip stages (`stages`, default: all this config enables) on planned clip rows (`frames`:
+    their samples, or None to sample them in one decoding pass); returns the finished rows. A
+    failure is the video's one failed row."""
+    timed = _timer({} if timings is None else timings)
+    try:
+        stages = clip_stages_cached(config) if stages is None else stages
+        if frames is None:
+            frames = timed("sample", sample_clip_frames, path, clips, config, config.decode_threads)
+        for row, clip_frames in zip(clips, frames):
+            for stage in stages:
+                row.update(timed(stage.name, stage, row, clip_frames))
+        return [{k: plain(r.get(k)) for k in COLUMNS} for r in clips]
+    except VideoReadError as err:
+        return [{**_empty_row(video_id_for(path), str(path)), "status": "failed", "error": err.reason}]
+    except Exception as err:  # noqa: BLE001
+        return [{**_empty_row(video_id_for(path), str(path)), "status": "failed", "error": f"{type(err).__name__}: {err}"}]
+
+
+def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | os.PathLike,
+                  timings: dict[str, float] | None = None) -> list[dict]:
+    """Curate one video; returns its rows (and writes records/<video_id>.json). Never raises for bad input.
+
+    `timings`, when given, receives the wall seconds of each stage and, under "cpu:<stage>", its CPU
+    seconds including child processes (for the benchmark: CPU time is robust to a loaded machine)."""
+    timings = {} if timings is None else timings
+    clips, frames = plan_video(path, config, out_dir, timings)
+    rows = clips if clips[0]["status"] != "ok" else score_clips(path, clips, frames, config, timings)
+    rows = [{k: plain(r.get(k)) for k in COLUMNS} for r in rows]
+    atomic_write_text(Path(out_dir) / "records" / f"{video_id_for(path)}.json", json.dumps(rows))
     return rows
 
 
@@ -285,14 +339,14 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _plain(v):
+def plain(v):
     """JSON/Parquet-friendly scalars (no numpy types, NaN -> None)."""
     if isinstance(v, np.generic):
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     return v
 
 
@@ -321,8 +375,10 @@ def _check_processing_config(config: CurationConfig, out_dir: Path) -> None:
         atomic_write_text(marker, fingerprint)
 
 
-def _init_worker():
-    exit_with_parent()  # a killed run must not leave workers writing clips beside its restart
+def init_worker(watch_parent: bool = True):
+    """A worker process (pool, Ray actor): one thread everywhere, like decode-only."""
+    if watch_parent:
+        exit_with_parent()  # a killed run must not leave workers writing clips beside its restart
     os.environ["OMP_NUM_THREADS"] = "1"
     import cv2
 
@@ -330,23 +386,34 @@ def _init_worker():
 
 
 def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use_ray: bool = False,
-        progress: bool = True) -> dict:
-    """Curate `inputs` (files or folders) into `out_dir`; finished videos are never redone."""
+        progress: bool = True, ray_address: str | None = None, ray_workers: int | None = None,
+        ray_gpus: float = 0.0) -> dict:
+    """Curate `inputs` (files or folders) into `out_dir`; finished videos are never redone. When
+    every video fails, that failure is the error and an `out_dir` this run created is removed."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     videos = find_videos(inputs)
     if not videos:
         raise GenlabError(f"no video files found in {[str(i) for i in inputs]}")
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
     _check_processing_config(config, out_dir)
     done = {str(v): load_record(out_dir, v) for v in videos}
     todo = [v for v in videos if done[str(v)] is None]
     t0 = time.perf_counter()
-    if use_ray:
-        results = _run_ray(todo, config, out_dir, progress)
+    if use_ray or ray_address:
+        from genlab.systems.video.curation.ray_pipeline import run_ray
+
+        results = run_ray(todo, config, out_dir, progress, address=ray_address, workers=ray_workers, gpus=ray_gpus)
     else:
         results = _run_pool(todo, config, out_dir, progress)
     done.update(results)
     rows = [r for v in videos for r in done[str(v)]]
+    if all(r["status"] == "failed" for r in rows):  # nothing to filter: say why, in one line
+        first = rows[0]
+        more = f" (and {len(rows) - 1} more failed videos)" if len(rows) > 1 else ""
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise GenlabError(f"{first['video_path']}: {first['error']}{more}")
     summary = finish(rows, config, out_dir)
     summary.update(videos=len(videos), processed=len(todo), resumed=len(videos) - len(todo),
                    wall_s=time.perf_counter() - t0)
@@ -377,7 +444,7 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
             bar.update()
     else:
         context = multiprocessing.get_context(_pool_start_method())
-        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=init_worker) as pool:
             futures = {pool.submit(process_video, v, config, out_dir): v for v in todo}
             for fut in as_completed(futures):
                 results[str(futures[fut])] = fut.result()
@@ -386,37 +453,20 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
     return results
 
 
-def _run_ray(todo, config, out_dir, progress: bool = True) -> dict[str, list[dict]]:
-    """The same `process_video` as a Ray Data map (one block per video; one JSON row list out).
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """A quick TCP connect to HOST:PORT (or ray://HOST:PORT) so that an unreachable cluster is one
+    clear error in seconds (`ray.init` keeps retrying for minutes). "auto" is left to Ray."""
+    import socket
 
-    Uses the running Ray cluster when there is one (`ray.init(address=...)` before calling, or
-    RAY_ADDRESS), otherwise starts a local instance with `config.workers` CPUs and stops it after.
-    """
-    if not todo:
-        return {}
-    import logging
-
-    import ray
-
-    started = False
-    if not ray.is_initialized():
-        ray.init(num_cpus=max(1, config.workers), include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
-        started = True
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise GenlabError(f"--ray-address: expected HOST:PORT, ray://HOST:PORT or auto, got {address!r}")
     try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = progress
-        ctx.print_on_execution_start = False
-        out = str(out_dir)
-
-        def curate(row):
-            return {"path": row["path"], "rows": json.dumps(process_video(row["path"], config, out))}
-
-        ds = ray.data.from_items([{"path": str(v)} for v in todo], override_num_blocks=len(todo)).map(curate)
-        return {r["path"]: json.loads(r["rows"]) for r in ds.take_all()}
-    finally:
-        if started:
-            ray.shutdown()
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise GenlabError(f"--ray-address {address}: no Ray cluster reachable there ({err.strerror or err})") from err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -430,12 +480,35 @@ def resolve_thresholds(rows: list[dict], filters: tuple[Threshold, ...]) -> list
         if f.field not in COLUMNS:
             raise GenlabError(f"filter field {f.field!r}: expected one of {SCORES}")
         values = np.array([r[f.field] for r in rows if r["status"] == "ok" and r.get(f.field) is not None], float)
+        if len(values) == 0 and not any(r["status"] == "ok" for r in rows):
+            resolved.append({**asdict(f), "lower": None, "upper": None})  # no clip at all: nothing to filter
+            continue
         if len(values) == 0:
             raise GenlabError(f"filter on {f.field!r}: no clip has this score (is its stage enabled?)")
         lo = [v for v in (f.min, None if f.min_pct is None else float(np.percentile(values, f.min_pct))) if v is not None]
         hi = [v for v in (f.max, None if f.max_pct is None else float(np.percentile(values, f.max_pct))) if v is not None]
         resolved.append({**asdict(f), "lower": max(lo) if lo else None, "upper": min(hi) if hi else None})
     return resolved
+
+
+def mark_duplicates(rows: list[dict], max_bits: float = 6.0) -> None:
+    """`dup_of` = the clip_id of the first clip (in clip_id order) whose key frames hash within
+    `max_bits` differing bits of 64 on average (the group's original); None for originals. Every
+    clip is compared with every earlier one: fine for thousands of clips, not for millions."""
+    ok = sorted((r for r in rows if r["status"] == "ok" and r.get("key_hash")), key=lambda r: r["clip_id"])
+    for r in rows:
+        r["dup_of"] = None
+    if not ok:
+        return
+    width = max(len(r["key_hash"]) for r in ok)
+    bits = np.array([np.unpackbits(np.frombuffer(bytes.fromhex(r["key_hash"].ljust(width, "0")), np.uint8))
+                     for r in ok])
+    frames = width / 16  # 16 hex digits per 64-bit frame hash
+    for i in range(1, len(ok)):
+        near = np.flatnonzero((bits[:i] != bits[i]).sum(axis=1) / frames <= max_bits)
+        if len(near):
+            first = ok[int(near[0])]
+            ok[i]["dup_of"] = first["dup_of"] or first["clip_id"]
 
 
 def apply_filters(rows: list[dict], resolved: list[dict]) -> None:
@@ -449,6 +522,8 @@ def apply_filters(rows: list[dict], resolved: list[dict]) -> None:
             if v is None or (f["lower"] is not None and v < f["lower"]) or (f["upper"] is not None and v > f["upper"]):
                 r["keep"], r["removed_by"] = False, f["field"]
                 break
+        if r["keep"] and r.get("dup_of"):  # a near-duplicate of a clip kept or not: one copy is enough
+            r["keep"], r["removed_by"] = False, "dup_of"
 
 
 def write_table(rows: list[dict], path: Path) -> None:
@@ -464,6 +539,7 @@ def write_table(rows: list[dict], path: Path) -> None:
         "num_cuts": pa.int64(), "num_scenes": pa.int64(), "clip_embedding": pa.list_(pa.float32()), "keep": pa.bool_(),
     }
     strings = {"clip_id", "video_id", "video_path", "status", "error", "clip_path", "clip_method", "codec",
+               "start_by", "end_by", "camera_motion", "key_hash", "dup_of",
                "container", "caption", "removed_by"}
     columns = [*COLUMNS, "keep", "removed_by"]
     fields = [pa.field(c, types.get(c, pa.string() if c in strings else pa.float64())) for c in columns]
@@ -508,6 +584,7 @@ def histograms(rows: list[dict], resolved: list[dict], folder: Path) -> list[str
 def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
     """Filter, write the table, the report and the histograms. Cheap: rerun to change thresholds."""
     resolved = resolve_thresholds(rows, config.filters)
+    mark_duplicates(rows)
     apply_filters(rows, resolved)
     write_table(rows, out_dir / "clips.parquet")
     ok = [r for r in rows if r["status"] == "ok"]
@@ -537,6 +614,7 @@ def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
         "seconds_in_clips": float(sum(r["duration_s"] for r in ok)),
         "seconds_kept": float(sum(r["duration_s"] for r in ok if r["keep"])),
         "filters": stages,
+        "duplicates_removed": sum(1 for r in ok if r["removed_by"] == "dup_of"),
         "histograms": histograms(rows, resolved, out_dir / "histograms"),
     }
     atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2))
@@ -555,6 +633,7 @@ def report_markdown(report: dict) -> str:
              f"- clips: {report['clips']} ({report['clip_methods']['copy']} stream copies, "
              f"{report['clip_methods']['copy_editlist']} stream copies with an edit list, "
              f"{report['clip_methods']['reencode']} re-encoded), {report['seconds_in_clips']:.1f} s",
+             f"- near-duplicates removed (`dup_of`): {report['duplicates_removed']}",
              f"- kept: {report['clips_kept']} clips, {report['seconds_kept']:.1f} s", "",
              "| filter | bounds | removed | would remove alone | remaining |", "|---|---|---|---|---|"]
     for s in report["filters"]:

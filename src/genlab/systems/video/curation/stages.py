@@ -99,8 +99,8 @@ class ProbeStage:
 
 class CutStage:
     """The cut-detection cascade (see cuts.py). Adds `cuts` (frame indices) and the decoded frame
-    count; `_frame_times`, `_frame_pts` and `_stream_info` are for the pipeline only and never reach
-    the table."""
+    count; the fields starting with `_` (frame times and pts, stream facts, each cut's detector, the
+    dark runs, the frames' content scores) are for the pipeline only and never reach the table."""
 
     name = "cuts"
 
@@ -114,7 +114,8 @@ class CutStage:
                              grid=self.grid)
         return {"cuts": result.cuts, "num_cuts": len(result.cuts), "num_frames": result.num_frames,
                 "_frame_times": result.frame_times, "_frame_pts": result.frame_pts,
-                "_stream_info": result.stream_info}
+                "_stream_info": result.stream_info, "_detectors": result.detectors, "_dark": result.dark,
+                "_scores": result.scores, "_dissolves": result.dissolves}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,6 +170,7 @@ class MotionStage:
         if not pairs:
             return {"motion_score": None}
         speeds = []
+        moves = []  # the camera's (pan, tilt, zoom) of each pair, px/s of a unit_side frame
         gray: dict[int, np.ndarray] = {}  # "sample" pairs share frames: convert each once
         for f0, f1 in pairs:
             g0 = gray.pop(f0.index, None)
@@ -179,8 +181,66 @@ class MotionStage:
             flow = self._dis.calc(g0, g1, None)
             magnitude = cv2.magnitude(flow[..., 0], flow[..., 1])
             unit = self.cfg.unit_side / max(g0.shape)  # px of the flow frame -> px of a unit_side frame
-            speeds.append(float(cv2.mean(magnitude)[0]) * unit / max(f1.time - f0.time, 1e-6))
-        return {"motion_score": float(np.mean(speeds))}
+            per_s = unit / max(f1.time - f0.time, 1e-6)
+            speeds.append(float(cv2.mean(magnitude)[0]) * per_s)
+            moves.append(camera_move(flow) * per_s)
+        return {"motion_score": float(np.mean(speeds)), "camera_motion": camera_tag(np.array(moves), self.cfg)}
+
+
+def camera_move(flow: np.ndarray, step: int = 4) -> np.ndarray:
+    """(pan, tilt, zoom) of a dense flow field, in px of the flow frame: the affine motion model
+    u = a0 + a1 x + a2 y, v = b0 + b1 x + b2 y fitted by least squares on every `step`-th pixel
+    (x, y from the frame centre); pan = a0, tilt = b0, zoom = the divergence (a1 + b2) / 2 times
+    half the long side (the radial speed at the frame's edge)."""
+    h, w = flow.shape[:2]
+    ys, xs = np.mgrid[0:h:step, 0:w:step]
+    x = (xs - (w - 1) / 2.0).ravel()
+    y = (ys - (h - 1) / 2.0).ravel()
+    basis = np.stack([np.ones_like(x), x, y], axis=1)
+    sub = flow[::step, ::step].reshape(-1, 2).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(basis, sub, rcond=None)  # (3, 2): columns u, v
+    return np.array([coef[0, 0], coef[0, 1], 0.5 * (coef[1, 0] + coef[2, 1]) * max(h, w) / 2.0])
+
+
+def camera_tag(moves: np.ndarray, cfg: MotionConfig) -> str | None:
+    """static / pan / tilt / zoom / shaky from the pairs' (pan, tilt, zoom) in px/s: "static" when
+    the mean move is below `camera_static`; "shaky" when the moves vary between pairs more than
+    their mean (a hand-held camera going nowhere); otherwise the largest of the mean pan, tilt and
+    zoom."""
+    if len(moves) == 0:
+        return None
+    mean = moves.mean(axis=0)
+    jitter = float(np.sqrt(((moves - mean) ** 2).sum(axis=1).mean()))
+    size = float(np.abs(mean).max())
+    if size < cfg.camera_static and jitter < cfg.camera_static:
+        return "static"
+    if len(moves) > 1 and jitter > max(size, cfg.camera_static):
+        return "shaky"
+    return ("pan", "tilt", "zoom")[int(np.argmax(np.abs(mean)))]
+
+
+class KeyHashStage:
+    """A perceptual hash of the clip's key frames (first, middle, last 2 fps sample): 64-bit dHash
+    each (is each pixel of a 9x8 grey thumbnail brighter than its right neighbour), as hex. A
+    re-encoded copy keeps nearly every bit; the corpus-wide `dup_of` is marked from it (pipeline)."""
+
+    name = "key_hash"
+    frames = 3
+
+    def __call__(self, record, frames):
+        import cv2
+
+        picked = frames.pick(self.frames)
+        if not picked:
+            return {"key_hash": None}
+        out = []
+        for f in picked:
+            gray = cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY)
+            thumb = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+            out.append(np.packbits(thumb[:, 1:] > thumb[:, :-1]).tobytes().hex())
+        while len(out) < self.frames:  # a clip with fewer samples: repeat its last
+            out.append(out[-1])
+        return {"key_hash": "".join(out)}
 
 
 _OCR_CACHE: dict = {}

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from genlab.errors import GenlabError
+
 
 def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A smooth random colour texture (H, W, 3) uint8 (BGR) with a random three-colour palette."""
@@ -60,9 +62,10 @@ def write_video(path: str | os.PathLike, frames, fps: int = 30, crf: int = 20, g
 class _PanningShot:
     """A window sliding over a texture at a constant velocity (px/frame)."""
 
-    def __init__(self, rng, height, width, frames, speed=None):
+    def __init__(self, rng, height, width, frames, speed=None, angle=None):
         speed = rng.uniform(0.3, 1.5) if speed is None else speed
-        angle = rng.uniform(0, 2 * np.pi)
+        drawn = rng.uniform(0, 2 * np.pi)  # drawn either way: a given angle keeps the seed's textures
+        angle = drawn if angle is None else angle
         self.v = np.array([np.cos(angle), np.sin(angle)]) * speed
         margin = int(np.ceil(abs(self.v).max() * frames)) + 4
         self.tex = texture(rng, height + 2 * margin, width + 2 * margin)
@@ -96,7 +99,7 @@ def cuts_video(path, seed: int = 0, n_hard: int = 20, n_fades: int = 10, size=(3
     or "mixed" (either, at random).
     """
     if fade_kind not in ("black", "dissolve", "mixed"):
-        raise ValueError(f"fade_kind: expected 'black', 'dissolve' or 'mixed', got {fade_kind!r}")
+        raise GenlabError(f"fade_kind: expected 'black', 'dissolve' or 'mixed', got {fade_kind!r}")
     rng = np.random.default_rng(seed)
     w, h = size
     kinds = ["cut"] * n_hard + ["fade"] * n_fades
@@ -195,3 +198,188 @@ def text_video(path, n_lines: int, seed: int = 0, seconds: float = 2.0, size=(48
     n = int(round(seconds * fps))
     write_video(path, (img for _ in range(n)), fps=fps)
     return float(mask.mean())
+
+
+def mean_luma(img: np.ndarray) -> float:
+    """PySceneDetect ThresholdDetector's frame value: the mean over every pixel and channel."""
+    return float(np.mean(img))
+
+
+@dataclass
+class DipTruth:
+    num_frames: int
+    dips: list[tuple[int, int]] = field(default_factory=list)  # [first, last] frame of each whole dip
+    dark: list[tuple[int, int]] = field(default_factory=list)  # [first, last] frame below `threshold` in each dip
+    ramps: list[int] = field(default_factory=list)  # frames of each ramp (down and up)
+
+
+def dip_video(path, seed: int = 0, ramps=(30, 40, 60), repeats: int = 1, size=(320, 180), fps: int = 25,
+              grain: float = 4.0, shot_frames=(40, 60), threshold: float = 12.0) -> DipTruth:
+    """One bright, slowly panning scene that dips to black and back `repeats` times per ramp length:
+    mean luma falls linearly over `ramp` frames to black, stays black 1-2 frames and rises back over
+    `ramp` frames, with the same content on both sides (what real footage does and a content
+    detector does not see). Gaussian grain of std `grain` on every frame. `dark` spans are the frames
+    whose mean (before grain) is below `threshold`, PySceneDetect's fade threshold."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    lengths = [int(r) for r in ramps for _ in range(repeats)]
+    rng.shuffle(lengths)
+    gains: list[float] = []
+    truth = DipTruth(num_frames=0, ramps=lengths)
+    for r in [*lengths, None]:
+        gains += [1.0] * int(rng.integers(*shot_frames))
+        if r is None:
+            break
+        first = len(gains)
+        black = int(rng.integers(1, 3))
+        gains += [(r - 1 - j) / r for j in range(r)] + [0.0] * (black - 1) + [(j + 1) / r for j in range(r)]
+        truth.dips.append((first, len(gains) - 1))
+    shot = _PanningShot(rng, h, w, len(gains), speed=0.4)
+    bright = [(shot.frame(i).astype(np.float32) * 0.45 + 135.0) for i in (0, len(gains) - 1)]
+    base_mean = min(float(np.mean(b)) for b in bright)
+    for a, b in truth.dips:
+        dark = [i for i in range(a, b + 1) if gains[i] * base_mean < threshold]
+        truth.dark.append((dark[0], dark[-1]))
+    noise = np.random.default_rng(seed + 1)
+
+    def frames():
+        for i, g in enumerate(gains):
+            img = (shot.frame(i).astype(np.float32) * 0.45 + 135.0) * g
+            img += noise.normal(0.0, grain, size=img.shape).astype(np.float32)
+            yield np.clip(img, 0, 255).astype(np.uint8)
+
+    write_video(path, frames(), fps=fps)
+    truth.num_frames = len(gains)
+    return truth
+
+
+def dissolve_video(path, seed: int = 0, lengths=(12, 24, 48), repeats: int = 1, size=(320, 180),
+                   fps: int = 30, shot_frames=(40, 70)) -> CutsTruth:
+    """Shots joined only by cross-dissolves, `repeats` of each length in `lengths` (frames), in a
+    seeded order; `truth.fades` are the [first, last] blended frames."""
+    rng = np.random.default_rng(seed)
+    order = [int(n) for n in lengths for _ in range(repeats)]
+    rng.shuffle(order)
+    w, h = size
+    truth = CutsTruth(num_frames=0)
+
+    def frames():
+        index = 0
+        shot = _PanningShot(rng, h, w, 200)
+        for length in [*order, None]:
+            n = int(rng.integers(*shot_frames))
+            for t in range(n):
+                yield shot.frame(t)
+                index += 1
+            if length is None:
+                break
+            new = _PanningShot(rng, h, w, 200)
+            truth.fades.append((index, index + length - 1))
+            truth.fade_kinds.append("dissolve")
+            for j in range(length):
+                a = (j + 1) / (length + 1)  # both shots keep moving through the blend
+                yield ((1 - a) * shot.frame(n + j).astype(np.float32) + a * new.frame(j).astype(np.float32)).astype(np.uint8)
+                index += 1
+            shot = _ShiftedShot(new, length)
+        truth.num_frames = index
+
+    write_video(path, frames(), fps=fps)
+    return truth
+
+
+class _ShiftedShot:
+    """A shot whose frame 0 is frame `offset` of another (the new shot after a dissolve continues)."""
+
+    def __init__(self, shot, offset: int):
+        self.shot, self.offset = shot, offset
+
+    def frame(self, i: int) -> np.ndarray:
+        return self.shot.frame(i + self.offset)
+
+
+def counter_video(path, seconds: float = 4.0, fps: int = 10, size=(640, 360), seed: int = 0,
+                  font_scale: float | None = None) -> int:
+    """A still picture whose only change is a small overlay updated every frame: a frame counter and
+    a time stamp (as security and test footage burn in). There is no cut anywhere."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    still = texture(rng, h, w)
+    scale = font_scale if font_scale is not None else h / 720
+    n = int(round(seconds * fps))
+
+    def frames():
+        for i in range(n):
+            img = still.copy()
+            s = i / fps
+            text = f"frame {i}  {int(s // 60):02d}:{s % 60:04.1f}"
+            cv2.putText(img, text, (int(0.03 * w), int(0.93 * h)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), max(1, round(2 * scale)), cv2.LINE_AA)
+            yield img
+
+    write_video(path, frames(), fps=fps)
+    return n
+
+
+def caption_box_video(path, seconds: float = 3.0, fps: int = 25, size=(320, 180), seed: int = 0,
+                      area: float = 0.15) -> int:
+    """A still shot on which a lower-third caption plate (`area` of the frame: a dark bar with white
+    text) appears half-way and stays: a change small in area, not a cut."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    still = texture(rng, h, w)
+    plate = still.copy()
+    top = int(h * (0.9 - area))
+    cv2.rectangle(plate, (0, top), (w - 1, int(0.9 * h)), (30, 30, 30), -1)
+    cv2.putText(plate, "SPEAKER NAME", (int(0.05 * w), int(0.9 * h) - int(0.03 * h)), cv2.FONT_HERSHEY_SIMPLEX,
+                h / 400, (255, 255, 255), 1, cv2.LINE_AA)
+    n = int(round(seconds * fps))
+    write_video(path, (still if i < n // 2 else plate for i in range(n)), fps=fps)
+    return n
+
+
+CAMERA_KINDS = ("static", "pan", "tilt", "zoom", "shaky")
+
+
+def camera_video(path, kind: str, seed: int = 0, seconds: float = 2.0, size=(160, 90), fps: int = 30,
+                 speed: float = 2.0) -> int:
+    """A camera move over a still texture: "static", "pan" (horizontal, `speed` px/frame), "tilt"
+    (vertical), "zoom" (in or out by `speed` px/frame at the frame edge) or "shaky" (a random jitter
+    of about `speed` px a frame that goes nowhere)."""
+    import cv2
+
+    if kind not in CAMERA_KINDS:
+        raise GenlabError(f"kind: expected one of {CAMERA_KINDS}, got {kind!r}")
+    rng = np.random.default_rng(seed)
+    w, h = size
+    n = int(round(seconds * fps))
+    sign = 1.0 if rng.integers(0, 2) else -1.0
+    if kind in ("static", "pan", "tilt"):
+        angle = {"pan": 0.0, "tilt": np.pi / 2}.get(kind, 0.0) + (np.pi if sign < 0 else 0.0)
+        shot = _PanningShot(rng, h, w, n, speed=0.0 if kind == "static" else speed, angle=angle)
+        frames = (shot.frame(i) for i in range(n))
+    elif kind == "zoom":
+        big = texture(rng, 2 * h, 2 * w)
+        rate = sign * speed / (w / 2)  # relative scale change a frame: `speed` px at the frame edge
+
+        def zoomed(i):
+            s = min(2.0, (1.6 if sign > 0 else 0.4) * (1 + rate) ** (-i))
+            cw, ch = w * s, h * s
+            m = np.float32([[w / cw, 0, -(w - cw / 2) * w / cw], [0, h / ch, -(h - ch / 2) * h / ch]])
+            return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR)
+
+        frames = (zoomed(i) for i in range(n))
+    else:
+        big = texture(rng, h + 40, w + 40)
+        offsets = np.clip(rng.normal(0, speed, size=(n, 2)), -15, 15)
+
+        def jittered(i):
+            m = np.float32([[1, 0, -20 + offsets[i, 0]], [0, 1, -20 + offsets[i, 1]]])
+            return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR)
+
+        frames = (jittered(i) for i in range(n))
+    write_video(path, frames, fps=fps)
+    return n
