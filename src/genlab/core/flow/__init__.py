@@ -31,7 +31,7 @@ Densities (`densities`): `Uniform()`, `LogitNormal(m, s)`, `Mode(s)`, `CosMap()`
 Weightings (`weighting`): SD3's unified loss -1/2 w_t lambda'_t ||eps_hat - eps||^2 (`unified_loss`) and w_t of
     every variant: `w_rf`, `w_density`, `w_eps`, `w_eps_cos`, `w_v_cos`, `w_edm`, `w_cfm`.
 Time grids (`grids`): `uniform`, `shifted`, `flow_match_euler` (pretrained SD3's), `karras`, `discrete` (diffusers leading / trailing / linspace),
-    `shift(t, alpha)` = alpha t / (1 + (alpha - 1) t), `unshift`, `shift_alpha(m_pixels, n_pixels)`.
+    `shift(t, alpha)` = alpha t / (1 + (alpha - 1) t), `shift_alpha(m_pixels, n_pixels)`.
 Samplers (`samplers`): `euler`, `heun`, `ddim`, all `sample(model, x, ts, extra_args=None, callback=None,
     progress=False, return_trajectory=False) -> SampleOutput(x, nfe, trajectory)`.
 Guidance (`guidance`): `guided(model, conds, scales)` (p_0 + sum_k s_k (p_k - p_{k-1}) in one batched forward,

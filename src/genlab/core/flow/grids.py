@@ -34,12 +34,6 @@ def shift(t, alpha: float) -> torch.Tensor:
     return alpha * t / (1.0 + (alpha - 1.0) * t)
 
 
-def unshift(t, alpha: float) -> torch.Tensor:
-    """Inverse of `shift`: t_n = t_m / (alpha - (alpha - 1) t_m)."""
-    t = torch.as_tensor(t, dtype=torch.float64)
-    return t / (alpha - (alpha - 1.0) * t)
-
-
 def shift_alpha(target_pixels: float, base_pixels: float) -> float:
     """alpha = sqrt(m / n) for a target resolution of m pixels (or latent tokens) trained at n."""
     return math.sqrt(target_pixels / base_pixels)

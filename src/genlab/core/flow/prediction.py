@@ -102,5 +102,3 @@ class Prediction:
     def velocity(self) -> torch.Tensor:
         return self.to("velocity")
 
-    def with_value(self, value: torch.Tensor) -> Prediction:
-        return Prediction(self.kind, value, self.z, self.t, self.path)

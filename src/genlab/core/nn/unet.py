@@ -452,8 +452,6 @@ class UNet2D(nn.Module):
             if isinstance(m, FeedForward):
                 m.chunk_size = chunk_size
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
 
 
 def load_diffusers_unet2d_state_dict(model: UNet2D, state_dict: dict[str, torch.Tensor]) -> None:

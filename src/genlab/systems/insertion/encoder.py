@@ -13,7 +13,7 @@ The paper conditions the UNet on all 257 tokens of the last layer through Linear
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -214,7 +214,3 @@ def load_state_strict(model: nn.Module, state: dict[str, torch.Tensor], what: st
             parts.append(f"shape mismatches: {shapes[:5]}")
         raise GenlabError(f"{what}: weights do not match the model: " + "; ".join(parts))
     model.load_state_dict(state)
-
-
-def vit_config_dict(config: ViTConfig) -> dict:
-    return asdict(config)

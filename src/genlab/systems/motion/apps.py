@@ -144,12 +144,3 @@ def spline_fill(keypoints: np.ndarray, missing: np.ndarray) -> np.ndarray:
     cs = CubicSpline(t[~miss], kp[~miss], axis=0)
     kp[miss] = cs(t[miss])
     return kp
-
-
-def repetitions(program: Program) -> list[tuple[float, float, int]]:
-    """Detected repetitions: (start frame, end frame, count) of every loop."""
-    return program.loop_spans()
-
-
-def with_missing(program: Program, missing: np.ndarray) -> Program:
-    return replace(program, meta={**program.meta, "missing": missing})

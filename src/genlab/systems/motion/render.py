@@ -9,7 +9,7 @@ import numpy as np
 from genlab.core.io import atomic_path
 from genlab.core.pose.skeletons import get_skeleton
 from genlab.errors import GenlabError
-from genlab.systems.motion.program import KINDS, Program
+from genlab.systems.motion.program import Program
 
 _COLORS = [(200, 40, 40), (40, 90, 200), (40, 160, 60)]  # per sequence drawn side by side (BGR order unused)
 
@@ -188,7 +188,3 @@ def plot_program(program: Program, keypoints: np.ndarray | None, path: str | Pat
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=100)
     plt.close(fig)
     return path
-
-
-def kinds_legend() -> str:
-    return ", ".join(KINDS)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import secrets
 import shutil
@@ -568,9 +567,3 @@ def scratch_folder(parent: Path, insecure: bool = False) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def settings_json(limits: Limits, sandbox: Sandbox) -> str:
-    """What a cached verdict depends on besides the program and the tests."""
-    mode = "insecure" if sandbox.insecure else ("cgroup" if sandbox.tree is not None else "rlimit")
-    return json.dumps({"limits": limits.__dict__, "mode": mode}, sort_keys=True)

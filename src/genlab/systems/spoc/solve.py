@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.errors import GenlabError
@@ -68,14 +67,6 @@ def read_examples(tests: str | Path | None, examples: list[tuple[str, str]] | No
     if not cases:
         raise GenlabError("give the examples to check candidates against: --tests FILE or --example IN OUT")
     return cases
-
-
-@dataclass
-class Report:
-    found: bool
-    source: str
-    used: int
-    changed: list[int]  # pseudocode lines (1-based in the user's file order) whose top-1 candidate was replaced
 
 
 def changed_lines(choice: list[int] | None, program: Program) -> list[int]:

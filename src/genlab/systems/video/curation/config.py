@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,3 @@ def tiny() -> CurationConfig:
         text=TextConfig(max_side=480), sample_max_side=480,
         filters=(Threshold("motion_score", min=1.0),),
     )
-
-
-def with_filters(config: CurationConfig, filters: tuple[Threshold, ...]) -> CurationConfig:
-    return replace(config, filters=filters)
