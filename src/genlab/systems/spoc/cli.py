@@ -122,12 +122,8 @@ def _programs(args, tsv):
     if args.ids:
         from genlab.errors import GenlabError
 
-        lines = (x.strip() for x in _ids_text(args.ids).splitlines())
-        ids = [x for x in lines if x and not x.startswith("#")]
-        if not ids:
-            raise GenlabError(f"--ids {args.ids}: no program ids (expected one probid-subid-workerid a line)")
         try:
-            return select_ids(programs, ids)
+            return select_ids(programs, _read_ids(args.ids))
         except GenlabError as err:
             raise GenlabError(f"--ids {args.ids}: {err}") from None
     if args.all:
@@ -139,17 +135,26 @@ def _programs(args, tsv):
     return programs
 
 
-def _ids_text(path: str) -> str:
+def _read_ids(path: str) -> list[str]:
+    """The program ids of an --ids file, checked before any data is read (one probid-subid-workerid a line)."""
+    import re
     from pathlib import Path
 
     from genlab.errors import GenlabError
 
     try:
-        return Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise GenlabError(f"--ids: file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise GenlabError(f"--ids: cannot read {path} as UTF-8 text of program ids: {err}") from None
+    ids = [x.strip() for x in text.splitlines() if x.strip() and not x.strip().startswith("#")]
+    if not ids:
+        raise GenlabError(f"--ids {path}: no program ids (expected one probid-subid-workerid a line)")
+    bad = [x for x in ids if not re.fullmatch(r"[A-Za-z0-9]+-[A-Za-z0-9]+-[A-Za-z0-9]+", x)]
+    if bad:
+        raise GenlabError(f"--ids {path}: {len(bad)} line(s) are not probid-subid-workerid ids, e.g. {bad[0]!r}")
+    return ids
 
 
 def _eval_arguments(args) -> tuple[list[str], list[int]]:
@@ -173,7 +178,7 @@ def _eval_arguments(args) -> tuple[list[str], list[int]]:
         raise GenlabError(f"--budgets: expected comma-separated integers, got {args.budgets!r}") from None
     budgets = [b for b in budgets if 1 <= b <= args.budget] or [args.budget]
     if args.ids:
-        _ids_text(args.ids)
+        _read_ids(args.ids)
     return methods, budgets
 
 
