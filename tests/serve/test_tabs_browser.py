@@ -324,3 +324,16 @@ def test_spoc_tab_finds_a_program_that_compiles(browser, app_url, tmp_path):
     _set(browser, "spoc-budget", 0)  # not a budget: the command's one line in the page
     browser.find_element(By.CSS_SELECTOR, "#spoc-run").click()
     _error_shown(wait, "budget")
+
+
+def test_t2i_tab_shows_a_bad_setting_and_serves_the_next_request(browser, app_url, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    url, _ = app_url
+    wait = _open_tab(browser, url, "Text to image")
+    _set(browser, "t2i-steps", 0)
+    browser.find_element(By.CSS_SELECTOR, "#t2i-run").click()
+    assert "steps" in _error_shown(wait, "steps")  # the command's one line, in the page
+    _set(browser, "t2i-steps", 2)
+    browser.find_element(By.CSS_SELECTOR, "#t2i-run").click()
+    _await(wait, lambda d: d.find_elements(By.CSS_SELECTOR, "#t2i-image img"))

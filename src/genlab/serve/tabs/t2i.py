@@ -43,8 +43,8 @@ def build(config: ServeConfig) -> None:
             prompt = gr.Textbox(label="prompt", value="a handwritten digit seven", elem_id="t2i-prompt")
             negative = gr.Textbox(label="negative prompt", visible=pretrained)
             with gr.Row():
-                steps = gr.Number(label="steps", value=28 if pretrained else 20, precision=0, minimum=1,
-                                  elem_id="t2i-steps")
+                steps = gr.Number(label="steps", value=28 if pretrained else 20, precision=0,
+                                  elem_id="t2i-steps")  # the command checks it
                 guidance = gr.Number(label="guidance", value=7.0 if pretrained else 3.0, elem_id="t2i-guidance")
                 seed = gr.Number(label="seed", value=0, precision=0, elem_id="t2i-seed")
             size = gr.Textbox(label="size (HxW)", value="1024x1024" if pretrained else "", visible=pretrained)
