@@ -331,7 +331,7 @@ def test_t2i_tab_shows_a_bad_setting_and_serves_the_next_request(browser, app_ur
 
     url, _ = app_url
     wait = _open_tab(browser, url, "Text to image")
-    _set(browser, "t2i-steps", 0)
+    _set(browser, "t2i-steps", -3)
     browser.find_element(By.CSS_SELECTOR, "#t2i-run").click()
     assert "steps" in _error_shown(wait, "steps")  # the command's one line, in the page
     _set(browser, "t2i-steps", 2)
