@@ -134,6 +134,34 @@ def _for_saving(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def safetensors_header(path: str | os.PathLike) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """name -> (dtype, shape) from a safetensors header, after checking that the file holds every byte it
+    declares: a foreign or truncated file (an interrupted download) is one GenlabError, found in milliseconds."""
+    import struct
+
+    path = Path(path)
+    if not path.is_file():
+        raise GenlabError(f"weights file not found: {path}")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise GenlabError(f"{path}: not a safetensors file or truncated ({size} bytes, no header)")
+            (n,) = struct.unpack("<Q", head)
+            if n == 0 or n > size - 8 or n > 100_000_000:
+                raise GenlabError(f"{path}: truncated or not a safetensors file (header of {n} bytes, file {size})")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as err:
+        raise GenlabError(f"{path}: not a safetensors file (unreadable header: {err})") from None
+    header.pop("__metadata__", None)
+    end = max((v["data_offsets"][1] for v in header.values()), default=0)
+    if 8 + n + end > size:
+        raise GenlabError(f"{path}: truncated: the header declares {8 + n + end} bytes, the file has {size} "
+                          "(an interrupted download?)")
+    return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}
+
+
 def _read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.is_file():
         raise GenlabError(f"{what} not found: {path}")

@@ -17,10 +17,10 @@ diffusers folder), else from the single file's own folder (the official reposito
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genlab.core.train.checkpoint import safetensors_header
 from genlab.errors import GenlabError
 
 MMDIT_PREFIX = "model.diffusion_model."
@@ -48,25 +48,7 @@ class TensorInfo:
 
 def read_header(path: str | Path) -> dict[str, TensorInfo]:
     """Names, dtypes and shapes of a .safetensors file; a truncated or foreign file is a GenlabError."""
-    path = Path(path)
-    if not path.is_file():
-        raise GenlabError(f"weights file not found: {path}")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
-        if n <= 0 or 8 + n > size:
-            raise GenlabError(f"{path} is not a safetensors file or is truncated ({size} bytes)")
-        try:
-            header = json.loads(f.read(n))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise GenlabError(f"{path} is not a safetensors file (unreadable header)") from None
-    header.pop("__metadata__", None)
-    end = max((v["data_offsets"][1] for v in header.values()), default=0)
-    if 8 + n + end > size:
-        raise GenlabError(f"{path} is truncated: its header needs {8 + n + end} bytes, the file has {size} "
-                          "(an interrupted download?)")
-    return {k: TensorInfo(v["dtype"], tuple(v["shape"])) for k, v in header.items()}
+    return {k: TensorInfo(dtype, shape) for k, (dtype, shape) in safetensors_header(path).items()}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import torch
 from genlab.core.autoencoders.temporal_decoder import TemporalDecoderConfig, TemporalKL
 from genlab.core.nn import temporal
 from genlab.core.nn.unet import UNetConfig
+from genlab.core.train.checkpoint import safetensors_header
 from genlab.errors import GenlabError
 from genlab.systems.video.config import VideoModelConfig
 from genlab.systems.video.model import CLIPImageTokens, SVDModel
@@ -103,28 +103,6 @@ class SVDComponents:
 
 # ----------------------------------------------------------------------------------------------------
 # up-front checks
-
-
-def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """name -> (dtype, shape) from a safetensors header, after checking that the file holds every byte it declares."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(8)
-            if len(head) < 8:
-                raise GenlabError(f"{path}: not a safetensors file ({size} bytes, no header)")
-            (n,) = struct.unpack("<Q", head)
-            if n > size - 8 or n > 100_000_000:
-                raise GenlabError(f"{path}: truncated or not a safetensors file (header of {n} bytes, file {size})")
-            header = json.loads(f.read(n))
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise GenlabError(f"{path}: unreadable safetensors header ({err})") from None
-    header.pop("__metadata__", None)
-    end = max((v["data_offsets"][1] for v in header.values()), default=0)
-    if 8 + n + end > size:
-        raise GenlabError(f"{path}: truncated: the header declares {8 + n + end} bytes, the file has {size} "
-                          "(an incomplete download?)")
-    return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}
 
 
 def _weight_files(folder: Path, what: str) -> list[Path]:
