@@ -98,6 +98,7 @@ def _error_shown(wait, needle: str) -> str:
     text = elem.text
     for close in elem.find_elements(By.CSS_SELECTOR, "button"):
         close.click()
+    wait.until(lambda driver: not driver.find_elements(By.CSS_SELECTOR, ".toast-body.error"))  # gone before the next step
     return text
 
 

@@ -75,3 +75,13 @@ def run_job(config: ServeConfig, argv: list[str], folder: Path):
         yield from run_genlab(argv, folder, env=config.env)
     except GenlabError as err:
         raise gr.Error(str(err), print_exception=False) from None
+
+
+def log_updates(gen, frame):
+    """Show each log of `gen` on the page as `frame(log)` (the other outputs untouched); returns gen's value."""
+    while True:
+        try:
+            text = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield frame(text)

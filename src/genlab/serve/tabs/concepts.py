@@ -6,7 +6,7 @@ import threading
 
 import gradio as gr
 
-from genlab.serve.app import ServeConfig, command_line, run_job, session_job
+from genlab.serve.app import ServeConfig, command_line, log_updates, run_job, session_job
 from genlab.serve.workspace import adopt
 
 TITLE = "Motion concepts"
@@ -45,12 +45,7 @@ def build(config: ServeConfig) -> None:
         elif config.concepts_model is not None:
             model = config.concepts_model
         else:
-            gen, model = default_model(config), None
-            while model is None:
-                try:
-                    yield gr.skip(), gr.skip(), next(gen)
-                except StopIteration as stop:
-                    model = stop.value
+            model = yield from log_updates(default_model(config), lambda text: (gr.skip(), gr.skip(), text))
         src = adopt(track, folder)
         argv = ["motion", "concepts", "describe", str(model), src.name, "--json", "description.json"]
         text = ""

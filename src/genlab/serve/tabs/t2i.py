@@ -7,7 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from genlab.serve.app import ServeConfig, command_line, run_job, session_job
+from genlab.serve.app import ServeConfig, command_line, log_updates, run_job, session_job
 
 TITLE = "Text to image"
 _TRAINING = threading.Lock()  # one server trains the default model once, whoever asks first
@@ -58,7 +58,7 @@ def build(config: ServeConfig) -> None:
     def generate(prompt, negative, steps, guidance, seed, size, request: gr.Request):
         model = config.t2i_model
         if model is None and not pretrained:
-            model = yield from _with_log(default_model(config))
+            model = yield from log_updates(default_model(config), lambda text: (gr.skip(),) * 3 + (text,))
         folder = session_job(config, request, "t2i")
         argv = sample_argv(config, model, prompt, negative, steps, guidance, seed, size)
         text = ""
@@ -69,12 +69,3 @@ def build(config: ServeConfig) -> None:
 
     run.click(generate, [prompt, negative, steps, guidance, seed, size], [image, download, command, log])
 
-
-def _with_log(gen):
-    """Forward a generator's log lines as page updates and return its value."""
-    while True:
-        try:
-            text = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield gr.skip(), gr.skip(), gr.skip(), text
