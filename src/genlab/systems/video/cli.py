@@ -5,6 +5,9 @@ The curation pipeline registers `genlab video curate` from `curation/cli.py`.
   genlab video train --stage image|video|finetune|... --out DIR [--init RUN/STAGE] [--data CURATION_OUT] [--steps N]
   genlab video sample --pretrained PATH --image PNG --out MP4 [--frames T] [--fps F] [--motion-bucket B] [--gif] ...
   genlab video sample --weights RUN/finetune --image PNG --out MP4     (a toy model from `video train`)
+  genlab video train --stage t2v|interp --out RUN                         (text-to-video / interpolation toys)
+  genlab video sample --weights RUN/t2v --prompt "a red square moving right" --out MP4
+  genlab video interpolate --weights RUN/interp --first A.png --last B.png --out MP4
   genlab video convert --pretrained PATH --to genlab|diffusers|single_file --out DST
 """
 
@@ -27,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_demo)
 
     train = sub.add_parser("train", help="train one stage of the toy video model (resumable, DDP under torchrun)")
-    train.add_argument("--stage", required=True, help="image | video | video_hr | i2v | finetune | t2v_finetune | interp")
+    train.add_argument("--stage", required=True,
+                       help="image | video | video_hr | i2v | finetune (image-to-video model) | t2v (text-to-video, "
+                            "sprite prompts) | interp (frame interpolation, 5 frames, first and last given)")
     train.add_argument("--out", required=True, help="run folder; the stage writes OUT/STAGE/, resuming a checkpoint there")
     train.add_argument("--init", default=None,
                        help="weights to start from: a stage folder of an earlier run (its ema.safetensors) or a .safetensors file")
@@ -57,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--pretrained", help="diffusers SVD folder, the official svd(_xt).safetensors, or a genlab "
                                           "folder from `video convert`")
     src.add_argument("--weights", help="toy: a stage folder from `genlab video train` (RUN/STAGE, its ema.safetensors)")
-    sample.add_argument("--image", required=True, help="conditioning image (PNG/JPEG/...; alpha over white, grey expanded)")
+    sample.add_argument("--image", default=None, help="conditioning image (PNG/JPEG/...; alpha over white, grey expanded)")
+    sample.add_argument("--prompt", default=None, help="text-to-video: the prompt, with --weights RUN/t2v (instead of --image)")
     sample.add_argument("--out", required=True, help="output .mp4 (H.264)")
     sample.add_argument("--gif", action="store_true", help="also write a GIF beside the MP4")
     sample.add_argument("--frames", type=int, default=None, help="frames (default: the model's trained length)")
@@ -77,6 +83,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--crf", type=int, default=12, help="H.264 quality, 0..51 (lower = larger and closer)")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=_sample)
+
+    interp = sub.add_parser("interpolate", help="frame interpolation (toy): the frames between two images")
+    interp.add_argument("--weights", required=True, help="a stage folder of `genlab video train --stage interp`")
+    interp.add_argument("--first", required=True, help="first frame (PNG/JPEG/...)")
+    interp.add_argument("--last", required=True, help="last frame (same size as --first)")
+    interp.add_argument("--out", required=True, help="output .mp4 (H.264): first, generated, last")
+    interp.add_argument("--gif", action="store_true", help="also write a GIF beside the MP4")
+    interp.add_argument("--frames", type=int, default=None, help="frames including first and last (default: trained, 5)")
+    interp.add_argument("--fps", type=float, default=7.0, help="frame rate of the MP4 (the model sees fps - 1)")
+    interp.add_argument("--motion-bucket", type=float, default=127.0, help="0..255, higher = more motion")
+    interp.add_argument("--noise-aug", type=float, default=0.02, help="noise added to the two conditioning frames")
+    interp.add_argument("--steps", type=int, default=None, help="Euler steps (default 12)")
+    interp.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1: none)")
+    interp.add_argument("--seed", type=int, default=0)
+    interp.add_argument("--crf", type=int, default=12, help="H.264 quality, 0..51")
+    interp.add_argument("--quiet", action="store_true", help="no progress bar")
+    interp.set_defaults(func=_interpolate, decode_chunk=None, min_guidance=None, max_guidance=None)
 
     conv = sub.add_parser("convert", help="convert a pretrained SVD between diffusers, the official single file "
                                           "and genlab's folder")
@@ -134,15 +157,18 @@ def _train(args: argparse.Namespace) -> int:
     from genlab.core.train import init_distributed, latest_checkpoint, shutdown_distributed
     from genlab.errors import GenlabError
     from genlab.systems.video import demo
-    from genlab.systems.video.config import stage
-    from genlab.systems.video.model import SVDModel
-    from genlab.systems.video.train import encode_clips, heldout_loss, load_video_model, train_stage
+    from genlab.systems.video.config import stage, stage_mode
+    from genlab.systems.video.train import heldout_loss, load_video_model, train_stage
 
     _check_run_options(args)
     init = load_video_model(args.init) if args.init else None  # the user's file first, before any work
     toy = demo.fast() if args.toy == "fast" else demo.full()
-    st = stage(args.stage, steps=args.steps, frames=args.frames or toy.sprite.frames,
+    mode = stage_mode(args.stage)
+    st = stage(args.stage, steps=args.steps, frames=args.frames or _default_frames(mode, toy),
                size=args.size or toy.sprite.size, batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay)
+    if args.data and mode == "t2v":
+        raise GenlabError(f"--stage t2v with --data {args.data}: curated clips carry no prompts the toy text "
+                          "encoder was made for; train t2v on the sprites (no --data)")
     if args.data:  # the table is checked before any work: no kept clip is a clear error
         from genlab.systems.video.curated import STAGE_SELECTION, CuratedClipsConfig, curated_data, kept_rows
 
@@ -150,7 +176,7 @@ def _train(args: argparse.Namespace) -> int:
         curated = CuratedClipsConfig(frames=st.frames, size=st.size, motion_half=args.motion_half,
                                      selection=STAGE_SELECTION[st.name])
     torch.manual_seed(st.seed)
-    model = init if init is not None else SVDModel(toy.model)
+    model = _stage_model(init, toy, mode)
     if model.config.latent_channels != toy.model.latent_channels:
         raise GenlabError(f"--init {args.init}: a model with {model.config.latent_channels} latent channels, "
                           f"the --toy {args.toy} latent space has {toy.model.latent_channels}")
@@ -168,7 +194,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.data:
         data, heldout = curated_data(args.data, curated, ae, progress=not args.quiet and info.is_main)
     else:
-        data = encode_clips(clips.video, clips.bucket, ae, st.size, toy.sprite.fps_id)
+        data = _sprite_data(model, ae, clips, st, toy)
     last = latest_checkpoint(Path(args.out) / st.name / "checkpoints")
     if last is not None and info.is_main:
         print(f"resuming stage {st.name} from {last}")
@@ -183,6 +209,39 @@ def _train(args: argparse.Namespace) -> int:
             print(f"held-out loss ({len(heldout.latents)} windows, fixed noise): "
                   f"{heldout_loss(model, ae, heldout, st):.4f}")
     return 0
+
+
+def _default_frames(mode: str, toy) -> int:
+    from genlab.systems.video.config import INTERP_FRAMES
+
+    return min(INTERP_FRAMES, toy.sprite.frames) if mode == "interp" else toy.sprite.frames
+
+
+def _stage_model(init, toy, mode: str):
+    """The model a stage trains: `--init` as it is, or converted to the stage's conditioning (t2v / interp
+    start from a video model, as in the paper); without --init the toy's model for that mode."""
+    from genlab.systems.video.config import with_mode
+    from genlab.systems.video.model import SVDModel, convert_mode
+
+    if init is None:
+        return SVDModel(with_mode(toy.model, mode))
+    if init.config.mode == mode:
+        return init
+    print(f"--init: converting the {init.config.mode} model to {mode} (conv_in and conditioning adapted)")
+    return convert_mode(init, mode)
+
+
+def _sprite_data(model, ae, clips, st, toy):
+    """The toy's sprite clips as the stage's data: captions for t2v, first/last frames for interp."""
+    from genlab.systems.video.data import sprite_prompt
+    from genlab.systems.video.train import encode_clips, interp_data, text_data
+
+    if model.config.mode == "t2v":
+        prompts = [sprite_prompt(int(c)) for c in clips.colour]
+        return text_data(clips.video, clips.bucket, prompts, model, ae, st.size, toy.sprite.fps_id)
+    if model.config.mode == "interp":
+        return interp_data(clips.video, clips.bucket, ae, st.size, st.frames, toy.sprite.fps_id)
+    return encode_clips(clips.video, clips.bucket, ae, st.size, toy.sprite.fps_id)
 
 
 def _parse_size(text: str | None) -> tuple[int, int] | None:
@@ -245,8 +304,13 @@ def _peak_memory(device) -> str:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from genlab.errors import GenlabError
     from genlab.systems.video import pipeline
 
+    if args.prompt is not None:
+        return _sample_text(args)
+    if args.image is None:
+        raise GenlabError("--image is required (or --prompt TEXT with a text-to-video model from `video train --stage t2v`)")
     image = pipeline.load_image(args.image)  # the user's files first: a bad image fails in a second
     if args.weights:
         _check_sample_args(args)
@@ -311,6 +375,11 @@ def _sample_toy(args: argparse.Namespace, image) -> int:
     from genlab.systems.video.train import load_video_model
 
     model = load_video_model(args.weights)  # a stage folder of `video train` (its ema.safetensors) or a weights file
+    if model.config.mode != "i2v":
+        from genlab.errors import GenlabError
+
+        use = "--prompt TEXT" if model.config.mode == "t2v" else "`genlab video interpolate`"
+        raise GenlabError(f"--weights {args.weights}: a model of mode {model.config.mode}, not image-to-video; use {use}")
     toy = "fast" if model.config.latent_channels == 3 else "full"  # the latent space it was trained in
     ae, _, demo_cfg = _toy_ae(toy, progress=not args.quiet)
     size = demo_cfg.sprite.size
@@ -322,6 +391,82 @@ def _sample_toy(args: argparse.Namespace, image) -> int:
                           decode_chunk=args.decode_chunk, sigma_max=80.0)
     out = sample_i2v(model, ae, x, scfg, generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
     _write_outputs(args, out.video, {"weights": str(args.weights), "image": str(args.image), "seed": args.seed})
+    return 0
+
+
+def _toy_sampling(args: argparse.Namespace, frames: int):
+    from genlab.systems.video.pipeline import SamplingConfig
+
+    return SamplingConfig(num_frames=args.frames or frames, steps=args.steps or 12,
+                          min_guidance=1.0 if args.min_guidance is None else args.min_guidance,
+                          max_guidance=2.0 if args.max_guidance is None else args.max_guidance, fps_id=args.fps - 1,
+                          motion_bucket_id=args.motion_bucket, cond_aug=args.noise_aug,
+                          decode_chunk=args.decode_chunk, sigma_max=80.0)
+
+
+def _toy_model(weights: str, mode: str, progress: bool):
+    """A toy model of `mode` from `video train` and the latent space it was trained in."""
+    from genlab.errors import GenlabError
+    from genlab.systems.video.train import load_video_model
+
+    model = load_video_model(weights)
+    if model.config.mode != mode:
+        want = {"t2v": "--stage t2v", "interp": "--stage interp", "i2v": "an image-to-video stage"}[mode]
+        raise GenlabError(f"--weights {weights}: a model of mode {model.config.mode}; this needs one from `video train` {want}")
+    toy = "fast" if model.config.latent_channels == 3 else "full"
+    ae, _, demo_cfg = _toy_ae(toy, progress=progress)
+    return model, ae, demo_cfg
+
+
+def _sample_text(args: argparse.Namespace) -> int:
+    """`video sample --weights RUN/t2v --prompt TEXT`: the toy text-to-video model."""
+    import torch
+
+    from genlab.errors import GenlabError
+    from genlab.systems.video.pipeline import sample_prompts
+
+    if args.weights is None:
+        raise GenlabError("--prompt needs --weights RUN/t2v (a text-to-video model from `genlab video train --stage t2v`)")
+    if args.image is not None:
+        raise GenlabError("--prompt and --image: give one (text-to-video takes no image)")
+    _check_sample_args(args)
+    model, ae, demo_cfg = _toy_model(args.weights, "t2v", progress=not args.quiet)
+    size = demo_cfg.sprite.size
+    cfg = _toy_sampling(args, demo_cfg.sprite.frames)
+    out = sample_prompts(model, ae, [args.prompt], size, size, cfg, generator=torch.Generator().manual_seed(args.seed),
+                         progress=not args.quiet)
+    _write_outputs(args, out.video, {"weights": str(args.weights), "prompt": args.prompt, "seed": args.seed,
+                                     "motion_bucket": args.motion_bucket, "steps": cfg.steps})
+    return 0
+
+
+def _interpolate(args: argparse.Namespace) -> int:
+    """`video interpolate --weights RUN/interp --first A --last B --out OUT.mp4`."""
+    from dataclasses import replace
+
+    import torch
+
+    from genlab.errors import GenlabError
+    from genlab.systems.video.pipeline import load_image, pil_to_tensor, sample_interpolation
+
+    first, last = load_image(args.first, "--first"), load_image(args.last, "--last")  # the user's files first
+    if first.size != last.size:
+        raise GenlabError(f"--first {args.first} is {first.size[0]}x{first.size[1]}, --last {args.last} is "
+                          f"{last.size[0]}x{last.size[1]}: give two frames of one size")
+    if args.frames is not None and args.frames < 3:
+        raise GenlabError(f"--frames must be >= 3 (first, at least one between, last), got {args.frames}")
+    _check_sample_args(args)
+    model, ae, demo_cfg = _toy_model(args.weights, "interp", progress=not args.quiet)
+    size = demo_cfg.sprite.size
+    a, b = (pil_to_tensor(img.resize((size, size), resample=3)) for img in (first, last))  # bicubic, as trained
+    from genlab.systems.video.config import INTERP_FRAMES
+
+    cfg = replace(_toy_sampling(args, min(INTERP_FRAMES, demo_cfg.sprite.frames)),
+                  min_guidance=args.guidance, max_guidance=args.guidance)
+    out = sample_interpolation(model, ae, a, b, cfg, generator=torch.Generator().manual_seed(args.seed),
+                               progress=not args.quiet)
+    _write_outputs(args, out.video, {"weights": str(args.weights), "first": str(args.first), "last": str(args.last),
+                                     "frames": cfg.num_frames, "seed": args.seed, "steps": cfg.steps})
     return 0
 
 

@@ -23,6 +23,8 @@ class VideoModelConfig:
     t2v: in_channels = latent, text tokens; interp: 2 * latent + 1 (mask channel), 2 image tokens.
     `image_encoder`: "tiny" = a small trainable image encoder built in (toys); "external" = the caller
     provides the context tokens (CLIP ViT-H image embeddings for real SVD checkpoints).
+    `text_encoder` (t2v only): "builtin" = core.cond's small trainable hashed-word encoder (toys), a local
+    CLIP text-encoder folder (frozen, its penultimate layer as SD2.1), or "none" (the caller gives tokens).
     """
 
     unet: VideoUNetConfig = field(default_factory=temporal.svd)
@@ -30,6 +32,7 @@ class VideoModelConfig:
     latent_channels: int = 4
     image_encoder: str = "external"
     encoder_channels: int = 32  # tiny encoder width
+    text_encoder: str = "none"
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -45,10 +48,13 @@ class VideoModelConfig:
             raise GenlabError("VideoModelConfig: the UNet needs 3 added ids [fps_id, motion_bucket_id, cond_aug]")
         if self.image_encoder not in ("tiny", "external"):
             raise GenlabError(f"VideoModelConfig.image_encoder must be 'tiny' or 'external', got {self.image_encoder!r}")
+        if self.text_encoder != "none" and self.mode != "t2v":
+            raise GenlabError(f"VideoModelConfig.text_encoder {self.text_encoder!r} needs mode 't2v', got {self.mode!r}")
 
     def to_dict(self) -> dict:
         return {"unet": self.unet.to_dict(), "mode": self.mode, "latent_channels": self.latent_channels,
-                "image_encoder": self.image_encoder, "encoder_channels": self.encoder_channels}
+                "image_encoder": self.image_encoder, "encoder_channels": self.encoder_channels,
+                "text_encoder": self.text_encoder}
 
     @classmethod
     def from_dict(cls, d: dict) -> VideoModelConfig:
@@ -66,6 +72,21 @@ def tiny(mode: str = "i2v", latent_channels: int = 4) -> VideoModelConfig:
                          num_heads=(4, 8))
     return VideoModelConfig(unet=replace(unet, num_frames=8), mode=mode, latent_channels=latent_channels,
                             image_encoder="tiny")
+
+
+def in_channels_for(mode: str, latent_channels: int) -> int:
+    """i2v: noisy + conditioning-frame latent; t2v: noisy latent only; interp: noisy + [z_s, m.., z_e] + mask."""
+    if mode not in MODES:
+        raise GenlabError(f"mode must be one of {MODES}, got {mode!r}")
+    return {"i2v": 2 * latent_channels, "t2v": latent_channels, "interp": 2 * latent_channels + 1}[mode]
+
+
+def with_mode(cfg: VideoModelConfig, mode: str, text_encoder: str = "builtin") -> VideoModelConfig:
+    """The same network conditioned for `mode`: in_channels set accordingly (App. D.5 for interp), and
+    for t2v a text encoder in the cross-attention (`text_encoder`)."""
+    unet = replace(cfg.unet.unet, in_channels=in_channels_for(mode, cfg.latent_channels))
+    return replace(cfg, unet=replace(cfg.unet, unet=unet), mode=mode,
+                   text_encoder=text_encoder if mode == "t2v" else "none")
 
 
 def svd() -> VideoModelConfig:
@@ -108,14 +129,28 @@ PAPER_STAGES: dict[str, tuple[float, float]] = {
     "image": (-1.2, 1.0),  # stage I: image model finetuned to EDM
     "video": (-1.2, 1.0),  # stage II: video pretraining, "standard EDM noise schedule"
     "video_hr": (0.0, 1.0),  # stage II at higher resolution
-    "t2v_finetune": (0.5, 1.4),  # stage III text-to-video
+    "t2v": (0.5, 1.4),  # stage III text-to-video
     "i2v": (0.7, 1.6),  # image-to-video at base resolution
     "finetune": (1.0, 1.6),  # image-to-video high quality (SVD / SVD-XT)
     "interp": (1.0, 1.2),  # frame interpolation
 }
 
 
+# which model each stage trains: the text-to-video and interpolation stages change the conditioning
+STAGE_MODE = {"t2v": "t2v", "interp": "interp"}
+RENAMED_STAGES = {"t2v_finetune": "t2v"}
+INTERP_FRAMES = 5  # the paper's interpolation model: 5 frames, the first and last given (App. D.5)
+
+
+def stage_mode(name: str) -> str:
+    """The VideoModelConfig.mode a stage trains: t2v, interp, or i2v (every other stage)."""
+    return STAGE_MODE.get(name, "i2v")
+
+
 def stage(name: str, **overrides) -> StageConfig:
+    if name in RENAMED_STAGES:
+        raise GenlabError(f"stage {name!r} was renamed: use {RENAMED_STAGES[name]!r} (it trains the text-to-video "
+                          "model, not the image-to-video one with that stage's noise)")
     if name not in PAPER_STAGES:
         raise GenlabError(f"unknown stage {name!r}; choose from {sorted(PAPER_STAGES)}")
     p_mean, p_std = PAPER_STAGES[name]

@@ -80,7 +80,7 @@ def fps_id(fps: float, stride: int) -> float:
 # the paper's stages over data (section 3-4): image and video pretraining on the whole curated set, the
 # high-quality fine-tuning stages on a small subset of it
 STAGE_SELECTION = {"image": "all", "video": "all", "video_hr": "quality", "i2v": "quality", "finetune": "quality",
-                   "t2v_finetune": "quality", "interp": "quality"}
+                   "t2v": "quality", "interp": "quality"}
 
 
 def select_rows(rows: list[dict], cfg: CuratedClipsConfig) -> list[dict]:
@@ -158,7 +158,7 @@ def _key(folder: Path, rows: list[dict], cfg: CuratedClipsConfig, ae) -> str:
     for r in rows:
         st = (folder / r["clip_path"]).stat()
         files.append([r["clip_id"], r["clip_path"], st.st_size, st.st_mtime_ns, r["fps"], r["motion_score"]])
-    blob = json.dumps({"files": files, "config": asdict(cfg), "ae": _fingerprint(ae)}, sort_keys=True)
+    blob = json.dumps({"files": files, "config": asdict(cfg), "ae": _fingerprint(ae), "layout": 2}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -191,7 +191,8 @@ def curated_data(folder: str | os.PathLike, cfg: CuratedClipsConfig, ae, progres
                               "(use fewer --frames)")
         data = encode_clips(video_t, torch.cat(bucket), ae, cfg.size, torch.cat(fps))
         state = {"latents": data.latents, "first": data.first_frames, "bucket": data.buckets,
-                 "fps": torch.as_tensor(data.fps_id), "clip": torch.cat(clip)}
+                 "fps": torch.as_tensor(data.fps_id), "clip": torch.cat(clip),
+                 "last": video_t[:, -1]}  # the last frames: interpolation's second conditioning frame
         if image_encoder is not None:
             with torch.no_grad():
                 state["context"] = torch.cat([image_encoder(c).cpu() for c in data.first_frames.split(64)])
@@ -205,6 +206,7 @@ def curated_data(folder: str | os.PathLike, cfg: CuratedClipsConfig, ae, progres
     def part(mask: torch.Tensor) -> TrainData:
         return TrainData(latents=state["latents"][mask], first_frames=state["first"][mask],
                          buckets=state["bucket"][mask], fps_id=state["fps"][mask],
-                         context=state["context"][mask] if "context" in state else None)
+                         context=state["context"][mask] if "context" in state else None,
+                         last_frames=state["last"][mask])
 
     return part(~held), (part(held) if held.any() else None)

@@ -15,6 +15,19 @@ import torch.nn.functional as F
 
 COLOURS = torch.tensor([[1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [1.0, 1.0, -1.0]])  # RGB
 DIRECTIONS = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # (dx, dy) per colour
+COLOUR_NAMES = ("red", "green", "blue", "yellow")
+DIRECTION_NAMES = ("right", "left", "down", "up")
+
+
+def sprite_prompt(colour: int) -> str:
+    """The text-to-video toy's caption of a clip: its sprite class (colour, hence direction)."""
+    return f"a {COLOUR_NAMES[colour]} square moving {DIRECTION_NAMES[colour]}"
+
+
+def prompt_class(prompt: str) -> int | None:
+    """The sprite class a prompt asks for (the first colour word in it), None if it names none."""
+    words = prompt.lower().replace(",", " ").split()
+    return next((COLOUR_NAMES.index(w) for w in words if w in COLOUR_NAMES), None)
 
 
 @dataclass(frozen=True)

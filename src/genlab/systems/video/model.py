@@ -44,8 +44,23 @@ class TinyImageEncoder(nn.Module):
         return self.proj(pooled)[:, None]  # (N, 1, D)
 
 
+def build_text_encoder(config: VideoModelConfig):
+    """t2v's text encoder: core.cond's BuiltinTextEncoder sized to the UNet's context (trainable, saved with
+    the model), or a frozen CLIP text encoder from a local folder (its width must be the context width)."""
+    from genlab.core.cond.text import BuiltinTextEncoder, CLIPTextEncoder
+
+    ctx_dim = config.unet.unet.cross_attention_dim
+    if config.text_encoder == "builtin":
+        return BuiltinTextEncoder(dim=ctx_dim, heads=next(h for h in (4, 2, 1) if ctx_dim % h == 0))
+    enc = CLIPTextEncoder(config.text_encoder)
+    if enc.context_dim != ctx_dim:
+        raise GenlabError(f"VideoModelConfig.text_encoder {config.text_encoder}: hidden size {enc.context_dim}, the "
+                          f"UNet's cross_attention_dim is {ctx_dim}")
+    return enc
+
+
 class SVDModel(nn.Module):
-    """VideoUNet + (tiny) image encoder + interpolation mask embedding."""
+    """VideoUNet + (tiny) image encoder + interpolation mask embedding + (t2v) text encoder."""
 
     def __init__(self, config: VideoModelConfig):
         super().__init__()
@@ -60,6 +75,14 @@ class SVDModel(nn.Module):
             self.mask_embedding = nn.Parameter(torch.zeros(config.latent_channels))
         else:
             self.mask_embedding = None
+        self.text_encoder = None  # trainable (builtin): a sub-module, saved with the model
+        self._frozen_text: list = []  # a frozen local encoder: kept out of the state dict
+        if config.mode == "t2v" and config.text_encoder != "none":
+            enc = build_text_encoder(config)
+            if enc.trainable:
+                self.text_encoder = enc
+            else:
+                self._frozen_text.append(enc)
 
     # --- the raw network, in the signature core/flow expects: net(net_input, net_time, **cond) ---
     def net(self, z_in: torch.Tensor, c_noise: torch.Tensor, *, context: torch.Tensor | None = None,
@@ -70,14 +93,46 @@ class SVDModel(nn.Module):
         return self.unet(x, c_noise, context, added_cond, image_only_indicator)
 
     def forward(self, z_in: torch.Tensor, c_noise: torch.Tensor, *, image: torch.Tensor | None = None,
-                image_keep: torch.Tensor | None = None, **cond) -> torch.Tensor:
-        """`net`, with the built-in image encoder run inside: `image` (B, 3, H, W) -> the context token,
-        zeroed where `image_keep` (B,) is 0 (CFG dropout). Training calls this, so one forward reaches every
-        trainable parameter (what DDP needs)."""
+                image_keep: torch.Tensor | None = None, end_image: torch.Tensor | None = None,
+                text_ids: torch.Tensor | None = None, **cond) -> torch.Tensor:
+        """`net`, with the built-in encoders run inside: `image` (B, 3, H, W) -> the context token (and
+        `end_image` -> a second one, interpolation), or `text_ids` (B, L) -> the text tokens; zeroed where
+        `image_keep` (B,) is 0 (CFG dropout). Training calls this, so one forward reaches every trainable
+        parameter (what DDP needs)."""
+        token = None
         if image is not None:
             token = self.encode_image_token(image)  # (B, 1, D)
+            if end_image is not None:
+                token = torch.cat([token, self.encode_image_token(end_image)], dim=1)  # (B, 2, D)
+        elif text_ids is not None:
+            token = self.encode_text(text_ids)  # (B, L, D)
+        if token is not None:
             cond["context"] = token if image_keep is None else token * image_keep[:, None, None].to(token.dtype)
         return self.net(z_in, c_noise, **cond)
+
+    # --- text (t2v) ---
+    @property
+    def has_text_encoder(self) -> bool:
+        return self.text_encoder is not None or bool(self._frozen_text)
+
+    def _text(self):
+        if self.text_encoder is not None:
+            return self.text_encoder
+        if self._frozen_text:
+            return self._frozen_text[0]
+        raise GenlabError("SVDModel: this model has no text encoder (a t2v model with text_encoder 'builtin' or a "
+                          "local CLIP folder); pass context tokens")
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        """Prompts -> token ids (B, L) of the model's text encoder."""
+        return self._text().tokenize(list(prompts))["input_ids"]
+
+    def encode_text(self, text_ids: torch.Tensor) -> torch.Tensor:
+        """Token ids (B, L) -> context tokens (B, L, D)."""
+        enc = self._text()
+        if self.text_encoder is None:
+            enc.to(text_ids.device)
+        return enc.encode_tokens({"input_ids": text_ids}).context
 
     # --- conditioning ---
     def encode_image_token(self, image: torch.Tensor) -> torch.Tensor:
@@ -100,9 +155,10 @@ class SVDModel(nn.Module):
         return {"context": context, "added_cond": added_cond, "concat": concat}
 
     def interp_conditioning(self, start_latent: torch.Tensor, end_latent: torch.Tensor,
-                            start_token: torch.Tensor, end_token: torch.Tensor, added_cond: torch.Tensor,
-                            num_frames: int) -> dict:
-        """Interpolation (App. D.5): concat [z_s, m, ..., m, z_e] + a mask channel; context = 2 tokens."""
+                            start_token: torch.Tensor | None, end_token: torch.Tensor | None,
+                            added_cond: torch.Tensor, num_frames: int) -> dict:
+        """Interpolation (App. D.5): concat [z_s, m, ..., m, z_e] + a mask channel; context = 2 tokens (None
+        when the tokens are computed inside `forward`, as in training)."""
         if self.mask_embedding is None:
             raise GenlabError("SVDModel: interp_conditioning needs a model built with mode='interp'")
         if num_frames < 3:
@@ -112,8 +168,8 @@ class SVDModel(nn.Module):
         lat = torch.cat([start_latent[:, None], mid, end_latent[:, None]], dim=1)  # (B, T, C, h, w)
         mask = torch.zeros(b, num_frames, 1, h, w, dtype=lat.dtype, device=lat.device)
         mask[:, 0] = mask[:, -1] = 1.0
-        return {"context": torch.cat([start_token, end_token], dim=1), "added_cond": added_cond,
-                "concat": torch.cat([lat, mask], dim=2)}
+        context = None if start_token is None else torch.cat([start_token, end_token], dim=1)
+        return {"context": context, "added_cond": added_cond, "concat": torch.cat([lat, mask], dim=2)}
 
     @staticmethod
     def unconditional(cond: dict) -> dict:
@@ -175,3 +231,25 @@ class CLIPImageTokens(nn.Module):
         dtype = next(self.encoder.parameters()).dtype
         # the resize and normalisation in float32 (as diffusers), then the tower in its own dtype
         return self.encoder(pixel_values=self.pixel_values(image.float()).to(dtype)).image_embeds[:, None]
+
+
+def convert_mode(model: SVDModel, mode: str, text_encoder: str = "builtin") -> SVDModel:
+    """A model conditioned for `mode`, initialised from `model` (the paper starts its text-to-video and
+    interpolation models from the video model): every weight of the same name and shape is copied; conv_in's
+    kernels for the input channels both have are copied and the others start at zero, so new conditioning
+    channels start as a no-op and dropped ones are cut."""
+    from genlab.systems.video.config import with_mode
+
+    new = SVDModel(with_mode(model.config, mode, text_encoder))
+    own, src = new.state_dict(), model.state_dict()
+    with torch.no_grad():
+        for key, value in own.items():
+            if key in src and src[key].shape == value.shape:
+                value.copy_(src[key])
+        w_new, w_old = own["unet.conv_in.weight"], src["unet.conv_in.weight"]
+        c = min(w_new.shape[1], w_old.shape[1], model.config.latent_channels)
+        w_new.zero_()
+        w_new[:, :c] = w_old[:, :c]  # the noisy latent's channels come first in every mode
+        if "t2v" not in (mode, model.config.mode):  # i2v <-> interp: both have conditioning latents next
+            w_new[:, c:2 * c] = w_old[:, c:2 * c]
+    return new.train(model.training)

@@ -177,8 +177,11 @@ def _sample(model: SVDModel, ae, cond: dict, latent_shape: tuple[int, ...], cfg:
 @torch.no_grad()
 def sample_t2v(model: SVDModel, ae, context: torch.Tensor | None, height: int, width: int, cfg: SamplingConfig,
                generator: torch.Generator | None = None, guidance_scales: torch.Tensor | None = None,
-               decode: bool = True, progress: bool = False) -> VideoSample:
-    """Text-to-video (paper section 4.2): text tokens (B, L, D) in cross-attention, no concat latent."""
+               decode: bool = True, progress: bool = False,
+               motion_bucket_id: torch.Tensor | None = None) -> VideoSample:
+    """Text-to-video (paper section 4.2): text tokens (B, L, D) in cross-attention, no concat latent; the
+    vector's cond_aug is 0 (no conditioning image to augment, as in training). `motion_bucket_id` (B,)
+    overrides cfg's per sample."""
     if model.config.mode != "t2v":
         raise GenlabError(f"sample_t2v needs a model built with mode='t2v', got mode={model.config.mode!r}")
     if context is None:
@@ -189,10 +192,26 @@ def sample_t2v(model: SVDModel, ae, context: torch.Tensor | None, height: int, w
     if cfg.num_frames < 1:
         raise GenlabError(f"num_frames must be >= 1, got {cfg.num_frames}")
     b = context.shape[0]
-    added = model.added_ids(b, cfg.fps_id, cfg.motion_bucket_id, cfg.cond_aug, device=context.device)
+    bucket = cfg.motion_bucket_id if motion_bucket_id is None else motion_bucket_id
+    added = model.added_ids(b, cfg.fps_id, bucket, 0.0, device=context.device)
     cond = {"context": context, "added_cond": added.to(context.dtype)}
     shape = (b, model.config.latent_channels, height // ae.downsample_factor, width // ae.downsample_factor)
     return _sample(model, ae, cond, shape, cfg, generator, guidance_scales, decode, progress)
+
+
+@torch.no_grad()
+def sample_prompts(model: SVDModel, ae, prompts: list[str], height: int, width: int, cfg: SamplingConfig,
+                   generator: torch.Generator | None = None, motion_bucket_id: torch.Tensor | None = None,
+                   progress: bool = False) -> VideoSample:
+    """Text-to-video from prompts, through the model's own text encoder (builtin or a local CLIP)."""
+    if model.config.mode != "t2v":
+        raise GenlabError(f"a prompt needs a text-to-video model (mode 't2v'), got mode {model.config.mode!r}")
+    if not prompts or any(not p.strip() for p in prompts):
+        raise GenlabError(f"--prompt: expected non-empty text, got {prompts!r}")
+    dev = next(model.parameters()).device
+    context = model.encode_text(model.tokenize(prompts).to(dev))
+    return sample_t2v(model, ae, context, height, width, cfg, generator=generator, progress=progress,
+                      motion_bucket_id=motion_bucket_id)
 
 
 @torch.no_grad()
@@ -221,20 +240,21 @@ def sample_interpolation(model: SVDModel, ae, start: torch.Tensor, end: torch.Te
 # image-to-video with a pretrained SVD (pretrained.py): the user's image in, frames out
 
 
-def load_image(path) -> PILImage:
-    """A PNG/JPEG/... as RGB: alpha is composited over white, one-channel / palette images are expanded."""
+def load_image(path, arg: str = "--image") -> PILImage:
+    """A PNG/JPEG/... as RGB: alpha is composited over white, one-channel / palette images are expanded.
+    `arg` names the option in errors."""
     from pathlib import Path
 
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
-        raise GenlabError(f"--image {path}: not found")
+        raise GenlabError(f"{arg} {path}: not found")
     try:
         img = Image.open(path)
         img.load()
     except (UnidentifiedImageError, OSError) as err:
-        raise GenlabError(f"--image {path}: not a readable image ({err})") from None
+        raise GenlabError(f"{arg} {path}: not a readable image ({err})") from None
     return to_rgb(img)
 
 

@@ -47,14 +47,17 @@ class TrainData:
     buckets: torch.Tensor  # (N,) motion bucket ids
     fps_id: float | torch.Tensor = 6.0  # one value or (N,)
     context: torch.Tensor | None = None  # (N, L, D) image tokens, for models with an external encoder
+    last_frames: torch.Tensor | None = None  # (N, 3, H, W) the clean last frames (interpolation)
+    text_ids: torch.Tensor | None = None  # (N, L) token ids of the clips' prompts (text-to-video)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The per-sample tensors the Trainer indexes along dim 0."""
         n = self.latents.shape[0]
         out = {"latents": self.latents, "first": self.first_frames, "bucket": self.buckets.float(),
                "fps": torch.as_tensor(self.fps_id, dtype=torch.float32).reshape(-1).expand(n).clone()}
-        if self.context is not None:
-            out["context"] = self.context
+        for key, value in (("context", self.context), ("last", self.last_frames), ("text", self.text_ids)):
+            if value is not None:
+                out[key] = value
         return out
 
 
@@ -68,6 +71,28 @@ def encode_clips(video: torch.Tensor, buckets: torch.Tensor, ae, size: int, fps_
         lat = torch.cat([ae.encode(c.flatten(0, 1).to(device)).cpu() for c in video.split(chunk)])
     lat = lat.reshape(video.shape[0], video.shape[1], *lat.shape[1:])
     return TrainData(latents=lat, first_frames=video[:, 0], buckets=buckets, fps_id=fps_id)
+
+
+def interp_data(video: torch.Tensor, buckets: torch.Tensor, ae, size: int, frames: int,
+                fps_id: float | torch.Tensor = 6.0) -> TrainData:
+    """Interpolation windows: the first `frames` frames of each clip, its first and last frame the
+    conditioning (App. D.5: 5 frames, the 3 in between generated)."""
+    if video.shape[1] < frames or frames < 3:
+        raise GenlabError(f"interpolation needs 3 <= frames <= the clips' {video.shape[1]} frames, got {frames}")
+    video = video[:, :frames]
+    data = encode_clips(video, buckets, ae, size, fps_id)
+    data.last_frames = resize_frames(video[:, -1:], size)[:, 0]
+    return data
+
+
+def text_data(video: torch.Tensor, buckets: torch.Tensor, prompts: list[str], model: SVDModel, ae, size: int,
+              fps_id: float | torch.Tensor = 6.0) -> TrainData:
+    """Text-to-video clips: encoded clips plus their prompts as the model's token ids."""
+    if len(prompts) != video.shape[0]:
+        raise GenlabError(f"text-to-video data: {video.shape[0]} clips but {len(prompts)} prompts")
+    data = encode_clips(video, buckets, ae, size, fps_id)
+    data.text_ids = model.tokenize(prompts)
+    return data
 
 
 def trainable_parameters(model: SVDModel, stage: StageConfig) -> list[torch.nn.Parameter]:
@@ -88,6 +113,10 @@ def trainable_parameters(model: SVDModel, stage: StageConfig) -> list[torch.nn.P
 def stage_batch(model: SVDModel, ae, batch: dict[str, torch.Tensor], stage: StageConfig,
                 ctx: StepContext) -> tuple[torch.Tensor, dict]:
     """(x0, conditions) of one batch; all randomness through `ctx` (global-batch streams, resumable)."""
+    if model.config.mode == "t2v":
+        return t2v_batch(model, batch, stage, ctx)
+    if model.config.mode == "interp":
+        return interp_batch(model, ae, batch, stage, ctx)
     latents, first = batch["latents"], batch["first"]
     b = latents.shape[0]
     if stage.image_only:  # single frames (any frame of the clip) with image_only_indicator = 1
@@ -111,6 +140,52 @@ def stage_batch(model: SVDModel, ae, batch: dict[str, torch.Tensor], stage: Stag
         raise GenlabError("training a model with an external image encoder needs TrainData.context (image tokens)")
     if stage.image_only:
         cond["image_only_indicator"] = torch.ones(b, 1, device=x0.device)
+    return x0, cond
+
+
+def t2v_batch(model: SVDModel, batch: dict[str, torch.Tensor], stage: StageConfig,
+              ctx: StepContext) -> tuple[torch.Tensor, dict]:
+    """Text-to-video (paper section 4.2): the prompt's tokens in cross-attention, no concat latent, the vector
+    [fps_id, motion_bucket_id, 0] (no conditioning image, so no noise augmentation); the text dropped
+    (zeroed) for a fraction of samples (classifier-free guidance)."""
+    x0 = batch["latents"][:, : stage.frames]
+    b = x0.shape[0]
+    keep = (ctx.rand() >= stage.uncond_prob).to(x0.dtype)
+    cond = {"added_cond": model.added_ids(b, batch["fps"], batch["bucket"], 0.0, device=x0.device)}
+    if "text" in batch and model.has_text_encoder:
+        cond["text_ids"], cond["image_keep"] = batch["text"], keep
+    elif "context" in batch:
+        cond["context"] = batch["context"] * keep[:, None, None]
+    else:
+        raise GenlabError("training a text-to-video model needs TrainData.text_ids (prompts) or .context (text tokens)")
+    return x0, cond
+
+
+def interp_batch(model: SVDModel, ae, batch: dict[str, torch.Tensor], stage: StageConfig,
+                 ctx: StepContext) -> tuple[torch.Tensor, dict]:
+    """Interpolation (App. D.5): all frames of the window are denoised; the first and last are given as
+    noise-augmented, unscaled AE latents in [z_s, m, .., m, z_e] + a mask channel, and as two image tokens."""
+    latents, first = batch["latents"], batch["first"]
+    if "last" not in batch:
+        raise GenlabError("training an interpolation model needs TrainData.last_frames (see `interp_data`)")
+    if latents.shape[1] != stage.frames:
+        raise GenlabError(f"interpolation: the data has {latents.shape[1]}-frame windows, the stage trains "
+                          f"{stage.frames} (build the data with interp_data(frames={stage.frames}))")
+    x0, last, b = latents, batch["last"], latents.shape[0]
+    sigma_aug = torch.exp(stage.cond_aug_mean + stage.cond_aug_std * ctx.randn())  # (B,) App. D.4
+    noisy = [img + sigma_aug[:, None, None, None] * ctx.randn(*img.shape[1:]) for img in (first, last)]
+    with torch.no_grad():
+        z_s, z_e = (ae.encode_unscaled(img) for img in noisy)
+    keep = (ctx.rand() >= stage.uncond_prob).to(x0.dtype)
+    added = model.added_ids(b, batch["fps"], batch["bucket"], sigma_aug, device=x0.device)
+    cond = model.interp_conditioning(z_s, z_e, None, None, added, x0.shape[1])
+    cond["concat"] = cond["concat"] * keep[:, None, None, None, None]
+    if model.image_encoder is not None:
+        cond["image"], cond["end_image"], cond["image_keep"] = first, last, keep
+    elif "context" in batch:
+        cond["context"] = batch["context"] * keep[:, None, None]
+    else:
+        raise GenlabError("training a model with an external image encoder needs TrainData.context (image tokens)")
     return x0, cond
 
 
