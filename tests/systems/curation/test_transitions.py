@@ -100,3 +100,13 @@ def test_long_shots_split_under_max_clip_s_never_inside_a_transition():
     assert [s.start_by for s in scenes] == ["start", "max_len"] and scenes[-1].end_by == "end"
     scores[480] = 0.0  # a calm frame outside the transition, within reach: taken
     assert scenes_from_cuts([], times, 30.0, 1.0, max_clip_s=16.0, scores=scores, transitions=[(440, 460)])[1].start_frame == 480
+
+
+def test_a_video_shorter_than_the_dissolve_windows_is_curated(tmp_path):
+    """8 frames at 8 fps: fewer frames than 2k for the dissolve test's windows; it has no dissolve, not a failure."""
+    rng = np.random.default_rng(0)
+    frames = [np.roll(synthetic.texture(rng, 96, 96), i, axis=1) for i in range(8)]
+    path = synthetic.write_video(tmp_path / "short.mp4", frames, fps=8)
+    cfg = replace(fast_config(), clips=replace(fast_config().clips, write_clips=False, min_clip_s=0.5))
+    rows = process_video(path, cfg, tmp_path / "out")
+    assert rows[0]["status"] == "ok", rows[0]["error"]

@@ -116,11 +116,13 @@ class DissolveDetector:
         flat = arr.reshape(len(arr), -1)
         m = len(flat)
         # every quantity is a dot product of two frames: <f_t, f_t+lag> for the lags k and 2k
-        gram = {lag: np.einsum("ij,ij->i", flat[:m - lag], flat[lag:]) for lag in {0, *self.ks, *(2 * k for k in self.ks)}}
+        # (lags reaching past the frames held are skipped: a video shorter than 2k frames has no centre for k)
+        lags = {lag for lag in {0, *self.ks, *(2 * k for k in self.ks)} if lag < m}
+        gram = {lag: np.einsum("ij,ij->i", flat[:m - lag], flat[lag:]) for lag in lags}
         cfg = self.cfg
         for k in self.ks:
             lo, hi = max(self.done, self.base + k), min(end, total - k)
-            if hi <= lo:
+            if hi <= lo or 2 * k not in gram:
                 continue
             c = np.arange(lo, hi) - self.base  # local index of each centre
             xx, zz, yy = gram[0][c - k], gram[0][c], gram[0][c + k]
