@@ -37,7 +37,7 @@ import torch
 CORPUS = 400
 HELDOUT = 100
 SEEDS = (0, 1, 2)
-STEPS = 300
+STEPS = 200
 BATCH = 8
 LR = 2e-3
 FRAMES = 8
@@ -46,7 +46,7 @@ SHOW = 4  # the videos are written at 4x the model's 32 px, so the detectors see
 KINDS = {"clean": 0.4, "cut": 0.15, "static": 0.15, "text": 0.15, "fade": 0.15}
 CURATE_ARGS = ["--preset", "tiny", "--min-clip-s", "0.5", "--min", "motion_score=0.5", "--max", "text_ratio=0.01"]
 TEXT_FOUND = 0.005  # a sample "has text" when the OCR boxes cover more than this fraction of a frame
-SAMPLE_STEPS = 12
+SAMPLE_STEPS = 10
 CLASSIFIER_STEPS = 150
 
 
