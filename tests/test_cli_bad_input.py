@@ -23,6 +23,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("video train --stage image --init FILE --out OUT --steps 1", "safetensors"),
     ("video sample --weights FILE --image FILE --out OUT", "run"),
     ("video sample --pretrained FILE --image FILE --out OUT", "safetensors"),
+    ("video sample --weights FILE --prompt x --out OUT", "run"),
+    ("video interpolate --weights FILE --first FILE --last FILE --out OUT", "run"),
     ("video convert --pretrained FILE --to genlab --out OUT", "safetensors"),
     ("insertion sample --run FILE --out OUT", "run"),
     ("insertion eval --run FILE --out OUT", "run"),

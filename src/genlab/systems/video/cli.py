@@ -404,8 +404,8 @@ def _toy_sampling(args: argparse.Namespace, frames: int):
                           decode_chunk=args.decode_chunk, sigma_max=80.0)
 
 
-def _toy_model(weights: str, mode: str, progress: bool):
-    """A toy model of `mode` from `video train` and the latent space it was trained in."""
+def _toy_model(weights: str, mode: str):
+    """A toy model of `mode` from `video train` (checked before any other work)."""
     from genlab.errors import GenlabError
     from genlab.systems.video.train import load_video_model
 
@@ -413,9 +413,13 @@ def _toy_model(weights: str, mode: str, progress: bool):
     if model.config.mode != mode:
         want = {"t2v": "--stage t2v", "interp": "--stage interp", "i2v": "an image-to-video stage"}[mode]
         raise GenlabError(f"--weights {weights}: a model of mode {model.config.mode}; this needs one from `video train` {want}")
-    toy = "fast" if model.config.latent_channels == 3 else "full"
-    ae, _, demo_cfg = _toy_ae(toy, progress=progress)
-    return model, ae, demo_cfg
+    return model
+
+
+def _toy_latent_space(model, progress: bool):
+    """The toy latent space `model` was trained in: (autoencoder, demo config)."""
+    ae, _, demo_cfg = _toy_ae("fast" if model.config.latent_channels == 3 else "full", progress=progress)
+    return ae, demo_cfg
 
 
 def _sample_text(args: argparse.Namespace) -> int:
@@ -429,8 +433,9 @@ def _sample_text(args: argparse.Namespace) -> int:
         raise GenlabError("--prompt needs --weights RUN/t2v (a text-to-video model from `genlab video train --stage t2v`)")
     if args.image is not None:
         raise GenlabError("--prompt and --image: give one (text-to-video takes no image)")
+    model = _toy_model(args.weights, "t2v")  # the user's file first
     _check_sample_args(args)
-    model, ae, demo_cfg = _toy_model(args.weights, "t2v", progress=not args.quiet)
+    ae, demo_cfg = _toy_latent_space(model, progress=not args.quiet)
     size = demo_cfg.sprite.size
     cfg = _toy_sampling(args, demo_cfg.sprite.frames)
     out = sample_prompts(model, ae, [args.prompt], size, size, cfg, generator=torch.Generator().manual_seed(args.seed),
@@ -455,8 +460,9 @@ def _interpolate(args: argparse.Namespace) -> int:
                           f"{last.size[0]}x{last.size[1]}: give two frames of one size")
     if args.frames is not None and args.frames < 3:
         raise GenlabError(f"--frames must be >= 3 (first, at least one between, last), got {args.frames}")
+    model = _toy_model(args.weights, "interp")
     _check_sample_args(args)
-    model, ae, demo_cfg = _toy_model(args.weights, "interp", progress=not args.quiet)
+    ae, demo_cfg = _toy_latent_space(model, progress=not args.quiet)
     size = demo_cfg.sprite.size
     a, b = (pil_to_tensor(img.resize((size, size), resample=3)) for img in (first, last))  # bicubic, as trained
     from genlab.systems.video.config import INTERP_FRAMES
