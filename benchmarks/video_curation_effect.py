@@ -37,7 +37,7 @@ import torch
 CORPUS = 400
 HELDOUT = 100
 SEEDS = (0, 1, 2)
-STEPS = 200
+STEPS = 120
 BATCH = 8
 LR = 2e-3
 FRAMES = 8
@@ -47,7 +47,7 @@ KINDS = {"clean": 0.4, "cut": 0.15, "static": 0.15, "text": 0.15, "fade": 0.15}
 CURATE_ARGS = ["--preset", "tiny", "--min-clip-s", "0.5", "--min", "motion_score=0.5", "--max", "text_ratio=0.01"]
 TEXT_FOUND = 0.005  # a sample "has text" when the OCR boxes cover more than this fraction of a frame
 SAMPLE_STEPS = 10
-CLASSIFIER_STEPS = 150
+CLASSIFIER_STEPS = 100
 
 
 def classifier_config():
@@ -117,7 +117,9 @@ def make_corpus(folder: Path, n: int, seed: int = 100):
         frames = upscale(shot)
         if kind == "text":
             frames = overlay_text(frames, rng)
-        write_video(folder / f"v{i:04d}.mp4", frames, fps=FPS, crf=18)
+        path = folder / f"v{i:04d}.mp4"
+        if not path.is_file():  # the corpus is fixed by its seed: a second run (another seed) reuses the files
+            write_video(path, frames, fps=FPS, crf=18)
         raw[i] = downscale(frames)
     return kinds, raw, a
 
@@ -126,6 +128,8 @@ def curate(corpus: Path, out: Path) -> list[dict]:
     """`genlab video curate` (the CLI, as a user runs it) -> the rows of clips.parquet."""
     import pyarrow.parquet as pq
 
+    if (out / "clips.parquet").is_file():  # curated by an earlier run on the same corpus
+        return pq.read_table(out / "clips.parquet").to_pylist()
     cmd = [sys.executable, "-m", "genlab", "video", "curate", str(corpus), "--out", str(out), *CURATE_ARGS, "--quiet"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
@@ -181,7 +185,7 @@ def evaluate(model, ae, test, judge, real_stats, tmp: Path, seed: int) -> dict:
     from genlab.systems.video.data import fit_motion
     from genlab.systems.video.pipeline import SamplingConfig, sample_i2v
 
-    cfg = SamplingConfig(num_frames=FRAMES, steps=SAMPLE_STEPS, min_guidance=1.0, max_guidance=2.0, sigma_max=80.0,
+    cfg = SamplingConfig(num_frames=FRAMES, steps=SAMPLE_STEPS, min_guidance=1.0, max_guidance=1.0, sigma_max=80.0,
                          fps_id=sprite_config().fps_id)
     video = sample_i2v(model, ae, test.video[:, 0], cfg, generator=torch.Generator().manual_seed(seed + 1),
                        motion_bucket_id=test.bucket).video.clamp(-1, 1)
@@ -210,11 +214,31 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def combine(paths: list[str], out: str | None) -> None:
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    merged = dict(parts[0])
+    merged["seeds"] = sorted(s for p in parts for s in p["seeds"])
+    merged["results"] = {arm: [r for p in parts for r in p["results"][arm]] for arm in ("curated", "random")}
+    merged["seconds"] = [p["seconds"] for p in parts]
+    merged["training_clips"] = [p["training_clips"] for p in parts]
+    print(table(merged["results"]))
+    if out:
+        from genlab.core.io import atomic_write_text
+
+        atomic_write_text(Path(out), json.dumps(merged, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     parser.add_argument("--work", default=None, help="folder for the corpus and curation (default: a temporary one)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), choices=SEEDS,
+                        help="run these of the fixed seeds only (to run seeds as parallel processes sharing --work)")
+    parser.add_argument("--combine", nargs="+", default=None, metavar="JSON",
+                        help="print the table of several --out files (one per seed) and write their union to --out")
     args = parser.parse_args()
+    if args.combine:
+        return combine(args.combine, args.out)
     from genlab.systems.video import demo
     from genlab.systems.video.classifier import train_classifier
     from genlab.systems.video.data import make_clips
@@ -238,7 +262,7 @@ def main() -> None:
         bucket = labels.speed * sprite_config().bucket_per_px
         results: dict[str, list] = {"curated": [], "random": []}
         sizes = {}
-        for seed in SEEDS:
+        for seed in args.seeds:
             kept, random = training_sets(rows, len(raw), seed)
             sizes = {"curated": len(kept), "random": len(random),
                      "random_kinds": {k: int((kinds[random] == k).sum()) for k in KINDS}}
@@ -249,7 +273,7 @@ def main() -> None:
                 print(f"seed {seed} {arm}: {results[arm][-1]} ({time.perf_counter() - t1:.0f} s)", flush=True)
         kept_kinds = {k: int(sum(1 for i in kept if kinds[i] == k)) for k in KINDS}
     summary = {"corpus": {k: int((kinds == k).sum()) for k in KINDS}, "kept_windows_by_kind": kept_kinds,
-               "training_clips": sizes, "steps": STEPS, "batch": BATCH, "seeds": list(SEEDS),
+               "training_clips": sizes, "steps": STEPS, "batch": BATCH, "seeds": list(args.seeds),
                "classifier_heldout_accuracy": judge_acc, "results": results,
                "seconds": {**times, "total_s": time.perf_counter() - t0}, "threads": threads_line()}
     print(json.dumps({k: v for k, v in summary.items() if k != "results"}, indent=1))

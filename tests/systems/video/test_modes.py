@@ -166,7 +166,7 @@ def test_interpolation_beats_linear_blend_by_1db():
     cfg, train, ae = _toy()
     torch.manual_seed(0)
     model = SVDModel(with_mode(cfg.model, "interp"))
-    st = stage("interp", frames=INTERP_FRAMES, steps=700, batch_size=8, lr=2e-3)
+    st = stage("interp", frames=INTERP_FRAMES, steps=500, batch_size=8, lr=2e-3)
     train_stage(model, ae, interp_data(train.video, train.bucket, ae, 32, INTERP_FRAMES), st)
     test = make_clips(cfg.sprite, 32, seed=4321)
     truth = test.video[:, :INTERP_FRAMES]
@@ -193,7 +193,7 @@ def test_t2v_draws_the_prompted_class():
     torch.manual_seed(0)
     model = SVDModel(with_mode(cfg.model, "t2v"))
     prompts = [sprite_prompt(int(c)) for c in train.colour]
-    st = stage("t2v", steps=1000, batch_size=8, lr=2e-3)
+    st = stage("t2v", steps=700, batch_size=8, lr=2e-3)
     train_stage(model, ae, text_data(train.video, train.bucket, prompts, model, ae, 32), st)
     judge, judge_acc = train_classifier(cfg.sprite)
     asked = torch.arange(32) % len(COLOUR_NAMES)
