@@ -32,6 +32,7 @@ from genlab.core.io import atomic_write_text
 from genlab.core.procs import exit_with_parent
 from genlab.errors import GenlabError
 from genlab.systems.video.curation import stages as st
+from genlab.systems.video.curation.captioning import CaptionerStage, SummaryStage
 from genlab.systems.video.curation.clipping import (
     SourceReader,
     clip_suffix,
@@ -53,9 +54,15 @@ COLUMNS = [
     "video_duration_s", "fps", "width", "height", "codec", "bit_rate", "container", "size_bytes",
     "num_frames", "num_cuts", "num_scenes", "scene_s_dropped", "motion_score", "camera_motion", "text_ratio",
     "text_ratio_max", "key_hash", "dup_of",
-    "clip_embedding", "aesthetic_score", "caption", "clip_score",
+    "clip_embedding", "aesthetic_score", "caption", "summary", "clip_score",
 ]
 SCORES = ["duration_s", "motion_score", "text_ratio", "aesthetic_score", "clip_score"]
+
+
+def columns(config: CurationConfig) -> list[str]:
+    """The table's columns: COLUMNS with one `caption_<name>` per extra captioner after `caption`."""
+    i = COLUMNS.index("caption") + 1
+    return [*COLUMNS[:i], *(f"caption_{c.name}" for c in config.embeddings.captioners), *COLUMNS[i:]]
 
 
 def video_id_for(path: str | os.PathLike) -> str:
@@ -103,8 +110,11 @@ def clip_stages(config: CurationConfig) -> list:
             stages.append(st.AestheticStage(emb))
     if emb.caption_path:
         stages.append(st.CaptionStage(emb))
-        if emb.clip_path:
-            stages.append(st.ClipScoreStage(emb))
+    stages += [CaptionerStage(c, emb.caption_max_tokens) for c in emb.captioners]
+    if emb.summariser_path:
+        stages.append(SummaryStage(emb.summariser_path, emb.summary_max_tokens))
+    if emb.clip_path and (emb.caption_path or emb.summariser_path):
+        stages.append(st.ClipScoreStage(emb))
     return stages
 
 
@@ -310,7 +320,7 @@ def score_clips(path, clips: list[dict], frames: list | None, config: CurationCo
         for row, clip_frames in zip(clips, frames):
             for stage in stages:
                 row.update(timed(stage.name, stage, row, clip_frames))
-        return [{k: plain(r.get(k)) for k in COLUMNS} for r in clips]
+        return [{k: plain(r.get(k)) for k in columns(config)} for r in clips]
     except VideoReadError as err:
         return [{**_empty_row(video_id_for(path), str(path)), "status": "failed", "error": err.reason}]
     except Exception as err:  # noqa: BLE001
@@ -326,7 +336,7 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
     timings = {} if timings is None else timings
     clips, frames = plan_video(path, config, out_dir, timings)
     rows = clips if clips[0]["status"] != "ok" else score_clips(path, clips, frames, config, timings)
-    rows = [{k: plain(r.get(k)) for k in COLUMNS} for r in rows]
+    rows = [{k: plain(r.get(k)) for k in columns(config)} for r in rows]
     atomic_write_text(Path(out_dir) / "records" / f"{video_id_for(path)}.json", json.dumps(rows))
     return rows
 
@@ -526,13 +536,10 @@ def apply_filters(rows: list[dict], resolved: list[dict]) -> None:
             r["keep"], r["removed_by"] = False, "dup_of"
 
 
-def write_table(rows: list[dict], path: Path) -> None:
+def table_schema(config: CurationConfig):
+    """The Arrow schema of clips.parquet (the pool and Ray write the same one)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from genlab.core.io import atomic_path
-
-    rows = sorted(rows, key=lambda r: r["clip_id"])
     types = {
         "clip_index": pa.int64(), "start_frame": pa.int64(), "end_frame": pa.int64(), "width": pa.int64(),
         "height": pa.int64(), "bit_rate": pa.int64(), "size_bytes": pa.int64(), "num_frames": pa.int64(),
@@ -540,11 +547,28 @@ def write_table(rows: list[dict], path: Path) -> None:
     }
     strings = {"clip_id", "video_id", "video_path", "status", "error", "clip_path", "clip_method", "codec",
                "start_by", "end_by", "camera_motion", "key_hash", "dup_of",
-               "container", "caption", "removed_by"}
-    columns = [*COLUMNS, "keep", "removed_by"]
-    fields = [pa.field(c, types.get(c, pa.string() if c in strings else pa.float64())) for c in columns]
-    schema = pa.schema(fields)
-    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows], schema=schema)
+               "container", "caption", "summary", "removed_by"}
+
+    def kind(c):
+        return types.get(c, pa.string() if c in strings or c.startswith("caption_") else pa.float64())
+
+    return pa.schema([pa.field(c, kind(c)) for c in [*columns(config), "keep", "removed_by"]])
+
+
+def rows_table(rows: list[dict], schema):
+    """Rows (plain dicts, any order) -> an Arrow table of `schema`, sorted by clip_id."""
+    import pyarrow as pa
+
+    rows = sorted(rows, key=lambda r: r["clip_id"])
+    return pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
+
+
+def write_table(rows: list[dict], path: Path, config: CurationConfig) -> None:
+    import pyarrow.parquet as pq
+
+    from genlab.core.io import atomic_path
+
+    table = rows_table(rows, table_schema(config))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -586,7 +610,7 @@ def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
     resolved = resolve_thresholds(rows, config.filters)
     mark_duplicates(rows)
     apply_filters(rows, resolved)
-    write_table(rows, out_dir / "clips.parquet")
+    write_table(rows, out_dir / "clips.parquet", config)
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] == "failed"]
     per_video = {}
