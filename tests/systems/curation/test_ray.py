@@ -33,6 +33,27 @@ def test_ray_table_equals_pool_table(tmp_path, small_cuts, bad_videos):
         assert any(p.name.startswith(name) for p in (tmp_path / "ray" / "clips").iterdir())
 
 
+def test_ray_equals_pool_on_shared_videos_and_a_corpus(tmp_path, shared_data):
+    """Default preset (OCR included), real videos and a seeded synthetic corpus; `--ray` alone
+    takes every local core; Ray writes the table itself."""
+    import os
+
+    inputs = tmp_path / "in"
+    synthetic.corpus(inputs / "corpus", videos=4, seed=2000)
+    for name in ("opencv_vtest_480x360.avi", "sports2d_demo.mp4"):
+        shutil.copy(shared_data / "video" / name, inputs / name)
+    pool = run_genlab("video", "curate", str(inputs), "--out", str(tmp_path / "pool"), "--workers", "2", "--quiet")
+    assert pool.returncode == 0, pool.stderr
+    ray = run_genlab("video", "curate", str(inputs), "--out", str(tmp_path / "ray"), "--ray", "--quiet")
+    assert ray.returncode == 0, ray.stderr
+    assert f"Ray: {os.cpu_count()} CPUs" in ray.stdout, ray.stdout
+    a = pq.read_table(tmp_path / "pool" / "clips.parquet")
+    b = pq.read_table(tmp_path / "ray" / "clips.parquet")
+    assert a.num_rows > 10 and len(set(a.column("video_id").to_pylist())) == 6
+    assert a.equals(b), (a.to_pandas().compare(b.to_pandas()))
+    assert not (tmp_path / "ray" / "records" / "_table").exists()
+
+
 def test_ray_run_interrupted_part_way_resumes_without_redoing(tmp_path):
     """Ctrl-C a `--ray` run once some clips are scored; the rerun redoes none of them."""
     import os

@@ -135,5 +135,6 @@ def run_curate(args: argparse.Namespace) -> int:
     print(f"videos {report['videos']} (processed {report['processed']}, resumed {report['resumed']}, "
           f"failed {failed}); clips {report['clips']}, kept {report['clips_kept']} "
           f"({report['seconds_kept']:.1f} of {report['seconds_in_clips']:.1f} s); "
-          f"table {args.out}/clips.parquet, report {args.out}/report.md")
+          f"table {args.out}/clips.parquet, report {args.out}/report.md"
+          + (f"; Ray: {report['ray_cpus']:g} CPUs" if "ray_cpus" in report else ""))
     return 0

@@ -337,7 +337,7 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
     clips, frames = plan_video(path, config, out_dir, timings)
     rows = clips if clips[0]["status"] != "ok" else score_clips(path, clips, frames, config, timings)
     rows = [{k: plain(r.get(k)) for k in columns(config)} for r in rows]
-    atomic_write_text(Path(out_dir) / "records" / f"{video_id_for(path)}.json", json.dumps(rows))
+    atomic_write_text(record_path(out_dir, path), json.dumps(rows))
     return rows
 
 
@@ -360,8 +360,13 @@ def plain(v):
     return v
 
 
+def record_path(out_dir: Path, path: str | os.PathLike) -> Path:
+    """A finished video's rows: the resume marker of the pool and of Ray."""
+    return Path(out_dir) / "records" / f"{video_id_for(path)}.json"
+
+
 def load_record(out_dir: Path, path: str | os.PathLike) -> list[dict] | None:
-    f = Path(out_dir) / "records" / f"{video_id_for(path)}.json"
+    f = record_path(out_dir, path)
     if not f.is_file():
         return None
     try:
@@ -407,27 +412,33 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_processing_config(config, out_dir)
-    done = {str(v): load_record(out_dir, v) for v in videos}
-    todo = [v for v in videos if done[str(v)] is None]
     t0 = time.perf_counter()
-    if use_ray or ray_address:
+    if use_ray or ray_address:  # the driver never holds whole rows: Ray reads the records itself
         from genlab.systems.video.curation.ray_pipeline import run_ray
 
-        results = run_ray(todo, config, out_dir, progress, address=ray_address, workers=ray_workers, gpus=ray_gpus)
+        todo = [v for v in videos if not record_path(out_dir, v).is_file()]
+        summary = run_ray(videos, config, out_dir, progress, created=created, address=ray_address,
+                          workers=ray_workers, gpus=ray_gpus)
     else:
-        results = _run_pool(todo, config, out_dir, progress)
-    done.update(results)
-    rows = [r for v in videos for r in done[str(v)]]
+        done = {str(v): load_record(out_dir, v) for v in videos}
+        todo = [v for v in videos if done[str(v)] is None]
+        done.update(_run_pool(todo, config, out_dir, progress))
+        summary = conclude([r for v in videos for r in done[str(v)]], config, out_dir, created)
+    summary.update(videos=len(videos), processed=len(todo), resumed=len(videos) - len(todo),
+                   wall_s=time.perf_counter() - t0)
+    return summary
+
+
+def conclude(rows: list[dict], config: CurationConfig, out_dir: Path, created: bool, write_rows=None) -> dict:
+    """Every video's rows -> filters, table, report (`finish`); when every video failed, that
+    failure is the error (and an `out_dir` this run `created` is removed)."""
     if all(r["status"] == "failed" for r in rows):  # nothing to filter: say why, in one line
         first = rows[0]
         more = f" (and {len(rows) - 1} more failed videos)" if len(rows) > 1 else ""
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise GenlabError(f"{first['video_path']}: {first['error']}{more}")
-    summary = finish(rows, config, out_dir)
-    summary.update(videos=len(videos), processed=len(todo), resumed=len(videos) - len(todo),
-                   wall_s=time.perf_counter() - t0)
-    return summary
+    return finish(rows, config, out_dir, write_rows)
 
 
 def _pool_start_method() -> str:
@@ -441,9 +452,16 @@ def _pool_start_method() -> str:
     return "forkserver" if "cv2" in sys.modules else "fork"
 
 
-def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool `run` uses: `workers` processes started with `_pool_start_method`, each
+    initialised by `init_worker` (one thread, dies with its parent)."""
     import multiprocessing
 
+    context = multiprocessing.get_context(_pool_start_method())
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker)
+
+
+def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
     from tqdm import tqdm
 
     results = {}
@@ -453,8 +471,7 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
             results[str(v)] = process_video(v, config, out_dir)
             bar.update()
     else:
-        context = multiprocessing.get_context(_pool_start_method())
-        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=init_worker) as pool:
+        with worker_pool(config.workers) as pool:
             futures = {pool.submit(process_video, v, config, out_dir): v for v in todo}
             for fut in as_completed(futures):
                 results[str(futures[fut])] = fut.result()
@@ -605,12 +622,17 @@ def histograms(rows: list[dict], resolved: list[dict], folder: Path) -> list[str
     return written
 
 
-def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
-    """Filter, write the table, the report and the histograms. Cheap: rerun to change thresholds."""
+def finish(rows: list[dict], config: CurationConfig, out_dir: Path, write_rows=None) -> dict:
+    """Filter, write the table, the report and the histograms. Cheap: rerun to change thresholds.
+    `write_rows(rows)` writes clips.parquet instead of `write_table` (the Ray path: its `rows` hold
+    only the columns the filters and the report read; Ray joins their decisions to the full rows)."""
     resolved = resolve_thresholds(rows, config.filters)
     mark_duplicates(rows)
     apply_filters(rows, resolved)
-    write_table(rows, out_dir / "clips.parquet", config)
+    if write_rows is None:
+        write_table(rows, out_dir / "clips.parquet", config)
+    else:
+        write_rows(rows)
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] == "failed"]
     per_video = {}
