@@ -165,14 +165,18 @@ def warm_worker(_=None) -> float:
     return own.ru_utime + own.ru_stime
 
 
+def startup_costs_pool(workers: int) -> list[float]:
+    from genlab.systems.video.curation.pipeline import worker_pool
+
+    with worker_pool(workers) as ex:
+        return list(ex.map(warm_worker, range(workers)))
+
+
 def startup_costs(workers: int) -> dict[str, tuple[float, float]]:
     """Start-up alone (wall, CPU s of the process tree): a pool of `workers` as `run` makes it,
     until its workers have their models; one Ray curator actor (Ray already running)."""
-    from genlab.systems.video.curation.pipeline import worker_pool
-
     def pool():
-        with worker_pool(workers) as ex:
-            return list(ex.map(warm_worker, range(workers)))
+        return startup_costs_pool(workers)
 
     def actor():
         import ray
@@ -239,6 +243,20 @@ def _decode_pool(files, workers: int) -> None:
         list(pool.map(decode_only, files))
 
 
+def print_bars(files: dict | None, corpus: dict | None) -> None:
+    """The issue's bars against this run's figures (CPU ratios for the files, wall for the corpus)."""
+    checks = []
+    if files:
+        checks += [("cut stage: x less CPU than `scenedetect detect-adaptive`", files["cut_less_cpu"], 1.5),
+                   ("end to end / decode-only (CPU)", files["e2e_x_decode"], 0.40)]
+    if corpus:
+        checks += [("corpus: pool of 2 / one process (wall)", corpus["pool_x_one"], 1.6),
+                   ("corpus: Ray at 2 CPUs / pool of 2 (wall)", corpus["ray_x_pool"], 0.9)]
+    print("\nbars:")
+    for name, value, bar in checks:
+        print(f"  {name:58s} {value:5.2f}  (bar >= {bar}: {'met' if value >= bar else 'NOT met'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", nargs="*", default=None)
@@ -264,7 +282,7 @@ def main() -> None:
         config = default()
         process_video(files[-1], config, tmp / "warm-up")  # loads the OCR model once, like a long run
         if args.corpus_only:
-            corpus_table(tmp, args.workers, args.repeats)
+            print_bars(None, corpus_table(tmp, args.workers, args.repeats))
             return
         rows = []
         totals: dict[str, float] = {}
@@ -332,8 +350,9 @@ def main() -> None:
               f"end to end / decode limit: wall {totals[decode_name] / totals[e2e_name]:.2f}, "
               f"CPU {totals['cpu:' + decode_name] / totals['cpu:' + e2e_name]:.2f} (1 process); "
               f"pool of {args.workers} vs decode pool of {args.workers}: {decode_pool_wall / pool_wall:.2f}")
-        if args.corpus:
-            corpus_table(tmp, args.workers, args.repeats)
+        bars = {"cut_less_cpu": totals["cpu:scenedetect CLI adaptive"] / totals["cpu:cuts"],
+                "e2e_x_decode": totals["cpu:" + decode_name] / totals["cpu:" + e2e_name]}
+        print_bars(bars, corpus_table(tmp, args.workers, args.repeats) if args.corpus else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -452,12 +452,39 @@ def _pool_start_method() -> str:
     return "forkserver" if "cv2" in sys.modules else "fork"
 
 
+# imported by every pool worker before its first video (PyAV, the OCR runtime); not cv2 (nor
+# rapidocr, which imports it): cv2 in this process decides the start method (`_pool_start_method`)
+WORKER_MODULES = ("av", "onnxruntime", "genlab.systems.video.curation.cuts", "genlab.systems.video.curation.clipping")
+
+
+def largest_first(videos: list) -> list:
+    """Videos by file size, largest first: workers that take the long ones first finish together
+    (the run does not wait on one worker's last long video)."""
+    def size(v):
+        try:
+            return os.path.getsize(v)
+        except OSError:
+            return 0
+
+    return sorted(videos, key=size, reverse=True)
+
+
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """The process pool `run` uses: `workers` processes started with `_pool_start_method`, each
     initialised by `init_worker` (one thread, dies with its parent)."""
+    import importlib
     import multiprocessing
 
-    context = multiprocessing.get_context(_pool_start_method())
+    method = _pool_start_method()
+    context = multiprocessing.get_context(method)
+    # the modules every worker imports before its first video, imported once where the workers
+    # start from instead of once per worker: in this process (fork: workers inherit them), or in
+    # the forkserver (cv2 too: imported, never run there, so no OpenCV thread pool is forked)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__, *WORKER_MODULES, "cv2", "rapidocr_onnxruntime.ch_ppocr_det"])
+    else:
+        for name in WORKER_MODULES:
+            importlib.import_module(name)
     return ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker)
 
 
@@ -472,7 +499,7 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
             bar.update()
     else:
         with worker_pool(config.workers) as pool:
-            futures = {pool.submit(process_video, v, config, out_dir): v for v in todo}
+            futures = {pool.submit(process_video, v, config, out_dir): v for v in largest_first(todo)}
             for fut in as_completed(futures):
                 results[str(futures[fut])] = fut.result()
                 bar.update()

@@ -37,6 +37,7 @@ from genlab.systems.video.curation.pipeline import (
     conclude,
     grid_clip_frames,
     init_worker,
+    largest_first,
     load_record,
     plain,
     plan_video,
@@ -247,9 +248,12 @@ def run_ray(videos, config: CurationConfig, out_dir, progress: bool = True, crea
         models = any(s.name not in CPU_STAGES for s in clip_stages_cached(config))
         share = min(1.0, cpus / (actors + models))  # curators (and the model actor) share the CPUs
         schema = table_schema(config)
-        ds = ray.data.from_items([{"path": str(v)} for v in videos], override_num_blocks=len(videos))
+        ds = ray.data.from_items([{"path": str(v)} for v in largest_first(videos)], override_num_blocks=len(videos))
+        # at most 2 videos queued on an actor: the pool's balance (a long video queued behind
+        # another on a busy actor while another actor idles costs the tail of the run)
+        pool = ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2)
         ds = ds.map_batches(VideoCurator, fn_constructor_args=(config, str(out), not models), batch_size=1,
-                            compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=share)
+                            compute=pool, num_cpus=share)
         if models:
             ds = ds.map_batches(ModelScorer, fn_constructor_args=(config, str(out)), batch_size=1,
                                 compute=ray.data.ActorPoolStrategy(size=1), num_cpus=share, num_gpus=gpus)
