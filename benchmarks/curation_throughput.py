@@ -220,6 +220,7 @@ def corpus_table(tmp: Path, workers: int, repeats: int, videos: int = 20) -> dic
         for r in range(repeats):
             for name, fn in named.items():
                 runs[name].append(timed_tree(lambda fn=fn, r=r: fn(r)))
+        phases = [rs[2]["ray_phases"] for rs in runs[f"ray, {workers} CPUs"]]
     finally:
         ray.shutdown()
     base = medians(runs["one process"])[0]
@@ -232,6 +233,8 @@ def corpus_table(tmp: Path, workers: int, repeats: int, videos: int = 20) -> dic
         print(f"  {name:20s} {wall:7.2f} {base / wall:13.2f} {pool_wall / wall:7.2f} {cpu:7.2f}")
     print(f"  start-up alone: Ray {ray_start:.1f} s wall (before the rounds, not in the figures); " + "; ".join(
         f"{k} {w:.2f} s wall, {c:.2f} CPU s" for k, (w, c) in costs.items()))
+    print("  Ray's phases (wall s, medians): " + ", ".join(
+        f"{k} {statistics.median(p[k] for p in phases):.2f}" for k in phases[0]))
     ray_wall = medians(runs[f"ray, {workers} CPUs"])[0]
     return {"pool_x_one": base / pool_wall, "ray_x_pool": pool_wall / ray_wall}
 
@@ -264,6 +267,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--corpus", action="store_true", help="also time the 20-video corpus: 1 process, pool, Ray")
     ap.add_argument("--corpus-only", action="store_true", help="only the corpus table")
+    ap.add_argument("--corpus-videos", type=int, default=20, help="videos in the synthetic corpus (6-16 s each)")
     ap.add_argument("--data", default=os.environ.get("GENLAB_SHARED_DATA", str(ROOT.parent / "shared" / "data")),
                     help="the shared data folder (default: $GENLAB_SHARED_DATA, else ../shared/data beside the checkout)")
     args = ap.parse_args()
@@ -282,7 +286,7 @@ def main() -> None:
         config = default()
         process_video(files[-1], config, tmp / "warm-up")  # loads the OCR model once, like a long run
         if args.corpus_only:
-            print_bars(None, corpus_table(tmp, args.workers, args.repeats))
+            print_bars(None, corpus_table(tmp, args.workers, args.repeats, args.corpus_videos))
             return
         rows = []
         totals: dict[str, float] = {}
@@ -352,7 +356,7 @@ def main() -> None:
               f"pool of {args.workers} vs decode pool of {args.workers}: {decode_pool_wall / pool_wall:.2f}")
         bars = {"cut_less_cpu": totals["cpu:scenedetect CLI adaptive"] / totals["cpu:cuts"],
                 "e2e_x_decode": totals["cpu:" + decode_name] / totals["cpu:" + e2e_name]}
-        print_bars(bars, corpus_table(tmp, args.workers, args.repeats) if args.corpus else None)
+        print_bars(bars, corpus_table(tmp, args.workers, args.repeats, args.corpus_videos) if args.corpus else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -118,3 +118,26 @@ def test_ray_resumes_per_clip(tmp_path, small_cuts):
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # plan, clip files, finished clips
     assert all((folder / f"{clip['clip_id']}.json").is_file() for clip in plan)
     assert pq.read_table(out / "clips.parquet").equals(table)
+
+
+def test_ray_resumes_a_pool_folder(tmp_path, small_cuts):
+    """A folder the pool left unfinished is finished by `--ray`: the pool's videos are not redone."""
+    from genlab.systems.video.curation.pipeline import video_id_for
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(small_cuts[0], inputs / "cuts.mp4")
+    synthetic.motion_video(inputs / "moving.mp4", 1.5, seed=9, seconds=2.5, size=(160, 90))
+    common = ["--preset", "tiny", "--quiet", "--no-text"]
+    out = tmp_path / "out"
+    first = run_genlab("video", "curate", str(inputs), "--out", str(out), *common)
+    assert first.returncode == 0, first.stderr
+    table = pq.read_table(out / "clips.parquet")
+    (out / "records" / f"{video_id_for(inputs / 'moving.mp4')}.json").unlink()  # as if killed before it
+    kept = out / "records" / f"{video_id_for(inputs / 'cuts.mp4')}.json"
+    stamp = kept.stat().st_mtime_ns
+    again = run_genlab("video", "curate", str(inputs), "--out", str(out), "--ray", "--workers", "2", *common)
+    assert again.returncode == 0, again.stderr
+    assert "processed 1, resumed 1" in again.stdout, again.stdout
+    assert kept.stat().st_mtime_ns == stamp
+    assert pq.read_table(out / "clips.parquet").equals(table)
