@@ -118,6 +118,14 @@ def test_ray_resumes_per_clip(tmp_path, small_cuts):
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # plan, clip files, finished clips
     assert all((folder / f"{clip['clip_id']}.json").is_file() for clip in plan)
     assert pq.read_table(out / "clips.parquet").equals(table)
+    # killed after its last clip, before the video's record: the record is made, nothing scored again
+    (out / "records" / f"{vid}.json").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    last = run_genlab("video", "curate", str(inputs), "--out", str(out), "--ray", *common)
+    assert last.returncode == 0, last.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert (out / "records" / f"{vid}.json").is_file()
+    assert pq.read_table(out / "clips.parquet").equals(table)
 
 
 def test_ray_resumes_a_pool_folder(tmp_path, small_cuts):

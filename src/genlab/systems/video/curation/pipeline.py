@@ -413,10 +413,12 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_processing_config(config, out_dir)
     t0 = time.perf_counter()
-    if use_ray or ray_address:  # the driver never holds whole rows: Ray reads the records itself
+    todo = [v for v in videos if not record_path(out_dir, v).is_file()]
+    # with Ray, the driver never holds whole rows: Ray reads the records itself (a re-filter, with
+    # nothing left to process, reads them here and starts no Ray)
+    if (use_ray or ray_address) and todo:
         from genlab.systems.video.curation.ray_pipeline import run_ray
 
-        todo = [v for v in videos if not record_path(out_dir, v).is_file()]
         summary = run_ray(videos, config, out_dir, progress, created=created, address=ray_address,
                           workers=ray_workers, gpus=ray_gpus)
     else:

@@ -107,6 +107,7 @@ class VideoCurator:
         done = {c["clip_id"]: json.loads((folder / f"{c['clip_id']}.json").read_text()) for c in clips
                 if (folder / f"{c['clip_id']}.json").is_file()}
         todo = [i for i, c in enumerate(clips) if c["clip_id"] not in done]
+        sampled = {}
         if frames is not None:
             sampled = {i: frames[i] for i in todo}
         elif todo and plan["grid"]:  # resumed: the samples the cut pass's grid gave them
@@ -129,7 +130,7 @@ class VideoCurator:
                 out.append((row, b""))
             else:
                 out.append((row, pickle.dumps(sampled[i])))
-        if self.last:
+        if self.last or not todo:  # (every clip done before: the run that scored them was killed before this)
             _finish_video(self.out, path, clips)
         return out
 
