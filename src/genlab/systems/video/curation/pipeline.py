@@ -9,7 +9,8 @@ Output folder:
   histograms/<score>.png    one per score, with the thresholds drawn
 
 `process_video` never raises for a bad video: it returns one row with status "failed" and the
-reason. The same function runs inline, in a process pool, or as a Ray Data map.
+reason. It runs inline or in a process pool; the Ray Data pipeline (`ray_pipeline.py`) runs its two
+halves (`plan_video`, `score_clips`) in its actors and writes the same table.
 """
 
 from __future__ import annotations
