@@ -149,3 +149,4 @@ def test_ray_resumes_a_pool_folder(tmp_path, small_cuts):
     assert "processed 1, resumed 1" in again.stdout, again.stdout
     assert kept.stat().st_mtime_ns == stamp
     assert pq.read_table(out / "clips.parquet").equals(table)
+
