@@ -29,7 +29,7 @@ def test_truncated_init_is_one_line_before_any_work(tmp_path, capsys, monkeypatc
     out = tmp_path / "run"
     argv = ["video", "train", "--stage", "i2v", "--init", str(path), "--out", str(out), "--quiet"]
     code, _, err = run_cli_inprocess(argv, capsys)
-    assert_user_error(code, err, "w.safetensors", "corrupt")
+    assert_user_error(code, err, "w.safetensors", "truncated")
     code, _, err = run_cli_inprocess([*argv[:4], "--init", str(tmp_path / "nope"), *argv[6:]], capsys)
     assert_user_error(code, err, "nope")
     code, _, err = run_cli_inprocess([*argv[:4], "--precision", "fp16", *argv[6:]], capsys)
