@@ -316,12 +316,11 @@ def _write_outputs(args: argparse.Namespace, video, settings: dict) -> None:
 
 
 def _peak_memory(device) -> str:
-    import resource
-
     import torch
 
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
-    text = f"peak RSS {rss:.2f} GiB"
+    from genlab.core.procs import peak_rss_bytes
+
+    text = f"peak RSS {peak_rss_bytes() / 2**30:.2f} GiB"
     if torch.device(device).type == "cuda":
         text += f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
     return text
