@@ -81,8 +81,10 @@ def test_sigkill_after_checkpoint_then_resume_is_bit_identical(tmp_path):
 @pytest.mark.slow
 def test_fsdp2_equals_ddp_equals_one_process_with_double_batch(tmp_path):
     """torchrun with 2 CPU processes of batch 2, DDP and FSDP2 (`--parallel fsdp`), trains like 1 process of
-    batch 4 (same global batches and noise); differences are float summation order only, far below what 3
-    steps move the weights. The FSDP2 run saves whole (unsharded) weights."""
+    batch 4 (same global batches and noise); differences are float summation order only (AdamW divides by
+    sqrt(v), so a parameter with a near-zero gradient turns that rounding into up to a few % of a step),
+    far below what 3 steps move the weights. FSDP2 and DDP reduce the same two gradients: they agree
+    much closer. The FSDP2 run saves whole (unsharded) weights."""
     run = ["-m", "genlab", "video", "train", "--toy", "fast", "--stage", "i2v", "--steps", "3", "--quiet"]
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     for name, cmd in (("ddp", [*torchrun, *run, "--batch-size", "2", "--parallel", "ddp"]),
@@ -107,7 +109,10 @@ def test_fsdp2_equals_ddp_equals_one_process_with_double_batch(tmp_path):
         gap = max((one[k] - weights[m][k]).abs().max().item() for k in one)
         print(f"{m} (2 ranks x batch 2) vs one process x batch 4 after 3 steps: max |diff| {gap:.2e} "
               f"(weights moved {moved:.2e})")
-        assert moved > 1e-3 and gap < 1e-4, (m, moved, gap)
+        assert moved > 1e-3 and gap < 0.1 * moved, (m, moved, gap)
+    fsdp_ddp = max((weights["fsdp"][k] - weights["ddp"][k]).abs().max().item() for k in one)
+    print(f"fsdp vs ddp: max |diff| {fsdp_ddp:.2e}")
+    assert fsdp_ddp < 1e-5
 
 
 def test_train_then_sample_the_stage_folder(tmp_path, capsys):
