@@ -22,7 +22,7 @@ from genlab.core.nn.embeddings import (
     sincos_2d_pos_embed,
     unpatchify,
 )
-from genlab.core.nn.modulation import AdaLNModulation, modulate
+from genlab.core.nn.modulation import AdaLNModulation, gated_residual, modulate
 from genlab.core.nn.norms import layer_norm_no_affine
 from genlab.systems.t2i.config import DiTConfig
 from genlab.systems.t2i.model import FinalLayer, MMDiT
@@ -43,10 +43,10 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(y)
-        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))  # (B, N, D)
+        x = gated_residual(x, gate_msa, self.attn(modulate(self.norm1(x), shift_msa, scale_msa)))  # (B, N, D)
         if self.cross is not None:
             x = x + self.cross(self.norm_cross(x), context)
-        return x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return gated_residual(x, gate_mlp, self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp)))
 
 
 class DiT(nn.Module):
@@ -70,7 +70,8 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         gh, gw = self.check_input(x)
-        x = self.x_embedder(x) + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)
+        x = self.x_embedder(x)  # (B, N, D); under autocast in its compute dtype, kept for the stream as diffusers does
+        x = x + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)
         y = self.t_embedder(timestep.reshape(-1).expand(x.shape[0])) + self.y_embedder(pooled)  # (B, D)
         c = self.context_embedder(context)  # (B, L, D)
         n = x.shape[1]

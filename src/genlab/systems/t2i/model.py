@@ -24,7 +24,7 @@ from genlab.core.nn.embeddings import (
     sincos_2d_pos_embed,
     unpatchify,
 )
-from genlab.core.nn.modulation import AdaLNModulation, modulate
+from genlab.core.nn.modulation import AdaLNModulation, gated_residual, modulate
 from genlab.core.nn.norms import layer_norm_no_affine
 from genlab.errors import GenlabError
 from genlab.systems.t2i.config import MMDiTConfig
@@ -54,9 +54,8 @@ class DismantledBlock(nn.Module):
 
     def post(self, o: torch.Tensor, saved) -> torch.Tensor:
         x, gate_msa, shift_mlp, scale_mlp, gate_mlp = saved
-        x = x + gate_msa.unsqueeze(1) * self.attn.post(o)  # (B, N, D)
-        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
-        return x
+        x = gated_residual(x, gate_msa, self.attn.post(o))  # (B, N, D)
+        return gated_residual(x, gate_mlp, self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp)))
 
 
 class JointBlock(nn.Module):
@@ -144,7 +143,8 @@ class MMDiT(nn.Module):
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
                 pooled: torch.Tensor, skip_layers: tuple[int, ...] = ()) -> torch.Tensor:
         gh, gw = self.check_input(x)
-        x = self.x_embedder(x) + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)  # (B, N, D)
+        x = self.x_embedder(x)  # (B, N, D); under autocast in its compute dtype, kept for the stream as diffusers does
+        x = x + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)  # (B, N, D)
         y = self.t_embedder(timestep.reshape(-1).expand(x.shape[0])) + self.y_embedder(pooled)  # (B, D)
         c = self.context_embedder(context)  # (B, L, D)
         for i, block in enumerate(self.joint_blocks):
