@@ -30,7 +30,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlab.core.cond.text import CLIPTextEncoder, T5TextEncoder, TextEmbedding, load_tokenizer, sd3_layout
+from genlab.core.cond.text import (
+    CLIPTextEncoder,
+    DiskEmbeddings,
+    T5TextEncoder,
+    TextEmbedding,
+    cached_encode,
+    embedding_folder,
+    files_fingerprint,
+    load_tokenizer,
+    sd3_layout,
+)
 from genlab.errors import GenlabError
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import MMDiTConfig
@@ -104,12 +114,12 @@ class SD3Pipeline:
     """Pretrained SD3 (MM-DiT + 16-channel VAE + CLIP-L, CLIP-G, optional T5) from `SD3Files`."""
 
     def __init__(self, files: SD3Files, dtype: str = "fp32", device: str | torch.device = "cpu",
-                 keep_loaded: bool = False):
+                 keep_loaded: bool = False, text_cache: bool = True):
         if dtype not in DTYPES:
             raise GenlabError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
         self.files, self.dtype_name, self.dtype = files, dtype, DTYPES[dtype]
         self.device = resolve_device(device)
-        self.keep_loaded = keep_loaded
+        self.keep_loaded, self.text_cache = keep_loaded, text_cache
         self.cfg = transformer_config(files)
         vae_levels = len(self.files.vae_config["block_out_channels"]) if files.vae_config else \
             len({k.split(".")[2] for k in files.vae.tensors if k.startswith("encoder.down.")})
@@ -200,20 +210,38 @@ class SD3Pipeline:
         return DiffusersKL.from_ldm_state_dict(part.state_dict(), SD3_SCALING_FACTOR, SD3_SHIFT_FACTOR,
                                                device=self.device, source=f"VAE of {self.files.source}")
 
+    def encoder_identity(self, name: str) -> str:
+        """Everything an encoder's output depends on: weights files, tokenizer files, tokens, dtype, device."""
+        part = getattr(self.files, name)
+        tok = Path(self.files.tokenizers[{"clip_l": 0, "clip_g": 1, "t5": 2}[name]])
+        tok_files = sorted(f for f in tok.rglob("*") if f.is_file()) if tok.is_dir() else [tok]
+        return json.dumps({"kind": "sd3-text-encoder/1", "part": name, "files": files_fingerprint(part.files),
+                           "prefix": part.prefix, "tokenizer": files_fingerprint(tok_files),
+                           "tokens": T5_TOKENS if name == "t5" else CLIP_TOKENS, "dtype": str(self.part_dtype(name)),
+                           "device": self.device.type})
+
     # ------------------------------------------------------------------ stages
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> TextEmbedding:
-        """prompts -> SD3 conditioning (B, 77 + 256, width) and pooled (B, 2048); encoders released after."""
+        """prompts -> SD3 conditioning (B, 77 + 256, width) and pooled (B, 2048); encoders released after.
+        With `text_cache`, each encoder's output per prompt is kept on disk (`embedding_folder`) and an encoder
+        is not even loaded when every prompt is there."""
         out = {}
         for name in ("clip_l", "clip_g", "t5"):
             if name == "t5" and self.files.t5 is None:
                 out[name] = None
                 continue
-            enc = self._get(name, lambda name=name: self.load_encoder(name))
-            emb = enc(list(prompts))
-            out[name] = TextEmbedding(emb.context.to(self.dtype), emb.pooled.to(self.dtype))
-            del enc
-            self._free()
+            store = DiskEmbeddings(embedding_folder(self.encoder_identity(name))) if self.text_cache else None
+
+            def run(missing, name=name):
+                enc = self._get(name, lambda: self.load_encoder(name))
+                emb = enc(missing)
+                del enc
+                self._free()
+                return emb
+
+            emb = cached_encode(run, list(prompts), store)
+            out[name] = TextEmbedding(emb.context.to(self.device, self.dtype), emb.pooled.to(self.device, self.dtype))
         return sd3_layout(out["clip_l"], out["clip_g"], out["t5"], self.cfg.context_dim, T5_TOKENS)
 
     def initial_noise(self, n: int, height: int, width: int, seed: int) -> torch.Tensor:
@@ -370,11 +398,12 @@ def t5_config(state: dict):
 # ----------------------------------------------------------------------------- entry points
 def load_pipeline(path: str | Path, *, dtype: str = "fp32", device: str | torch.device = "cpu", t5: bool = True,
                   clip_l: str | Path | None = None, clip_g: str | Path | None = None, t5_path: str | Path | None = None,
-                  tokenizers: str | Path | None = None, keep_loaded: bool = False) -> SD3Pipeline:
+                  tokenizers: str | Path | None = None, keep_loaded: bool = False, text_cache: bool = True) -> SD3Pipeline:
     """An SD3 pipeline from a diffusers folder or a Stability single file (parts by path where missing).
-    Only headers are read here; weights load when an image is made."""
+    Only headers are read here; weights load when an image is made. text_cache: prompt embeddings on disk
+    under `cache_dir("text-embeddings")`, keyed by the encoders' files and the prompt."""
     files = locate(path, clip_l=clip_l, clip_g=clip_g, t5=t5_path, use_t5=t5, tokenizers=tokenizers)
-    return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded)
+    return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded, text_cache=text_cache)
 
 
 def save_pngs(images: torch.Tensor, out: str | Path, settings: list[SampleSettings]) -> list[Path]:
