@@ -1,7 +1,9 @@
-"""Pretrained SD3's prompt embeddings on disk: computed once per encoder and prompt, reused without loading the
-encoder, same images; another encoder file or a changed prompt is another entry."""
+"""Pretrained SD3's prompt embeddings on disk (cache_dir("t2i-text"), as training's): computed once per encoder
+and prompt, reused without loading the encoder, same images; another encoder file or a new prompt is a new entry."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -17,6 +19,17 @@ def folder(tmp_path, monkeypatch):
     return sd3_tiny.save_folder(sd3_tiny.components(), tmp_path / "pipe")
 
 
+def test_bf16_embeddings_come_back_exactly(folder):
+    from genlab.systems.t2i.sd3 import load_pipeline
+
+    plain = load_pipeline(folder, dtype="bf16", text_cache=False).encode(["a photo of a cat"])
+    pipe = load_pipeline(folder, dtype="bf16")
+    for _ in range(2):  # computed and stored, then read back (float32 on disk)
+        emb = pipe.encode(["a photo of a cat"])
+        assert emb.context.dtype == torch.bfloat16
+        assert torch.equal(emb.context, plain.context) and torch.equal(emb.pooled, plain.pooled)
+
+
 def _run(pipe, prompts):
     return pipe(prompts, negative_prompt="blurry", steps=2, guidance=4.0, size=(32, 32), seed=1)
 
@@ -26,13 +39,14 @@ def test_prompt_embeddings_are_cached_on_disk_and_reused_without_the_encoders(fo
 
     prompts = ["a photo of a cat", "a red car"]
     plain = _run(load_pipeline(folder, text_cache=False), prompts)
-    assert not (tmp_path / "cache" / "text-embeddings").exists()
+    assert not (tmp_path / "cache" / "t2i-text").exists()
 
     first = _run(load_pipeline(folder), prompts)
-    stores = sorted((tmp_path / "cache" / "text-embeddings").iterdir())
+    stores = sorted((tmp_path / "cache" / "t2i-text").glob("sd3-*"))
     assert len(stores) == 3  # one per encoder: CLIP-L, CLIP-G, T5
     for store in stores:  # the two prompts and the negative one, on disk
-        assert len(list(store.glob("*.safetensors"))) == 3 and (store / "identity.txt").is_file()
+        for what in ("context", "pooled"):
+            assert len(json.loads((store / what / "index.json").read_text())["rows"]) == 3
 
     loaded = []
     real_load = SD3Pipeline.load_encoder
@@ -50,16 +64,4 @@ def test_prompt_embeddings_are_cached_on_disk_and_reused_without_the_encoders(fo
     loaded.clear()
     _run(load_pipeline(folder), prompts)
     assert loaded == ["clip_l"]
-    assert len(list((tmp_path / "cache" / "text-embeddings").iterdir())) == 4
-
-
-def test_a_broken_cache_entry_is_recomputed(folder, tmp_path):
-    from genlab.systems.t2i.sd3 import load_pipeline
-
-    pipe = load_pipeline(folder)
-    ref = pipe.encode(["a photo of a cat"])
-    for f in (tmp_path / "cache" / "text-embeddings").rglob("*.safetensors"):
-        f.write_bytes(f.read_bytes()[:20])  # truncated
-    emb = pipe.encode(["a photo of a cat"])
-    torch.testing.assert_close(emb.context, ref.context)
-    torch.testing.assert_close(emb.pooled, ref.pooled)
+    assert len(list((tmp_path / "cache" / "t2i-text").glob("sd3-*"))) == 4

@@ -16,8 +16,7 @@ then T5's tokens). `TextConditioner` is the general one for training with any en
 encoder's tokens in their own block, zero-padded to the widest; pooled vectors concatenated) and drops
 each encoder independently to zeros with probability p for classifier-free guidance; the
 unconditional input is all encoders dropped. `EmbeddingCache` keeps frozen encoders' outputs
-per prompt so they are computed once: on disk (`DiskEmbeddings` in `embedding_folder(identity)`, under
-`cache_dir`) or in memory for small ones.
+per prompt (in memory, optionally in a safetensors file) so they are computed once.
 Tokenisation returns tensors (`tokenize(prompts) -> dict`), so token batches can be stored
 with a dataset and moved between processes.
 """
@@ -276,81 +275,11 @@ def sd3_layout(clip_l: TextEmbedding, clip_g: TextEmbedding, t5: TextEmbedding |
     return TextEmbedding(torch.cat([clip, t5_ctx], dim=1), torch.cat([clip_l.pooled, clip_g.pooled], dim=-1))
 
 
-def files_fingerprint(paths) -> list:
-    """(resolved path, size, mtime) of each file: a changed or replaced weights file gives another identity."""
-    out = []
-    for f in paths:
-        f = Path(f).resolve()
-        st = f.stat()
-        out.append([str(f), st.st_size, st.st_mtime_ns])
-    return out
-
-
-def embedding_folder(identity: str) -> Path:
-    """The on-disk store of one encoder's outputs: `cache_dir("text-embeddings")/<hash of identity>`. The
-    identity names everything the output depends on (weights files, tokens, layer, dtype); it is written
-    beside the embeddings (identity.txt) for whoever looks inside."""
-    from genlab.core.io import atomic_write_text, cache_dir
-
-    folder = cache_dir("text-embeddings") / hashlib.sha256(identity.encode()).hexdigest()[:32]
-    if not (folder / "identity.txt").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / "identity.txt", identity + "\n")
-    return folder
-
-
-class DiskEmbeddings:
-    """Per-prompt embeddings of one encoder on disk: one safetensors file per prompt (`context`, `pooled`),
-    written atomically, so a store can be shared by runs and processes and holds nothing in RAM."""
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-
-    def path(self, prompt: str) -> Path:
-        return self.folder / f"{hashlib.sha1(prompt.encode()).hexdigest()}.safetensors"
-
-    def get(self, prompt: str) -> TextEmbedding | None:
-        """The stored embedding ((L, D), (P,)), or None when absent or unreadable (then it is recomputed)."""
-        from genlab.core.train import load_weights
-
-        path = self.path(prompt)
-        if not path.is_file():
-            return None
-        try:
-            tensors, _ = load_weights(path)
-            return TextEmbedding(tensors["context"], tensors["pooled"])
-        except (GenlabError, KeyError):
-            return None
-
-    def put(self, prompt: str, emb: TextEmbedding) -> None:
-        from genlab.core.train import save_weights
-
-        save_weights(self.path(prompt), {"context": emb.context.detach().cpu().contiguous(),
-                                         "pooled": emb.pooled.detach().cpu().contiguous()})
-
-
-def cached_encode(encode, prompts: list[str], store: DiskEmbeddings | None) -> TextEmbedding:
-    """`encode(prompts) -> TextEmbedding` for each distinct prompt not in `store` (encode is not called at
-    all when every prompt is stored), the new ones stored; the result in `prompts`' order (B, ...)."""
-    found = {p: (store.get(p) if store is not None else None) for p in dict.fromkeys(prompts)}
-    missing = [p for p, emb in found.items() if emb is None]
-    if missing:
-        emb = encode(missing)
-        for i, p in enumerate(missing):
-            found[p] = TextEmbedding(emb.context[i], emb.pooled[i])
-            if store is not None:  # stored ones come back on the CPU: the new ones join them there
-                found[p] = TextEmbedding(found[p].context.cpu(), found[p].pooled.cpu())
-                store.put(p, found[p])
-    return TextEmbedding(torch.stack([found[p].context for p in prompts]), torch.stack([found[p].pooled for p in prompts]))
-
-
 class EmbeddingCache:
-    """Per-prompt memo of a frozen encoder's output: on disk in `folder` (a `DiskEmbeddings`, nothing kept in
-    RAM) or, without a folder, in memory (`save`/`load` to one safetensors file)."""
+    """Per-prompt memo of a frozen encoder's output; `save`/`load` to one safetensors file."""
 
-    def __init__(self, encoder: TextEncoder, folder: str | Path | None = None):
+    def __init__(self, encoder: TextEncoder):
         self.encoder = encoder
-        self.disk = DiskEmbeddings(folder) if folder is not None else None
         self.store: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @staticmethod
@@ -358,8 +287,6 @@ class EmbeddingCache:
         return hashlib.sha1(prompt.encode()).hexdigest()
 
     def __call__(self, prompts: list[str]) -> TextEmbedding:
-        if self.disk is not None:
-            return cached_encode(self.encoder, list(prompts), self.disk)
         missing = sorted({p for p in prompts if self.key(p) not in self.store})
         if missing:
             emb = self.encoder(missing)

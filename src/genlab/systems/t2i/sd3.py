@@ -30,17 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlab.core.cond.text import (
-    CLIPTextEncoder,
-    DiskEmbeddings,
-    T5TextEncoder,
-    TextEmbedding,
-    cached_encode,
-    embedding_folder,
-    files_fingerprint,
-    load_tokenizer,
-    sd3_layout,
-)
+from genlab.core.cond.text import CLIPTextEncoder, T5TextEncoder, TextEmbedding, load_tokenizer, sd3_layout
 from genlab.errors import GenlabError
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import MMDiTConfig
@@ -211,36 +201,64 @@ class SD3Pipeline:
                                                device=self.device, source=f"VAE of {self.files.source}")
 
     def encoder_identity(self, name: str) -> str:
-        """Everything an encoder's output depends on: weights files, tokenizer files, tokens, dtype, device."""
+        """Everything an encoder's output depends on: weights and tokenizer files (path, size, modification
+        time), tokens, dtype, device."""
         part = getattr(self.files, name)
         tok = Path(self.files.tokenizers[{"clip_l": 0, "clip_g": 1, "t5": 2}[name]])
         tok_files = sorted(f for f in tok.rglob("*") if f.is_file()) if tok.is_dir() else [tok]
-        return json.dumps({"kind": "sd3-text-encoder/1", "part": name, "files": files_fingerprint(part.files),
-                           "prefix": part.prefix, "tokenizer": files_fingerprint(tok_files),
+        return json.dumps({"kind": "sd3-text-encoder/1", "part": name, "files": _fingerprint(part.files),
+                           "prefix": part.prefix, "tokenizer": _fingerprint(tok_files),
                            "tokens": T5_TOKENS if name == "t5" else CLIP_TOKENS, "dtype": str(self.part_dtype(name)),
                            "device": self.device.type})
+
+    def text_store(self, name: str):
+        """The on-disk cache of one encoder's outputs (float32 rows keyed by the prompt; bf16 and fp16 values
+        are exact in float32): `cache_dir("t2i-text")/sd3-<identity hash>/{context,pooled}`, as training's."""
+        from genlab.core.io import cache_dir
+        from genlab.systems.t2i.shards import ShardCache, content_hash
+
+        folder = cache_dir("t2i-text") / f"sd3-{content_hash(self.encoder_identity(name).encode())[:16]}"
+        return ShardCache(folder / "context"), ShardCache(folder / "pooled")
+
+    def encode_part(self, name: str, prompts: list[str]) -> TextEmbedding:
+        """One encoder's outputs for `prompts`, through the disk cache when `text_cache`: the encoder is loaded
+        (once, for the missing prompts only) when some prompt is not stored yet."""
+
+        def run(batch: list[str]) -> TextEmbedding:
+            enc = self._get(name, lambda: self.load_encoder(name))
+            emb = enc(batch)
+            del enc
+            self._free()
+            return emb
+
+        if not self.text_cache:
+            return run(prompts)
+        import numpy as np
+
+        from genlab.systems.t2i.shards import content_hash
+
+        ctx, pooled = self.text_store(name)
+        keys = [content_hash(p.encode()) for p in prompts]
+        missing = {k: p for k, p in zip(keys, prompts) if k not in ctx or k not in pooled}
+        if missing:
+            emb = run(list(missing.values()))
+            ctx.add(list(missing), emb.context.float().cpu().numpy())
+            pooled.add(list(missing), emb.pooled.float().cpu().numpy())
+        return TextEmbedding(torch.from_numpy(np.stack([ctx.row(k) for k in keys])),
+                             torch.from_numpy(np.stack([pooled.row(k) for k in keys])))
 
     # ------------------------------------------------------------------ stages
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> TextEmbedding:
         """prompts -> SD3 conditioning (B, 77 + 256, width) and pooled (B, 2048); encoders released after.
-        With `text_cache`, each encoder's output per prompt is kept on disk (`embedding_folder`) and an encoder
-        is not even loaded when every prompt is there."""
+        With `text_cache`, each encoder's output per prompt is kept on disk (`text_store`) and an encoder is
+        not even loaded when every prompt is there."""
         out = {}
         for name in ("clip_l", "clip_g", "t5"):
             if name == "t5" and self.files.t5 is None:
                 out[name] = None
                 continue
-            store = DiskEmbeddings(embedding_folder(self.encoder_identity(name))) if self.text_cache else None
-
-            def run(missing, name=name):
-                enc = self._get(name, lambda: self.load_encoder(name))
-                emb = enc(missing)
-                del enc
-                self._free()
-                return emb
-
-            emb = cached_encode(run, list(prompts), store)
+            emb = self.encode_part(name, list(prompts))
             out[name] = TextEmbedding(emb.context.to(self.device, self.dtype), emb.pooled.to(self.device, self.dtype))
         return sd3_layout(out["clip_l"], out["clip_g"], out["t5"], self.cfg.context_dim, T5_TOKENS)
 
@@ -306,6 +324,16 @@ class SD3Pipeline:
         return [SampleSettings(p, negative_prompt, steps, guidance, shift, height, width, seed, i * num_images + j,
                                self.dtype_name, self.files.t5 is not None, str(self.files.source))
                 for i, p in enumerate(prompts) for j in range(num_images)]
+
+
+def _fingerprint(paths) -> list:
+    """(resolved path, size, modification time) per file: a replaced weights file gives another identity
+    without reading gigabytes to hash them."""
+    out = []
+    for f in paths:
+        st = Path(f).resolve().stat()
+        out.append([str(Path(f).resolve()), st.st_size, st.st_mtime_ns])
+    return out
 
 
 def _repeat(emb: TextEmbedding, k: int) -> TextEmbedding:
@@ -401,7 +429,7 @@ def load_pipeline(path: str | Path, *, dtype: str = "fp32", device: str | torch.
                   tokenizers: str | Path | None = None, keep_loaded: bool = False, text_cache: bool = True) -> SD3Pipeline:
     """An SD3 pipeline from a diffusers folder or a Stability single file (parts by path where missing).
     Only headers are read here; weights load when an image is made. text_cache: prompt embeddings on disk
-    under `cache_dir("text-embeddings")`, keyed by the encoders' files and the prompt."""
+    under `cache_dir("t2i-text")`, keyed by the encoders' files and the prompt."""
     files = locate(path, clip_l=clip_l, clip_g=clip_g, t5=t5_path, use_t5=t5, tokenizers=tokenizers)
     return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded, text_cache=text_cache)
 
