@@ -45,7 +45,8 @@ def threads_line() -> str:
             f"load average {load} (timed interleaved: A, B, A, B, medians)")
 
 
-def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int,
+                        clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """`interleaved` for a list: the medians in the list's order (kept for callers written against it)."""
-    medians = interleaved({str(i): fn for i, fn in enumerate(fns)}, repeats)
+    medians = interleaved({str(i): fn for i, fn in enumerate(fns)}, repeats, clock=clock)
     return [medians[str(i)] for i in range(len(fns))]
