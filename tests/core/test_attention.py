@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from genlab.core.nn.attention import QKVProjection, joint_attention, split_heads
-from genlab.core.nn.modulation import gated_residual, modulate
+from genlab.core.nn.modulation import modulate
 
 
 class _Wrapped(nn.Module):
@@ -71,9 +71,38 @@ def test_joint_attention_without_a_streams_queries_equals_full_attention():
         torch.testing.assert_close(got, t.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_modulation_helpers_equal_their_formulas():
+def test_modulate_equals_its_formula():
     torch.manual_seed(0)
-    x, out = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
-    shift, scale, gate = torch.randn(2, 8), torch.randn(2, 8), torch.randn(2, 8)
+    x, shift, scale = torch.randn(2, 5, 8), torch.randn(2, 8), torch.randn(2, 8)
     torch.testing.assert_close(modulate(x, shift, scale), x * (1 + scale[:, None]) + shift[:, None])
-    torch.testing.assert_close(gated_residual(x, gate, out), x + gate[:, None] * out)
+
+
+def test_cpu_bf16_attention_under_autograd_is_as_accurate_as_the_bf16_kernel():
+    """The float32 detour for bf16 training on CPU: output and gradients no further from float64 than the bf16
+    kernel's (it rounds once, at the end)."""
+    import torch.nn.functional as F
+
+    from genlab.core.nn.attention import attention
+
+    torch.manual_seed(0)
+    leaves = [torch.randn(2, 2, 40, 16).bfloat16().requires_grad_() for _ in range(3)]
+    exact = [t.detach().double().requires_grad_() for t in leaves]
+
+    def run(fn, xs):
+        out = fn(*xs)
+        return out, torch.autograd.grad(out.double().square().sum(), xs)
+
+    out, grads = run(attention, leaves)
+    ref, ref_grads = run(F.scaled_dot_product_attention, leaves)
+    best, best_grads = run(F.scaled_dot_product_attention, exact)
+    assert out.dtype == torch.bfloat16
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # under autocast too
+        assert attention(*leaves).dtype == torch.bfloat16
+
+    def err(a, b):
+        return float((a.detach().double() - b.detach()).abs().max())
+
+    assert err(out, best) <= 1.05 * err(ref, best) + 1e-6
+    for got, want, true in zip(grads, ref_grads, best_grads):
+        assert true.abs().mean() > 1e-2
+        assert err(got, true) <= 1.05 * err(want, true) + 1e-6

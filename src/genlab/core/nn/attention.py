@@ -26,7 +26,15 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax(q k^T / sqrt(Dh)) v on (B, H, N, Dh) tensors; mask: bool (B, 1, Nq, Nk), True = attend."""
+    """softmax(q k^T / sqrt(Dh)) v on (B, H, N, Dh) tensors; mask: bool (B, 1, Nq, Nk), True = attend.
+
+    On CPU, bf16/fp16 inputs that need gradients go through the float32 kernel and back: the reduced-precision
+    kernel takes the softmax and accumulates in float32 as well, and its backward is the slower one (MM-DiT
+    training step at batch 8, 333 tokens: 0.86x the float32 kernel's attention time, measured 2026-12-07)."""
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) and torch.is_grad_enabled() \
+            and (q.requires_grad or k.requires_grad or v.requires_grad):
+        with torch.autocast("cpu", enabled=False):
+            return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask).to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 

@@ -12,10 +12,6 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return torch.addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1))
 
 
-def gated_residual(x: torch.Tensor, gate: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """x + gate * out (adaLN-Zero's gated residual), (B, D) gate broadcast over the tokens; one addcmul."""
-    return torch.addcmul(x, gate.unsqueeze(1), out)
-
 
 class AdaLNModulation(nn.Sequential):
     """c (B, D) -> `chunks` tensors (B, D) via SiLU -> Linear; zero-initialised (adaLN-Zero).

@@ -22,7 +22,7 @@ from genlab.core.nn.embeddings import (
     sincos_2d_pos_embed,
     unpatchify,
 )
-from genlab.core.nn.modulation import AdaLNModulation, gated_residual, modulate
+from genlab.core.nn.modulation import AdaLNModulation, modulate
 from genlab.core.nn.norms import layer_norm_no_affine
 from genlab.systems.t2i.config import DiTConfig
 from genlab.systems.t2i.model import FinalLayer, MMDiT
@@ -43,10 +43,10 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(y)
-        x = gated_residual(x, gate_msa, self.attn(modulate(self.norm1(x), shift_msa, scale_msa)))  # (B, N, D)
+        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))  # (B, N, D)
         if self.cross is not None:
             x = x + self.cross(self.norm_cross(x), context)
-        return gated_residual(x, gate_mlp, self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp)))
+        return x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
 
 
 class DiT(nn.Module):

@@ -24,7 +24,7 @@ from genlab.core.nn.embeddings import (
     sincos_2d_pos_embed,
     unpatchify,
 )
-from genlab.core.nn.modulation import AdaLNModulation, gated_residual, modulate
+from genlab.core.nn.modulation import AdaLNModulation, modulate
 from genlab.core.nn.norms import layer_norm_no_affine
 from genlab.errors import GenlabError
 from genlab.systems.t2i.config import MMDiTConfig
@@ -54,8 +54,9 @@ class DismantledBlock(nn.Module):
 
     def post(self, o: torch.Tensor, saved) -> torch.Tensor:
         x, gate_msa, shift_mlp, scale_mlp, gate_mlp = saved
-        x = gated_residual(x, gate_msa, self.attn.post(o))  # (B, N, D)
-        return gated_residual(x, gate_mlp, self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp)))
+        x = x + gate_msa.unsqueeze(1) * self.attn.post(o)  # (B, N, D)
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x
 
 
 class JointBlock(nn.Module):
