@@ -30,7 +30,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlab.core.cond.text import CLIPTextEncoder, T5TextEncoder, TextEmbedding, load_tokenizer, sd3_layout
+from genlab.core.cond.text import (
+    CLIPTextEncoder,
+    T5TextEncoder,
+    TextEmbedding,
+    TextEncoder,
+    load_tokenizer,
+    sd3_layout,
+)
 from genlab.errors import GenlabError
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import MMDiTConfig
@@ -423,6 +430,36 @@ def t5_config(state: dict):
         raise GenlabError(f"t5: not a T5 encoder (missing {err})") from None
 
 
+# ----------------------------------------------------------------------------- training with SD3's encoders
+class SD3TextEncoder(TextEncoder):
+    """A pretrained SD3's CLIP-L, CLIP-G and T5 as ONE frozen text encoder for training a genlab model
+    (`TextConfig.encoders = ("sd3:<path>",)`, `genlab t2i train --text sd3:PATH`): exactly the pretrained
+    pipeline's conditioning (`SD3Pipeline.encode`: `sd3_layout`, 77 + 256 tokens, pooled CLIP-L ; CLIP-G),
+    so a model trained on it is conditioned like SD3. As one encoder it is dropped as a whole for CFG (SD3
+    drops its three encoders independently); prompt embeddings go through the pipeline's disk cache."""
+
+    name = "sd3"
+
+    def __init__(self, path: str | Path, t5: bool = True):
+        super().__init__()
+        self.pipe = load_pipeline(path, t5=t5)
+        self.context_dim, self.pooled_dim = self.pipe.cfg.context_dim, self.pipe.cfg.pooled_dim
+
+    def forward(self, prompts: list[str]) -> TextEmbedding:
+        emb = self.pipe.encode([prompts] if isinstance(prompts, str) else list(prompts))
+        return TextEmbedding(emb.context.float(), emb.pooled.float())
+
+
+def with_sd3_text(cfg, path: str | Path):
+    """A T2IConfig conditioned by a pretrained SD3's text encoders (`SD3TextEncoder`): the backbone's context
+    and pooled widths set to the SD3 transformer's (read from headers, nothing loaded)."""
+    from dataclasses import replace
+
+    cond = transformer_config(locate(path))
+    return replace(cfg, model=replace(cfg.model, context_dim=cond.context_dim, pooled_dim=cond.pooled_dim),
+                   text=replace(cfg.text, encoders=(f"sd3:{path}",)))
+
+
 # ----------------------------------------------------------------------------- entry points
 def load_pipeline(path: str | Path, *, dtype: str = "fp32", device: str | torch.device = "cpu", t5: bool = True,
                   clip_l: str | Path | None = None, clip_g: str | Path | None = None, t5_path: str | Path | None = None,
@@ -456,5 +493,5 @@ def save_pngs(images: torch.Tensor, out: str | Path, settings: list[SampleSettin
     return paths
 
 
-__all__ = ["DTYPES", "SD3Pipeline", "SampleSettings", "clip_config", "load_pipeline", "load_text_model", "save_pngs",
-           "t5_config", "transformer_config"]
+__all__ = ["DTYPES", "SD3Pipeline", "SD3TextEncoder", "SampleSettings", "clip_config", "load_pipeline", "load_text_model", "save_pngs",
+           "t5_config", "transformer_config", "with_sd3_text"]
