@@ -12,7 +12,6 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return torch.addcmul(shift.unsqueeze(1), x, 1 + scale.unsqueeze(1))
 
 
-
 class AdaLNModulation(nn.Sequential):
     """c (B, D) -> `chunks` tensors (B, D) via SiLU -> Linear; zero-initialised (adaLN-Zero).
 
