@@ -16,6 +16,12 @@ import argparse
 from genlab.systems.t2i.study.cli import register_study
 
 
+def _text_choice(value: str) -> str:
+    if value in ("builtin", "minilm") or (value.startswith("sd3:") and len(value) > len("sd3:")):
+        return value
+    raise argparse.ArgumentTypeError(f"expected builtin, minilm or sd3:PATH, got {value!r}")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("t2i", help="Rectified-flow text-to-image with MM-DiT (SD3).")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
@@ -55,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--sample-every", type=int, default=None, help="steps between samples/step_XXXXXX.png")
     train.add_argument("--checkpoint-every", type=int, default=None)
     train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--text", choices=["builtin", "minilm"], default="builtin", help="text encoder")
+    train.add_argument("--text", type=_text_choice, default="builtin",
+                       help="text encoder: builtin, minilm, or sd3:PATH (a pretrained SD3's CLIP-L/G + T5, conditioning "
+                            "exactly as the SD3 pipeline)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
@@ -179,6 +187,10 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = presets.preset(args.preset)
     if args.text == "minilm":
         cfg = presets.with_minilm(cfg)
+    elif args.text.startswith("sd3:"):
+        from genlab.systems.t2i.sd3 import with_sd3_text
+
+        cfg = with_sd3_text(cfg, args.text[len("sd3:"):])
     overrides = {k: v for k, v in {
         "steps": args.steps, "batch_size": args.batch_size, "checkpoint_every": args.checkpoint_every,
         "seed": args.seed, "lr": args.lr, "lr_schedule": args.schedule, "warmup_steps": args.warmup_steps,

@@ -30,7 +30,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlab.core.cond.text import CLIPTextEncoder, T5TextEncoder, TextEmbedding, load_tokenizer, sd3_layout
+from genlab.core.cond.text import (
+    CLIPTextEncoder,
+    T5TextEncoder,
+    TextEmbedding,
+    TextEncoder,
+    load_tokenizer,
+    sd3_layout,
+)
 from genlab.errors import GenlabError
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import MMDiTConfig
@@ -104,12 +111,12 @@ class SD3Pipeline:
     """Pretrained SD3 (MM-DiT + 16-channel VAE + CLIP-L, CLIP-G, optional T5) from `SD3Files`."""
 
     def __init__(self, files: SD3Files, dtype: str = "fp32", device: str | torch.device = "cpu",
-                 keep_loaded: bool = False):
+                 keep_loaded: bool = False, text_cache: bool = True):
         if dtype not in DTYPES:
             raise GenlabError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
         self.files, self.dtype_name, self.dtype = files, dtype, DTYPES[dtype]
         self.device = resolve_device(device)
-        self.keep_loaded = keep_loaded
+        self.keep_loaded, self.text_cache = keep_loaded, text_cache
         self.cfg = transformer_config(files)
         vae_levels = len(self.files.vae_config["block_out_channels"]) if files.vae_config else \
             len({k.split(".")[2] for k in files.vae.tensors if k.startswith("encoder.down.")})
@@ -200,20 +207,66 @@ class SD3Pipeline:
         return DiffusersKL.from_ldm_state_dict(part.state_dict(), SD3_SCALING_FACTOR, SD3_SHIFT_FACTOR,
                                                device=self.device, source=f"VAE of {self.files.source}")
 
+    def encoder_identity(self, name: str) -> str:
+        """Everything an encoder's output depends on: weights and tokenizer files (path, size, modification
+        time), tokens, dtype, device."""
+        part = getattr(self.files, name)
+        tok = Path(self.files.tokenizers[{"clip_l": 0, "clip_g": 1, "t5": 2}[name]])
+        tok_files = sorted(f for f in tok.rglob("*") if f.is_file()) if tok.is_dir() else [tok]
+        return json.dumps({"kind": "sd3-text-encoder/1", "part": name, "files": _fingerprint(part.files),
+                           "prefix": part.prefix, "tokenizer": _fingerprint(tok_files),
+                           "tokens": T5_TOKENS if name == "t5" else CLIP_TOKENS, "dtype": str(self.part_dtype(name)),
+                           "device": self.device.type})
+
+    def text_store(self, name: str):
+        """The on-disk cache of one encoder's outputs (float32 rows keyed by the prompt; bf16 and fp16 values
+        are exact in float32): `cache_dir("t2i-text")/sd3-<identity hash>/{context,pooled}`, as training's."""
+        from genlab.core.io import cache_dir
+        from genlab.systems.t2i.shards import ShardCache, content_hash
+
+        folder = cache_dir("t2i-text") / f"sd3-{content_hash(self.encoder_identity(name).encode())[:16]}"
+        return ShardCache(folder / "context"), ShardCache(folder / "pooled")
+
+    def encode_part(self, name: str, prompts: list[str]) -> TextEmbedding:
+        """One encoder's outputs for `prompts`, through the disk cache when `text_cache`: the encoder is loaded
+        (once, for the missing prompts only) when some prompt is not stored yet."""
+
+        def run(batch: list[str]) -> TextEmbedding:
+            enc = self._get(name, lambda: self.load_encoder(name))
+            emb = enc(batch)
+            del enc
+            self._free()
+            return emb
+
+        if not self.text_cache:
+            return run(prompts)
+        import numpy as np
+
+        from genlab.systems.t2i.shards import content_hash
+
+        ctx, pooled = self.text_store(name)
+        keys = [content_hash(p.encode()) for p in prompts]
+        missing = {k: p for k, p in zip(keys, prompts) if k not in ctx or k not in pooled}
+        if missing:
+            emb = run(list(missing.values()))
+            ctx.add(list(missing), emb.context.float().cpu().numpy())
+            pooled.add(list(missing), emb.pooled.float().cpu().numpy())
+        return TextEmbedding(torch.from_numpy(np.stack([ctx.row(k) for k in keys])),
+                             torch.from_numpy(np.stack([pooled.row(k) for k in keys])))
+
     # ------------------------------------------------------------------ stages
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> TextEmbedding:
-        """prompts -> SD3 conditioning (B, 77 + 256, width) and pooled (B, 2048); encoders released after."""
+        """prompts -> SD3 conditioning (B, 77 + 256, width) and pooled (B, 2048); encoders released after.
+        With `text_cache`, each encoder's output per prompt is kept on disk (`text_store`) and an encoder is
+        not even loaded when every prompt is there."""
         out = {}
         for name in ("clip_l", "clip_g", "t5"):
             if name == "t5" and self.files.t5 is None:
                 out[name] = None
                 continue
-            enc = self._get(name, lambda name=name: self.load_encoder(name))
-            emb = enc(list(prompts))
-            out[name] = TextEmbedding(emb.context.to(self.dtype), emb.pooled.to(self.dtype))
-            del enc
-            self._free()
+            emb = self.encode_part(name, list(prompts))
+            out[name] = TextEmbedding(emb.context.to(self.device, self.dtype), emb.pooled.to(self.device, self.dtype))
         return sd3_layout(out["clip_l"], out["clip_g"], out["t5"], self.cfg.context_dim, T5_TOKENS)
 
     def initial_noise(self, n: int, height: int, width: int, seed: int) -> torch.Tensor:
@@ -278,6 +331,16 @@ class SD3Pipeline:
         return [SampleSettings(p, negative_prompt, steps, guidance, shift, height, width, seed, i * num_images + j,
                                self.dtype_name, self.files.t5 is not None, str(self.files.source))
                 for i, p in enumerate(prompts) for j in range(num_images)]
+
+
+def _fingerprint(paths) -> list:
+    """(resolved path, size, modification time) per file: a replaced weights file gives another identity
+    without reading gigabytes to hash them."""
+    out = []
+    for f in paths:
+        st = Path(f).resolve().stat()
+        out.append([str(Path(f).resolve()), st.st_size, st.st_mtime_ns])
+    return out
 
 
 def _repeat(emb: TextEmbedding, k: int) -> TextEmbedding:
@@ -367,14 +430,45 @@ def t5_config(state: dict):
         raise GenlabError(f"t5: not a T5 encoder (missing {err})") from None
 
 
+# ----------------------------------------------------------------------------- training with SD3's encoders
+class SD3TextEncoder(TextEncoder):
+    """A pretrained SD3's CLIP-L, CLIP-G and T5 as ONE frozen text encoder for training a genlab model
+    (`TextConfig.encoders = ("sd3:<path>",)`, `genlab t2i train --text sd3:PATH`): exactly the pretrained
+    pipeline's conditioning (`SD3Pipeline.encode`: `sd3_layout`, 77 + 256 tokens, pooled CLIP-L ; CLIP-G),
+    so a model trained on it is conditioned like SD3. As one encoder it is dropped as a whole for CFG (SD3
+    drops its three encoders independently); prompt embeddings go through the pipeline's disk cache."""
+
+    name = "sd3"
+
+    def __init__(self, path: str | Path, t5: bool = True):
+        super().__init__()
+        self.pipe = load_pipeline(path, t5=t5)
+        self.context_dim, self.pooled_dim = self.pipe.cfg.context_dim, self.pipe.cfg.pooled_dim
+
+    def forward(self, prompts: list[str]) -> TextEmbedding:
+        emb = self.pipe.encode([prompts] if isinstance(prompts, str) else list(prompts))
+        return TextEmbedding(emb.context.float(), emb.pooled.float())
+
+
+def with_sd3_text(cfg, path: str | Path):
+    """A T2IConfig conditioned by a pretrained SD3's text encoders (`SD3TextEncoder`): the backbone's context
+    and pooled widths set to the SD3 transformer's (read from headers, nothing loaded)."""
+    from dataclasses import replace
+
+    cond = transformer_config(locate(path))
+    return replace(cfg, model=replace(cfg.model, context_dim=cond.context_dim, pooled_dim=cond.pooled_dim),
+                   text=replace(cfg.text, encoders=(f"sd3:{path}",)))
+
+
 # ----------------------------------------------------------------------------- entry points
 def load_pipeline(path: str | Path, *, dtype: str = "fp32", device: str | torch.device = "cpu", t5: bool = True,
                   clip_l: str | Path | None = None, clip_g: str | Path | None = None, t5_path: str | Path | None = None,
-                  tokenizers: str | Path | None = None, keep_loaded: bool = False) -> SD3Pipeline:
+                  tokenizers: str | Path | None = None, keep_loaded: bool = False, text_cache: bool = True) -> SD3Pipeline:
     """An SD3 pipeline from a diffusers folder or a Stability single file (parts by path where missing).
-    Only headers are read here; weights load when an image is made."""
+    Only headers are read here; weights load when an image is made. text_cache: prompt embeddings on disk
+    under `cache_dir("t2i-text")`, keyed by the encoders' files and the prompt."""
     files = locate(path, clip_l=clip_l, clip_g=clip_g, t5=t5_path, use_t5=t5, tokenizers=tokenizers)
-    return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded)
+    return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded, text_cache=text_cache)
 
 
 def save_pngs(images: torch.Tensor, out: str | Path, settings: list[SampleSettings]) -> list[Path]:
@@ -399,5 +493,5 @@ def save_pngs(images: torch.Tensor, out: str | Path, settings: list[SampleSettin
     return paths
 
 
-__all__ = ["DTYPES", "SD3Pipeline", "SampleSettings", "clip_config", "load_pipeline", "load_text_model", "save_pngs",
-           "t5_config", "transformer_config"]
+__all__ = ["DTYPES", "SD3Pipeline", "SD3TextEncoder", "SampleSettings", "clip_config", "load_pipeline", "load_text_model", "save_pngs",
+           "t5_config", "transformer_config", "with_sd3_text"]
