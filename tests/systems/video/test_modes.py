@@ -117,6 +117,9 @@ def test_cli_mode_errors_are_one_line(tmp_path, capsys):
     code, _, err = run_cli_inprocess(["video", "train", "--stage", "t2v", "--data", str(tmp_path), "--out", str(run)],
                                      capsys)
     assert_user_error(code, err, "--stage t2v", "--data")
+    code, _, err = run_cli_inprocess(["video", "train", "--stage", "interp", "--pretrained", str(tmp_path), "--data",
+                                      str(tmp_path), "--out", str(run)], capsys)
+    assert_user_error(code, err, "--pretrained", "--stage interp")
     code, _, err = run_cli_inprocess(["video", "sample", "--prompt", "a red square", "--pretrained", str(tmp_path),
                                       "--out", str(tmp_path / "x.mp4")], capsys)
     assert_user_error(code, err, "--prompt", "--weights")

@@ -170,6 +170,9 @@ def _train(args: argparse.Namespace) -> int:
     from genlab.systems.video.train import load_video_model
 
     _check_run_options(args)
+    if args.pretrained and stage_mode(args.stage) != "i2v":
+        raise GenlabError(f"--pretrained with --stage {args.stage}: a pretrained SVD is an image-to-video model; "
+                          f"{args.stage} trains the toy's {stage_mode(args.stage)} model (leave out --pretrained)")
     if args.pretrained:
         return _train_pretrained(args)
     init = load_video_model(args.init) if args.init else None  # the user's file first, before any work
