@@ -6,6 +6,8 @@
     torchrun --nproc_per_node 2 -m genlab t2i train ... [--parallel fsdp]   # DDP / FSDP2 (gloo on CPU)
     genlab t2i sample --model runs/digits --prompt "a handwritten digit seven" --out seven.png
     genlab t2i sample --pretrained sd3-folder-or-file --prompt "a photo of a cat" --out cat.png   # real SD3
+    genlab t2i sample --pretrained sd3.5-medium --prompt ... --skip-layer-guidance 7,8,9 --guidance 4 --out x.png
+    genlab t2i sample --pretrained sd3-folder --prompt ... --init-image in.png --strength 0.6 --out y.png  # img2img
     genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/
 """
 
@@ -83,6 +85,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sd3.add_argument("--t5", default=None, help="T5-XXL: t5xxl_fp16.safetensors (fp8 is upcast) or a folder")
     sd3.add_argument("--tokenizers", default=None, help="single files: folder with tokenizer/, tokenizer_2/, "
                      "tokenizer_3/ (default: the file's folder)")
+    sd3.add_argument("--skip-layer-guidance", default=None, metavar="LAYERS",
+                     help="skip-layer guidance (SD3.5) on these comma-separated blocks, e.g. 7,8,9 (needs --guidance > 1)")
+    sd3.add_argument("--slg-scale", type=float, default=2.8, help="skip-layer guidance scale (default 2.8)")
+    sd3.add_argument("--slg-start", type=float, default=0.01, help="fraction of the steps where it starts (default 0.01)")
+    sd3.add_argument("--slg-stop", type=float, default=0.2, help="fraction of the steps where it stops (default 0.2)")
+    sd3.add_argument("--init-image", default=None, help="img2img: start from this picture (resized to --size, else "
+                     "to its own size rounded down to multiples of 16)")
+    sd3.add_argument("--strength", type=float, default=None, help="img2img: how much of the run to redo, in (0, 1] "
+                     "(default 0.6)")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=run_sample)
 
@@ -232,6 +243,8 @@ def run_sample(args: argparse.Namespace) -> int:
         raise GenlabError(f"--num: expected >= 1, got {args.num}")
     if args.pretrained:
         return _sample_pretrained(args)
+    if args.skip_layer_guidance is not None or args.init_image is not None:
+        raise GenlabError("--skip-layer-guidance and --init-image work with --pretrained (a genlab run: --model has neither)")
     from genlab.systems.t2i.pipeline import generate, load_model, save_grid
 
     model = load_model(args.model, ema=not args.raw)
@@ -261,16 +274,42 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return hw
 
 
+def parse_layers(text: str | None) -> tuple[int, ...] | None:
+    """"7,8,9" -> (7, 8, 9)."""
+    if text is None:
+        return None
+    from genlab.errors import GenlabError
+
+    try:
+        layers = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
+    except ValueError:
+        layers = ()
+    if not layers:
+        raise GenlabError(f"--skip-layer-guidance: expected comma-separated block indices such as 7,8,9, got {text!r}")
+    return layers
+
+
 def _sample_pretrained(args: argparse.Namespace) -> int:
-    from genlab.systems.t2i.sd3 import load_pipeline, save_pngs
+    from genlab.core.flow.guidance import SkipLayerGuidance
+    from genlab.errors import GenlabError
+    from genlab.systems.t2i.sd3 import img2img_start, load_pipeline, save_pngs
 
     size = parse_size(args.size)
+    layers = parse_layers(args.skip_layer_guidance)
+    slg = None if layers is None else SkipLayerGuidance(layers, args.slg_scale, args.slg_start, args.slg_stop)
+    if args.strength is not None and args.init_image is None:
+        raise GenlabError("--strength is for img2img: give --init-image too")
+    strength = 0.6 if args.strength is None else args.strength
+    steps = args.steps or 28
+    if args.init_image is not None:
+        img2img_start(steps, strength)  # before anything loads
     pipe = load_pipeline(args.pretrained, dtype=args.dtype, device=args.device, t5=not args.no_t5, clip_l=args.clip_l,
                          clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers)
-    kw = dict(negative_prompt=args.negative_prompt, steps=args.steps or 28,
-              guidance=7.0 if args.guidance is None else args.guidance, shift=args.shift, size=size, seed=args.seed)
-    if size is not None:
-        pipe.check_size(*size)
+    kw = dict(negative_prompt=args.negative_prompt, steps=steps,
+              guidance=7.0 if args.guidance is None else args.guidance, shift=args.shift, size=size, seed=args.seed,
+              skip_layer_guidance=slg, init_image=args.init_image, strength=strength)
+    pipe.check_skip_layer_guidance(slg, kw["guidance"])
+    pipe.check_size(*pipe.output_size(size, args.init_image))
     images = pipe(args.prompt, num_images=args.num, progress=not args.quiet, **kw)
     paths = save_pngs(images, args.out, pipe.settings(args.prompt, num_images=args.num, **kw))
     print(f"wrote {paths[0]}" + (f" ... {paths[-1]} ({len(paths)} images)" if len(paths) > 1 else ""))

@@ -117,6 +117,16 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm_final(x), shift, scale))
 
 
+def check_skip_layers(skip_layers, depth: int, what: str = "skip_layers") -> tuple[int, ...]:
+    """Skip-layer guidance's block indices, each in 0..depth-1 (else a GenlabError naming them)."""
+    layers = tuple(int(i) for i in skip_layers)
+    bad = [i for i in layers if not 0 <= i < depth]
+    if bad:
+        raise GenlabError(f"{what}: layer index {', '.join(map(str, bad))} out of range; this MM-DiT has {depth} "
+                          f"joint blocks (0..{depth - 1})")
+    return layers
+
+
 class MMDiT(nn.Module):
     """forward(x (B, C, H, W), timestep (B,) = 1000 t, context (B, L, context_dim), pooled (B, pooled_dim))
     -> (B, out_channels, H, W): the rectified-flow velocity for t2i training."""
@@ -172,20 +182,11 @@ class MMDiT(nn.Module):
                               f"position table's {m}x{m} (pos_embed_max_size)")
         return h // p, w // p
 
-    def check_skip_layers(self, skip_layers) -> tuple[int, ...]:
-        """Skip-layer guidance's block indices, each in 0..depth-1 (else a GenlabError naming them)."""
-        layers = tuple(int(i) for i in skip_layers)
-        bad = [i for i in layers if not 0 <= i < self.cfg.depth]
-        if bad:
-            raise GenlabError(f"skip-layer guidance layers {bad} out of range: this MM-DiT has {self.cfg.depth} joint "
-                              f"blocks (0..{self.cfg.depth - 1})")
-        return layers
-
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
                 pooled: torch.Tensor, skip_layers: tuple[int, ...] = ()) -> torch.Tensor:
         """skip_layers: blocks left out entirely (image and text tokens pass unchanged), for skip-layer guidance."""
         gh, gw = self.check_input(x)
-        skip_layers = self.check_skip_layers(skip_layers) if skip_layers else ()
+        skip_layers = check_skip_layers(skip_layers, self.cfg.depth) if skip_layers else ()
         x = self.x_embedder(x) + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)  # (B, N, D)
         y = self.t_embedder(timestep.reshape(-1).expand(x.shape[0])) + self.y_embedder(pooled)  # (B, D)
         c = self.context_embedder(context)  # (B, L, D)
