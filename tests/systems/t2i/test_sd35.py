@@ -149,3 +149,59 @@ def test_cli_errors_for_skip_layer_guidance_and_init_image(tiny35, tmp_path, cap
     no_size = [a for a in base if a not in ("--size", "32x32")]
     assert_user_error(*run_cli_inprocess(no_size + ["--init-image", str(tmp_path / "thin.png")], capsys)[::2],
                       "thin.png", "2x40", "at least 4x4")
+
+
+def test_mmdit_x_single_file_equals_folder(tiny35, tmp_path):
+    """Stability's single-file layout of an MMDiT-X (x_block.attn2.*, 9-chunk x_block adaLN): the config is read
+    off the shapes and the images equal the folder's."""
+    import shutil
+
+    from genlab.core.train import save_weights
+
+    parts, folder = tiny35
+    path = save_weights(tmp_path / "sd3.5_medium.safetensors", sd3_tiny.single_file_state(parts))
+    for tok in ("tokenizer", "tokenizer_2", "tokenizer_3"):
+        shutil.copytree(folder / tok, tmp_path / tok)
+    single = load_pipeline(path)
+    assert single.cfg.dual_attention_layers == (0, 1) and single.cfg.qk_norm == "rms"
+    kw = dict(prompts=PROMPTS[:1], steps=2, size=(16, 16))
+    torch.testing.assert_close(_ours(path, **kw), _ours(folder, **kw), atol=1e-5, rtol=0)
+
+
+def test_sd35_presets_carry_the_published_settings():
+    import genlab.systems.t2i as t2i
+    from genlab.systems.t2i.config import preset
+
+    medium, large, turbo = preset("sd3_5_medium"), preset("sd3_5_large"), preset("sd3_5_large_turbo")
+    assert medium.model.dual_attention_layers == tuple(range(13)) and medium.model.pos_embed_max_size == 384
+    assert (medium.sampling.steps, medium.sampling.guidance, medium.sampling.skip_layers, medium.sampling.slg_scale,
+            medium.sampling.slg_start, medium.sampling.slg_stop) == (50, 4.0, (7, 8, 9), 2.5, 0.01, 0.2)
+    assert (large.sampling.steps, large.sampling.guidance, large.model.depth) == (40, 4.5, 38)
+    assert (turbo.sampling.steps, turbo.sampling.guidance, turbo.model) == (4, 1.0, large.model)
+    assert medium.shift == large.shift == turbo.shift == 3.0
+    assert t2i.SkipLayerGuidance is SkipLayerGuidance
+
+
+def test_cli_preset_gives_published_settings_and_must_fit_the_model(tiny35, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    from genlab.systems.t2i import cli
+
+    parts, folder = tiny35
+    base = ["t2i", "sample", "--pretrained", str(folder), "--prompt", "a cat", "--size", "16x16", "--quiet"]
+    assert_user_error(*run_cli_inprocess(base + ["--preset", "sd3_5_medium", "--out", str(tmp_path / "x.png")],
+                                         capsys)[::2], "--preset sd3_5_medium", "24-block", "3 blocks")
+    monkeypatch.setattr(cli, "check_preset_fits", lambda name, cfg: None)  # the tiny model stands in for Turbo
+    code, _, err = run_cli_inprocess(base + ["--preset", "sd3_5_large_turbo", "--out", str(tmp_path / "t.png")], capsys)
+    assert code == 0, err
+    info = json.loads(Image.open(tmp_path / "t.png").text["genlab"])
+    assert (info["steps"], info["guidance"], info["shift"], info["skip_layer_guidance"]) == (4, 1.0, 3.0, None)
+    # a preset's skip-layer guidance comes with it (medium: blocks 7, 8, 9), flags override, 'none' turns it off
+    code, _, err = run_cli_inprocess(base + ["--preset", "sd3_5_medium", "--steps", "2", "--out", str(tmp_path / "m.png")],
+                                     capsys)
+    assert code == 2 and "layer index 7, 8, 9 out of range" in err
+    code, _, err = run_cli_inprocess(base + ["--preset", "sd3_5_medium", "--steps", "2", "--skip-layer-guidance",
+                                             "none", "--out", str(tmp_path / "m.png")], capsys)
+    assert code == 0, err
+    info = json.loads(Image.open(tmp_path / "m.png").text["genlab"])
+    assert (info["steps"], info["guidance"], info["skip_layer_guidance"]) == (2, 4.0, None)

@@ -17,6 +17,8 @@ import argparse
 
 from genlab.systems.t2i.study.cli import register_study
 
+RELEASED = ("sd3_medium", "sd3_5_medium", "sd3_5_large", "sd3_5_large_turbo")  # presets with published settings
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("t2i", help="Rectified-flow text-to-image with MM-DiT (SD3).")
@@ -85,11 +87,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sd3.add_argument("--t5", default=None, help="T5-XXL: t5xxl_fp16.safetensors (fp8 is upcast) or a folder")
     sd3.add_argument("--tokenizers", default=None, help="single files: folder with tokenizer/, tokenizer_2/, "
                      "tokenizer_3/ (default: the file's folder)")
+    sd3.add_argument("--preset", default=None, choices=sorted(RELEASED),
+                     help="the released model's published sampling settings (steps, guidance, shift, skip-layer "
+                     "guidance) as defaults; flags given override them")
     sd3.add_argument("--skip-layer-guidance", default=None, metavar="LAYERS",
-                     help="skip-layer guidance (SD3.5) on these comma-separated blocks, e.g. 7,8,9 (needs --guidance > 1)")
-    sd3.add_argument("--slg-scale", type=float, default=2.8, help="skip-layer guidance scale (default 2.8)")
-    sd3.add_argument("--slg-start", type=float, default=0.01, help="fraction of the steps where it starts (default 0.01)")
-    sd3.add_argument("--slg-stop", type=float, default=0.2, help="fraction of the steps where it stops (default 0.2)")
+                     help="skip-layer guidance (SD3.5) on these comma-separated blocks, e.g. 7,8,9 (needs --guidance "
+                     "> 1); 'none' turns a preset's off")
+    sd3.add_argument("--slg-scale", type=float, default=None, help="skip-layer guidance scale (default 2.8)")
+    sd3.add_argument("--slg-start", type=float, default=None, help="fraction of the steps where it starts (default 0.01)")
+    sd3.add_argument("--slg-stop", type=float, default=None, help="fraction of the steps where it stops (default 0.2)")
     sd3.add_argument("--init-image", default=None, help="img2img: start from this picture (resized to --size, else "
                      "to its own size rounded down to multiples of 16)")
     sd3.add_argument("--strength", type=float, default=None, help="img2img: how much of the run to redo, in (0, 1] "
@@ -275,9 +281,11 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def parse_layers(text: str | None) -> tuple[int, ...] | None:
-    """"7,8,9" -> (7, 8, 9)."""
+    """"7,8,9" -> (7, 8, 9); "none" -> () (off)."""
     if text is None:
         return None
+    if text.strip().lower() == "none":
+        return ()
     from genlab.errors import GenlabError
 
     try:
@@ -289,25 +297,52 @@ def parse_layers(text: str | None) -> tuple[int, ...] | None:
     return layers
 
 
+def check_preset_fits(name: str, cfg) -> None:
+    """--preset NAME is for that released model's transformer: depth, width and MMDiT-X layers must agree."""
+    from genlab.errors import GenlabError
+    from genlab.systems.t2i.config import preset
+
+    want = preset(name).model
+    got = (cfg.depth, cfg.hidden_size, tuple(cfg.dual_attention_layers))
+    if got != (want.depth, want.hidden_size, tuple(want.dual_attention_layers)):
+        raise GenlabError(f"--preset {name}: its settings are for a {want.depth}-block, {want.hidden_size}-wide MM-DiT"
+                          f"{' with MMDiT-X blocks' if want.dual_attention_layers else ''}; --pretrained has "
+                          f"{cfg.depth} blocks, {cfg.hidden_size} wide{' with MMDiT-X blocks' if cfg.dual_attention_layers else ''}")
+
+
 def _sample_pretrained(args: argparse.Namespace) -> int:
     from genlab.core.flow.guidance import SkipLayerGuidance
     from genlab.errors import GenlabError
+    from genlab.systems.t2i.config import SamplingDefaults, preset
     from genlab.systems.t2i.sd3 import img2img_start, load_pipeline, save_pngs
 
     size = parse_size(args.size)
+    published = SamplingDefaults()  # diffusers' StableDiffusion3Pipeline defaults
+    shift = args.shift
+    if args.preset is not None:
+        run = preset(args.preset)
+        published, shift = run.sampling, run.shift if args.shift is None else args.shift
     layers = parse_layers(args.skip_layer_guidance)
-    slg = None if layers is None else SkipLayerGuidance(layers, args.slg_scale, args.slg_start, args.slg_stop)
+    layers = published.skip_layers if layers is None else layers
+
+    def pick(flag, default):
+        return default if flag is None else flag
+
+    slg = SkipLayerGuidance(layers, pick(args.slg_scale, published.slg_scale), pick(args.slg_start, published.slg_start),
+                            pick(args.slg_stop, published.slg_stop)) if layers else None
     if args.strength is not None and args.init_image is None:
         raise GenlabError("--strength is for img2img: give --init-image too")
     strength = 0.6 if args.strength is None else args.strength
-    steps = args.steps or 28
+    steps = args.steps or published.steps
     if args.init_image is not None:
         img2img_start(steps, strength)  # before anything loads
     pipe = load_pipeline(args.pretrained, dtype=args.dtype, device=args.device, t5=not args.no_t5, clip_l=args.clip_l,
                          clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers)
-    kw = dict(negative_prompt=args.negative_prompt, steps=steps,
-              guidance=7.0 if args.guidance is None else args.guidance, shift=args.shift, size=size, seed=args.seed,
-              skip_layer_guidance=slg, init_image=args.init_image, strength=strength)
+    if args.preset is not None:
+        check_preset_fits(args.preset, pipe.cfg)
+    kw = dict(negative_prompt=args.negative_prompt, steps=steps, guidance=pick(args.guidance, published.guidance),
+              shift=shift, size=size, seed=args.seed, skip_layer_guidance=slg, init_image=args.init_image,
+              strength=strength)
     pipe.check_skip_layer_guidance(slg, kw["guidance"])
     pipe.check_size(*pipe.output_size(size, args.init_image))
     images = pipe(args.prompt, num_images=args.num, progress=not args.quiet, **kw)
