@@ -107,6 +107,7 @@ def test_cli_img2img_png_equals_diffusers_and_carries_settings(tiny, tmp_path, c
     assert info["skip_layer_guidance"] is None
 
 
+@pytest.mark.slow  # the flags' parsing and errors are in the fast tier; this compares the CLI with the Python API
 def test_cli_skip_layer_guidance_png_and_settings(tiny35, tmp_path, capsys):
     from PIL import Image
 
