@@ -100,21 +100,25 @@ def test_converter_maps_real_sd3_configs_key_for_key_both_ways(make):
     assert abs(n_params - expected) / n_params < 0.05
 
 
-def test_tiny_model_round_trips_through_the_converter(tmp_path):
+@pytest.mark.parametrize("dual", [(), (0, 2)])
+def test_tiny_model_round_trips_through_the_converter(tmp_path, dual):
     from genlab.core.train import save_weights
 
     torch.manual_seed(0)
-    model = MMDiT(_small("rms"))
+    model = MMDiT(_small("rms", dual))
     _randomise(model, 3)
     x, t, ctx, pooled = torch.randn(1, 4, 6, 6), torch.tensor([300.0]), torch.randn(1, 3, 24), torch.randn(1, 12)
-    twice = MMDiT(_small("rms"))
+    twice = MMDiT(_small("rms", dual))
     twice.load_state_dict(convert.from_diffusers(convert.to_diffusers(model.state_dict())))
     save_weights(tmp_path / "sd3.safetensors", convert.to_single_file(model.state_dict()))
     loaded = convert.load_pretrained(tmp_path / "sd3.safetensors")
     with torch.no_grad():
         ref = model(x, t, ctx, pooled)
         assert torch.equal(twice(x, t, ctx, pooled), ref)
-        assert torch.equal(loaded(x, t, ctx, pooled), ref)
+        # the same weights, but memory-mapped from the file at other alignments: the CPU kernels may sum in
+        # another order (seen: 5e-6 with MMDiT-X blocks)
+        torch.testing.assert_close(loaded(x, t, ctx, pooled), ref, rtol=0, atol=1e-4)
+    assert loaded.cfg.dual_attention_layers == dual
 
 
 def test_adaln_zero_init_gradients_and_errors():

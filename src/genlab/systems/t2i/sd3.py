@@ -396,6 +396,7 @@ def load_init_image(image, height: int, width: int, multiple: int = 16) -> torch
     arr = np.asarray(im, dtype=np.float32) / 255.0  # (H, W, 3)
     return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) * 2.0 - 1.0
 
+
 def _repeat(emb: TextEmbedding, k: int) -> TextEmbedding:
     """Each prompt's embedding k times in a row (diffusers' num_images_per_prompt order)."""
     return TextEmbedding(emb.context.repeat_interleave(k, 0), emb.pooled.repeat_interleave(k, 0))
