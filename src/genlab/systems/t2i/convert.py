@@ -48,7 +48,6 @@ _STREAM = {
     "x_block": {
         "attn.proj": "attn.to_out.0", "attn.ln_q": "attn.norm_q", "attn.ln_k": "attn.norm_k",
         "adaLN_modulation.1": "norm1.linear", "mlp.fc1": "ff.net.0.proj", "mlp.fc2": "ff.net.2",
-        "attn2.proj": "attn2.to_out.0", "attn2.ln_q": "attn2.norm_q", "attn2.ln_k": "attn2.norm_k",
     },
     "context_block": {
         "attn.proj": "attn.to_add_out", "attn.ln_q": "attn.norm_added_q", "attn.ln_k": "attn.norm_added_k",
@@ -56,10 +55,15 @@ _STREAM = {
         "mlp.fc2": "ff_context.net.2",
     },
 }
-# (stream, fused reference name) -> the three diffusers names
-_QKV = {("x_block", "attn.qkv"): ("attn.to_q", "attn.to_k", "attn.to_v"),
-        ("context_block", "attn.qkv"): ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj"),
-        ("x_block", "attn2.qkv"): ("attn2.to_q", "attn2.to_k", "attn2.to_v")}
+_QKV = {"x_block": ("attn.to_q", "attn.to_k", "attn.to_v"),
+        "context_block": ("attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj")}
+# MMDiT-X (SD3.5-Medium): the image stream's second, image-only attention
+_ATTN2 = {"attn2.proj": "attn2.to_out.0", "attn2.ln_q": "attn2.norm_q", "attn2.ln_k": "attn2.norm_k"}
+_ATTN2_QKV = ("attn2.to_q", "attn2.to_k", "attn2.to_v")
+# the tables above combined: (stream, fused reference name) -> the three diffusers names; stream -> sub-keys
+_FUSED = {("x_block", "attn.qkv"): _QKV["x_block"], ("context_block", "attn.qkv"): _QKV["context_block"],
+          ("x_block", "attn2.qkv"): _ATTN2_QKV}
+_SUBKEYS = {"x_block": {**_STREAM["x_block"], **_ATTN2}, "context_block": _STREAM["context_block"]}
 _ATTN2_RE = re.compile(r"^joint_blocks\.(\d+)\.x_block\.attn2\.qkv\.weight$")
 _BLOCK_RE = re.compile(r"^joint_blocks\.(\d+)\.(x_block|context_block)\.(.+)\.(weight|bias)$")
 
@@ -86,12 +90,12 @@ def to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         elif m := _BLOCK_RE.match(key):
             i, stream, sub, kind = int(m.group(1)), m.group(2), m.group(3), m.group(4)
             prefix = f"transformer_blocks.{i}."
-            if (stream, sub) in _QKV:
-                for name, part in zip(_QKV[(stream, sub)], value.chunk(3, dim=0)):
+            if (stream, sub) in _FUSED:
+                for name, part in zip(_FUSED[(stream, sub)], value.chunk(3, dim=0)):
                     out[f"{prefix}{name}.{kind}"] = part
-            elif sub in _STREAM[stream]:
+            elif sub in _SUBKEYS[stream]:
                 last_ctx = stream == "context_block" and sub == "adaLN_modulation.1" and i == depth - 1
-                out[f"{prefix}{_STREAM[stream][sub]}.{kind}"] = _swap(value) if last_ctx else value
+                out[f"{prefix}{_SUBKEYS[stream][sub]}.{kind}"] = _swap(value) if last_ctx else value
             else:
                 raise GenlabError(f"to_diffusers: no diffusers name for {key!r}")
         else:
@@ -102,7 +106,7 @@ def to_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def from_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """diffusers SD3Transformer2DModel names -> genlab / reference names (nothing dropped)."""
     inv_fixed = {v: k for k, v in _FIXED.items()}
-    inv_stream = {(stream, v): k for stream, table in _STREAM.items() for k, v in table.items()}
+    inv_stream = {(stream, v): k for stream, table in _SUBKEYS.items() for k, v in table.items()}
     qkv_parts: dict[tuple[int, str, str, str], dict[int, torch.Tensor]] = {}
     blocks = {int(k.split(".")[1]) for k in state if k.startswith("transformer_blocks.")}
     depth = max(blocks) + 1 if blocks else 0
@@ -118,7 +122,7 @@ def from_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not m:
             raise GenlabError(f"from_diffusers: unexpected key {key!r}")
         i, sub, kind = int(m.group(1)), m.group(2), m.group(3)
-        for (stream, fused), names in _QKV.items():
+        for (stream, fused), names in _FUSED.items():
             if sub in names:
                 qkv_parts.setdefault((i, stream, fused, kind), {})[names.index(sub)] = value
                 break
