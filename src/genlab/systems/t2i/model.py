@@ -186,10 +186,10 @@ class MMDiT(nn.Module):
                 pooled: torch.Tensor, skip_layers: tuple[int, ...] = ()) -> torch.Tensor:
         """skip_layers: blocks left out entirely (image and text tokens pass unchanged), for skip-layer guidance."""
         gh, gw = self.check_input(x)
-        skip_layers = check_skip_layers(skip_layers, self.cfg.depth) if skip_layers else ()
         x = self.x_embedder(x) + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)  # (B, N, D)
         y = self.t_embedder(timestep.reshape(-1).expand(x.shape[0])) + self.y_embedder(pooled)  # (B, D)
         c = self.context_embedder(context)  # (B, L, D)
+        skip_layers = check_skip_layers(skip_layers, self.cfg.depth) if skip_layers else ()
         for i, block in enumerate(self.joint_blocks):
             if i in skip_layers:  # skip-layer guidance (SD3.5)
                 continue
