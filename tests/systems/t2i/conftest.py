@@ -1,5 +1,5 @@
-"""Tiny random SD3 / SD3.5 pipelines (diffusers + transformers classes, saved with save_pretrained),
-shared by the pretrained-pipeline tests; built once per session, read-only."""
+"""The tiny random SD3 pipeline (diffusers / transformers parts saved with save_pretrained), built once per
+session for the pretrained-SD3 and LoRA tests."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from tests.systems.t2i import sd3_tiny
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """SD3-Medium style: (diffusers parts, saved folder)."""
     pytest.importorskip("diffusers")
     parts = sd3_tiny.components()
-    return parts, sd3_tiny.save_folder(parts, tmp_path_factory.mktemp("sd3") / "pipe")
+    folder = sd3_tiny.save_folder(parts, tmp_path_factory.mktemp("sd3") / "pipe")
+    return parts, folder
 
 
 @pytest.fixture(scope="session")
