@@ -231,6 +231,34 @@ def _ngrams(key: str) -> list[str]:
     return toks + [a + " " + b for a, b in zip(toks, toks[1:])] + ["^ " + toks[0], toks[-1] + " $"]
 
 
+# --- merging ------------------------------------------------------------------------------------
+
+
+class MergedTranslator:
+    """Several translators' lists for a line merged into one: a candidate's weight is the weighted sum
+    of its probabilities under each translator (a mixture), so a line both propose rises; re-normalised."""
+
+    def __init__(self, parts: Sequence[tuple[Translator, float]]):
+        self.parts = list(parts)
+        self.name = "+".join(t.name for t, _ in self.parts)
+
+    def fingerprint(self) -> str:
+        return "merged-" + "-".join(f"{t.fingerprint()}x{w:g}" for t, w in self.parts)
+
+    def translate(self, texts: Sequence[str], m: int) -> list[list[Candidate]]:
+        lists = [t.translate(texts, m) for t, _ in self.parts]
+        out = []
+        for per_line in zip(*lists):
+            scored: dict[tuple[str, ...], tuple[str, float]] = {}
+            for (_, w), cands in zip(self.parts, per_line):
+                for c in cands:
+                    key = canonical(c.code)
+                    old = scored.get(key)
+                    scored[key] = (old[0] if old else c.code, (old[1] if old else 0.0) + w * math.exp(c.logprob))
+            out.append(normalise(scored, m))
+        return out
+
+
 # --- candidates on disk ---------------------------------------------------------------------------
 
 
