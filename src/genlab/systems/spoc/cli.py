@@ -263,7 +263,7 @@ def build_translator(kind: str, data, exclude_split: str | None = None, model: s
         from genlab.systems.spoc.seq2seq import Seq2SeqTranslator
         from genlab.systems.spoc.translate import MergedTranslator
 
-        return MergedTranslator([(composed, MERGE_WEIGHTS[0]), (Seq2SeqTranslator.load(model), MERGE_WEIGHTS[1])])
+        return MergedTranslator([(composed, MERGE_WEIGHTS[0]), (Seq2SeqTranslator.load(model), MERGE_WEIGHTS[1])], cache)
     if model is None:
         raise GenlabError(f"--translator {kind} needs --model PATH")
     if kind == "seq2seq":
