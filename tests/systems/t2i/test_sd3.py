@@ -20,13 +20,6 @@ PROMPTS = ["a photo of a cat", "a red car on the moon"]
 SIZE = (32, 48)  # non-square: 16 x 24 latents, 8 x 12 tokens
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    parts = sd3_tiny.components()
-    folder = sd3_tiny.save_folder(parts, tmp_path_factory.mktemp("sd3") / "pipe")
-    return parts, folder
-
-
 def _diffusers(parts, prompts=PROMPTS, t5=True, seed=3, steps=4, guidance=5.0, negative="blurry", size=SIZE):
     pipe = sd3_tiny.diffusers_pipeline(parts, t5=t5)
     pipe.set_progress_bar_config(disable=True)

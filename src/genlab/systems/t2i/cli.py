@@ -6,7 +6,9 @@
     torchrun --nproc_per_node 2 -m genlab t2i train ... [--parallel fsdp]   # DDP / FSDP2 (gloo on CPU)
     genlab t2i sample --model runs/digits --prompt "a handwritten digit seven" --out seven.png
     genlab t2i sample --pretrained sd3-folder-or-file --prompt "a photo of a cat" --out cat.png   # real SD3
-    genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/
+    genlab t2i train --pretrained sd3-folder --data photos/ --lora 16 --out runs/lora   # LoRA, diffusers format
+    genlab t2i sample --pretrained sd3-folder --lora runs/lora/lora.safetensors:0.8 --prompt ... --out x.png
+    genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/ [--lora FILE[:scale]]  # merged
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--checkpoint-every", type=int, default=None)
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--text", choices=["builtin", "minilm"], default="builtin", help="text encoder")
+    lora = train.add_argument_group("LoRA fine-tuning of pretrained SD3 (--pretrained PATH --data ... --lora RANK)")
+    lora.add_argument("--pretrained", default=None, help="SD3: a diffusers folder or Stability's single .safetensors file")
+    lora.add_argument("--lora", type=int, default=None, metavar="RANK", help="train LoRA adapters of this rank")
+    lora.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: the rank, scale 1)")
+    lora.add_argument("--lora-targets", nargs="+", default=None, metavar="NAME",
+                      help="diffusers module names or suffixes (default: attention q/k/v/out and MLPs of both streams)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
@@ -83,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sd3.add_argument("--t5", default=None, help="T5-XXL: t5xxl_fp16.safetensors (fp8 is upcast) or a folder")
     sd3.add_argument("--tokenizers", default=None, help="single files: folder with tokenizer/, tokenizer_2/, "
                      "tokenizer_3/ (default: the file's folder)")
+    sd3.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                     help="a LoRA made by genlab, diffusers or PEFT (file or PEFT folder), repeatable")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=run_sample)
 
@@ -90,6 +100,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("--src", required=True, help="single .safetensors file or diffusers transformer folder")
     conv.add_argument("--to", choices=["diffusers", "single", "genlab"], required=True)
     conv.add_argument("--out", required=True)
+    conv.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                      help="merge this LoRA into the weights before writing them (repeatable)")
     conv.set_defaults(func=run_convert)
 
 
@@ -176,6 +188,8 @@ def run_train(args: argparse.Namespace) -> int:
     from genlab.systems.t2i.train import train_on_data, train_t2i
 
     _torch_threads()
+    if args.pretrained is not None or args.lora is not None:
+        return _train_lora(args)
     cfg = presets.preset(args.preset)
     if args.text == "minilm":
         cfg = presets.with_minilm(cfg)
@@ -222,6 +236,36 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_lora(args: argparse.Namespace) -> int:
+    from genlab.errors import GenlabError
+    from genlab.systems.t2i.finetune import LoRAConfig, lora_train_config, train_lora
+    from genlab.systems.t2i.lora import DEFAULT_TARGETS
+    from genlab.systems.t2i.prepare import DataOptions
+
+    if args.pretrained is None or args.lora is None or args.data is None:
+        raise GenlabError("LoRA fine-tuning needs --pretrained PATH, --data PATH and --lora RANK together")
+    if args.parallel is not None:
+        raise GenlabError("--parallel: LoRA fine-tuning runs in one process")
+    if args.precision == "fp16" and (args.device or "cpu").startswith("cpu"):
+        raise GenlabError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    lora = LoRAConfig(rank=args.lora, alpha=args.lora_alpha, targets=tuple(args.lora_targets or DEFAULT_TARGETS))
+    overrides = {k: v for k, v in {
+        "steps": args.steps, "batch_size": args.batch_size, "checkpoint_every": args.checkpoint_every,
+        "seed": args.seed, "lr": args.lr, "lr_schedule": args.schedule, "warmup_steps": args.warmup_steps,
+        "grad_accum": args.grad_accum, "precision": args.precision}.items() if v is not None}
+    train = lora_train_config(**overrides)
+    opts = DataOptions(resolution=args.resolution, image_column=args.image_column, caption_column=args.caption_column,
+                       require_captions=args.require_captions, aspect_buckets=not args.no_buckets, crop=args.crop)
+    run = train_lora(args.pretrained, args.data, args.out, lora, train, options=opts,
+                     gradient_checkpointing=args.gradient_checkpointing, device=args.device or "cpu",
+                     progress=not args.quiet)
+    st = run.stats
+    print(f"data: {st.images} images in buckets {st.per_bucket}; skipped {st.skipped}")
+    print(f"trained {train.steps} LoRA steps (rank {lora.rank}, {len(run.layers)} layers); final loss "
+          f"{run.history[-1]['loss']:.4f}; LoRA in {run.lora_path}")
+    return 0
+
+
 def run_sample(args: argparse.Namespace) -> int:
     from genlab.errors import GenlabError
 
@@ -232,6 +276,8 @@ def run_sample(args: argparse.Namespace) -> int:
         raise GenlabError(f"--num: expected >= 1, got {args.num}")
     if args.pretrained:
         return _sample_pretrained(args)
+    if args.lora:
+        raise GenlabError("--lora applies to --pretrained SD3 (genlab runs: merge with `genlab t2i convert --lora`)")
     from genlab.systems.t2i.pipeline import generate, load_model, save_grid
 
     model = load_model(args.model, ema=not args.raw)
@@ -262,11 +308,13 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def _sample_pretrained(args: argparse.Namespace) -> int:
+    from genlab.systems.t2i.lora import parse_lora_arg
     from genlab.systems.t2i.sd3 import load_pipeline, save_pngs
 
     size = parse_size(args.size)
     pipe = load_pipeline(args.pretrained, dtype=args.dtype, device=args.device, t5=not args.no_t5, clip_l=args.clip_l,
-                         clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers)
+                         clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers,
+                         loras=[parse_lora_arg(a) for a in args.lora])
     kw = dict(negative_prompt=args.negative_prompt, steps=args.steps or 28,
               guidance=7.0 if args.guidance is None else args.guidance, shift=args.shift, size=size, seed=args.seed)
     if size is not None:
@@ -284,8 +332,18 @@ def run_convert(args: argparse.Namespace) -> int:
     from genlab.core.io import atomic_write_text
     from genlab.core.train import save_weights
     from genlab.systems.t2i import convert
+    from genlab.systems.t2i.lora import check_lora, parse_lora_arg, read_lora
 
+    loras = [(read_lora(f), scale) for f, scale in map(parse_lora_arg, args.lora)]  # checked before the weights load
     model = convert.load_pretrained(args.src)
+    if loras:
+        from genlab.core.nn.lora import merge_lora
+        from genlab.systems.t2i.lora import apply_lora
+
+        for lora, scale in loras:
+            check_lora(lora, model.cfg)
+            apply_lora(model, lora, scale)
+        merge_lora(model)
     state = model.state_dict()
     out = Path(args.out)
     if args.to == "diffusers":
