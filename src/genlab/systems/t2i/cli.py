@@ -244,8 +244,12 @@ def _train_lora(args: argparse.Namespace) -> int:
 
     if args.pretrained is None or args.lora is None or args.data is None:
         raise GenlabError("LoRA fine-tuning needs --pretrained PATH, --data PATH and --lora RANK together")
-    if args.parallel is not None:
-        raise GenlabError("--parallel: LoRA fine-tuning runs in one process")
+    unused = {"--vae": args.vae is not None, "--text": args.text != "builtin", "--grey": args.grey,
+              "--parallel": args.parallel is not None, "--ema-decay": args.ema_decay is not None,
+              "--validation-prompt": bool(args.validation_prompt), "--sample-every": args.sample_every is not None}
+    if any(unused.values()):
+        raise GenlabError(f"{', '.join(k for k, v in unused.items() if v)}: not used by LoRA fine-tuning of --pretrained "
+                          "SD3 (its own VAE and text encoders, one process; sample with `genlab t2i sample --lora`)")
     if args.precision == "fp16" and (args.device or "cpu").startswith("cpu"):
         raise GenlabError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     lora = LoRAConfig(rank=args.lora, alpha=args.lora_alpha, targets=tuple(args.lora_targets or DEFAULT_TARGETS))
