@@ -6,7 +6,11 @@ A training step = forward + backward + AdamW; sampling = Euler steps with classi
 (one batched forward of 2B per step). Run on CPU; ours and diffusers are timed interleaved (A, B, A, B)
 and the figures are medians over repeats, so a change of machine load moves both sides alike.
 
-    python benchmarks/t2i_throughput.py [--threads 1] [--repeats 5] [--steps 10]
+A LoRA step (rank --lora-rank on the attention and MLP projections of both streams, only the adapters
+train): genlab's adapters (`systems.t2i.lora.add_lora`) against the same adapters loaded into diffusers'
+transformer through PEFT (`load_lora_adapter`), outputs checked equal first.
+
+    python benchmarks/t2i_throughput.py [--threads 1] [--repeats 5] [--steps 10] [--lora-rank 16]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10, help="Euler steps per sampling run")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lora-rank", type=int, default=16, help="0: no LoRA row")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from diffusers import SD3Transformer2DModel
@@ -90,6 +95,55 @@ def main() -> None:
     for name, tr, sm in rows:
         print(f"{name:34s} {tr:14.3f} {sm:16.3f}")
     print(f"{'ratio genlab / diffusers':34s} {ours_train / ref_train:13.2f}x {ours_sample / ref_sample:15.2f}x")
+    if args.lora_rank:
+        lora_row(ours, theirs, (x, t, ctx, pooled), args.lora_rank, args.repeats)
+
+
+def lora_row(ours, theirs, inputs, rank: int, repeats: int) -> None:
+    """LoRA training steps/s: genlab's adapters vs the same adapters in diffusers' transformer through PEFT."""
+    import copy
+
+    from genlab.systems.t2i.lora import add_lora, lora_state_dict
+
+    x, t, ctx, pooled = inputs
+    ours, theirs = copy.deepcopy(ours), copy.deepcopy(theirs)
+    torch.manual_seed(1)
+    layers = add_lora(ours, rank)
+    with torch.no_grad():  # B = 0 at the start; make the adapters matter for the equality check
+        for lora in layers.values():
+            lora.lora_B.normal_(0, 0.01)
+    theirs.load_lora_adapter(lora_state_dict(layers, ours.cfg.depth), prefix="transformer", adapter_name="bench")
+    theirs.requires_grad_(False)
+    for name, p in theirs.named_parameters():
+        if "lora_" in name:
+            p.requires_grad_(True)
+
+    def run_theirs(xx, tt, cc, pp):
+        return theirs(hidden_states=xx, timestep=tt, encoder_hidden_states=cc, pooled_projections=pp).sample
+
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, t, ctx, pooled), run_theirs(x, t, ctx, pooled), rtol=1e-4, atol=1e-4)
+    n_ours = sum(p.numel() for p in ours.parameters() if p.requires_grad)
+    n_theirs = sum(p.numel() for p in theirs.parameters() if p.requires_grad)
+    assert n_ours == n_theirs, (n_ours, n_theirs)
+
+    def make(module, fwd):
+        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+
+        def step():
+            module.train()
+            (fwd(x, t, ctx, pooled) - x).square().mean().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return step
+
+    med = interleaved_medians([make(ours, ours.forward), make(theirs, run_theirs)], repeats)
+    print(f"\nLoRA rank {rank} on {len(layers)} projections ({n_ours / 1e6:.2f} M trainable parameters), same batch; "
+          f"interleaved medians of {repeats} runs")
+    print(f"{'genlab LoRA train steps/s':34s} {1 / med[0]:14.3f}")
+    print(f"{'diffusers + PEFT LoRA steps/s':34s} {1 / med[1]:14.3f}")
+    print(f"{'ratio genlab / diffusers':34s} {med[1] / med[0]:13.2f}x")
 
 
 if __name__ == "__main__":

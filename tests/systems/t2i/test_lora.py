@@ -129,3 +129,6 @@ def test_lora_errors_are_one_line(tiny, trained, tmp_path, capsys):
     code, _, err = run_cli_inprocess(["t2i", "train", "--pretrained", str(folder), "--data", str(tmp_path), "--lora", "4",
                                       "--lora-targets", "to_q", "attn.to_qq", "--out", str(tmp_path / "r")], capsys)
     assert_user_error(code, err, "attn.to_qq")
+    code, _, err = run_cli_inprocess(["t2i", "train", "--pretrained", str(folder), "--data", str(tmp_path), "--lora", "4",
+                                      "--vae", str(folder), "--out", str(tmp_path / "r")], capsys)
+    assert_user_error(code, err, "--vae", "not used by LoRA")
