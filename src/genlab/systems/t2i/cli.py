@@ -91,8 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sd3.add_argument("--t5", default=None, help="T5-XXL: t5xxl_fp16.safetensors (fp8 is upcast) or a folder")
     sd3.add_argument("--tokenizers", default=None, help="single files: folder with tokenizer/, tokenizer_2/, "
                      "tokenizer_3/ (default: the file's folder)")
-    sd3.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
-                     help="a LoRA made by genlab, diffusers or PEFT (file or PEFT folder), repeatable")
+    sample.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                        help="a LoRA made by genlab, diffusers or PEFT (file or PEFT folder), repeatable")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=run_sample)
 
@@ -238,18 +238,28 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _train_lora(args: argparse.Namespace) -> int:
     from genlab.errors import GenlabError
-    from genlab.systems.t2i.finetune import LoRAConfig, lora_train_config, train_lora
+    from genlab.systems.t2i.finetune import (
+        LoRAConfig,
+        is_genlab_model,
+        lora_train_config,
+        train_lora,
+        train_lora_genlab,
+    )
     from genlab.systems.t2i.lora import DEFAULT_TARGETS
     from genlab.systems.t2i.prepare import DataOptions
 
-    if args.pretrained is None or args.lora is None or args.data is None:
-        raise GenlabError("LoRA fine-tuning needs --pretrained PATH, --data PATH and --lora RANK together")
-    unused = {"--vae": args.vae is not None, "--text": args.text != "builtin", "--grey": args.grey,
-              "--parallel": args.parallel is not None, "--ema-decay": args.ema_decay is not None,
-              "--validation-prompt": bool(args.validation_prompt), "--sample-every": args.sample_every is not None}
+    if args.pretrained is None or args.lora is None:
+        raise GenlabError("LoRA fine-tuning needs --pretrained PATH (SD3, or a genlab run) and --lora RANK together")
+    genlab_model = is_genlab_model(args.pretrained)
+    if not genlab_model and args.data is None:
+        raise GenlabError("LoRA fine-tuning of pretrained SD3 needs --data PATH (your captioned images)")
+    unused = {"--vae": args.vae is not None and not genlab_model, "--text": args.text != "builtin",
+              "--grey": args.grey and not genlab_model, "--parallel": args.parallel is not None,
+              "--ema-decay": args.ema_decay is not None, "--validation-prompt": bool(args.validation_prompt),
+              "--sample-every": args.sample_every is not None}
     if any(unused.values()):
-        raise GenlabError(f"{', '.join(k for k, v in unused.items() if v)}: not used by LoRA fine-tuning of --pretrained "
-                          "SD3 (its own VAE and text encoders, one process; sample with `genlab t2i sample --lora`)")
+        raise GenlabError(f"{', '.join(k for k, v in unused.items() if v)}: not used by LoRA fine-tuning "
+                          "(the model's own autoencoder and text encoders, one process; sample with --lora afterwards)")
     if args.precision == "fp16" and (args.device or "cpu").startswith("cpu"):
         raise GenlabError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
     lora = LoRAConfig(rank=args.lora, alpha=args.lora_alpha, targets=tuple(args.lora_targets or DEFAULT_TARGETS))
@@ -259,12 +269,16 @@ def _train_lora(args: argparse.Namespace) -> int:
         "grad_accum": args.grad_accum, "precision": args.precision}.items() if v is not None}
     train = lora_train_config(**overrides)
     opts = DataOptions(resolution=args.resolution, image_column=args.image_column, caption_column=args.caption_column,
-                       require_captions=args.require_captions, aspect_buckets=not args.no_buckets, crop=args.crop)
-    run = train_lora(args.pretrained, args.data, args.out, lora, train, options=opts,
-                     gradient_checkpointing=args.gradient_checkpointing, device=args.device or "cpu",
-                     progress=not args.quiet)
-    st = run.stats
-    print(f"data: {st.images} images in buckets {st.per_bucket}; skipped {st.skipped}")
+                       require_captions=args.require_captions, aspect_buckets=not args.no_buckets, crop=args.crop,
+                       channels=1 if args.grey else 3)
+    common = dict(options=opts, gradient_checkpointing=args.gradient_checkpointing, device=args.device or "cpu",
+                  progress=not args.quiet)
+    if genlab_model:
+        run = train_lora_genlab(args.pretrained, args.data, args.out, lora, train, vae=args.vae, **common)
+    else:
+        run = train_lora(args.pretrained, args.data, args.out, lora, train, **common)
+    if run.stats is not None:
+        print(f"data: {run.stats.images} images in buckets {run.stats.per_bucket}; skipped {run.stats.skipped}")
     print(f"trained {train.steps} LoRA steps (rank {lora.rank}, {len(run.layers)} layers); final loss "
           f"{run.history[-1]['loss']:.4f}; LoRA in {run.lora_path}")
     return 0
@@ -280,11 +294,19 @@ def run_sample(args: argparse.Namespace) -> int:
         raise GenlabError(f"--num: expected >= 1, got {args.num}")
     if args.pretrained:
         return _sample_pretrained(args)
-    if args.lora:
-        raise GenlabError("--lora applies to --pretrained SD3 (genlab runs: merge with `genlab t2i convert --lora`)")
     from genlab.systems.t2i.pipeline import generate, load_model, save_grid
 
+    loras = []
+    if args.lora:  # read and checked before the model loads
+        from genlab.systems.t2i.lora import parse_lora_arg, read_lora
+
+        loras = [(read_lora(f), scale) for f, scale in map(parse_lora_arg, args.lora)]
     model = load_model(args.model, ema=not args.raw)
+    if loras:
+        from genlab.systems.t2i.lora import apply_lora
+
+        for lora, scale in loras:
+            apply_lora(model.backbone, lora, scale)
     prompts = [p for p in args.prompt for _ in range(args.num)]
     images = generate(model, prompts, steps=args.steps or 20, guidance_scale=3.0 if args.guidance is None else args.guidance,
                       shift=args.shift, seed=args.seed, sampler=args.sampler, progress=not args.quiet)

@@ -15,7 +15,7 @@ run resumes from its last checkpoint at the cost of a few MB.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -119,6 +119,41 @@ def vae_user(pipe):
     return AutoencoderUser(pipe.load_vae(), f"sd3vae-{key}", f"VAE of {pipe.files.source}")
 
 
+def fit_lora(net: nn.Module, context: torch.Tensor, pooled: torch.Tensor, dataset, out: Path, lora: LoRAConfig,
+             train: TrainConfig, *, shift: float, sampler=None, pretrained: str | Path = "", gradient_checkpointing: bool = False,
+             device: str | torch.device = "cpu", progress: bool = True) -> tuple[dict[str, nn.Module], list[dict], Path]:
+    """Adapters on `net` (an MM-DiT: forward(x, 1000 t, context, pooled)) trained on dataset rows {"x", "caption"}
+    (caption indexes the context / pooled table); writes out/lora.safetensors, history.json, loss.png."""
+    from genlab.systems.t2i.train import write_loss_plot
+
+    if gradient_checkpointing:
+        net.gradient_checkpointing = True
+    torch.manual_seed(train.seed)  # the adapters' A init
+    layers = add_lora(net, lora.rank, lora.alpha, tuple(lora.targets))
+    trainee = LoRATrainee(net, layers, context.to(device), pooled.to(device))
+    form = rf_lognorm(lora.logit_mean, lora.logit_std)
+
+    def loss_fn(model, batch, ctx):
+        x0 = batch["x"]
+        t = ctx.sample(lambda n, g: form.sample_t(n, generator=g)).to(x0.device, torch.float64)
+        t = (shift_t(t, shift) if shift != 1.0 else t).to(x0.dtype)
+        eps = ctx.randn(*x0.shape[1:])
+        return form.loss(model, x0, t=t, eps=eps, caption=batch["caption"]).loss
+
+    config = {"lora": lora, "pretrained": str(pretrained), "shift": shift}
+    trainer = Trainer(trainee, loss_fn, dataset, train, out, config=config, device=device, progress=progress,
+                      sampler=sampler)
+    result = trainer.fit()
+    trained = result.model.layers()
+    path = out / "lora.safetensors"
+    if dist_info().is_main:
+        save_lora(path, trained, net.cfg.depth, {"pretrained": str(pretrained), "steps": train.steps,
+                                                 "targets": list(lora.targets)})
+        atomic_write_text(out / "history.json", json.dumps(result.history, indent=1) + "\n")
+        write_loss_plot(result.history, out / "loss.png")
+    return trained, result.history, path
+
+
 def train_lora(pretrained: str | Path, data: str | Path, out_dir: str | Path, lora: LoRAConfig = LoRAConfig(),
                train: TrainConfig | None = None, *, options=None, gradient_checkpointing: bool = False,
                device: str | torch.device = "cpu", progress: bool = True, pipeline_kwargs: dict | None = None) -> LoRARun:
@@ -127,7 +162,6 @@ def train_lora(pretrained: str | Path, data: str | Path, out_dir: str | Path, lo
     from genlab.systems.t2i.imagedata import read_records
     from genlab.systems.t2i.prepare import DataOptions, prepare
     from genlab.systems.t2i.sd3 import load_pipeline
-    from genlab.systems.t2i.train import write_loss_plot
 
     train = train or lora_train_config()
     opts = options or DataOptions(resolution=512)
@@ -142,39 +176,81 @@ def train_lora(pretrained: str | Path, data: str | Path, out_dir: str | Path, lo
     prep = prepare(records, ae, opts, out, progress=progress)
     del ae
     context, pooled = encode_captions(pipe, prep.captions, progress=progress)
-    net = pipe.load_transformer().float()
-    if gradient_checkpointing:
-        net.gradient_checkpointing = True
-    torch.manual_seed(train.seed)  # the adapters' A init
-    layers = add_lora(net, lora.rank, lora.alpha, tuple(lora.targets))
-    trainee = LoRATrainee(net, layers, context.to(device), pooled.to(device))
-    form = rf_lognorm(lora.logit_mean, lora.logit_std)
-    shift = pipe.files.shift if lora.shift is None else lora.shift
-
-    def loss_fn(model, batch, ctx):
-        x0 = batch["x"]
-        t = ctx.sample(lambda n, g: form.sample_t(n, generator=g)).to(x0.device, torch.float64)
-        t = (shift_t(t, shift) if shift != 1.0 else t).to(x0.dtype)
-        eps = ctx.randn(*x0.shape[1:])
-        return form.loss(model, x0, t=t, eps=eps, caption=batch["caption"]).loss
-
     if info.is_main:
         atomic_write_text(out / "data.json", json.dumps({
             "data": str(data), "pretrained": str(pretrained), "images": prep.stats.images,
             "encoded_this_run": prep.stats.encoded, "skipped": prep.stats.skipped,
             "missing_captions": report.missing_captions, "buckets": prep.stats.per_bucket}, indent=1) + "\n")
-    config = {"lora": lora, "pretrained": str(pretrained)}
-    trainer = Trainer(trainee, loss_fn, prep.dataset, train, out, config=config, device=device, progress=progress,
-                      sampler=BucketSampler(prep.buckets, train.seed))
-    result = trainer.fit()
-    trained = result.model.layers()
-    path = out / "lora.safetensors"
-    if info.is_main:
-        save_lora(path, trained, net.cfg.depth, {"pretrained": str(pretrained), "steps": train.steps,
-                                                 "targets": list(lora.targets)})
-        atomic_write_text(out / "history.json", json.dumps(result.history, indent=1) + "\n")
-        write_loss_plot(result.history, out / "loss.png")
-    return LoRARun(path, trained, result.history, prep.stats, prep.captions)
+    net = pipe.load_transformer().float()
+    shift = pipe.files.shift if lora.shift is None else lora.shift
+    layers, history, path = fit_lora(net, context, pooled, prep.dataset, out, lora, train, shift=shift,
+                                     sampler=BucketSampler(prep.buckets, train.seed), pretrained=pretrained,
+                                     gradient_checkpointing=gradient_checkpointing, device=device, progress=progress)
+    return LoRARun(path, layers, history, prep.stats, prep.captions)
 
 
-__all__ = ["LoRAConfig", "LoRARun", "LoRATrainee", "encode_captions", "lora_train_config", "train_lora"]
+
+
+def is_genlab_model(path: str | Path) -> bool:
+    """A genlab run folder (model / ema .safetensors) or a weights file with its T2IConfig .json beside it."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "ema.safetensors").is_file() or (path / "model.safetensors").is_file()
+    return path.suffix == ".safetensors" and path.with_suffix(".json").is_file()
+
+
+def train_lora_genlab(model_path: str | Path, data: str | Path | None, out_dir: str | Path,
+                      lora: LoRAConfig = LoRAConfig(), train: TrainConfig | None = None, *, options=None,
+                      vae: str | Path | None = None, gradient_checkpointing: bool = False,
+                      device: str | torch.device = "cpu", progress: bool = True) -> LoRARun:
+    """LoRA on a model trained with genlab (its EMA weights): on `data` through `vae` (default: the run's
+    autoencoder.safetensors), or, without data, on the embedded digits for a digits model. Its text encoders
+    are frozen with the backbone; the time density and shift are the model's config's."""
+    from genlab.systems.t2i.pipeline import load_model
+
+    train = train or lora_train_config()
+    out = Path(out_dir)
+    model = load_model(model_path, ema=True, device=device)
+    cfg = model.cfg
+    module_names(cfg.model.depth, tuple(lora.targets))
+    if not hasattr(model.backbone, "joint_blocks"):
+        raise GenlabError(f"{model_path}: LoRA needs an MM-DiT backbone, this model is a {type(model.backbone).__name__}")
+    stats, sampler = None, None
+    if data is None:
+        from genlab.systems.t2i.data import load_digits
+        from genlab.systems.t2i.train import caption_table, check_data
+
+        images, _, all_captions = load_digits()
+        check_data(cfg, images, all_captions)
+        captions, ids = caption_table(list(all_captions))
+        dataset = {"x": images.float(), "caption": ids}
+    else:
+        from genlab.systems.t2i.imagedata import read_records
+        from genlab.systems.t2i.prepare import DataOptions, autoencoder_for, prepare
+
+        opts = options or DataOptions()
+        run_ae = Path(model_path) / "autoencoder.safetensors" if Path(model_path).is_dir() else None
+        vae = vae if vae is not None else (run_ae if run_ae is not None and run_ae.is_file() else None)
+        if vae is None:
+            raise GenlabError(f"--vae: {model_path} has no autoencoder.safetensors; name the autoencoder the model "
+                              "was trained with")
+        records, _ = read_records(data, opts.image_column, opts.caption_column, opts.require_captions)
+        ae = autoencoder_for(records, opts, out, vae, progress=progress)
+        if ae.latent_channels != cfg.model.in_channels:
+            raise GenlabError(f"--vae {vae}: {ae.latent_channels} latent channels, the model takes {cfg.model.in_channels}")
+        prep = prepare(records, ae, opts, out, progress=progress)
+        dataset, captions, stats = prep.dataset, prep.captions, prep.stats
+        sampler = BucketSampler(prep.buckets, train.seed)
+    model.requires_grad_(False)
+    with torch.no_grad():
+        emb = model.text(list(captions))
+    shift = cfg.shift if lora.shift is None else lora.shift
+    lora = replace(lora, logit_mean=cfg.logit_mean, logit_std=cfg.logit_std)
+    layers, history, path = fit_lora(model.backbone, emb.context.float().cpu(), emb.pooled.float().cpu(), dataset, out,
+                                     lora, train, shift=shift, sampler=sampler, pretrained=model_path,
+                                     gradient_checkpointing=gradient_checkpointing, device=device, progress=progress)
+    return LoRARun(path, layers, history, stats, list(captions))
+
+
+__all__ = ["LoRAConfig", "LoRARun", "LoRATrainee", "encode_captions", "fit_lora", "is_genlab_model", "lora_train_config",
+           "train_lora", "train_lora_genlab"]
