@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--require-captions", action="store_true", help="an image without a caption is an error")
     train.add_argument("--vae", default=None, help="diffusers AutoencoderKL folder or genlab autoencoder .safetensors "
                        "(default: train genlab's small autoencoder on the data first)")
-    train.add_argument("--resolution", type=int, default=32, help="bucket area ~ resolution^2 pixels (default 32)")
+    train.add_argument("--resolution", type=int, default=None,
+                       help="bucket area ~ resolution^2 pixels (default 32; LoRA on pretrained SD3: 512)")
     train.add_argument("--no-buckets", action="store_true", help="one square bucket instead of aspect-ratio buckets")
     train.add_argument("--crop", choices=["center", "random"], default="center")
     train.add_argument("--grey", action="store_true", help="read images as one channel")
@@ -216,7 +217,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         from genlab.systems.t2i.prepare import DataOptions
 
-        opts = DataOptions(resolution=args.resolution, image_column=args.image_column,
+        opts = DataOptions(resolution=args.resolution or 32, image_column=args.image_column,
                            caption_column=args.caption_column, require_captions=args.require_captions,
                            aspect_buckets=not args.no_buckets, crop=args.crop, channels=1 if args.grey else 3,
                            ae_steps=args.ae_steps)
@@ -268,7 +269,8 @@ def _train_lora(args: argparse.Namespace) -> int:
         "seed": args.seed, "lr": args.lr, "lr_schedule": args.schedule, "warmup_steps": args.warmup_steps,
         "grad_accum": args.grad_accum, "precision": args.precision}.items() if v is not None}
     train = lora_train_config(**overrides)
-    opts = DataOptions(resolution=args.resolution, image_column=args.image_column, caption_column=args.caption_column,
+    resolution = args.resolution or (32 if genlab_model else 512)  # 512: diffusers' SD3 LoRA script default
+    opts = DataOptions(resolution=resolution, image_column=args.image_column, caption_column=args.caption_column,
                        require_captions=args.require_captions, aspect_buckets=not args.no_buckets, crop=args.crop,
                        channels=1 if args.grey else 3)
     common = dict(options=opts, gradient_checkpointing=args.gradient_checkpointing, device=args.device or "cpu",
