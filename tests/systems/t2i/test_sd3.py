@@ -308,7 +308,7 @@ def status(field):  # VmHWM, not ru_maxrss: ru_maxrss survives exec and starts a
 from genlab.systems.t2i.sd3 import load_pipeline
 run = lambda pipe: pipe(["a photo of a cat"], steps=1, guidance=2.0, size=(16, 16))
 run(load_pipeline(sys.argv[3]))  # the small pipeline first: every import and allocator pool is in the baseline
-pipe = load_pipeline(sys.argv[1], keep_loaded=sys.argv[2] == "keep")
+pipe = load_pipeline(sys.argv[1], keep_loaded=sys.argv[2] == "keep", text_cache=False)  # both runs load the encoders
 base = status("VmRSS")
 run(pipe)
 peak = status("VmHWM")
