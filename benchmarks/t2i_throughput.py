@@ -163,7 +163,7 @@ def lora_row(ours, theirs, inputs, rank: int, repeats: int, clock) -> None:
     with torch.no_grad():  # B = 0 at the start; make the adapters matter for the equality check
         for lora in layers.values():
             lora.lora_B.normal_(0, 0.01)
-    theirs.load_lora_adapter(lora_state_dict(layers, ours.cfg.depth), prefix="transformer", adapter_name="bench")
+    theirs.load_lora_adapter(lora_state_dict(layers, ours.cfg), prefix="transformer", adapter_name="bench")
     theirs.requires_grad_(False)
     for name, p in theirs.named_parameters():
         if "lora_" in name:

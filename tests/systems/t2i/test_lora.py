@@ -77,13 +77,16 @@ def test_genlab_lora_file_gives_diffusers_equal_images(tiny, trained):
     torch.testing.assert_close(ours, _theirs(parts, lora=path), atol=1e-4, rtol=0)
 
 
-def test_peft_lora_on_diffusers_transformer_gives_equal_images(tiny, tmp_path):
+@pytest.mark.parametrize("which,targets", [
+    ("tiny", ["to_q", "to_k", "add_v_proj", "to_add_out", "ff.net.2", "norm_out.linear"]),
+    ("tiny35", ["attn2.to_q", "attn2.to_v", "attn2.to_out.0", "add_k_proj", "ff_context.net.0.proj"]),  # MMDiT-X
+])
+def test_peft_lora_on_diffusers_transformer_gives_equal_images(which, targets, request, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    parts, folder = tiny
+    parts, folder = request.getfixturevalue(which)
     transformer = copy.deepcopy(parts["transformer"])
-    config = LoraConfig(r=4, lora_alpha=6, init_lora_weights=False,
-                        target_modules=["to_q", "to_k", "add_v_proj", "to_add_out", "ff.net.2", "norm_out.linear"])
+    config = LoraConfig(r=4, lora_alpha=6, init_lora_weights=False, target_modules=targets)
     torch.manual_seed(1)
     peft_model = get_peft_model(transformer, config)
     with torch.no_grad():  # PEFT's non-default init is small: make the LoRA matter

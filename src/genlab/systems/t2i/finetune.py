@@ -147,7 +147,7 @@ def fit_lora(net: nn.Module, context: torch.Tensor, pooled: torch.Tensor, datase
     trained = result.model.layers()
     path = out / "lora.safetensors"
     if dist_info().is_main:
-        save_lora(path, trained, net.cfg.depth, {"pretrained": str(pretrained), "steps": train.steps,
+        save_lora(path, trained, net.cfg, {"pretrained": str(pretrained), "steps": train.steps,
                                                  "targets": list(lora.targets)})
         atomic_write_text(out / "history.json", json.dumps(result.history, indent=1) + "\n")
         write_loss_plot(result.history, out / "loss.png")
@@ -170,7 +170,7 @@ def train_lora(pretrained: str | Path, data: str | Path, out_dir: str | Path, lo
     out = Path(out_dir)
     info = dist_info()
     pipe = load_pipeline(pretrained, dtype="fp32", device=device, **(pipeline_kwargs or {}))
-    module_names(pipe.cfg.depth, tuple(lora.targets))  # unknown target names fail here, before any encoding
+    module_names(pipe.cfg, tuple(lora.targets))  # unknown target names fail here, before any encoding
     records, report = read_records(data, opts.image_column, opts.caption_column, opts.require_captions)
     ae = vae_user(pipe)
     prep = prepare(records, ae, opts, out, progress=progress)
@@ -212,7 +212,7 @@ def train_lora_genlab(model_path: str | Path, data: str | Path | None, out_dir: 
     out = Path(out_dir)
     model = load_model(model_path, ema=True, device=device)
     cfg = model.cfg
-    module_names(cfg.model.depth, tuple(lora.targets))
+    module_names(cfg.model, tuple(lora.targets))
     if not hasattr(model.backbone, "joint_blocks"):
         raise GenlabError(f"{model_path}: LoRA needs an MM-DiT backbone, this model is a {type(model.backbone).__name__}")
     stats, sampler = None, None

@@ -2,7 +2,7 @@
 write them so `StableDiffusion3Pipeline.load_lora_weights(file)` loads them.
 
     layers = add_lora(mmdit, rank=16, alpha=16, targets=DEFAULT_TARGETS)   # {diffusers name: LoRA}
-    save_lora("run/lora.safetensors", layers, base="sd3-folder")          # transformer.<name>.lora_{A,B}.weight
+    save_lora("run/lora.safetensors", layers, mmdit.cfg)                  # transformer.<name>.lora_{A,B}.weight
     lora = read_lora("some_lora.safetensors")                               # a LoRAFile: {name: (A, B)}, alpha per name
     apply_lora(mmdit, lora, multiplier=0.8)                                  # adapters added (unmerged); merge_lora folds them
 
@@ -36,6 +36,8 @@ from genlab.systems.t2i import convert
 DEFAULT_TARGETS = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0",
                    "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj", "attn.to_add_out",
                    "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2")
+# MMDiT-X blocks (SD3.5-Medium): the image stream's second attention; `--lora-targets` may name them
+ATTN2_TARGETS = ("attn2.to_q", "attn2.to_k", "attn2.to_v", "attn2.to_out.0")
 TRANSFORMER_PREFIX = "transformer."
 _KEY = re.compile(r"^(?P<module>.+)\.(?P<which>lora_A|lora_B|lora_down|lora_up)(\.default)?\.weight$")
 
@@ -56,19 +58,20 @@ class LoRAFile:
         return alpha / (math.sqrt(rank) if self.rslora else rank)
 
 
-def _depth(mmdit: nn.Module) -> int:
-    return int(mmdit.cfg.depth)
+def locate(name: str, cfg) -> tuple[str, int, int, bool] | None:
+    """diffusers module name -> (genlab module, part, parts, swapped) in an MM-DiT of config `cfg` (None: absent)."""
+    return convert.linear_from_diffusers(name, cfg.depth, tuple(getattr(cfg, "dual_attention_layers", ())))
 
 
-def module_names(depth: int, targets: tuple[str, ...] = DEFAULT_TARGETS) -> list[str]:
+def module_names(cfg, targets: tuple[str, ...] = DEFAULT_TARGETS) -> list[str]:
     """diffusers names of the MM-DiT's Linears that `targets` (suffixes, or full names) select; a target that
     selects nothing is an error naming it."""
-    candidates = [f"transformer_blocks.{i}.{s}" for i in range(depth) for s in (*DEFAULT_TARGETS, "norm1.linear",
-                                                                                  "norm1_context.linear")]
+    candidates = [f"transformer_blocks.{i}.{s}" for i in range(cfg.depth)
+                  for s in (*DEFAULT_TARGETS, *ATTN2_TARGETS, "norm1.linear", "norm1_context.linear")]
     candidates += ["context_embedder", "proj_out", "norm_out.linear", "time_text_embed.timestep_embedder.linear_1",
                    "time_text_embed.timestep_embedder.linear_2", "time_text_embed.text_embedder.linear_1",
                    "time_text_embed.text_embedder.linear_2"]
-    candidates = [c for c in candidates if convert.linear_from_diffusers(c, depth) is not None]
+    candidates = [c for c in candidates if locate(c, cfg) is not None]
     chosen, unknown = [], []
     for t in targets:
         hits = [c for c in candidates if c == t or c.endswith("." + t)]
@@ -83,7 +86,7 @@ def module_names(depth: int, targets: tuple[str, ...] = DEFAULT_TARGETS) -> list
 
 def _attach(mmdit: nn.Module, name: str, lora: LoRA, genlab_rows: bool = False) -> LoRA:
     """Put `lora` on the genlab Linear behind diffusers' `name`; B's rows are reordered unless `genlab_rows`."""
-    genlab_name, part, parts, swap = convert.linear_from_diffusers(name, _depth(mmdit))
+    genlab_name, part, parts, swap = locate(name, mmdit.cfg)
     if swap and not genlab_rows:
         with torch.no_grad():  # diffusers' (scale, shift) rows -> genlab's (shift, scale)
             lora.lora_B.copy_(torch.cat(lora.lora_B.chunk(2, dim=0)[::-1]))
@@ -96,8 +99,8 @@ def add_lora(mmdit: nn.Module, rank: int, alpha: float | None = None, targets: t
     mmdit.requires_grad_(False)
     p = next(mmdit.parameters())
     layers = {}
-    for name in module_names(_depth(mmdit), tuple(targets)):
-        genlab_name, part, parts, _ = convert.linear_from_diffusers(name, _depth(mmdit))
+    for name in module_names(mmdit.cfg, tuple(targets)):
+        genlab_name, part, parts, _ = locate(name, mmdit.cfg)
         base = mmdit.get_submodule(genlab_name)
         base = base.base if isinstance(base, LoRALinear) else base
         lora = LoRA(base.in_features, base.out_features // parts, rank, alpha, device=p.device, dtype=torch.float32)
@@ -105,24 +108,24 @@ def add_lora(mmdit: nn.Module, rank: int, alpha: float | None = None, targets: t
     return layers
 
 
-def lora_state_dict(layers: dict[str, LoRA], depth: int) -> dict[str, torch.Tensor]:
+def lora_state_dict(layers: dict[str, LoRA], cfg) -> dict[str, torch.Tensor]:
     """diffusers' SD3 LoRA file: transformer.<name>.lora_A.weight, .lora_B.weight (scale folded into B)."""
     out = {}
     for name, lora in layers.items():
         b = lora.lora_B.detach().float() * (lora.alpha / lora.rank if not lora.rslora else lora.alpha / math.sqrt(lora.rank))
-        if convert.linear_from_diffusers(name, depth)[3]:
+        if locate(name, cfg)[3]:
             b = torch.cat(b.chunk(2, dim=0)[::-1])  # genlab (shift, scale) rows -> diffusers (scale, shift)
         out[f"{TRANSFORMER_PREFIX}{name}.lora_A.weight"] = lora.lora_A.detach().float().contiguous()
         out[f"{TRANSFORMER_PREFIX}{name}.lora_B.weight"] = b.contiguous()
     return out
 
 
-def save_lora(path: str | Path, layers: dict[str, LoRA], depth: int, info: dict | None = None) -> Path:
+def save_lora(path: str | Path, layers: dict[str, LoRA], cfg, info: dict | None = None) -> Path:
     """The adapters in diffusers' SD3 format (+ a genlab .json beside it: rank, alpha, targets, base)."""
     from genlab.core.train import save_weights
 
     first = next(iter(layers.values()))
-    return save_weights(path, lora_state_dict(layers, depth),
+    return save_weights(path, lora_state_dict(layers, cfg),
                         {"format": "diffusers SD3 LoRA (scale folded into lora_B)", "rank": first.rank,
                          "alpha": first.alpha, "modules": len(layers), **(info or {})})
 
@@ -210,7 +213,7 @@ def read_lora(path: str | Path) -> LoRAFile:
 
 def check_lora(lora: LoRAFile, cfg) -> None:
     """Every module of the LoRA exists in an MM-DiT of config `cfg`, with fitting shapes; else one error naming them."""
-    missing = [n for n in lora.weights if convert.linear_from_diffusers(n, cfg.depth) is None]
+    missing = [n for n in lora.weights if locate(n, cfg) is None]
     if missing:
         raise GenlabError(f"--lora {lora.source}: {len(missing)} target modules do not exist in this MM-DiT (depth "
                           f"{cfg.depth}): {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
@@ -222,7 +225,7 @@ def apply_lora(mmdit: nn.Module, lora: LoRAFile, multiplier: float = 1.0) -> dic
     p = next(mmdit.parameters())
     layers = {}
     for name, (a, b) in lora.weights.items():
-        genlab_name, part, parts, _ = convert.linear_from_diffusers(name, _depth(mmdit))
+        genlab_name, part, parts, _ = locate(name, mmdit.cfg)
         base = mmdit.get_submodule(genlab_name)
         base = base.base if isinstance(base, LoRALinear) else base
         if a.shape[1] != base.in_features or b.shape[0] != base.out_features // parts:
@@ -250,5 +253,5 @@ def parse_lora_arg(text: str) -> tuple[str, float]:
     return text, 1.0
 
 
-__all__ = ["DEFAULT_TARGETS", "LoRAFile", "add_lora", "apply_lora", "check_lora", "lora_state_dict", "module_names",
+__all__ = ["DEFAULT_TARGETS", "LoRAFile", "add_lora", "apply_lora", "check_lora", "locate", "lora_state_dict", "module_names",
            "parse_lora_arg", "read_lora", "save_lora"]
