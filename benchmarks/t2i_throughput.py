@@ -158,6 +158,7 @@ def lora_row(ours, theirs, inputs, rank: int, repeats: int, clock) -> None:
 
     x, t, ctx, pooled = inputs
     ours, theirs = copy.deepcopy(ours), copy.deepcopy(theirs)
+    theirs.load_state_dict(convert.to_diffusers(ours.state_dict()))  # the rows above trained each side apart
     torch.manual_seed(1)
     layers = add_lora(ours, rank)
     with torch.no_grad():  # B = 0 at the start; make the adapters matter for the equality check
