@@ -91,39 +91,152 @@ def medians(runs: list[tuple]) -> tuple[float, float]:
     return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
-def corpus_table(tmp: Path, workers: int, repeats: int, videos: int = 20) -> None:
+class TreeCPU:
+    """CPU seconds of this process and every descendant (pool workers, a forkserver's children,
+    Ray's raylet, workers and actors), read from /proc every `period` s in a thread: a process
+    that ends between two reads loses at most `period` s of its CPU."""
+
+    def __init__(self, period: float = 0.2):
+        import threading
+
+        self.period, self.seen, self.stop = period, {}, threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _read(self) -> None:
+        parents, cpu = {}, {}
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(pid)] = int(fields[1])
+            cpu[int(pid)] = (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+        me = os.getpid()
+        for pid in cpu:
+            p, hops = pid, 0
+            while p not in (me, 0, 1) and p in parents and hops < 64:
+                p, hops = parents[p], hops + 1
+            if p == me:
+                self.seen[pid] = cpu[pid]
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.period):
+            self._read()
+
+    def __enter__(self):
+        self._read()
+        self.start = dict(self.seen)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self._read()
+        self.cpu = sum(v - self.start.get(pid, 0.0) for pid, v in self.seen.items())
+
+
+def timed_tree(fn):
+    """fn() -> (wall s, CPU s of the process tree, result)."""
+    t = time.perf_counter()
+    with TreeCPU() as tree:
+        result = fn()
+    return time.perf_counter() - t, tree.cpu, result
+
+
+def warm_worker(_=None) -> float:
+    """What a worker does before its first video: build the stages and load the OCR model (one
+    text-stage call on a blank frame). Returns this process's CPU seconds since it started."""
+    import numpy as np
+
+    from genlab.core.data.video import Frame
+    from genlab.systems.video.curation.pipeline import clip_stages_cached
+    from genlab.systems.video.curation.stages import ClipFrames
+
+    blank = ClipFrames([Frame(0, 0.0, np.zeros((90, 160, 3), np.uint8))], 2.0, 0.0, 0.5)
+    for stage in clip_stages_cached(default()):
+        if stage.name == "text":
+            stage({}, blank)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime
+
+
+def startup_costs_pool(workers: int) -> list[float]:
+    from genlab.systems.video.curation.pipeline import worker_pool
+
+    with worker_pool(workers) as ex:
+        return list(ex.map(warm_worker, range(workers)))
+
+
+def startup_costs(workers: int) -> dict[str, tuple[float, float]]:
+    """Start-up alone (wall, CPU s of the process tree): a pool of `workers` as `run` makes it,
+    until its workers have their models; one Ray curator actor (Ray already running)."""
+    def pool():
+        return startup_costs_pool(workers)
+
+    def actor():
+        import ray
+
+        from genlab.systems.video.curation.ray_pipeline import VideoCurator
+
+        remote = ray.remote(num_cpus=0)(VideoCurator).remote(default(), tempfile.mkdtemp(), True)
+        ray.get(remote.__ray_ready__.remote())
+        ray.kill(remote)
+
+    wall, cpu, _ = timed_tree(pool)
+    a_wall, a_cpu, _ = timed_tree(actor)
+    return {f"pool of {workers} until models loaded": (wall, cpu), "one Ray curator actor": (a_wall, a_cpu)}
+
+
+def corpus_table(tmp: Path, workers: int, repeats: int, videos: int = 20) -> dict[str, float]:
     """One process, a pool of `workers` and Ray with `workers` CPUs on a seeded synthetic corpus
-    (`videos` clips of 8-12 s at 320x180 with cuts and fades), interleaved; Ray is started once
-    beforehand (its start-up, timed apart, is not in the figure)."""
+    (`synthetic.corpus`: cuts and fades, dips to black, dissolves, camera moves), interleaved; Ray
+    is started once beforehand (its start-up, timed apart, is not in the figure). Wall and CPU
+    seconds of the whole process tree (workers, Ray's processes)."""
     import logging
 
     import ray
 
-    folder = tmp / "corpus"
-    for i in range(videos):
-        synthetic.cuts_video(folder / f"v{i:02d}.mp4", seed=1000 + i, n_hard=3 + i % 3, n_fades=1, shot_frames=(50, 80))
-    files = sorted(folder.glob("*.mp4"))
+    t = time.perf_counter()
+    files = synthetic.corpus(tmp / "corpus", videos=videos, seed=1000)
+    made = time.perf_counter() - t
     seconds = sum(probe(f).duration_s for f in files)
     one, pool = default(), replace(default(), workers=workers)
     t = time.perf_counter()
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     ray_start = time.perf_counter() - t
     try:
-        runs = interleaved({
+        costs = startup_costs(workers)
+        named = {
             "one process": lambda r: run(files, one, tmp / f"c1-{r}", progress=False),
             f"pool, {workers} workers": lambda r: run(files, pool, tmp / f"cp-{r}", progress=False),
             f"ray, {workers} CPUs": lambda r: run(files, pool, tmp / f"cr-{r}", use_ray=True, progress=False),
-        }, repeats)
+        }
+        runs: dict[str, list[tuple]] = {name: [] for name in named}
+        for r in range(repeats):
+            for name, fn in named.items():
+                runs[name].append(timed_tree(lambda fn=fn, r=r: fn(r)))
+        phases = [rs[2]["ray_phases"] for rs in runs[f"ray, {workers} CPUs"]]
     finally:
         ray.shutdown()
     base = medians(runs["one process"])[0]
     pool_wall = medians(runs[f"pool, {workers} workers"])[0]
-    print(f"\ncorpus: {len(files)} synthetic videos, {seconds:.0f} s of video, {repeats} interleaved rounds (medians)")
-    print(f"  {'run':20s} {'wall s':>7s} {'x one process':>13s} {'x pool':>7s}")
+    print(f"\ncorpus: {len(files)} synthetic videos (made in {made:.0f} s), {seconds:.0f} s of video, "
+          f"{repeats} interleaved rounds (medians); CPU s = this process and all its descendants")
+    print(f"  {'run':20s} {'wall s':>7s} {'x one process':>13s} {'x pool':>7s} {'CPU s':>7s}")
     for name, rs in runs.items():
-        wall = medians(rs)[0]
-        print(f"  {name:20s} {wall:7.2f} {base / wall:13.2f} {pool_wall / wall:7.2f}")
-    print(f"  (Ray start-up before the runs: {ray_start:.1f} s)")
+        wall, cpu = medians(rs)
+        print(f"  {name:20s} {wall:7.2f} {base / wall:13.2f} {pool_wall / wall:7.2f} {cpu:7.2f}")
+    print(f"  start-up alone: Ray {ray_start:.1f} s wall (before the rounds, not in the figures); " + "; ".join(
+        f"{k} {w:.2f} s wall, {c:.2f} CPU s" for k, (w, c) in costs.items()))
+    print("  Ray's phases (wall s, medians): " + ", ".join(
+        f"{k} {statistics.median(p[k] for p in phases):.2f}" for k in phases[0]))
+    ray_wall = medians(runs[f"ray, {workers} CPUs"])[0]
+    return {"pool_x_one": base / pool_wall, "ray_x_pool": pool_wall / ray_wall}
 
 
 def _decode_pool(files, workers: int) -> None:
@@ -133,6 +246,20 @@ def _decode_pool(files, workers: int) -> None:
         list(pool.map(decode_only, files))
 
 
+def print_bars(files: dict | None, corpus: dict | None) -> None:
+    """The issue's bars against this run's figures (CPU ratios for the files, wall for the corpus)."""
+    checks = []
+    if files:
+        checks += [("cut stage: x less CPU than `scenedetect detect-adaptive`", files["cut_less_cpu"], 1.5),
+                   ("end to end / decode-only (CPU)", files["e2e_x_decode"], 0.40)]
+    if corpus:
+        checks += [("corpus: pool of 2 / one process (wall)", corpus["pool_x_one"], 1.6),
+                   ("corpus: Ray at 2 CPUs / pool of 2 (wall)", corpus["ray_x_pool"], 0.9)]
+    print("\nbars:")
+    for name, value, bar in checks:
+        print(f"  {name:58s} {value:5.2f}  (bar >= {bar}: {'met' if value >= bar else 'NOT met'})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", nargs="*", default=None)
@@ -140,6 +267,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--corpus", action="store_true", help="also time the 20-video corpus: 1 process, pool, Ray")
     ap.add_argument("--corpus-only", action="store_true", help="only the corpus table")
+    ap.add_argument("--corpus-videos", type=int, default=20, help="videos in the synthetic corpus (6-16 s each)")
     ap.add_argument("--data", default=os.environ.get("GENLAB_SHARED_DATA", str(ROOT.parent / "shared" / "data")),
                     help="the shared data folder (default: $GENLAB_SHARED_DATA, else ../shared/data beside the checkout)")
     args = ap.parse_args()
@@ -158,7 +286,7 @@ def main() -> None:
         config = default()
         process_video(files[-1], config, tmp / "warm-up")  # loads the OCR model once, like a long run
         if args.corpus_only:
-            corpus_table(tmp, args.workers, args.repeats)
+            print_bars(None, corpus_table(tmp, args.workers, args.repeats, args.corpus_videos))
             return
         rows = []
         totals: dict[str, float] = {}
@@ -226,8 +354,9 @@ def main() -> None:
               f"end to end / decode limit: wall {totals[decode_name] / totals[e2e_name]:.2f}, "
               f"CPU {totals['cpu:' + decode_name] / totals['cpu:' + e2e_name]:.2f} (1 process); "
               f"pool of {args.workers} vs decode pool of {args.workers}: {decode_pool_wall / pool_wall:.2f}")
-        if args.corpus:
-            corpus_table(tmp, args.workers, args.repeats)
+        bars = {"cut_less_cpu": totals["cpu:scenedetect CLI adaptive"] / totals["cpu:cuts"],
+                "e2e_x_decode": totals["cpu:" + decode_name] / totals["cpu:" + e2e_name]}
+        print_bars(bars, corpus_table(tmp, args.workers, args.repeats, args.corpus_videos) if args.corpus else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -23,17 +23,20 @@ at the real architectures: SD-1.5-inpainting UNet, SD's f8 KL-VAE, CLIP ViT-L/14
 `--sd-inpainting DIR --clip DIR --pbe DIR` the real weights load from those local folders; without
 them both sides are randomly initialised at the same configs (the time does not depend on the
 values). A run costs fixed + steps x per-step, so each pipeline is timed at 1 and 3 steps and the 50-
-and 200-step figures are fixed + n x per-step (`--full` runs them for real instead).
+and 200-step figures are fixed + n x per-step (`--full` runs them for real instead). The pipelines are
+timed interleaved (each at each step count once per round, `--repeats` rounds, medians of CPU seconds).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from dataclasses import replace
 
 import torch
+from _timing import threads_line
 
 SD_VAE = dict(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
               block_out_channels=(128, 256, 512, 512), layers_per_block=2, latent_channels=4, sample_size=256)
@@ -107,20 +110,31 @@ def timing(args) -> None:
     print(f"{'pipeline':<24} {'fixed s':>8} {'s/step':>7} {'s/img 50':>9} {'s/img 200':>10} {'vs peer @50':>12}")
     rows = {}
     with torch.no_grad():
-        for name, fn in runs.items():
+        for fn in runs.values():
             fn(1)  # warm-up
+        if args.full:
+            steps = (50, 200)
+        else:
+            steps = (1, 3)
+        # interleaved: every pipeline at every step count once per round, medians over the rounds
+        cpu = {name: {n: [] for n in steps} for name in runs}
+        for _ in range(args.repeats):
+            for name, fn in runs.items():
+                for n in steps:
+                    cpu[name][n].append(_timed(fn, n)[1])
+        for name in runs:
+            med = {n: statistics.median(cpu[name][n]) for n in steps}
             if args.full:
-                rows[name] = {n: _timed(fn, n)[1] for n in (50, 200)}
-                rows[name]["fixed"], rows[name]["step"] = float("nan"), (rows[name][200] - rows[name][50]) / 150
+                rows[name] = {50: med[50], 200: med[200], "fixed": float("nan"), "step": (med[200] - med[50]) / 150}
             else:
-                t1, t3 = _timed(fn, 1)[1], _timed(fn, 3)[1]
-                step = (t3 - t1) / 2
-                rows[name] = {"fixed": t1 - step, "step": step, 50: t1 + 49 * step, 200: t1 + 199 * step}
+                step = (med[3] - med[1]) / 2
+                rows[name] = {"fixed": med[1] - step, "step": step, 50: med[1] + 49 * step, 200: med[1] + 199 * step}
     peer_row = rows["PaintByExamplePipeline"]
     for name, r in rows.items():
         print(f"{name:<24} {r['fixed']:>8.2f} {r['step']:>7.2f} {r[50]:>9.1f} {r[200]:>10.1f} "
               f"{r[50] / peer_row[50]:>12.2f}")
-    print("(CPU seconds of this process; ratio < 1: ours is faster)")
+    print(f"(CPU seconds of this process, medians of {args.repeats} interleaved rounds; ratio < 1: ours is faster)")
+    print(threads_line())
 
 
 # name: (training pairs, class token only, condition dropout)
@@ -154,6 +168,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/insertion_bench")
     ap.add_argument("--timing", action="store_true", help="s/image at 256 px vs PaintByExamplePipeline instead")
     ap.add_argument("--full", action="store_true", help="--timing: run 50 and 200 steps instead of extrapolating")
+    ap.add_argument("--repeats", type=int, default=3, help="--timing: interleaved rounds (medians)")
     ap.add_argument("--sd-inpainting", help="--timing: local diffusers SD-1.5-inpainting folder (unet/, vae/)")
     ap.add_argument("--clip", help="--timing: local transformers CLIP ViT-L/14 vision folder")
     ap.add_argument("--pbe", help="--timing: local diffusers Paint-by-Example folder")

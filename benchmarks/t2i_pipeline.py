@@ -9,6 +9,7 @@
    run; `--depth` makes it smaller.
 
     PYTHONPATH=src python benchmarks/t2i_pipeline.py [--threads 1] [--repeats 5] [--medium-repeats 3] [--depth 24]
+        [--clock wall|cpu]    # part 1: cpu = CPU time of this process, for one thread on a loaded machine
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
-from _timing import interleaved_medians
+from _timing import interleaved_medians, threads_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +65,7 @@ print(json.dumps({"step_s": step, "peak_rss": hwm}))
 """
 
 
-def tiny_pipeline(folder: Path, repeats: int, steps: int) -> None:
+def tiny_pipeline(folder: Path, repeats: int, steps: int, clock=time.perf_counter) -> None:
     sys.path.insert(0, str(ROOT))
     from diffusers import StableDiffusion3Pipeline
     from tests.systems.t2i import sd3_tiny
@@ -73,7 +75,8 @@ def tiny_pipeline(folder: Path, repeats: int, steps: int) -> None:
     parts = sd3_tiny.components()
     sd3_tiny.save_folder(parts, folder)
     prompts, size = ["a photo of a cat"], (64, 64)
-    ours = load_pipeline(folder, keep_loaded=True)
+    # no prompt cache on disk: both sides run their text encoders for every image (equal work)
+    ours = load_pipeline(folder, keep_loaded=True, text_cache=False)
     theirs = StableDiffusion3Pipeline.from_pretrained(str(folder), local_files_only=True)
     theirs.set_progress_bar_config(disable=True)
 
@@ -87,16 +90,18 @@ def tiny_pipeline(folder: Path, repeats: int, steps: int) -> None:
     diff = float((run_ours() - run_theirs()).abs().max())
 
     def cold_ours():
-        return run_ours(load_pipeline(folder))
+        return run_ours(load_pipeline(folder, text_cache=False))
 
     def cold_theirs():
         pipe = StableDiffusion3Pipeline.from_pretrained(str(folder), local_files_only=True)
         pipe.set_progress_bar_config(disable=True)
         return run_theirs(pipe)
 
-    warm = dict(zip(("genlab", "diffusers"), interleaved_medians([run_ours, run_theirs], repeats)))
-    cold = dict(zip(("genlab", "diffusers"), interleaved_medians([cold_ours, cold_theirs], repeats)))
-    print(f"\n1. tiny SD3 pipeline, {size[0]}x{size[1]}, {steps} steps, CFG 7, one image; max |ours - diffusers| = {diff:.1e}")
+    warm = dict(zip(("genlab", "diffusers"), interleaved_medians([run_ours, run_theirs], repeats, clock=clock)))
+    cold = dict(zip(("genlab", "diffusers"), interleaved_medians([cold_ours, cold_theirs], repeats, clock=clock)))
+    print(f"\n1. tiny SD3 pipeline, {size[0]}x{size[1]}, {steps} steps, CFG 7, one image; max |ours - diffusers| = {diff:.1e}; "
+          f"{'CPU' if clock is time.process_time else 'wall'} time, no prompt cache")
+    print(threads_line())
     print(f"{'':28s} {'genlab s/image':>15s} {'diffusers s/image':>18s} {'speed ratio':>12s}")
     for name, t in (("parts loaded", warm), ("cold (load + one image)", cold)):
         print(f"{name:28s} {t['genlab']:15.3f} {t['diffusers']:18.3f} {t['diffusers'] / t['genlab']:11.2f}x")
@@ -129,10 +134,15 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=28, help="denoising steps of the tiny pipeline")
     ap.add_argument("--medium-repeats", type=int, default=3)
     ap.add_argument("--depth", type=int, default=24, help="MM-DiT depth of part 2 (SD3-Medium: 24; 0 skips it)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="part 1's clock; cpu: this process's CPU time (one thread on a machine loaded by others)")
     args = ap.parse_args()
+    if args.clock == "cpu" and args.threads != 1:
+        raise SystemExit("--clock cpu needs --threads 1 (CPU time adds up over threads)")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        tiny_pipeline(Path(tmp) / "tiny-sd3", args.repeats, args.steps)
+        tiny_pipeline(Path(tmp) / "tiny-sd3", args.repeats, args.steps,
+                      time.process_time if args.clock == "cpu" else time.perf_counter)
     if args.depth:
         medium_step(args.depth, args.medium_repeats, args.threads)
 

@@ -4,18 +4,19 @@
 
 Builds `TemporalDecoder(TemporalDecoderConfig())` (SVD's decoder, random weights) and decodes one chunk of
 latents at height x width pixels; prints the rise of the process's peak RSS and that figure scaled to 576x1024
-by pixel count (activations grow with pixels). Run each setting in a fresh process: peak RSS never goes down.
+by pixel count (activations grow with pixels). Peak = Linux VmHWM, reset to the current RSS just before the
+decode; run each setting in a fresh process all the same (the allocator keeps what it has freed).
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import torch
 
 from genlab.core.autoencoders.temporal_decoder import TemporalDecoder, TemporalDecoderConfig
+from genlab.core.procs import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 
 def main() -> None:
@@ -29,11 +30,12 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     dec = TemporalDecoder(TemporalDecoderConfig()).to(dtype).eval()
     z = torch.randn(1, args.chunk, 4, args.height // 8, args.width // 8, dtype=dtype)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reset_peak_rss()  # VmHWM from here (not ru_maxrss: it keeps a forking parent's peak)
+    base = rss_bytes()
     t0 = time.perf_counter()
     with torch.no_grad():
         dec.decode_video(z, args.chunk)
-    extra = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 2**20  # KiB -> GiB
+    extra = (peak_rss_bytes() - base) / 2**30
     scale = 576 * 1024 / (args.height * args.width)
     print(f"chunk {args.chunk} {args.dtype}: extra peak RSS {extra:.3f} GiB at {args.height}x{args.width}, "
           f"x{scale:g} = {extra * scale:.2f} GiB at 576x1024; {time.perf_counter() - t0:.1f} s")

@@ -10,8 +10,10 @@ forward (frames/s), temporal VAE decoder (frames/s), and the tiny image-to-video
 StableVideoDiffusionPipeline vs genlab's `pretrained.load` + `pipeline.image_to_video`, videos/s). Ratio =
 ours / diffusers (> 1: ours faster). Each row times ours and diffusers in turns (one warm-up round, then
 `repeats` rounds of A, B) and reports medians, so a change in machine load moves both sides alike; the
-thread line says what ran. Memory: the activations a train step keeps for backward (unique tensors saved by
-autograd, parameters excluded; a count, so machine load cannot move it), plain and checkpointed.
+thread line says what ran. Memory of the train step, plain and with gradient checkpointing, beside its time:
+the activations kept for backward (unique tensors saved by autograd, parameters excluded; a count, so machine
+load cannot move it) and the peak RSS rise of one step measured in a fresh subprocess per side and setting
+(Linux VmHWM, reset just before the step; not ru_maxrss).
 """
 
 from __future__ import annotations
@@ -22,24 +24,10 @@ import torch
 from _timing import interleaved, threads_line
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--size", type=int, default=16, help="latent side")
-    ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=1)
-    ap.add_argument("--pipe-frames", type=int, default=8)
-    ap.add_argument("--pipe-steps", type=int, default=10)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+def build(args):
+    """(ours, diffusers' UNetSpatioTemporalConditionModel, inputs): the tiny config, the same weights."""
     import diffusers
 
-    from genlab.core.autoencoders.temporal_decoder import (
-        TemporalDecoder,
-        TemporalDecoderConfig,
-        load_diffusers_decoder_state_dict,
-    )
     from genlab.core.nn import temporal
 
     torch.manual_seed(0)
@@ -56,18 +44,46 @@ def main() -> None:
     ours.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.endswith("to_out.1.weight")})
     b, t, s = args.batch, args.frames, args.size
     x = torch.randn(b, t, u.in_channels, s, s)
-    ctx, ids, c = torch.randn(b, 1, u.cross_attention_dim), torch.randn(b, 3), torch.full((b,), 0.3)
+    inputs = (x, torch.full((b,), 0.3), torch.randn(b, 1, u.cross_attention_dim), torch.randn(b, 3))
+    return ours, ref, inputs
+
+
+def train_step(model, call):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        call(model).square().mean().backward()
+        opt.step()
+    return step
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--size", type=int, default=16, help="latent side")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--pipe-frames", type=int, default=8)
+    ap.add_argument("--pipe-steps", type=int, default=10)
+    ap.add_argument("--memory-child", nargs=2, metavar=("SIDE", "CKPT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        return memory_child(args, *args.memory_child)
+    import diffusers
+
+    from genlab.core.autoencoders.temporal_decoder import (
+        TemporalDecoder,
+        TemporalDecoderConfig,
+        load_diffusers_decoder_state_dict,
+    )
+
+    ours, ref, (x, c, ctx, ids) = build(args)
+    b, t, s = args.batch, args.frames, args.size
 
     rows = []
-
-    def train_step(model, call):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            call(model).square().mean().backward()
-            opt.step()
-        return step
 
     def ref_call(m):
         return m(x, c, ctx, ids).sample
@@ -78,12 +94,12 @@ def main() -> None:
     med = interleaved({"ours": train_step(ours.train(), our_call), "ref": train_step(ref.train(), ref_call)},
                       args.repeats)
     rows.append(("UNet train step", "steps/s", 1 / med["ours"], 1 / med["ref"]))
-    memory = [("plain", saved_mb(ours, our_call), saved_mb(ref, ref_call))]
+    memory = [("plain", saved_mb(ours, our_call), saved_mb(ref, ref_call), *peak_mb(args, False))]
     ours.gradient_checkpointing = True
     ref.enable_gradient_checkpointing()
     med = interleaved({"ours": train_step(ours, our_call), "ref": train_step(ref, ref_call)}, args.repeats)
     rows.append(("  + grad checkpointing", "steps/s", 1 / med["ours"], 1 / med["ref"]))
-    memory.append(("gradient checkpointing", saved_mb(ours, our_call), saved_mb(ref, ref_call)))
+    memory.append(("gradient checkpointing", saved_mb(ours, our_call), saved_mb(ref, ref_call), *peak_mb(args, True)))
     ours.gradient_checkpointing = False
     ref.disable_gradient_checkpointing()
     ref.eval(), ours.eval()
@@ -107,9 +123,61 @@ def main() -> None:
     print(f"{'what':<24}{'unit':<10}{'genlab':>10}{'diffusers':>11}{'ratio':>8}")
     for name, unit, ours_v, ref_v in rows:
         print(f"{name:<24}{unit:<10}{ours_v:>10.3f}{ref_v:>11.3f}{ours_v / ref_v:>8.2f}")
-    print(f"\n{'activations kept for backward':<34}{'genlab MB':>10}{'diffusers MB':>13}")
-    for name, ours_mb, ref_mb in memory:
-        print(f"{name:<34}{ours_mb:>10.1f}{ref_mb:>13.1f}")
+    print(f"\n{'train step memory, MB':<24}{'kept for backward':>18}{'peak RSS rise':>15}{'time':>7}"
+          f"   (genlab / diffusers)")
+    times = {"plain": rows[0], "gradient checkpointing": rows[1]}
+    for name, ours_mb, ref_mb, ours_rss, ref_rss in memory:
+        steps = times[name]
+        print(f"{name:<24}{ours_mb:>8.1f} / {ref_mb:<7.1f}{ours_rss:>6.0f} / {ref_rss:<6.0f}"
+              f"{1000 / steps[2]:>5.0f} / {1000 / steps[3]:.0f} ms")
+    print(MEMORY_CHILD_NOTE)
+
+
+MEMORY_CHILD_NOTE = """peak RSS rise: one train step (forward, backward, AdamW) in a fresh process per side and setting,
+after a warm-up step on a 1-frame 8x8 input (gradients and AdamW state allocated); Linux VmHWM reset to the current RSS just before the step (not ru_maxrss, which keeps
+a forking parent's peak), minus that RSS."""
+
+
+def memory_child(args, side: str, ckpt: str) -> None:
+    import json
+
+    from genlab.core.procs import peak_rss_bytes, reset_peak_rss, rss_bytes
+
+    ours, ref, (x, c, ctx, ids) = build(args)
+    small = x[:, :1, :, :8, :8]
+    if side == "ours":
+        model, call, warm = ours.train(), (lambda m: m(x, c, ctx, ids)), (lambda m: m(small, c, ctx, ids))
+        model.gradient_checkpointing = ckpt == "1"
+    else:
+        model, call, warm = ref.train(), (lambda m: m(x, c, ctx, ids).sample), (lambda m: m(small, c, ctx, ids).sample)
+        if ckpt == "1":
+            model.enable_gradient_checkpointing()
+    del ours, ref  # only the measured model stays
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for fn in (warm, call):  # a small warm-up step allocates gradients and AdamW state; then the measured one
+        if fn is call and not reset_peak_rss():
+            raise SystemExit("peak RSS: /proc/self/clear_refs is not writable (Linux only)")
+        base = rss_bytes()
+        opt.zero_grad(set_to_none=False)
+        fn(model).square().mean().backward()
+        opt.step()
+    print(json.dumps({"rise": peak_rss_bytes() - base}))
+
+
+def peak_mb(args, ckpt: bool) -> tuple[float, float]:
+    """(ours, diffusers) peak RSS rise of one train step in MB, each from its own subprocess."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = []
+    for side in ("ours", "ref"):
+        cmd = [sys.executable, __file__, "--memory-child", side, "1" if ckpt else "0", "--threads", str(args.threads),
+               "--size", str(args.size), "--frames", str(args.frames), "--batch", str(args.batch)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=os.environ)
+        out.append(json.loads(res.stdout.strip().splitlines()[-1])["rise"] / 2**20)
+    return out[0], out[1]
 
 
 def saved_mb(model, call) -> float:

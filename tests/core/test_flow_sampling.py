@@ -275,3 +275,50 @@ def test_guided_model_runs_in_a_sampler():
     c1 = dict(scene=torch.ones(2, 4), person=torch.zeros(2, 4))
     out = samplers.euler(guidance.cfg(form.denoiser(net), c0, c1, 2.0), z, grids.uniform(4))
     assert out.x.shape == z.shape and out.nfe == 4 and net.calls == 4
+
+
+class _SkippingNet:
+    """A stand-in transformer: `skip_layers` removes numbered terms from the output; records each pass."""
+
+    def __init__(self):
+        self.passes = []
+
+    def __call__(self, x, t, c, skip_layers=()):
+        self.passes.append((x.shape[0], tuple(skip_layers)))
+        return x * 0.5 + c + sum(0.1 * (i + 1) * c ** 2 for i in range(3) if i not in skip_layers)
+
+
+def test_step_window_is_diffusers_skip_layer_rule():
+    ts = grids.flow_match_euler(10, 3.0)
+    lo, hi = guidance.step_window(ts, 0.01, 0.2)  # 10 steps: 0.1 < i < 2 -> step 1 only
+    assert [i for i in range(10) if lo <= float(ts[i]) <= hi] == [1]
+    lo, hi = guidance.step_window(ts, 0.0, 0.35)  # 0 < i < 3.5 (strict: not step 0)
+    assert [i for i in range(10) if lo <= float(torch.tensor(float(ts[i]), dtype=torch.float32)) <= hi] == [1, 2, 3]
+    lo, hi = guidance.step_window(grids.flow_match_euler(4, 3.0), 0.01, 0.2)  # 0.04 < i < 0.8: none
+    assert lo > hi
+    with pytest.raises(GenlabError, match="start <= stop"):
+        guidance.SkipLayerGuidance((7,), start=0.5, stop=0.2)
+    with pytest.raises(GenlabError, match="at least one layer"):
+        guidance.SkipLayerGuidance(())
+
+
+def test_skip_layer_guidance_term_formula_passes_and_window():
+    form, net = formulation.rf(), _SkippingNet()
+    model = form.denoiser(net)
+    z, cu, cc = torch.randn(2, 4), {"c": torch.zeros(2, 4)}, {"c": torch.randn(2, 4)}
+    ts = grids.flow_match_euler(10, 3.0)
+    slg = guidance.SkipLayerGuidance((1, 2), scale=2.5, start=0.01, stop=0.35)
+    fn = guidance.guided_terms(model, cu, [guidance.Term(cc, cu, 4.0), slg.term(cc, ts)])
+    pu, pc = model(z, ts[2:3].float(), **cu).value, model(z, ts[2:3].float(), **cc).value
+    ps = model(z, ts[2:3].float(), **cc, skip_layers=(1, 2)).value
+    net.passes.clear()
+    t_in = torch.full((2,), float(ts[2]))  # step 2: inside the window
+    torch.testing.assert_close(fn(z, t_in).value, pu + 4.0 * (pc - pu) + 2.5 * (pc - ps))
+    assert net.passes == [(4, ()), (2, (1, 2))]  # [uncond; cond] batched, the skipping pass on its own
+    net.passes.clear()
+    t_out = torch.full((2,), float(ts[5]))  # outside: plain CFG, one pass
+    torch.testing.assert_close(fn(z, t_out).value, cfg_value := guidance.cfg(model, cu, cc, 4.0)(z, t_out).value)
+    assert net.passes[0] == (4, ()) and len(net.passes) == 2 and cfg_value.shape == z.shape
+    net.passes.clear()
+    samplers.euler(fn, z, ts)  # over the whole run: the extra pass on steps 1, 2, 3 only
+    assert [p for p in net.passes if p[1]] == [(2, (1, 2))] * 3 and len(net.passes) == 13

@@ -43,3 +43,44 @@ def exclusive_folder(folder: str | os.PathLike) -> Iterator[Path]:
             yield folder
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux VmRSS; 0 where /proc is missing)."""
+    kib = _status_kib("VmRSS")
+    return 0 if kib is None else kib * 1024
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory (Linux VmHWM). Not ru_maxrss: that survives exec, so a process
+    started from a large parent (a test runner, a shell tool) reports at least the parent's peak."""
+    kib = _status_kib("VmHWM")
+    if kib is None:  # not Linux: ru_maxrss (KiB on Linux/BSD, bytes on macOS) is the best there is
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+    return kib * 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak (VmHWM) to the current RSS, so `peak_rss_bytes` measures from here (Linux: write 5 to
+    /proc/self/clear_refs); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

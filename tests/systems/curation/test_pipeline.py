@@ -132,3 +132,19 @@ def test_unreachable_ray_address_is_one_line(tmp_path, capsys):
     code, _, err = run_cli_inprocess(["video", "curate", str(tmp_path / "a.mp4"), "--out", str(tmp_path / "o"),
                                       "--ray-address", f"127.0.0.1:{port}", "--quiet"], capsys)
     assert_user_error(code, err, "--ray-address", "no Ray cluster reachable")
+
+
+def test_ray_refilter_of_a_finished_folder_starts_no_ray(tmp_path, capsys, monkeypatch):
+    """Nothing left to process: `--ray` only re-filters (the records are read here, no Ray start)."""
+    from genlab.systems.video.curation import ray_pipeline
+
+    synthetic.motion_video(tmp_path / "in" / "m.mp4", 2.0, seed=3, seconds=2.5, size=(96, 64))
+    argv = ["video", "curate", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--preset", "tiny",
+            "--no-text", "--quiet"]
+    code, _, err = run_cli_inprocess(argv, capsys)
+    assert code == 0, err
+    monkeypatch.setattr(ray_pipeline, "run_ray", lambda *a, **k: pytest.fail("Ray started for a re-filter"))
+    code, out, err = run_cli_inprocess([*argv, "--ray", "--min", "motion_score=1e6"], capsys)
+    assert code == 0, err
+    assert "processed 0, resumed 1" in out and "kept 0" in out, out
+    assert not any(pq.read_table(tmp_path / "out" / "clips.parquet").column("keep").to_pylist())

@@ -33,6 +33,27 @@ def test_ray_table_equals_pool_table(tmp_path, small_cuts, bad_videos):
         assert any(p.name.startswith(name) for p in (tmp_path / "ray" / "clips").iterdir())
 
 
+def test_ray_equals_pool_on_shared_videos_and_a_corpus(tmp_path, shared_data):
+    """Default preset (OCR included), real videos and a seeded synthetic corpus; `--ray` alone
+    takes every local core; Ray writes the table itself."""
+    import os
+
+    inputs = tmp_path / "in"
+    synthetic.corpus(inputs / "corpus", videos=4, seed=2000)
+    for name in ("opencv_vtest_480x360.avi", "sports2d_demo.mp4"):
+        shutil.copy(shared_data / "video" / name, inputs / name)
+    pool = run_genlab("video", "curate", str(inputs), "--out", str(tmp_path / "pool"), "--workers", "2", "--quiet")
+    assert pool.returncode == 0, pool.stderr
+    ray = run_genlab("video", "curate", str(inputs), "--out", str(tmp_path / "ray"), "--ray", "--quiet")
+    assert ray.returncode == 0, ray.stderr
+    assert f"Ray: {os.cpu_count()} CPUs" in ray.stdout, ray.stdout
+    a = pq.read_table(tmp_path / "pool" / "clips.parquet")
+    b = pq.read_table(tmp_path / "ray" / "clips.parquet")
+    assert a.num_rows > 10 and len(set(a.column("video_id").to_pylist())) == 6
+    assert a.equals(b), (a.to_pandas().compare(b.to_pandas()))
+    assert not (tmp_path / "ray" / "records" / "_table").exists()
+
+
 def test_ray_run_interrupted_part_way_resumes_without_redoing(tmp_path):
     """Ctrl-C a `--ray` run once some clips are scored; the rerun redoes none of them."""
     import os
@@ -97,3 +118,35 @@ def test_ray_resumes_per_clip(tmp_path, small_cuts):
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())  # plan, clip files, finished clips
     assert all((folder / f"{clip['clip_id']}.json").is_file() for clip in plan)
     assert pq.read_table(out / "clips.parquet").equals(table)
+    # killed after its last clip, before the video's record: the record is made, nothing scored again
+    (out / "records" / f"{vid}.json").unlink()
+    kept = {p: p.stat().st_mtime_ns for p in folder.glob("*.json")}
+    last = run_genlab("video", "curate", str(inputs), "--out", str(out), "--ray", *common)
+    assert last.returncode == 0, last.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert (out / "records" / f"{vid}.json").is_file()
+    assert pq.read_table(out / "clips.parquet").equals(table)
+
+
+def test_ray_resumes_a_pool_folder(tmp_path, small_cuts):
+    """A folder the pool left unfinished is finished by `--ray`: the pool's videos are not redone."""
+    from genlab.systems.video.curation.pipeline import video_id_for
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(small_cuts[0], inputs / "cuts.mp4")
+    synthetic.motion_video(inputs / "moving.mp4", 1.5, seed=9, seconds=2.5, size=(160, 90))
+    common = ["--preset", "tiny", "--quiet", "--no-text"]
+    out = tmp_path / "out"
+    first = run_genlab("video", "curate", str(inputs), "--out", str(out), *common)
+    assert first.returncode == 0, first.stderr
+    table = pq.read_table(out / "clips.parquet")
+    (out / "records" / f"{video_id_for(inputs / 'moving.mp4')}.json").unlink()  # as if killed before it
+    kept = out / "records" / f"{video_id_for(inputs / 'cuts.mp4')}.json"
+    stamp = kept.stat().st_mtime_ns
+    again = run_genlab("video", "curate", str(inputs), "--out", str(out), "--ray", "--workers", "2", *common)
+    assert again.returncode == 0, again.stderr
+    assert "processed 1, resumed 1" in again.stdout, again.stdout
+    assert kept.stat().st_mtime_ns == stamp
+    assert pq.read_table(out / "clips.parquet").equals(table)
+

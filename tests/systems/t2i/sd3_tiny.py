@@ -31,7 +31,9 @@ def t5_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def components(seed: int = 0, clip_layers: int = 2, t5_layers: int = 1, t5_ff: int = 256, depth: int = 2) -> dict:
+def components(seed: int = 0, clip_layers: int = 2, t5_layers: int = 1, t5_ff: int = 256, depth: int = 2,
+               qk_norm: str | None = None, dual_attention_layers: tuple[int, ...] = ()) -> dict:
+    """SD3-style by default; qk_norm="rms_norm" with dual_attention_layers is an SD3.5-Medium-style MMDiT-X."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
@@ -51,7 +53,7 @@ def components(seed: int = 0, clip_layers: int = 2, t5_layers: int = 1, t5_ff: i
     transformer = SD3Transformer2DModel(
         sample_size=16, patch_size=2, in_channels=16, num_layers=depth, attention_head_dim=64, num_attention_heads=depth,
         joint_attention_dim=T5_WIDTH, caption_projection_dim=64 * depth, pooled_projection_dim=CLIP_L_WIDTH + CLIP_G_WIDTH,
-        out_channels=16, pos_embed_max_size=24).eval()
+        out_channels=16, pos_embed_max_size=24, qk_norm=qk_norm, dual_attention_layers=dual_attention_layers).eval()
     # hidden = 64 * depth with heads of 64, the released models' rule (single files do not store the heads)
     with torch.no_grad():  # diffusers zero-inits nothing here, but make the output depend on every input
         for p in transformer.parameters():
@@ -69,13 +71,15 @@ def components(seed: int = 0, clip_layers: int = 2, t5_layers: int = 1, t5_ff: i
                 text_encoder_3=t5, tokenizer_3=t5_tokenizer())
 
 
-def diffusers_pipeline(parts: dict, t5: bool = True):
-    from diffusers import StableDiffusion3Pipeline
+def diffusers_pipeline(parts: dict, t5: bool = True, img2img: bool = False):
+    from diffusers import StableDiffusion3Img2ImgPipeline, StableDiffusion3Pipeline
 
     parts = dict(parts)
     if not t5:
         parts.update(text_encoder_3=None, tokenizer_3=None)
-    return StableDiffusion3Pipeline(**parts)
+    pipe = (StableDiffusion3Img2ImgPipeline if img2img else StableDiffusion3Pipeline)(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def save_folder(parts: dict, folder: Path) -> Path:

@@ -20,13 +20,6 @@ PROMPTS = ["a photo of a cat", "a red car on the moon"]
 SIZE = (32, 48)  # non-square: 16 x 24 latents, 8 x 12 tokens
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    parts = sd3_tiny.components()
-    folder = sd3_tiny.save_folder(parts, tmp_path_factory.mktemp("sd3") / "pipe")
-    return parts, folder
-
-
 def _diffusers(parts, prompts=PROMPTS, t5=True, seed=3, steps=4, guidance=5.0, negative="blurry", size=SIZE):
     pipe = sd3_tiny.diffusers_pipeline(parts, t5=t5)
     pipe.set_progress_bar_config(disable=True)
@@ -315,7 +308,7 @@ def status(field):  # VmHWM, not ru_maxrss: ru_maxrss survives exec and starts a
 from genlab.systems.t2i.sd3 import load_pipeline
 run = lambda pipe: pipe(["a photo of a cat"], steps=1, guidance=2.0, size=(16, 16))
 run(load_pipeline(sys.argv[3]))  # the small pipeline first: every import and allocator pool is in the baseline
-pipe = load_pipeline(sys.argv[1], keep_loaded=sys.argv[2] == "keep")
+pipe = load_pipeline(sys.argv[1], keep_loaded=sys.argv[2] == "keep", text_cache=False)  # both runs load the encoders
 base = status("VmRSS")
 run(pipe)
 peak = status("VmHWM")

@@ -125,3 +125,16 @@ def test_diffusers_folder_loads_and_reports_missing(tmp_path):
         convert.load_unet(temporal.VideoUNet(cfg), tmp_path)
     with pytest.raises(GenlabError, match="not found"):
         convert.load_unet(temporal.VideoUNet(cfg), tmp_path / "nope.safetensors")
+
+
+def test_one_table_maps_both_ways_for_the_image_unet_too():
+    """`video=False` (an SD-style 2D UNet in sgm names): every key goes to sgm and back through the same table."""
+    from genlab.core.nn.unet import UNet2D
+
+    cfg = temporal.tiny()
+    keys = UNet2D(cfg.unet).state_dict()
+    sgm = {k: convert.ours_key_to_sgm(k, cfg, video=False) for k in keys}
+    assert None not in sgm.values() and len(set(sgm.values())) == len(keys)
+    assert sgm["down_blocks.0.resnets.0.conv1.weight"] == "input_blocks.1.0.in_layers.2.weight"
+    assert all(convert.sgm_key_to_ours(v, cfg, video=False) == k for k, v in sgm.items())
+    assert convert.sgm_key_to_ours("input_blocks.1.0.time_stack.in_layers.2.weight", cfg, video=False) is None

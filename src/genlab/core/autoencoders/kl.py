@@ -54,9 +54,10 @@ class DiffusersKL(nn.Module):
             raise GenlabError(f"{source}: weights do not fit an AutoencoderKL ({str(err).splitlines()[0]})") from None
         return cls(vae.to(device).to(dtype=dtype).eval())
 
-    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, generator: torch.Generator | None = None, sample: bool | None = None) -> torch.Tensor:
+        """sample: draw from the posterior (with `generator`) instead of its mode; None: the wrapper's setting."""
         dist = self.vae.encode(x).latent_dist
-        z = dist.sample(generator) if self.sample else dist.mode()
+        z = dist.sample(generator) if (self.sample if sample is None else sample) else dist.mode()
         return (z - self.shift_factor) * self.scaling_factor
 
     def encode_unscaled(self, x: torch.Tensor) -> torch.Tensor:

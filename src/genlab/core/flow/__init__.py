@@ -35,7 +35,9 @@ Time grids (`grids`): `uniform`, `shifted`, `flow_match_euler` (pretrained SD3's
 Samplers (`samplers`): `euler`, `heun`, `ddim`, all `sample(model, x, ts, extra_args=None, callback=None,
     progress=False, return_trajectory=False) -> SampleOutput(x, nfe, trajectory)`.
 Guidance (`guidance`): `guided(model, conds, scales)` (p_0 + sum_k s_k (p_k - p_{k-1}) in one batched forward,
-    broadcastable tensor scales), `cfg(model, uncond, cond, scale)`, `linear_frame_scales` (SVD).
+    broadcastable tensor scales), `cfg(model, uncond, cond, scale)`, `linear_frame_scales` (SVD);
+    `guided_terms(model, base, [Term(cond, ref, scale, t_range), ...])` for terms on time windows, with
+    `SkipLayerGuidance(layers, scale, start, stop).term(cond, ts)` (SD3.5) and `step_window(ts, start, stop)`.
 
 Example (rectified flow, logit-normal training, 28 Euler steps with CFG 4 at shift 3):
 
@@ -49,7 +51,7 @@ Example (rectified flow, logit-normal training, 28 Euler steps with CFG 4 at shi
 from genlab.core.flow import densities, formulation, grids, guidance, paths, prediction, samplers, weighting
 from genlab.core.flow.densities import CosMap, DiscreteUniform, LogitNormal, Mode, TimestepDensity, Uniform
 from genlab.core.flow.formulation import EDMCoefficients, Formulation, LossOutput, velocity_mse_at_levels
-from genlab.core.flow.guidance import cfg, guided, linear_frame_scales
+from genlab.core.flow.guidance import SkipLayerGuidance, Term, cfg, guided, guided_terms, linear_frame_scales
 from genlab.core.flow.paths import CosinePath, EDMPath, LDMLinearPath, Path, RectifiedFlowPath
 from genlab.core.flow.prediction import KINDS, Prediction, convert, from_x0_eps, to_x0_eps
 from genlab.core.flow.samplers import SAMPLERS, SampleOutput, ddim, euler, heun
@@ -57,7 +59,7 @@ from genlab.core.flow.samplers import SAMPLERS, SampleOutput, ddim, euler, heun
 __all__ = [
     "KINDS", "SAMPLERS", "CosMap", "CosinePath", "DiscreteUniform", "EDMCoefficients", "EDMPath", "Formulation",
     "LDMLinearPath", "LogitNormal", "LossOutput", "Mode", "Path", "Prediction", "RectifiedFlowPath",
-    "SampleOutput", "TimestepDensity", "Uniform", "cfg", "convert", "ddim", "densities", "euler", "formulation",
-    "from_x0_eps", "grids", "guidance", "guided", "heun", "linear_frame_scales", "paths", "prediction",
+    "SampleOutput", "SkipLayerGuidance", "Term", "TimestepDensity", "Uniform", "cfg", "convert", "ddim", "densities", "euler", "formulation",
+    "from_x0_eps", "grids", "guidance", "guided", "guided_terms", "heun", "linear_frame_scales", "paths", "prediction",
     "samplers", "to_x0_eps", "velocity_mse_at_levels", "weighting",
 ]

@@ -176,10 +176,27 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         ctx = x if context is None else context
         n, s, _ = x.shape
+        if ctx.shape[1] == 1:
+            return self._one_key(x, ctx)
         q, k, v = self.to_q(x), self.to_k(ctx), self.to_v(ctx)  # (N, S, heads*d)
         q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in (q, k, v))  # (N, h, S, d)
         out = F.scaled_dot_product_attention(q, k, v)  # softmax(q k^T / sqrt(d)) v
         return self.to_out[0](out.transpose(1, 2).reshape(n, s, -1))
+
+    def _one_key(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        """One key (SVD's single CLIP image token; a 1-frame temporal attention): the softmax over one logit
+        is exactly 1, so every query's output is that key's value. to_q, to_k and the attention product are
+        skipped. The queries and q/k weights get exactly 0 gradient either way (dS = P (dP - P dP) = 0 for
+        P = 1); they stay in the graph times 0, so DDP / FSDP see every parameter used (the LayerNorm before
+        the queries too) and the optimizer treats them as after the full computation."""
+        n, s, _ = x.shape
+        out = self.to_out[0](self.to_v(ctx)).expand(n, s, -1)  # (N, S, C)
+        if torch.is_grad_enabled():
+            live = [p for m in (self.to_q, self.to_k) for p in m.parameters() if p.requires_grad]
+            live += [t for t in (x, ctx) if t.requires_grad]
+            if live:
+                out = out + 0.0 * sum(t.sum() for t in live)
+        return out
 
 
 class GEGLU(nn.Module):
@@ -255,7 +272,9 @@ class Transformer2D(nn.Module):
             x = self.proj_out(tokens).reshape(n, h, w, c).permute(0, 3, 1, 2)
         else:
             x = self.proj_out(tokens.reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous())
-        return x + residual
+        # residual first: the sum takes its (contiguous) layout; x + residual would come out channels-last
+        # from the linear path, and every GroupNorm after it would run 5-15x slower on CPU
+        return residual + x
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         tokens = self.to_tokens(x)

@@ -6,7 +6,11 @@
     torchrun --nproc_per_node 2 -m genlab t2i train ... [--parallel fsdp]   # DDP / FSDP2 (gloo on CPU)
     genlab t2i sample --model runs/digits --prompt "a handwritten digit seven" --out seven.png
     genlab t2i sample --pretrained sd3-folder-or-file --prompt "a photo of a cat" --out cat.png   # real SD3
-    genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/
+    genlab t2i sample --pretrained sd3.5-medium --prompt ... --skip-layer-guidance 7,8,9 --guidance 4 --out x.png
+    genlab t2i sample --pretrained sd3-folder --prompt ... --init-image in.png --strength 0.6 --out y.png  # img2img
+    genlab t2i train --pretrained sd3-folder --data photos/ --lora 16 --out runs/lora   # LoRA, diffusers format
+    genlab t2i sample --pretrained sd3-folder --lora runs/lora/lora.safetensors:0.8 --prompt ... --out x.png
+    genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/ [--lora FILE[:scale]]  # merged
 """
 
 from __future__ import annotations
@@ -14,6 +18,14 @@ from __future__ import annotations
 import argparse
 
 from genlab.systems.t2i.study.cli import register_study
+
+RELEASED = ("sd3_medium", "sd3_5_medium", "sd3_5_large", "sd3_5_large_turbo")  # presets with published settings
+
+
+def _text_choice(value: str) -> str:
+    if value in ("builtin", "minilm") or (value.startswith("sd3:") and len(value) > len("sd3:")):
+        return value
+    raise argparse.ArgumentTypeError(f"expected builtin, minilm or sd3:PATH, got {value!r}")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--require-captions", action="store_true", help="an image without a caption is an error")
     train.add_argument("--vae", default=None, help="diffusers AutoencoderKL folder or genlab autoencoder .safetensors "
                        "(default: train genlab's small autoencoder on the data first)")
-    train.add_argument("--resolution", type=int, default=32, help="bucket area ~ resolution^2 pixels (default 32)")
+    train.add_argument("--resolution", type=int, default=None,
+                       help="bucket area ~ resolution^2 pixels (default 32; LoRA on pretrained SD3: 512)")
     train.add_argument("--no-buckets", action="store_true", help="one square bucket instead of aspect-ratio buckets")
     train.add_argument("--crop", choices=["center", "random"], default="center")
     train.add_argument("--grey", action="store_true", help="read images as one channel")
@@ -55,7 +68,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--sample-every", type=int, default=None, help="steps between samples/step_XXXXXX.png")
     train.add_argument("--checkpoint-every", type=int, default=None)
     train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--text", choices=["builtin", "minilm"], default="builtin", help="text encoder")
+    train.add_argument("--text", type=_text_choice, default="builtin",
+                       help="text encoder: builtin, minilm, or sd3:PATH (a pretrained SD3's CLIP-L/G + T5, conditioning "
+                            "exactly as the SD3 pipeline)")
+    lora = train.add_argument_group("LoRA fine-tuning of pretrained SD3 (--pretrained PATH --data ... --lora RANK)")
+    lora.add_argument("--pretrained", default=None, help="SD3: a diffusers folder or Stability's single .safetensors file")
+    lora.add_argument("--lora", type=int, default=None, metavar="RANK", help="train LoRA adapters of this rank")
+    lora.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: the rank, scale 1)")
+    lora.add_argument("--lora-targets", nargs="+", default=None, metavar="NAME",
+                      help="diffusers module names or suffixes (default: attention q/k/v/out and MLPs of both streams)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
@@ -83,6 +104,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sd3.add_argument("--t5", default=None, help="T5-XXL: t5xxl_fp16.safetensors (fp8 is upcast) or a folder")
     sd3.add_argument("--tokenizers", default=None, help="single files: folder with tokenizer/, tokenizer_2/, "
                      "tokenizer_3/ (default: the file's folder)")
+    sd3.add_argument("--preset", default=None, choices=sorted(RELEASED),
+                     help="the released model's published sampling settings (steps, guidance, shift, skip-layer "
+                     "guidance) as defaults; flags given override them")
+    sd3.add_argument("--skip-layer-guidance", default=None, metavar="LAYERS",
+                     help="skip-layer guidance (SD3.5) on these comma-separated blocks, e.g. 7,8,9 (needs --guidance "
+                     "> 1); 'none' turns a preset's off")
+    sd3.add_argument("--slg-scale", type=float, default=None, help="skip-layer guidance scale (default 2.8)")
+    sd3.add_argument("--slg-start", type=float, default=None, help="fraction of the steps where it starts (default 0.01)")
+    sd3.add_argument("--slg-stop", type=float, default=None, help="fraction of the steps where it stops (default 0.2)")
+    sd3.add_argument("--init-image", default=None, help="img2img: start from this picture (resized to --size, else "
+                     "to its own size rounded down to multiples of 16)")
+    sd3.add_argument("--strength", type=float, default=None, help="img2img: how much of the run to redo, in (0, 1] "
+                     "(default 0.6)")
+    sample.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                        help="a LoRA made by genlab, diffusers or PEFT (file or PEFT folder), repeatable")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=run_sample)
 
@@ -90,6 +126,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("--src", required=True, help="single .safetensors file or diffusers transformer folder")
     conv.add_argument("--to", choices=["diffusers", "single", "genlab"], required=True)
     conv.add_argument("--out", required=True)
+    conv.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                      help="merge this LoRA into the weights before writing them (repeatable)")
     conv.set_defaults(func=run_convert)
 
 
@@ -176,9 +214,15 @@ def run_train(args: argparse.Namespace) -> int:
     from genlab.systems.t2i.train import train_on_data, train_t2i
 
     _torch_threads()
+    if args.pretrained is not None or args.lora is not None:
+        return _train_lora(args)
     cfg = presets.preset(args.preset)
     if args.text == "minilm":
         cfg = presets.with_minilm(cfg)
+    elif args.text.startswith("sd3:"):
+        from genlab.systems.t2i.sd3 import with_sd3_text
+
+        cfg = with_sd3_text(cfg, args.text[len("sd3:"):])
     overrides = {k: v for k, v in {
         "steps": args.steps, "batch_size": args.batch_size, "checkpoint_every": args.checkpoint_every,
         "seed": args.seed, "lr": args.lr, "lr_schedule": args.schedule, "warmup_steps": args.warmup_steps,
@@ -202,7 +246,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         from genlab.systems.t2i.prepare import DataOptions
 
-        opts = DataOptions(resolution=args.resolution, image_column=args.image_column,
+        opts = DataOptions(resolution=args.resolution or 32, image_column=args.image_column,
                            caption_column=args.caption_column, require_captions=args.require_captions,
                            aspect_buckets=not args.no_buckets, crop=args.crop, channels=1 if args.grey else 3,
                            ae_steps=args.ae_steps)
@@ -222,6 +266,55 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_lora(args: argparse.Namespace) -> int:
+    from genlab.errors import GenlabError
+    from genlab.systems.t2i.finetune import (
+        LoRAConfig,
+        is_genlab_model,
+        lora_train_config,
+        train_lora,
+        train_lora_genlab,
+    )
+    from genlab.systems.t2i.lora import DEFAULT_TARGETS
+    from genlab.systems.t2i.prepare import DataOptions
+
+    if args.pretrained is None or args.lora is None:
+        raise GenlabError("LoRA fine-tuning needs --pretrained PATH (SD3, or a genlab run) and --lora RANK together")
+    genlab_model = is_genlab_model(args.pretrained)
+    if not genlab_model and args.data is None:
+        raise GenlabError("LoRA fine-tuning of pretrained SD3 needs --data PATH (your captioned images)")
+    unused = {"--vae": args.vae is not None and not genlab_model, "--text": args.text != "builtin",
+              "--grey": args.grey and not genlab_model, "--parallel": args.parallel is not None,
+              "--ema-decay": args.ema_decay is not None, "--validation-prompt": bool(args.validation_prompt),
+              "--sample-every": args.sample_every is not None}
+    if any(unused.values()):
+        raise GenlabError(f"{', '.join(k for k, v in unused.items() if v)}: not used by LoRA fine-tuning "
+                          "(the model's own autoencoder and text encoders, one process; sample with --lora afterwards)")
+    if args.precision == "fp16" and (args.device or "cpu").startswith("cpu"):
+        raise GenlabError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    lora = LoRAConfig(rank=args.lora, alpha=args.lora_alpha, targets=tuple(args.lora_targets or DEFAULT_TARGETS))
+    overrides = {k: v for k, v in {
+        "steps": args.steps, "batch_size": args.batch_size, "checkpoint_every": args.checkpoint_every,
+        "seed": args.seed, "lr": args.lr, "lr_schedule": args.schedule, "warmup_steps": args.warmup_steps,
+        "grad_accum": args.grad_accum, "precision": args.precision}.items() if v is not None}
+    train = lora_train_config(**overrides)
+    resolution = args.resolution or (32 if genlab_model else 512)  # 512: diffusers' SD3 LoRA script default
+    opts = DataOptions(resolution=resolution, image_column=args.image_column, caption_column=args.caption_column,
+                       require_captions=args.require_captions, aspect_buckets=not args.no_buckets, crop=args.crop,
+                       channels=1 if args.grey else 3)
+    common = dict(options=opts, gradient_checkpointing=args.gradient_checkpointing, device=args.device or "cpu",
+                  progress=not args.quiet)
+    if genlab_model:
+        run = train_lora_genlab(args.pretrained, args.data, args.out, lora, train, vae=args.vae, **common)
+    else:
+        run = train_lora(args.pretrained, args.data, args.out, lora, train, **common)
+    if run.stats is not None:
+        print(f"data: {run.stats.images} images in buckets {run.stats.per_bucket}; skipped {run.stats.skipped}")
+    print(f"trained {train.steps} LoRA steps (rank {lora.rank}, {len(run.layers)} layers); final loss "
+          f"{run.history[-1]['loss']:.4f}; LoRA in {run.lora_path}")
+    return 0
+
+
 def run_sample(args: argparse.Namespace) -> int:
     from genlab.errors import GenlabError
 
@@ -232,9 +325,21 @@ def run_sample(args: argparse.Namespace) -> int:
         raise GenlabError(f"--num: expected >= 1, got {args.num}")
     if args.pretrained:
         return _sample_pretrained(args)
+    if args.skip_layer_guidance is not None or args.init_image is not None:
+        raise GenlabError("--skip-layer-guidance and --init-image work with --pretrained (a genlab run: --model has neither)")
     from genlab.systems.t2i.pipeline import generate, load_model, save_grid
 
+    loras = []
+    if args.lora:  # read and checked before the model loads
+        from genlab.systems.t2i.lora import parse_lora_arg, read_lora
+
+        loras = [(read_lora(f), scale) for f, scale in map(parse_lora_arg, args.lora)]
     model = load_model(args.model, ema=not args.raw)
+    if loras:
+        from genlab.systems.t2i.lora import apply_lora
+
+        for lora, scale in loras:
+            apply_lora(model.backbone, lora, scale)
     prompts = [p for p in args.prompt for _ in range(args.num)]
     images = generate(model, prompts, steps=args.steps or 20, guidance_scale=3.0 if args.guidance is None else args.guidance,
                       shift=args.shift, seed=args.seed, sampler=args.sampler, progress=not args.quiet)
@@ -261,16 +366,73 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return hw
 
 
+def parse_layers(text: str | None) -> tuple[int, ...] | None:
+    """"7,8,9" -> (7, 8, 9); "none" -> () (off)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return ()
+    from genlab.errors import GenlabError
+
+    try:
+        layers = tuple(int(p) for p in text.replace(" ", "").split(",") if p)
+    except ValueError:
+        layers = ()
+    if not layers:
+        raise GenlabError(f"--skip-layer-guidance: expected comma-separated block indices such as 7,8,9, got {text!r}")
+    return layers
+
+
+def check_preset_fits(name: str, cfg) -> None:
+    """--preset NAME is for that released model's transformer: depth, width and MMDiT-X layers must agree."""
+    from genlab.errors import GenlabError
+    from genlab.systems.t2i.config import preset
+
+    want = preset(name).model
+    got = (cfg.depth, cfg.hidden_size, tuple(cfg.dual_attention_layers))
+    if got != (want.depth, want.hidden_size, tuple(want.dual_attention_layers)):
+        raise GenlabError(f"--preset {name}: its settings are for a {want.depth}-block, {want.hidden_size}-wide MM-DiT"
+                          f"{' with MMDiT-X blocks' if want.dual_attention_layers else ''}; --pretrained has "
+                          f"{cfg.depth} blocks, {cfg.hidden_size} wide{' with MMDiT-X blocks' if cfg.dual_attention_layers else ''}")
+
+
 def _sample_pretrained(args: argparse.Namespace) -> int:
-    from genlab.systems.t2i.sd3 import load_pipeline, save_pngs
+    from genlab.core.flow.guidance import SkipLayerGuidance
+    from genlab.errors import GenlabError
+    from genlab.systems.t2i.config import SamplingDefaults, preset
+    from genlab.systems.t2i.lora import parse_lora_arg
+    from genlab.systems.t2i.sd3 import img2img_start, load_pipeline, save_pngs
 
     size = parse_size(args.size)
+    published = SamplingDefaults()  # diffusers' StableDiffusion3Pipeline defaults
+    shift = args.shift
+    if args.preset is not None:
+        run = preset(args.preset)
+        published, shift = run.sampling, run.shift if args.shift is None else args.shift
+    layers = parse_layers(args.skip_layer_guidance)
+    layers = published.skip_layers if layers is None else layers
+
+    def pick(flag, default):
+        return default if flag is None else flag
+
+    slg = SkipLayerGuidance(layers, pick(args.slg_scale, published.slg_scale), pick(args.slg_start, published.slg_start),
+                            pick(args.slg_stop, published.slg_stop)) if layers else None
+    if args.strength is not None and args.init_image is None:
+        raise GenlabError("--strength is for img2img: give --init-image too")
+    strength = 0.6 if args.strength is None else args.strength
+    steps = args.steps or published.steps
+    if args.init_image is not None:
+        img2img_start(steps, strength)  # before anything loads
     pipe = load_pipeline(args.pretrained, dtype=args.dtype, device=args.device, t5=not args.no_t5, clip_l=args.clip_l,
-                         clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers)
-    kw = dict(negative_prompt=args.negative_prompt, steps=args.steps or 28,
-              guidance=7.0 if args.guidance is None else args.guidance, shift=args.shift, size=size, seed=args.seed)
-    if size is not None:
-        pipe.check_size(*size)
+                         clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers,
+                         loras=[parse_lora_arg(a) for a in args.lora])
+    if args.preset is not None:
+        check_preset_fits(args.preset, pipe.cfg)
+    kw = dict(negative_prompt=args.negative_prompt, steps=steps, guidance=pick(args.guidance, published.guidance),
+              shift=shift, size=size, seed=args.seed, skip_layer_guidance=slg, init_image=args.init_image,
+              strength=strength)
+    pipe.check_skip_layer_guidance(slg, kw["guidance"])
+    pipe.check_size(*pipe.output_size(size, args.init_image))
     images = pipe(args.prompt, num_images=args.num, progress=not args.quiet, **kw)
     paths = save_pngs(images, args.out, pipe.settings(args.prompt, num_images=args.num, **kw))
     print(f"wrote {paths[0]}" + (f" ... {paths[-1]} ({len(paths)} images)" if len(paths) > 1 else ""))
@@ -284,8 +446,18 @@ def run_convert(args: argparse.Namespace) -> int:
     from genlab.core.io import atomic_write_text
     from genlab.core.train import save_weights
     from genlab.systems.t2i import convert
+    from genlab.systems.t2i.lora import check_lora, parse_lora_arg, read_lora
 
+    loras = [(read_lora(f), scale) for f, scale in map(parse_lora_arg, args.lora)]  # checked before the weights load
     model = convert.load_pretrained(args.src)
+    if loras:
+        from genlab.core.nn.lora import merge_lora
+        from genlab.systems.t2i.lora import apply_lora
+
+        for lora, scale in loras:
+            check_lora(lora, model.cfg)
+            apply_lora(model, lora, scale)
+        merge_lora(model)
     state = model.state_dict()
     out = Path(args.out)
     if args.to == "diffusers":

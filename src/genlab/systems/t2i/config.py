@@ -1,9 +1,12 @@
 """Configs of the t2i system: the MM-DiT, the DiT baselines, text conditioning and training.
 
 Presets are functions. The paper's family (SD3 section 5.1) ties everything to the depth d:
-hidden = 64 d, heads = d (head dim 64); `mmdit_depth(d)` builds that family, `sd3_medium()`
-(d = 24, 2B) and `sd3_5_large()` (d = 38, 8B, RMS QK-norm) are the released models' shapes.
-`tiny()` and `digits()` are the small ones the tests and `genlab demo` train on CPU.
+hidden = 64 d, heads = d (head dim 64); `mmdit_depth(d)` builds that family. The released models'
+shapes: `sd3_medium()` (d = 24, 2B), `sd3_5_medium()` (d = 24, MMDiT-X: a second image-only attention
+in blocks 0-12, RMS QK-norm, 384^2 position table), `sd3_5_large()` and `sd3_5_large_turbo()` (d = 38,
+8B, RMS QK-norm). Their `sampling` field holds the published inference settings (Stability's
+reference `sd3_infer.py` CONFIGS). `tiny()` and `digits()` are the small ones the tests and
+`genlab demo` train on CPU.
 """
 
 from __future__ import annotations
@@ -33,10 +36,17 @@ class MMDiTConfig:
     qk_norm: QKNorm = None
     mlp_ratio: float = 4.0
     freq_dim: int = 256
+    # MMDiT-X (SD3.5-Medium): blocks whose image stream adds an image-only self-attention (diffusers:
+    # dual_attention_layers; sd3.5 reference: x_block_self_attn_layers)
+    dual_attention_layers: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.depth < 1:
             raise GenlabError(f"MMDiTConfig.depth: expected >= 1, got {self.depth}")
+        bad = [i for i in self.dual_attention_layers if not 0 <= i < self.depth]
+        if bad or len(set(self.dual_attention_layers)) != len(self.dual_attention_layers):
+            raise GenlabError(f"MMDiTConfig.dual_attention_layers: expected distinct block indices in 0..{self.depth - 1}, "
+                              f"got {list(self.dual_attention_layers)}")
         if self.hidden_size % self.num_heads:
             raise GenlabError(f"MMDiTConfig: hidden_size {self.hidden_size} not divisible by num_heads {self.num_heads}")
         if (self.hidden_size // self.num_heads) % 2 or self.hidden_size % 4:
@@ -89,6 +99,18 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class SamplingDefaults:
+    """Inference settings a released model was published with (pretrained sampling)."""
+
+    steps: int = 28
+    guidance: float = 7.0  # CFG scale; <= 1 turns CFG (and skip-layer guidance) off
+    skip_layers: tuple[int, ...] = ()  # skip-layer guidance: the blocks left out of the extra pass
+    slg_scale: float = 2.8
+    slg_start: float = 0.01  # fractions of the steps (diffusers' rule: start * N < i < stop * N)
+    slg_stop: float = 0.2
+
+
+@dataclass(frozen=True)
 class T2IConfig:
     """Everything a t2i run needs: backbone, text, data shape and training."""
 
@@ -99,6 +121,7 @@ class T2IConfig:
     logit_std: float = 1.0
     shift: float = 1.0  # resolution shift alpha, used for sampling (and training t when != 1)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
 
     def __post_init__(self):
         h, w = self.image_size
@@ -117,6 +140,12 @@ def mmdit_depth(depth: int, **overrides) -> MMDiTConfig:
 
 def sd3_medium_model() -> MMDiTConfig:
     return mmdit_depth(24, pos_embed_max_size=192, pos_embed_base_size=64)
+
+
+def sd3_5_medium_model() -> MMDiTConfig:
+    """MMDiT-X: dual attention in blocks 0-12, as the published transformer/config.json."""
+    return mmdit_depth(24, pos_embed_max_size=384, pos_embed_base_size=64, qk_norm="rms",
+                       dual_attention_layers=tuple(range(13)))
 
 
 def sd3_5_large_model() -> MMDiTConfig:
@@ -151,17 +180,33 @@ def digits_fast() -> T2IConfig:
 
 
 def sd3_medium() -> T2IConfig:
-    """SD3-medium's MM-DiT shape at 1024^2 (128x128x16 latents); CLIP-L + CLIP-G + T5 must be given."""
+    """SD3-medium's MM-DiT shape at 1024^2 (128x128x16 latents); CLIP-L + CLIP-G + T5 must be given.
+    Sampling: diffusers' StableDiffusion3Pipeline defaults (28 steps, CFG 7, the scheduler's shift 3)."""
     return T2IConfig(model=sd3_medium_model(), text=TextConfig(encoders=(), dropout=0.464), image_size=(128, 128),
                      shift=3.0, train=TrainConfig(lr=1e-4, warmup_steps=1000, batch_size=1))
 
 
+def sd3_5_medium() -> T2IConfig:
+    """SD3.5-Medium (MMDiT-X). Published: shift 3, 50 steps, CFG 5; with skip-layer guidance on blocks
+    7, 8, 9 (scale 2.5, steps 1 % - 20 %) the reference lowers CFG to 4, which is the default here."""
+    return replace(sd3_medium(), model=sd3_5_medium_model(),
+                   sampling=SamplingDefaults(steps=50, guidance=4.0, skip_layers=(7, 8, 9), slg_scale=2.5,
+                                             slg_start=0.01, slg_stop=0.2))
+
+
 def sd3_5_large() -> T2IConfig:
-    return replace(sd3_medium(), model=sd3_5_large_model())
+    """SD3.5-Large (8B). Published: shift 3, 40 steps, CFG 4.5."""
+    return replace(sd3_medium(), model=sd3_5_large_model(), sampling=SamplingDefaults(steps=40, guidance=4.5))
+
+
+def sd3_5_large_turbo() -> T2IConfig:
+    """SD3.5-Large-Turbo (timestep-distilled 8B, the Large shapes). Published: shift 3, 4 steps, no CFG."""
+    return replace(sd3_medium(), model=sd3_5_large_model(), sampling=SamplingDefaults(steps=4, guidance=1.0))
 
 
 PRESETS: dict[str, Callable[[], T2IConfig]] = {
-    "tiny": tiny, "digits": digits, "digits_fast": digits_fast, "sd3_medium": sd3_medium, "sd3_5_large": sd3_5_large,
+    "tiny": tiny, "digits": digits, "digits_fast": digits_fast, "sd3_medium": sd3_medium,
+    "sd3_5_medium": sd3_5_medium, "sd3_5_large": sd3_5_large, "sd3_5_large_turbo": sd3_5_large_turbo,
 }
 
 

@@ -70,7 +70,8 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
         gh, gw = self.check_input(x)
-        x = self.x_embedder(x) + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)
+        x = self.x_embedder(x)  # (B, N, D); under autocast in its compute dtype, kept for the stream as diffusers does
+        x = x + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)
         y = self.t_embedder(timestep.reshape(-1).expand(x.shape[0])) + self.y_embedder(pooled)  # (B, D)
         c = self.context_embedder(context)  # (B, L, D)
         n = x.shape[1]

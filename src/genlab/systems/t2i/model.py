@@ -4,6 +4,8 @@ Two token streams, image patches x and text tokens c, each with its OWN weights 
 output projection, MLP, adaLN) but ONE attention over the concatenation of both sequences.
 Every block is modulated (adaLN-Zero) by y = t_embedder(1000 t) + y_embedder(pooled text).
 The last block's context stream is "pre-only": it only supplies keys and values.
+MMDiT-X (SD3.5-Medium): in the blocks of `cfg.dual_attention_layers` the image stream also runs an
+image-only self-attention `attn2` on the same normalised tokens (`DismantledBlockX`).
 
 Parameter names follow the reference single-file checkpoints (sd3.5 `mmditx.py`) without the
 `model.diffusion_model.` prefix; `convert.py` maps them to and from diffusers.
@@ -15,7 +17,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from genlab.core.nn.attention import Mlp, QKVProjection, joint_attention
+from genlab.core.nn.attention import Mlp, QKVProjection, attention, joint_attention
 from genlab.core.nn.embeddings import (
     PatchEmbed,
     TimestepEmbedder,
@@ -59,13 +61,41 @@ class DismantledBlock(nn.Module):
         return x
 
 
+class DismantledBlockX(DismantledBlock):
+    """MMDiT-X image stream (SD3.5-Medium): besides its share of the joint attention, the image tokens
+    attend to each other alone (`attn2`, own QK-norm), modulated by three more adaLN chunks; its gated
+    output is added after the joint attention's, before the MLP (sd3.5 `mmditx.py`, diffusers'
+    SD35AdaLayerNormZeroX + JointTransformerBlock.attn2)."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, qk_norm: str | None):
+        super().__init__(dim, heads, mlp_ratio, qk_norm)
+        self.attn2 = QKVProjection(dim, heads, qk_norm=qk_norm)
+        # (shift, scale, gate) x (attention, MLP, attn2): the reference's 9-chunk order
+        self.adaLN_modulation = AdaLNModulation(dim, dim, 9)
+
+    def pre(self, x: torch.Tensor, y: torch.Tensor):
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp, shift2, scale2, gate2 = self.adaLN_modulation(y)
+        h = self.norm1(x)  # (B, N, D), shared by both attentions
+        qkv = self.attn.pre(modulate(h, shift_msa, scale_msa))  # 3 x (B, H, N, Dh)
+        qkv2 = self.attn2.pre(modulate(h, shift2, scale2))
+        return qkv, (x, gate_msa, shift_mlp, scale_mlp, gate_mlp, qkv2, gate2)
+
+    def post(self, o: torch.Tensor, saved) -> torch.Tensor:
+        x, gate_msa, shift_mlp, scale_mlp, gate_mlp, qkv2, gate2 = saved
+        x = x + gate_msa.unsqueeze(1) * self.attn.post(o)  # (B, N, D)
+        x = x + gate2.unsqueeze(1) * self.attn2.post(attention(*qkv2))  # image-only self-attention
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x
+
+
 class JointBlock(nn.Module):
     """context_block + x_block sharing one attention (the unit for FSDP / checkpointing)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float, qk_norm: str | None, last: bool):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, qk_norm: str | None, last: bool,
+                 dual_attention: bool = False):
         super().__init__()
         self.context_block = DismantledBlock(dim, heads, mlp_ratio, qk_norm, pre_only=last)
-        self.x_block = DismantledBlock(dim, heads, mlp_ratio, qk_norm)
+        self.x_block = (DismantledBlockX if dual_attention else DismantledBlock)(dim, heads, mlp_ratio, qk_norm)
 
     def forward(self, c: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
         c_qkv, c_saved = self.context_block.pre(c, y)
@@ -87,6 +117,16 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm_final(x), shift, scale))
 
 
+def check_skip_layers(skip_layers, depth: int, what: str = "skip_layers") -> tuple[int, ...]:
+    """Skip-layer guidance's block indices, each in 0..depth-1 (else a GenlabError naming them)."""
+    layers = tuple(int(i) for i in skip_layers)
+    bad = [i for i in layers if not 0 <= i < depth]
+    if bad:
+        raise GenlabError(f"{what}: layer index {', '.join(map(str, bad))} out of range; this MM-DiT has {depth} "
+                          f"joint blocks (0..{depth - 1})")
+    return layers
+
+
 class MMDiT(nn.Module):
     """forward(x (B, C, H, W), timestep (B,) = 1000 t, context (B, L, context_dim), pooled (B, pooled_dim))
     -> (B, out_channels, H, W): the rectified-flow velocity for t2i training."""
@@ -102,7 +142,8 @@ class MMDiT(nn.Module):
         self.y_embedder = VectorEmbedder(cfg.pooled_dim, d)
         self.context_embedder = nn.Linear(cfg.context_dim, d)
         self.joint_blocks = nn.ModuleList(
-            [JointBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.qk_norm, last=(i == cfg.depth - 1)) for i in range(cfg.depth)]
+            [JointBlock(d, cfg.num_heads, cfg.mlp_ratio, cfg.qk_norm, last=(i == cfg.depth - 1),
+                        dual_attention=i in cfg.dual_attention_layers) for i in range(cfg.depth)]
         )
         self.final_layer = FinalLayer(d, cfg.patch_size, cfg.out_channels)
         # a training switch, not architecture: recompute each joint block in backward (activations of one
@@ -143,10 +184,13 @@ class MMDiT(nn.Module):
 
     def forward(self, x: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor,
                 pooled: torch.Tensor, skip_layers: tuple[int, ...] = ()) -> torch.Tensor:
+        """skip_layers: blocks left out entirely (image and text tokens pass unchanged), for skip-layer guidance."""
         gh, gw = self.check_input(x)
-        x = self.x_embedder(x) + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)  # (B, N, D)
+        x = self.x_embedder(x)  # (B, N, D); under autocast in its compute dtype, kept for the stream as diffusers does
+        x = x + crop_pos_embed(self.pos_embed, self.cfg.pos_embed_max_size, gh, gw).to(x.dtype)  # (B, N, D)
         y = self.t_embedder(timestep.reshape(-1).expand(x.shape[0])) + self.y_embedder(pooled)  # (B, D)
         c = self.context_embedder(context)  # (B, L, D)
+        skip_layers = check_skip_layers(skip_layers, self.cfg.depth) if skip_layers else ()
         for i, block in enumerate(self.joint_blocks):
             if i in skip_layers:  # skip-layer guidance (SD3.5)
                 continue

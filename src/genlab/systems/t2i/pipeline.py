@@ -37,7 +37,8 @@ from genlab.systems.t2i.config import DiTConfig, MMDiTConfig, T2IConfig, TextCon
 
 
 def build_encoder(spec: str, text: TextConfig) -> TextEncoder:
-    """"builtin" | "minilm" | "clip:<local path>" | "t5:<local path>" -> a TextEncoder."""
+    """"builtin" | "minilm" | "clip:<local path>" | "t5:<local path>" | "sd3:<pretrained SD3 path>" -> a
+    TextEncoder ("sd3": the pretrained pipeline's three encoders in SD3's layout, `sd3.SD3TextEncoder`)."""
     if spec == "builtin":
         return BuiltinTextEncoder(text.builtin_dim, text.builtin_vocab, text.max_length, text.builtin_layers)
     if spec == "minilm":
@@ -47,7 +48,12 @@ def build_encoder(spec: str, text: TextConfig) -> TextEncoder:
         return CLIPTextEncoder(path)
     if kind == "t5" and path:
         return T5TextEncoder(path)
-    raise GenlabError(f"TextConfig.encoders: unknown encoder {spec!r}; expected builtin, minilm, clip:<path>, t5:<path>")
+    if kind == "sd3" and path:
+        from genlab.systems.t2i.sd3 import SD3TextEncoder
+
+        return SD3TextEncoder(path)
+    raise GenlabError(f"TextConfig.encoders: unknown encoder {spec!r}; expected builtin, minilm, clip:<path>, t5:<path>, "
+                      "sd3:<path>")
 
 
 class T2IModel(nn.Module):

@@ -13,6 +13,13 @@ What makes the images equal to diffusers' (same files, same seed):
 * time grid: `core.flow.grids.flow_match_euler(steps, shift)` (FlowMatchEulerDiscreteScheduler), Euler
   steps on the velocity, classifier-free guidance u + s (c - u) when s > 1.
 * latents: decoded as z / scaling + shift through the 16-channel VAE (`core.autoencoders.kl`).
+* SD3.5: MMDiT-X transformers load like the others; skip-layer guidance (`SkipLayerGuidance`, with CFG
+  only) adds s (p(c) - p(c, blocks skipped)) on the steps start N < i < stop N, one extra pass on the
+  conditional batch, as StableDiffusion3Pipeline(skip_guidance_layers=...).
+* img2img (`init_image`, `strength`), as StableDiffusion3Img2ImgPipeline: the image is resized to the
+  output size (Lanczos, aspect not kept) and encoded with a posterior sample, both drawn from the seed's
+  generator before the noise; the run starts at step int(N - N * strength) of the N-step grid, from
+  z = t noise + (1 - t) latents at that step's t.
 
 Memory: each text encoder is loaded, run once for the batch and released before the transformer is
 loaded, and the transformer before the VAE, so the peak is the largest part, not the sum
@@ -24,13 +31,22 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from genlab.core.cond.text import CLIPTextEncoder, T5TextEncoder, TextEmbedding, load_tokenizer, sd3_layout
+from genlab.core.cond.text import (
+    CLIPTextEncoder,
+    T5TextEncoder,
+    TextEmbedding,
+    TextEncoder,
+    load_tokenizer,
+    sd3_layout,
+)
+from genlab.core.flow.guidance import SkipLayerGuidance
 from genlab.errors import GenlabError
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import MMDiTConfig
@@ -58,6 +74,10 @@ class SampleSettings:
     dtype: str
     t5: bool
     model: str
+    skip_layer_guidance: SkipLayerGuidance | None = None
+    init_image: str | None = None  # img2img: the image's path (or "<image>" when given in memory)
+    strength: float | None = None
+    loras: tuple[str, ...] = ()  # "file:scale" of each LoRA applied
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -104,12 +124,12 @@ class SD3Pipeline:
     """Pretrained SD3 (MM-DiT + 16-channel VAE + CLIP-L, CLIP-G, optional T5) from `SD3Files`."""
 
     def __init__(self, files: SD3Files, dtype: str = "fp32", device: str | torch.device = "cpu",
-                 keep_loaded: bool = False):
+                 keep_loaded: bool = False, text_cache: bool = True, loras: list[tuple[str | Path, float]] = ()):
         if dtype not in DTYPES:
             raise GenlabError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
         self.files, self.dtype_name, self.dtype = files, dtype, DTYPES[dtype]
         self.device = resolve_device(device)
-        self.keep_loaded = keep_loaded
+        self.keep_loaded, self.text_cache = keep_loaded, text_cache
         self.cfg = transformer_config(files)
         vae_levels = len(self.files.vae_config["block_out_channels"]) if files.vae_config else \
             len({k.split(".")[2] for k in files.vae.tensors if k.startswith("encoder.down.")})
@@ -118,6 +138,12 @@ class SD3Pipeline:
         self.default_size = (sample * self.vae_scale, sample * self.vae_scale)
         self._loaded: dict[str, nn.Module] = {}
         self.check_memory()
+        from genlab.systems.t2i.lora import check_lora, read_lora
+
+        # LoRA files are small: read and checked against the MM-DiT's config here, before any weights load
+        self.loras = [(read_lora(path), float(scale)) for path, scale in loras]
+        for lora, _ in self.loras:
+            check_lora(lora, self.cfg)
 
     # ------------------------------------------------------------------ sizes and memory
     def part_dtype(self, name: str) -> torch.dtype:
@@ -180,7 +206,13 @@ class SD3Pipeline:
         part = self.files.transformer
         state = part.state_dict()
         state = convert.from_diffusers(state) if part.folder is not None else state
-        return convert.build_mmdit(state, self.cfg, self.dtype, self.device, source=str(self.files.source))
+        net = convert.build_mmdit(state, self.cfg, self.dtype, self.device, source=str(self.files.source))
+        if self.loras:  # unmerged, as diffusers' load_lora_weights; `genlab t2i convert --lora` merges
+            from genlab.systems.t2i.lora import apply_lora
+
+            for lora, scale in self.loras:
+                apply_lora(net, lora, scale)
+        return net
 
     def load_vae(self):
         from genlab.core.autoencoders.kl import DiffusersKL
@@ -200,39 +232,95 @@ class SD3Pipeline:
         return DiffusersKL.from_ldm_state_dict(part.state_dict(), SD3_SCALING_FACTOR, SD3_SHIFT_FACTOR,
                                                device=self.device, source=f"VAE of {self.files.source}")
 
+    def encoder_identity(self, name: str) -> str:
+        """Everything an encoder's output depends on: weights and tokenizer files (path, size, modification
+        time), tokens, dtype, device."""
+        part = getattr(self.files, name)
+        tok = Path(self.files.tokenizers[{"clip_l": 0, "clip_g": 1, "t5": 2}[name]])
+        tok_files = sorted(f for f in tok.rglob("*") if f.is_file()) if tok.is_dir() else [tok]
+        return json.dumps({"kind": "sd3-text-encoder/1", "part": name, "files": _fingerprint(part.files),
+                           "prefix": part.prefix, "tokenizer": _fingerprint(tok_files),
+                           "tokens": T5_TOKENS if name == "t5" else CLIP_TOKENS, "dtype": str(self.part_dtype(name)),
+                           "device": self.device.type})
+
+    def text_store(self, name: str):
+        """The on-disk cache of one encoder's outputs (float32 rows keyed by the prompt; bf16 and fp16 values
+        are exact in float32): `cache_dir("t2i-text")/sd3-<identity hash>/{context,pooled}`, as training's."""
+        from genlab.core.io import cache_dir
+        from genlab.systems.t2i.shards import ShardCache, content_hash
+
+        folder = cache_dir("t2i-text") / f"sd3-{content_hash(self.encoder_identity(name).encode())[:16]}"
+        return ShardCache(folder / "context"), ShardCache(folder / "pooled")
+
+    def encode_part(self, name: str, prompts: list[str]) -> TextEmbedding:
+        """One encoder's outputs for `prompts`, through the disk cache when `text_cache`: the encoder is loaded
+        (once, for the missing prompts only) when some prompt is not stored yet."""
+
+        def run(batch: list[str]) -> TextEmbedding:
+            enc = self._get(name, lambda: self.load_encoder(name))
+            emb = enc(batch)
+            del enc
+            self._free()
+            return emb
+
+        if not self.text_cache:
+            return run(prompts)
+        import numpy as np
+
+        from genlab.systems.t2i.shards import content_hash
+
+        ctx, pooled = self.text_store(name)
+        keys = [content_hash(p.encode()) for p in prompts]
+        missing = {k: p for k, p in zip(keys, prompts) if k not in ctx or k not in pooled}
+        if missing:
+            emb = run(list(missing.values()))
+            ctx.add(list(missing), emb.context.float().cpu().numpy())
+            pooled.add(list(missing), emb.pooled.float().cpu().numpy())
+        return TextEmbedding(torch.from_numpy(np.stack([ctx.row(k) for k in keys])),
+                             torch.from_numpy(np.stack([pooled.row(k) for k in keys])))
+
     # ------------------------------------------------------------------ stages
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> TextEmbedding:
-        """prompts -> SD3 conditioning (B, 77 + 256, width) and pooled (B, 2048); encoders released after."""
+        """prompts -> SD3 conditioning (B, 77 + 256, width) and pooled (B, 2048); encoders released after.
+        With `text_cache`, each encoder's output per prompt is kept on disk (`text_store`) and an encoder is
+        not even loaded when every prompt is there."""
         out = {}
         for name in ("clip_l", "clip_g", "t5"):
             if name == "t5" and self.files.t5 is None:
                 out[name] = None
                 continue
-            enc = self._get(name, lambda name=name: self.load_encoder(name))
-            emb = enc(list(prompts))
-            out[name] = TextEmbedding(emb.context.to(self.dtype), emb.pooled.to(self.dtype))
-            del enc
-            self._free()
+            emb = self.encode_part(name, list(prompts))
+            out[name] = TextEmbedding(emb.context.to(self.device, self.dtype), emb.pooled.to(self.device, self.dtype))
         return sd3_layout(out["clip_l"], out["clip_g"], out["t5"], self.cfg.context_dim, T5_TOKENS)
 
-    def initial_noise(self, n: int, height: int, width: int, seed: int) -> torch.Tensor:
-        """diffusers' latents for `torch.Generator("cpu").manual_seed(seed)`: one draw for the batch."""
+    def initial_noise(self, n: int, height: int, width: int, seed: int,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+        """diffusers' latents for `torch.Generator("cpu").manual_seed(seed)` (or the given generator's next
+        draw): one draw for the batch."""
         shape = (n, self.cfg.in_channels, height // self.vae_scale, width // self.vae_scale)
-        g = torch.Generator("cpu").manual_seed(seed)
+        g = generator if generator is not None else torch.Generator("cpu").manual_seed(seed)
         return torch.randn(shape, generator=g, dtype=self.dtype).to(self.device, torch.float32)
 
     @torch.no_grad()
     def denoise(self, noise: torch.Tensor, cond: TextEmbedding, uncond: TextEmbedding | None, *, steps: int,
-                scale: float, shift: float, progress: bool = False) -> torch.Tensor:
+                scale: float, shift: float, progress: bool = False, start: int = 0,
+                skip_layer_guidance: SkipLayerGuidance | None = None) -> torch.Tensor:
+        """Euler over the `steps`-step grid from step `start` (img2img), `noise` being the state there."""
         from genlab.core.flow import formulation, grids, guidance, samplers
 
         net = self._get("transformer", self.load_transformer)
         den = formulation.rf().denoiser(_velocity_fn(net, self.dtype))
+        ts = grids.flow_match_euler(steps, shift)[start:]
         c = {"context": cond.context, "pooled": cond.pooled}
-        fn = den if uncond is None else guidance.cfg(den, {"context": uncond.context, "pooled": uncond.pooled}, c, scale)
+        u = None if uncond is None else {"context": uncond.context, "pooled": uncond.pooled}
+        if u is None:
+            fn = den
+        elif skip_layer_guidance is None:
+            fn = guidance.cfg(den, u, c, scale)
+        else:  # the window counts the steps that run (all of them but for img2img)
+            fn = guidance.guided_terms(den, u, [guidance.Term(c, u, scale), skip_layer_guidance.term(c, ts)])
         extra = c if uncond is None else None
-        ts = grids.flow_match_euler(steps, shift)
         x = samplers.euler(fn, noise, ts, extra_args=extra, progress=progress).x
         del net, fn, den
         self._free()
@@ -247,37 +335,143 @@ class SD3Pipeline:
         self._free()
         return (images / 2 + 0.5).clamp(0, 1)
 
+    def check_skip_layer_guidance(self, slg: SkipLayerGuidance | None, guidance: float) -> None:
+        if slg is None:
+            return
+        from genlab.systems.t2i.model import check_skip_layers
+
+        check_skip_layers(slg.layers, self.cfg.depth, what="--skip-layer-guidance")
+        if guidance <= 1.0:
+            raise GenlabError(f"--skip-layer-guidance needs classifier-free guidance (--guidance > 1, got {guidance}): "
+                              "it is added to CFG, as in diffusers, which ignores it without CFG")
+
+    def output_size(self, size: tuple[int, int] | None, init_image=None) -> tuple[int, int]:
+        """--size, else (img2img) the init image's size rounded down to multiples of 16 (VAE factor x patch),
+        else the model's default."""
+        if size is not None:
+            return size
+        if init_image is not None:
+            w, h = _open_image(init_image).size
+            step = self.vae_scale * self.cfg.patch_size
+            if h < step or w < step:
+                raise GenlabError(f"--init-image {_image_name(init_image)} is {w}x{h} pixels; at least {step}x{step} "
+                                  "is needed")
+            return (h // step * step, w // step * step)
+        return self.default_size
+
     def __call__(self, prompts: list[str] | str, *, negative_prompt: str = "", num_images: int = 1, steps: int = 28,
                  guidance: float = 7.0, shift: float | None = None, size: tuple[int, int] | None = None, seed: int = 0,
-                 progress: bool = False) -> torch.Tensor:
-        """prompts -> (len(prompts) * num_images, 3, H, W) in [0, 1]; each prompt's images are consecutive."""
+                 progress: bool = False, skip_layer_guidance: SkipLayerGuidance | None = None, init_image=None,
+                 strength: float = 0.6) -> torch.Tensor:
+        """prompts -> (len(prompts) * num_images, 3, H, W) in [0, 1]; each prompt's images are consecutive.
+        init_image (a path or PIL image) turns on img2img with `strength` in (0, 1]."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             raise GenlabError("empty prompt list: give at least one prompt")
         if steps < 1 or num_images < 1:
             raise GenlabError(f"steps and images per prompt must be >= 1, got {steps} and {num_images}")
-        height, width = size or self.default_size
+        height, width = self.output_size(size, init_image)
         self.check_size(height, width)
         cfg_on = guidance > 1.0
+        self.check_skip_layer_guidance(skip_layer_guidance, guidance)
+        start = 0 if init_image is None else img2img_start(steps, strength)
+        image = None if init_image is None else \
+            load_init_image(init_image, height, width, self.vae_scale * self.cfg.patch_size)
         n = len(prompts)
         emb = self.encode(prompts + ([negative_prompt] if cfg_on else []))  # one pass of each encoder
         cond = _repeat(TextEmbedding(emb.context[:n], emb.pooled[:n]), num_images)
         uncond = _repeat(TextEmbedding(emb.context[n:].expand(n, -1, -1), emb.pooled[n:].expand(n, -1)), num_images) \
             if cfg_on else None
-        noise = self.initial_noise(n * num_images, height, width, seed)
-        latents = self.denoise(noise, cond, uncond, steps=steps, scale=guidance,
-                               shift=self.files.shift if shift is None else shift, progress=progress)
+        shift = self.files.shift if shift is None else shift
+        generator = torch.Generator("cpu").manual_seed(seed)
+        if image is None:
+            x = self.initial_noise(n * num_images, height, width, seed, generator)
+        else:  # diffusers' order of draws: the posterior sample, then the noise
+            from genlab.core.flow import grids
+
+            latents = self.encode_image(image, generator)
+            noise = self.initial_noise(n * num_images, height, width, seed, generator)
+            t0 = torch.tensor(float(grids.flow_match_euler(steps, shift)[start]), dtype=torch.float32)
+            x = t0 * noise + (1.0 - t0) * latents.repeat(noise.shape[0], 1, 1, 1)  # z_t at the first step's t
+        latents = self.denoise(x, cond, uncond, steps=steps, scale=guidance, shift=shift, progress=progress,
+                               start=start, skip_layer_guidance=skip_layer_guidance)
         return self.decode(latents)
+
+    @torch.no_grad()
+    def encode_image(self, image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(1, 3, H, W) in [-1, 1] -> (1, C, H/8, W/8) latents, a posterior sample drawn from `generator`."""
+        vae = self._get("vae", self.load_vae)
+        z = vae.encode(image.to(self.device), generator=generator, sample=True).float()
+        del vae
+        self._free()
+        return z
 
     def settings(self, prompts: list[str], *, num_images: int = 1, negative_prompt: str = "", steps: int = 28,
                  guidance: float = 7.0, shift: float | None = None, size: tuple[int, int] | None = None,
-                 seed: int = 0) -> list[SampleSettings]:
+                 seed: int = 0, skip_layer_guidance: SkipLayerGuidance | None = None, init_image=None,
+                 strength: float = 0.6) -> list[SampleSettings]:
         """One SampleSettings per output image of `self(prompts, ...)` with the same arguments."""
-        height, width = size or self.default_size
+        height, width = self.output_size(size, init_image)
         shift = self.files.shift if shift is None else shift
+        extra = dict(skip_layer_guidance=skip_layer_guidance)
+        if init_image is not None:
+            extra.update(init_image=_image_name(init_image), strength=strength)
         return [SampleSettings(p, negative_prompt, steps, guidance, shift, height, width, seed, i * num_images + j,
-                               self.dtype_name, self.files.t5 is not None, str(self.files.source))
+                               self.dtype_name, self.files.t5 is not None, str(self.files.source),
+                               loras=tuple(f"{lora.source}:{scale:g}" for lora, scale in self.loras), **extra)
                 for i, p in enumerate(prompts) for j in range(num_images)]
+
+
+def _fingerprint(paths) -> list:
+    """(resolved path, size, modification time) per file: a replaced weights file gives another identity
+    without reading gigabytes to hash them."""
+    out = []
+    for f in paths:
+        st = Path(f).resolve().stat()
+        out.append([str(Path(f).resolve()), st.st_size, st.st_mtime_ns])
+    return out
+
+
+# ----------------------------------------------------------------------------- img2img
+def img2img_start(steps: int, strength: float) -> int:
+    """The first step of an img2img run: diffusers' get_timesteps, int(N - min(N strength, N))."""
+    if not 0.0 < strength <= 1.0:
+        raise GenlabError(f"--strength: expected a number in (0, 1], got {strength}")
+    return int(max(steps - min(steps * strength, steps), 0))  # < steps for any strength > 0
+
+
+def _image_name(image) -> str:
+    return str(image) if isinstance(image, (str, Path)) else "<image>"
+
+
+def _open_image(image):
+    """A path or a PIL image -> PIL image in RGB (an unreadable file is a GenlabError)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    path = Path(image)
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except (OSError, UnidentifiedImageError) as err:
+        raise GenlabError(f"--init-image {path}: cannot read it as an image ({err})") from None
+
+
+def load_init_image(image, height: int, width: int, multiple: int = 16) -> torch.Tensor:
+    """A path or PIL image -> (1, 3, height, width) in [-1, 1]. An image of another size is resized to
+    height x width with Lanczos, aspect ratio not kept (diffusers' VaeImageProcessor), with a warning."""
+    import numpy as np
+    from PIL import Image
+
+    im = _open_image(image)
+    if im.size != (width, height):
+        warnings.warn(f"--init-image {_image_name(image)} is {im.size[0]}x{im.size[1]} (WxH); resized to {width}x{height} "
+                      "(Lanczos, aspect ratio not kept) to match the output size (--size HxW, else the image's "
+                      f"size rounded down to multiples of {multiple})", stacklevel=2)
+        im = im.resize((width, height), resample=Image.LANCZOS)
+    arr = np.asarray(im, dtype=np.float32) / 255.0  # (H, W, 3)
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0) * 2.0 - 1.0
 
 
 def _repeat(emb: TextEmbedding, k: int) -> TextEmbedding:
@@ -288,8 +482,8 @@ def _repeat(emb: TextEmbedding, k: int) -> TextEmbedding:
 def _velocity_fn(net: nn.Module, dtype: torch.dtype):
     """The transformer as net(x, 1000 t, context, pooled): float32 state in, float32 velocity out."""
 
-    def velocity(x, timestep, context, pooled):
-        return net(x.to(dtype), timestep, context.to(x.device), pooled.to(x.device)).float()
+    def velocity(x, timestep, context, pooled, skip_layers=()):
+        return net(x.to(dtype), timestep, context.to(x.device), pooled.to(x.device), skip_layers=skip_layers).float()
 
     return velocity
 
@@ -367,14 +561,47 @@ def t5_config(state: dict):
         raise GenlabError(f"t5: not a T5 encoder (missing {err})") from None
 
 
+# ----------------------------------------------------------------------------- training with SD3's encoders
+class SD3TextEncoder(TextEncoder):
+    """A pretrained SD3's CLIP-L, CLIP-G and T5 as ONE frozen text encoder for training a genlab model
+    (`TextConfig.encoders = ("sd3:<path>",)`, `genlab t2i train --text sd3:PATH`): exactly the pretrained
+    pipeline's conditioning (`SD3Pipeline.encode`: `sd3_layout`, 77 + 256 tokens, pooled CLIP-L ; CLIP-G),
+    so a model trained on it is conditioned like SD3. As one encoder it is dropped as a whole for CFG (SD3
+    drops its three encoders independently); prompt embeddings go through the pipeline's disk cache."""
+
+    name = "sd3"
+
+    def __init__(self, path: str | Path, t5: bool = True):
+        super().__init__()
+        self.pipe = load_pipeline(path, t5=t5)
+        self.context_dim, self.pooled_dim = self.pipe.cfg.context_dim, self.pipe.cfg.pooled_dim
+
+    def forward(self, prompts: list[str]) -> TextEmbedding:
+        emb = self.pipe.encode([prompts] if isinstance(prompts, str) else list(prompts))
+        return TextEmbedding(emb.context.float(), emb.pooled.float())
+
+
+def with_sd3_text(cfg, path: str | Path):
+    """A T2IConfig conditioned by a pretrained SD3's text encoders (`SD3TextEncoder`): the backbone's context
+    and pooled widths set to the SD3 transformer's (read from headers, nothing loaded)."""
+    from dataclasses import replace
+
+    cond = transformer_config(locate(path))
+    return replace(cfg, model=replace(cfg.model, context_dim=cond.context_dim, pooled_dim=cond.pooled_dim),
+                   text=replace(cfg.text, encoders=(f"sd3:{path}",)))
+
+
 # ----------------------------------------------------------------------------- entry points
 def load_pipeline(path: str | Path, *, dtype: str = "fp32", device: str | torch.device = "cpu", t5: bool = True,
                   clip_l: str | Path | None = None, clip_g: str | Path | None = None, t5_path: str | Path | None = None,
-                  tokenizers: str | Path | None = None, keep_loaded: bool = False) -> SD3Pipeline:
-    """An SD3 pipeline from a diffusers folder or a Stability single file (parts by path where missing).
-    Only headers are read here; weights load when an image is made."""
+                  tokenizers: str | Path | None = None, keep_loaded: bool = False, text_cache: bool = True,
+                  loras: list[tuple[str | Path, float]] = ()) -> SD3Pipeline:
+    """An SD3 pipeline from a diffusers folder or a Stability single file (parts by path where missing), with
+    LoRAs (file, scale) made by genlab, diffusers or PEFT. Only headers are read here; weights load when an
+    image is made. text_cache: prompt embeddings on disk under `cache_dir("t2i-text")`, keyed by the encoders'
+    files and the prompt."""
     files = locate(path, clip_l=clip_l, clip_g=clip_g, t5=t5_path, use_t5=t5, tokenizers=tokenizers)
-    return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded)
+    return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded, text_cache=text_cache, loras=loras)
 
 
 def save_pngs(images: torch.Tensor, out: str | Path, settings: list[SampleSettings]) -> list[Path]:
@@ -399,5 +626,5 @@ def save_pngs(images: torch.Tensor, out: str | Path, settings: list[SampleSettin
     return paths
 
 
-__all__ = ["DTYPES", "SD3Pipeline", "SampleSettings", "clip_config", "load_pipeline", "load_text_model", "save_pngs",
-           "t5_config", "transformer_config"]
+__all__ = ["DTYPES", "SD3Pipeline", "SD3TextEncoder", "SampleSettings", "SkipLayerGuidance", "clip_config", "img2img_start",
+           "load_init_image", "load_pipeline", "load_text_model", "save_pngs", "t5_config", "transformer_config", "with_sd3_text"]

@@ -3,8 +3,10 @@
 The curation pipeline registers `genlab video curate` from `curation/cli.py`.
   genlab video demo [--fast] [--out DIR]          sprites moving at the motion-bucket speed (CPU)
   genlab video train --stage image|video|finetune|... --out DIR [--init RUN/STAGE] [--data CURATION_OUT] [--steps N]
+  genlab video train --pretrained PATH --data CURATION_OUT --stage finetune --out DIR [--lora RANK]  (fine-tune an SVD)
   genlab video sample --pretrained PATH --image PNG --out MP4 [--frames T] [--fps F] [--motion-bucket B] [--gif] ...
   genlab video sample --weights RUN/finetune --image PNG --out MP4     (a toy model from `video train`)
+  genlab video sample --pretrained PATH [--weights RUN/STAGE] [--lora RUN/STAGE/lora.safetensors[:SCALE]] ...
   genlab video convert --pretrained PATH --to genlab|diffusers|single_file --out DST
 """
 
@@ -31,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, help="run folder; the stage writes OUT/STAGE/, resuming a checkpoint there")
     train.add_argument("--init", default=None,
                        help="weights to start from: a stage folder of an earlier run (its ema.safetensors) or a .safetensors file")
+    train.add_argument("--pretrained", default=None, metavar="PATH",
+                       help="fine-tune a pretrained SVD (diffusers folder, official single file or genlab folder) on "
+                            "--data; its VAE and CLIP image encoder stay frozen and encode the clips")
+    train.add_argument("--preset", choices=["svd", "svd_xt"], default=None,
+                       help="--pretrained single file: its architecture (default: from its name)")
     train.add_argument("--data", default=None, metavar="CURATION_OUT",
                        help="train on the kept clips of a `genlab video curate --out` folder instead of sprites")
     train.add_argument("--toy", default="full", choices=["full", "fast"],
@@ -49,14 +56,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="--data: the motion_score that maps to motion bucket 127.5 (255 m / (m + this))")
     train.add_argument("--checkpoint-every", type=int, default=100, help="steps between checkpoints (0: only at the end)")
     train.add_argument("--lora", type=int, default=0, help="rank > 0: train LoRA adapters on the temporal attention only")
+    train.add_argument("--parallel", choices=["ddp", "fsdp"], default="ddp",
+                       help="under torchrun: DDP (replicated weights) or FSDP2 (weights, gradients and optimizer "
+                            "state sharded over the ranks)")
     _add_run_options(train)
     train.set_defaults(func=_train)
 
     sample = sub.add_parser("sample", help="image-to-video: a pretrained SVD / SVD-XT (--pretrained) or a toy model (--weights)")
-    src = sample.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pretrained", help="diffusers SVD folder, the official svd(_xt).safetensors, or a genlab "
-                                          "folder from `video convert`")
-    src.add_argument("--weights", help="toy: a stage folder from `genlab video train` (RUN/STAGE, its ema.safetensors)")
+    sample.add_argument("--pretrained", help="diffusers SVD folder, the official svd(_xt).safetensors, or a genlab "
+                                             "folder from `video convert`")
+    sample.add_argument("--weights", help="a stage folder from `genlab video train` (RUN/STAGE, its ema.safetensors): "
+                                          "a toy alone, or with --pretrained the fine-tuned model of that base")
+    sample.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                        help="a lora.safetensors from `video train --lora`, merged into the model at SCALE (default "
+                             "1); repeat to stack several")
     sample.add_argument("--image", required=True, help="conditioning image (PNG/JPEG/...; alpha over white, grey expanded)")
     sample.add_argument("--out", required=True, help="output .mp4 (H.264)")
     sample.add_argument("--gif", action="store_true", help="also write a GIF beside the MP4")
@@ -126,19 +139,17 @@ def _toy_ae(toy: str = "full", progress: bool = True):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-    from pathlib import Path
-
     import torch
 
-    from genlab.core.train import init_distributed, latest_checkpoint, shutdown_distributed
     from genlab.errors import GenlabError
     from genlab.systems.video import demo
     from genlab.systems.video.config import stage
     from genlab.systems.video.model import SVDModel
-    from genlab.systems.video.train import encode_clips, heldout_loss, load_video_model, train_stage
+    from genlab.systems.video.train import encode_clips, load_video_model
 
     _check_run_options(args)
+    if args.pretrained:
+        return _train_pretrained(args)
     init = load_video_model(args.init) if args.init else None  # the user's file first, before any work
     toy = demo.fast() if args.toy == "fast" else demo.full()
     st = stage(args.stage, steps=args.steps, frames=args.frames or toy.sprite.frames,
@@ -154,27 +165,56 @@ def _train(args: argparse.Namespace) -> int:
     if model.config.latent_channels != toy.model.latent_channels:
         raise GenlabError(f"--init {args.init}: a model with {model.config.latent_channels} latent channels, "
                           f"the --toy {args.toy} latent space has {toy.model.latent_channels}")
-    if args.lora:
-        from genlab.systems.video.lora import add_temporal_lora
-
-        add_temporal_lora(model.unet, rank=args.lora)
-        st = replace(st, train="lora")
-    info = init_distributed(args.device)
-    device = f"cuda:{info.local_rank}" if args.device == "cuda" else args.device  # one GPU per torchrun rank
-    if device.startswith("cuda"):
-        torch.cuda.set_device(device)
+    st = _with_lora(model, st, args.lora)
+    info, device = _start_ranks(args.device)
     ae, clips, _ = _toy_ae(args.toy, progress=not args.quiet and info.is_main)
     heldout = None
     if args.data:
         data, heldout = curated_data(args.data, curated, ae, progress=not args.quiet and info.is_main)
     else:
         data = encode_clips(clips.video, clips.bucket, ae, st.size, toy.sprite.fps_id)
+    _fit(args, model, ae, data, heldout, st, info, device)
+    return 0
+
+
+def _with_lora(model, st, rank: int):
+    """--lora RANK > 0: adapters on the temporal attention, the stage trains only them."""
+    from dataclasses import replace
+
+    if not rank:
+        return st
+    from genlab.systems.video.lora import add_temporal_lora
+
+    add_temporal_lora(model.unet, rank=rank)
+    return replace(st, train="lora")
+
+
+def _start_ranks(device_arg: str):
+    """(DistInfo, this rank's device): torchrun's process group if any, one GPU per rank."""
+    import torch
+
+    from genlab.core.train import init_distributed
+
+    info = init_distributed(device_arg)
+    device = f"cuda:{info.local_rank}" if device_arg == "cuda" else device_arg
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    return info, device
+
+
+def _fit(args: argparse.Namespace, model, ae, data, heldout, st, info, device) -> list[float]:
+    """Train the stage (resuming OUT/STAGE/checkpoints), close the process group, print the result."""
+    from pathlib import Path
+
+    from genlab.core.train import latest_checkpoint, shutdown_distributed
+    from genlab.systems.video.train import heldout_loss, train_stage
+
     last = latest_checkpoint(Path(args.out) / st.name / "checkpoints")
     if last is not None and info.is_main:
         print(f"resuming stage {st.name} from {last}")
     losses = train_stage(model, ae, data, st, out_dir=args.out, checkpoint_every=args.checkpoint_every,
                          progress=not args.quiet, device=device, precision=args.precision,
-                         gradient_checkpointing=args.gradient_checkpointing)
+                         gradient_checkpointing=args.gradient_checkpointing, parallel=args.parallel)
     shutdown_distributed()  # not on error: its barrier would hang this rank instead of letting torchrun stop all
     if info.is_main:
         print(f"stage {st.name}: {len(losses)} steps on {len(data.latents)} training windows, last loss {losses[-1]:.4f}; "
@@ -182,6 +222,49 @@ def _train(args: argparse.Namespace) -> int:
         if heldout is not None:
             print(f"held-out loss ({len(heldout.latents)} windows, fixed noise): "
                   f"{heldout_loss(model, ae, heldout, st):.4f}")
+    return losses
+
+
+def _train_pretrained(args: argparse.Namespace) -> int:
+    """`video train --pretrained PATH --data CURATION_OUT`: fine-tune an SVD (all weights, or --lora adapters);
+    its VAE encodes the clips and the conditioning frames, its CLIP tower the image tokens (both frozen)."""
+    from pathlib import Path
+
+    from genlab.errors import GenlabError
+    from genlab.systems.video import pretrained
+    from genlab.systems.video.config import stage
+    from genlab.systems.video.curated import STAGE_SELECTION, CuratedClipsConfig, curated_data, kept_rows
+    from genlab.systems.video.train import video_weights_file
+
+    if not args.data:
+        raise GenlabError("--pretrained: give --data CURATION_OUT (a `genlab video curate --out` folder to fine-tune on)")
+    fmt = pretrained.detect_format(args.pretrained)  # the user's files first, before any work
+    preset = {"svd": pretrained.svd, "svd_xt": pretrained.svd_xt}[args.preset]() if args.preset else None
+    if fmt == "single_file":
+        pretrained.check_single_file(Path(args.pretrained), preset or pretrained.preset_for_file(Path(args.pretrained)))
+    if args.init:
+        video_weights_file(args.init)
+    kept_rows(args.data)
+    c = pretrained.load(args.pretrained, config=preset)
+    if args.init:  # e.g. the video stage's result, fine-tuned further
+        _use_finetuned(c, args.init)
+    size = args.size or min(c.config.resolution)
+    f = c.ae.downsample_factor * c.model.unet.config.downsample_factor
+    if size % f:
+        raise GenlabError(f"--size {size}: must be a multiple of {f} for this model (VAE x UNet downsampling)")
+    st = stage(args.stage, steps=args.steps, frames=args.frames or c.config.trained_frames, size=size,
+               batch_size=args.batch_size, lr=args.lr, ema_decay=args.ema_decay)
+    curated = CuratedClipsConfig(frames=st.frames, size=st.size, motion_half=args.motion_half,
+                                 selection=STAGE_SELECTION[st.name])
+    st = _with_lora(c.model, st, args.lora)
+    info, device = _start_ranks(args.device)
+    c.ae.to(device), c.clip.to(device)
+    data, heldout = curated_data(args.data, curated, c.ae, progress=not args.quiet and info.is_main,
+                                 image_encoder=c.clip)
+    _fit(args, c.model, c.ae, data, heldout, st, info, device)
+    if info.is_main:
+        use = f"--lora {args.out}/{st.name}/lora.safetensors" if args.lora else f"--weights {args.out}/{st.name}"
+        print(f"sample it: genlab video sample --pretrained {args.pretrained} {use} --image PNG --out MP4")
     return 0
 
 
@@ -233,22 +316,57 @@ def _write_outputs(args: argparse.Namespace, video, settings: dict) -> None:
 
 
 def _peak_memory(device) -> str:
-    import resource
-
     import torch
 
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB (Linux)
-    text = f"peak RSS {rss:.2f} GiB"
+    from genlab.core.procs import peak_rss_bytes
+
+    text = f"peak RSS {peak_rss_bytes() / 2**30:.2f} GiB"
     if torch.device(device).type == "cuda":
         text += f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
     return text
 
 
+def _lora_files(specs: list[str]) -> list[tuple[str, float]]:
+    """--lora FILE[:SCALE] -> (file, scale), each file checked as a LoRA file now (before any model loads)."""
+    from pathlib import Path
+
+    from genlab.errors import GenlabError
+    from genlab.systems.video.lora import read_lora
+
+    out = []
+    for spec in specs:
+        path, scale = spec, 1.0
+        head, sep, tail = spec.rpartition(":")
+        if sep and not Path(spec).exists():
+            try:
+                path, scale = head, float(tail)
+            except ValueError:
+                raise GenlabError(f"--lora {spec}: expected FILE or FILE:SCALE with a number SCALE") from None
+        read_lora(path)
+        out.append((path, scale))
+    return out
+
+
+def _apply_loras(model, loras: list[tuple[str, float]]) -> None:
+    from genlab.systems.video.lora import apply_lora
+
+    for path, scale in loras:
+        apply_lora(model, path, scale)
+
+
 def _sample(args: argparse.Namespace) -> int:
+    from genlab.errors import GenlabError
     from genlab.systems.video import pipeline
 
+    if not args.pretrained and not args.weights:
+        raise GenlabError("video sample: give --pretrained PATH (an SVD) or --weights RUN/STAGE (a toy), or both")
     image = pipeline.load_image(args.image)  # the user's files first: a bad image fails in a second
+    args.lora = _lora_files(args.lora)
     if args.weights:
+        from genlab.systems.video.train import video_weights_file
+
+        video_weights_file(args.weights)
+    if not args.pretrained:
         _check_sample_args(args)
         return _sample_toy(args, image)
     import time
@@ -275,6 +393,9 @@ def _sample(args: argparse.Namespace) -> int:
         raise GenlabError(f"--device {args.device}: CUDA is not available on this machine")
     t0 = time.perf_counter()
     c = pretrained.load(args.pretrained, config=preset, device=device, dtype=dtype)
+    if args.weights:
+        _use_finetuned(c, args.weights)
+    _apply_loras(c.model, args.lora)
     load_s = time.perf_counter() - t0
     xt = c.config.trained_frames > 14
     defaults = pipeline.svd_xt_sampling() if xt else pipeline.svd_sampling()
@@ -297,11 +418,26 @@ def _sample(args: argparse.Namespace) -> int:
     settings = {"pretrained": str(args.pretrained), "image": str(args.image), "frames": cfg.num_frames,
                 "fps": args.fps, "motion_bucket": args.motion_bucket, "noise_aug": args.noise_aug,
                 "steps": cfg.steps, "min_guidance": cfg.min_guidance, "max_guidance": cfg.max_guidance,
-                "size": [h, w], "seed": args.seed, "dtype": args.dtype}
+                "size": [h, w], "seed": args.seed, "dtype": args.dtype, "weights": args.weights,
+                "lora": [[str(p), sc] for p, sc in args.lora]}
     _write_outputs(args, out.video, settings)
     print(f"{c.config.name} ({c.source}) loaded in {load_s:.1f} s; {out.seconds['denoise'] / cfg.steps:.3f} s per "
           f"step ({cfg.steps} steps), decode {out.seconds['decode']:.2f} s; {_peak_memory(device)}")
     return 0
+
+
+def _use_finetuned(c, weights: str) -> None:
+    """Replace the base's SVDModel by the fine-tuned one of `video train --pretrained` (same architecture)."""
+    from genlab.errors import GenlabError
+    from genlab.systems.video.train import load_video_model
+
+    model = load_video_model(weights)
+    if model.config != c.model.config:
+        raise GenlabError(f"--weights {weights}: a model of another architecture than the --pretrained base "
+                          f"({model.config.unet.unet.block_out_channels} vs {c.model.config.unet.unet.block_out_channels} "
+                          "channels, ...); give the base it was fine-tuned from")
+    param = next(c.model.parameters())
+    c.model = model.to(device=param.device, dtype=param.dtype).eval()
 
 
 def _sample_toy(args: argparse.Namespace, image) -> int:
@@ -311,6 +447,7 @@ def _sample_toy(args: argparse.Namespace, image) -> int:
     from genlab.systems.video.train import load_video_model
 
     model = load_video_model(args.weights)  # a stage folder of `video train` (its ema.safetensors) or a weights file
+    _apply_loras(model, args.lora)
     toy = "fast" if model.config.latent_channels == 3 else "full"  # the latent space it was trained in
     ae, _, demo_cfg = _toy_ae(toy, progress=not args.quiet)
     size = demo_cfg.sprite.size
@@ -321,7 +458,8 @@ def _sample_toy(args: argparse.Namespace, image) -> int:
                           motion_bucket_id=args.motion_bucket, cond_aug=args.noise_aug,
                           decode_chunk=args.decode_chunk, sigma_max=80.0)
     out = sample_i2v(model, ae, x, scfg, generator=torch.Generator().manual_seed(args.seed), progress=not args.quiet)
-    _write_outputs(args, out.video, {"weights": str(args.weights), "image": str(args.image), "seed": args.seed})
+    _write_outputs(args, out.video, {"weights": str(args.weights), "image": str(args.image), "seed": args.seed,
+                                     "lora": [[str(p), sc] for p, sc in args.lora]})
     return 0
 
 

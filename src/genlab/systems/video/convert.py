@@ -19,6 +19,7 @@ Every key that maps nowhere, and every parameter left without a value, is report
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -31,90 +32,73 @@ from genlab.errors import GenlabError
 
 SGM_PREFIX = "model.diffusion_model."
 
-_RES = [("in_layers.0.", "norm1."), ("in_layers.2.", "conv1."), ("emb_layers.1.", "time_emb_proj."),
-        ("out_layers.0.", "norm2."), ("out_layers.3.", "conv2."), ("skip_connection.", "conv_shortcut.")]
+# One table drives both directions: `_unet_table(config)` lists every block as (sgm prefix, our prefix, inner
+# pairs), each inner pair (sgm, ours) a prefix of the rest of the key. A key maps through the first block whose
+# prefix it starts with and that block's first inner pair that fits; anything else maps to None.
+_RES_PAIRS = (("in_layers.0.", "norm1."), ("in_layers.2.", "conv1."), ("emb_layers.1.", "time_emb_proj."),
+              ("out_layers.0.", "norm2."), ("out_layers.3.", "conv2."), ("skip_connection.", "conv_shortcut."))
+_VIDEO_RES = (*((a, "spatial_res_block." + b) for a, b in _RES_PAIRS),
+              *(("time_stack." + a, "temporal_res_block." + b) for a, b in _RES_PAIRS),
+              ("time_mixer.", "time_mixer."))
+_UNET_ATTN = (("time_stack.", "temporal_transformer_blocks."), ("time_pos_embed.0.", "time_pos_embed.linear_1."),
+         ("time_pos_embed.2.", "time_pos_embed.linear_2."),
+         *((k, k) for k in ("norm.", "proj_in.", "proj_out.", "transformer_blocks.", "time_mixer.")))
+_WHOLE = (("", ""),)
+_FIXED = (("time_embed.0.", "time_embedding.linear_1."), ("time_embed.2.", "time_embedding.linear_2."),
+          ("label_emb.0.0.", "add_embedding.linear_1."), ("label_emb.0.2.", "add_embedding.linear_2."),
+          ("out.0.", "conv_norm_out."), ("out.2.", "conv_out."), ("input_blocks.0.0.", "conv_in."))
 
 
-def _res_rest(rest: str, video: bool) -> str | None:
-    """Inside a (Video)ResBlock: sgm rest-of-key -> ours."""
-    if rest.startswith("time_mixer."):
-        return rest
-    if rest.startswith("time_stack."):
-        inner = rest[len("time_stack."):]
-        for a, b in _RES:
-            if inner.startswith(a):
-                return "temporal_res_block." + b + inner[len(a):]
-        return None
-    for a, b in _RES:
-        if rest.startswith(a):
-            return ("spatial_res_block." if video else "") + b + rest[len(a):]
-    return None
+@functools.lru_cache(maxsize=8)
+def _unet_table(config: VideoUNetConfig, video: bool) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+    """(sgm block prefix, our block prefix, inner pairs) for every block of the UNet (see the module docstring)."""
+    u = config.unet
+    n, L = len(u.block_out_channels), u.layers_per_block
+    res = _VIDEO_RES if video else _RES_PAIRS
+    rows = [(a, b, _WHOLE) for a, b in _FIXED]
+    for b in range(n):
+        for l in range(L):
+            i = 1 + b * (L + 1) + l
+            rows.append((f"input_blocks.{i}.0.", f"down_blocks.{b}.resnets.{l}.", res))
+            if u.attention_levels[b]:
+                rows.append((f"input_blocks.{i}.1.", f"down_blocks.{b}.attentions.{l}.", _UNET_ATTN))
+        if b < n - 1:
+            rows.append((f"input_blocks.{1 + b * (L + 1) + L}.0.", f"down_blocks.{b}.downsamplers.0.", (("op.", "conv."),)))
+    rows += [("middle_block.0.", "mid_block.resnets.0.", res), ("middle_block.1.", "mid_block.attentions.0.", _UNET_ATTN),
+             ("middle_block.2.", "mid_block.resnets.1.", res)]
+    up_attn = list(reversed(u.attention_levels))
+    for b in range(n):
+        for l in range(L + 1):
+            rows.append((f"output_blocks.{b * (L + 1) + l}.0.", f"up_blocks.{b}.resnets.{l}.", res))
+            if up_attn[b]:
+                rows.append((f"output_blocks.{b * (L + 1) + l}.1.", f"up_blocks.{b}.attentions.{l}.", _UNET_ATTN))
+        if b < n - 1:
+            rows.append((f"output_blocks.{b * (L + 1) + L}.{2 if up_attn[b] else 1}.", f"up_blocks.{b}.upsamplers.0.",
+                         (("conv.", "conv."),)))
+    return tuple(rows)
 
 
-def _attn_rest(rest: str) -> str | None:
-    m = re.match(r"time_stack\.(\d+)\.(.*)", rest)
-    if m:
-        return f"temporal_transformer_blocks.{m.group(1)}.{m.group(2)}"
-    m = re.match(r"time_pos_embed\.([02])\.(.*)", rest)
-    if m:
-        return f"time_pos_embed.linear_{1 if m.group(1) == '0' else 2}.{m.group(2)}"
-    if rest.startswith(("norm.", "proj_in.", "proj_out.", "transformer_blocks.", "time_mixer.")):
-        return rest
+def _translate(key: str, config: VideoUNetConfig, video: bool, src: int) -> str | None:
+    dst = 1 - src
+    for row in _unet_table(config, video):
+        if key.startswith(row[src]):
+            rest = key[len(row[src]):]
+            for pair in row[2]:
+                if rest.startswith(pair[src]):
+                    return row[dst] + pair[dst] + rest[len(pair[src]):]
+            return None
     return None
 
 
 def sgm_key_to_ours(key: str, config: VideoUNetConfig, video: bool = True) -> str | None:
     """Map one sgm UNet key (without the `model.diffusion_model.` prefix) to our name, or None."""
-    u = config.unet
-    n, L = len(u.block_out_channels), u.layers_per_block
-    fixed = {"time_embed.0.": "time_embedding.linear_1.", "time_embed.2.": "time_embedding.linear_2.",
-             "label_emb.0.0.": "add_embedding.linear_1.", "label_emb.0.2.": "add_embedding.linear_2.",
-             "out.0.": "conv_norm_out.", "out.2.": "conv_out.", "input_blocks.0.0.": "conv_in."}
-    for a, b in fixed.items():
-        if key.startswith(a):
-            return b + key[len(a):]
-    m = re.match(r"input_blocks\.(\d+)\.(\d+)\.(.*)", key)
-    if m:
-        i, j, rest = int(m.group(1)) - 1, int(m.group(2)), m.group(3)
-        b, l = divmod(i, L + 1)
-        if b >= n:
-            return None
-        if l == L:  # the downsampler after level b
-            ok = j == 0 and rest.startswith("op.") and b < n - 1
-            return f"down_blocks.{b}.downsamplers.0.conv.{rest[len('op.'):]}" if ok else None
-        if j == 0:
-            r = _res_rest(rest, video)
-            return f"down_blocks.{b}.resnets.{l}.{r}" if r else None
-        if j == 1 and u.attention_levels[b]:
-            r = _attn_rest(rest)
-            return f"down_blocks.{b}.attentions.{l}.{r}" if r else None
-        return None
-    m = re.match(r"middle_block\.(\d)\.(.*)", key)
-    if m:
-        j, rest = int(m.group(1)), m.group(2)
-        if j in (0, 2):
-            r = _res_rest(rest, video)
-            return f"mid_block.resnets.{j // 2}.{r}" if r else None
-        r = _attn_rest(rest)
-        return f"mid_block.attentions.0.{r}" if r else None
-    m = re.match(r"output_blocks\.(\d+)\.(\d+)\.(.*)", key)
-    if m:
-        i, j, rest = int(m.group(1)), int(m.group(2)), m.group(3)
-        b, l = divmod(i, L + 1)
-        if b >= n:
-            return None
-        has_attn = list(reversed(u.attention_levels))[b]
-        up_index = 2 if has_attn else 1
-        if j == 0:
-            r = _res_rest(rest, video)
-            return f"up_blocks.{b}.resnets.{l}.{r}" if r else None
-        if j == 1 and has_attn:
-            r = _attn_rest(rest)
-            return f"up_blocks.{b}.attentions.{l}.{r}" if r else None
-        if j == up_index and l == L and b < n - 1 and rest.startswith("conv."):
-            return f"up_blocks.{b}.upsamplers.0.{rest}"
-        return None
-    return None
+    return _translate(key, config, video, 0)
+
+
+def ours_key_to_sgm(key: str, config: VideoUNetConfig, video: bool = True) -> str | None:
+    """Map one of our VideoUNet keys to its sgm name (without `model.diffusion_model.`), or None (the inverse
+    of `sgm_key_to_ours`, from the same table)."""
+    return _translate(key, config, video, 1)
 
 
 def convert_sgm_unet(state_dict: dict[str, torch.Tensor], config: VideoUNetConfig,
@@ -126,7 +110,7 @@ def convert_sgm_unet(state_dict: dict[str, torch.Tensor], config: VideoUNetConfi
     out, unmapped = {}, []
     for k, v in unet_keys.items():
         ours = sgm_key_to_ours(k[len(SGM_PREFIX):], config, video)
-        if ours is None:
+        if ours is None or (own_keys is not None and ours not in own_keys):
             unmapped.append(k)
         else:
             out[ours] = v
@@ -181,76 +165,6 @@ def _check_diffusers_config(cfg: dict, unet_config, folder: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------
-# the whole pipeline: our UNet names -> sgm (the inverse of `sgm_key_to_ours`)
-
-_RES_INV = {b: a for a, b in _RES}
-
-
-def _res_rest_to_sgm(rest: str, video: bool) -> str | None:
-    if rest.startswith("time_mixer."):
-        return rest
-    if rest.startswith("temporal_res_block."):
-        inner = rest[len("temporal_res_block."):]
-        for b, a in _RES_INV.items():
-            if inner.startswith(b):
-                return "time_stack." + a + inner[len(b):]
-        return None
-    if video:
-        if not rest.startswith("spatial_res_block."):
-            return None
-        rest = rest[len("spatial_res_block."):]
-    for b, a in _RES_INV.items():
-        if rest.startswith(b):
-            return a + rest[len(b):]
-    return None
-
-
-def _attn_rest_to_sgm(rest: str) -> str | None:
-    m = re.match(r"temporal_transformer_blocks\.(\d+)\.(.*)", rest)
-    if m:
-        return f"time_stack.{m.group(1)}.{m.group(2)}"
-    m = re.match(r"time_pos_embed\.linear_([12])\.(.*)", rest)
-    if m:
-        return f"time_pos_embed.{0 if m.group(1) == '1' else 2}.{m.group(2)}"
-    if rest.startswith(("norm.", "proj_in.", "proj_out.", "transformer_blocks.", "time_mixer.")):
-        return rest
-    return None
-
-
-def ours_key_to_sgm(key: str, config: VideoUNetConfig, video: bool = True) -> str | None:
-    """Map one of our VideoUNet keys to its sgm name (without `model.diffusion_model.`), or None."""
-    u = config.unet
-    L = u.layers_per_block
-    fixed = {"time_embedding.linear_1.": "time_embed.0.", "time_embedding.linear_2.": "time_embed.2.",
-             "add_embedding.linear_1.": "label_emb.0.0.", "add_embedding.linear_2.": "label_emb.0.2.",
-             "conv_norm_out.": "out.0.", "conv_out.": "out.2.", "conv_in.": "input_blocks.0.0."}
-    for a, b in fixed.items():
-        if key.startswith(a):
-            return b + key[len(a):]
-    m = re.match(r"down_blocks\.(\d+)\.(resnets|attentions|downsamplers)\.(\d+)\.(.*)", key)
-    if m:
-        b, kind, l, rest = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
-        if kind == "downsamplers":
-            return f"input_blocks.{1 + b * (L + 1) + L}.0.op.{rest[len('conv.'):]}" if rest.startswith("conv.") else None
-        r = _res_rest_to_sgm(rest, video) if kind == "resnets" else _attn_rest_to_sgm(rest)
-        return f"input_blocks.{1 + b * (L + 1) + l}.{0 if kind == 'resnets' else 1}.{r}" if r else None
-    m = re.match(r"mid_block\.(resnets|attentions)\.(\d)\.(.*)", key)
-    if m:
-        kind, j, rest = m.group(1), int(m.group(2)), m.group(3)
-        r = _res_rest_to_sgm(rest, video) if kind == "resnets" else _attn_rest_to_sgm(rest)
-        return f"middle_block.{2 * j if kind == 'resnets' else 1}.{r}" if r else None
-    m = re.match(r"up_blocks\.(\d+)\.(resnets|attentions|upsamplers)\.(\d+)\.(.*)", key)
-    if m:
-        b, kind, l, rest = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
-        has_attn = list(reversed(u.attention_levels))[b]
-        if kind == "upsamplers":
-            return f"output_blocks.{b * (L + 1) + L}.{2 if has_attn else 1}.{rest}"
-        r = _res_rest_to_sgm(rest, video) if kind == "resnets" else _attn_rest_to_sgm(rest)
-        return f"output_blocks.{b * (L + 1) + l}.{0 if kind == 'resnets' else 1}.{r}" if r else None
-    return None
-
-
-# ----------------------------------------------------------------------------------------------------
 # the autoencoder: LDM / sgm names (`Encoder`, `VideoDecoder`) <-> ours (diffusers' names)
 #   conv_in, conv_out, norm_out -> conv_norm_out; mid.block_1 / attn_1 / block_2 -> mid_block.resnets.0 /
 #   attentions.0 / resnets.1; encoder down.i.block.j -> down_blocks.i.resnets.j, down.i.downsample.conv ->
@@ -259,7 +173,7 @@ def ours_key_to_sgm(key: str, config: VideoUNetConfig, video: bool = True) -> st
 #   temporal_res_block.norm1/conv1/norm2/conv2, mix_factor -> time_mixer.mix_factor; conv_out.time_mix_conv ->
 #   time_conv_out; attention norm/q/k/v/proj_out (1x1 convs) -> group_norm/to_q/to_k/to_v/to_out.0 (linears).
 
-_ATTN = {"norm.": "group_norm.", "q.": "to_q.", "k.": "to_k.", "v.": "to_v.", "proj_out.": "to_out.0."}
+_VAE_ATTN = {"norm.": "group_norm.", "q.": "to_q.", "k.": "to_k.", "v.": "to_v.", "proj_out.": "to_out.0."}
 _LDM_RES = {"norm1.": "norm1.", "conv1.": "conv1.", "norm2.": "norm2.", "conv2.": "conv2.",
             "nin_shortcut.": "conv_shortcut."}
 _TIME_STACK = {"in_layers.0.": "norm1.", "in_layers.2.": "conv1.", "out_layers.0.": "norm2.", "out_layers.3.": "conv2."}
@@ -295,7 +209,7 @@ def ldm_vae_key_to_ours(key: str, n_levels: int, part: str) -> str | None:
     m = re.match(r"mid\.(block_1|block_2|attn_1)\.(.*)", key)
     if m:
         if m.group(1) == "attn_1":
-            r = _swap_prefix(m.group(2), _ATTN)
+            r = _swap_prefix(m.group(2), _VAE_ATTN)
             return f"mid_block.attentions.0.{r}" if r else None
         r = _ldm_res(m.group(2), video)
         return f"mid_block.resnets.{0 if m.group(1) == 'block_1' else 1}.{r}" if r else None
@@ -338,7 +252,7 @@ def ours_vae_key_to_ldm(key: str, n_levels: int, part: str) -> str | None:
     m = re.match(r"mid_block\.(resnets|attentions)\.(\d)\.(.*)", key)
     if m:
         if m.group(1) == "attentions":
-            r = _swap_prefix(m.group(3), {b: a for a, b in _ATTN.items()})
+            r = _swap_prefix(m.group(3), {b: a for a, b in _VAE_ATTN.items()})
             return f"mid.attn_1.{r}" if r else None
         r = res(m.group(3))
         return f"mid.block_{int(m.group(2)) + 1}.{r}" if r else None

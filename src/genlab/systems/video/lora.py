@@ -6,7 +6,9 @@ train (`StageConfig.train = "lora"`). Parameter names of the base weights stay t
 loads the base checkpoint first; `merge_lora` folds B A into W.
 
     save_lora(path, model)            # the adapters only (lora_A / lora_B) + {"rank", "alpha", "base"} as JSON
-    load_lora(model, path)            # adds adapters of that rank to a base model and loads them
+    load_lora(model, path, scale=1.0) # adds adapters of that rank to a base model and loads them
+    apply_lora(model, path, scale=1.0)  # load_lora + fold_lora: the base weights become W + scale B A (sampling;
+                                      #   several files stack, nothing extra runs per step)
     merged_state_dict(model)          # adapters folded into the base weights, base keys only (for export)
 A LoRA file given to a base it was not trained for is one GenlabError naming the first key that does not fit.
 """
@@ -30,25 +32,33 @@ class LoRALinear(nn.Linear):
                 self.bias.copy_(base.bias)
         self.rank = rank
         self.scale = (alpha if alpha is not None else rank) / rank
-        self.lora_A = nn.Parameter(torch.randn(rank, base.in_features) / rank)
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank))
+        like = {"device": base.weight.device, "dtype": base.weight.dtype}
+        self.lora_A = nn.Parameter(torch.randn(rank, base.in_features, **like) / rank)
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, rank, **like))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight, self.bias) + self.scale * F.linear(F.linear(x, self.lora_A), self.lora_B)
 
 
-def add_temporal_lora(unet: nn.Module, rank: int = 16, alpha: float | None = None) -> list[str]:
-    """Replace the temporal attention projections by LoRALinear; returns the replaced module names."""
-    replaced = []
-    for name, module in list(unet.named_modules()):
+def _targets(unet: nn.Module) -> list[tuple[str, nn.Module, str, nn.Linear]]:
+    """(name, parent, attribute, linear) of every projection a temporal LoRA adapts: q, k, v, out of each
+    temporal attention (one list for adding adapters and for checking a file against a base)."""
+    out = []
+    for name, module in unet.named_modules():
         if "temporal_transformer_blocks" not in name or not name.endswith((".attn1", ".attn2")):
             continue
         for proj in ("to_q", "to_k", "to_v"):
-            setattr(module, proj, LoRALinear(getattr(module, proj), rank, alpha))
-            replaced.append(f"{name}.{proj}")
-        module.to_out[0] = LoRALinear(module.to_out[0], rank, alpha)
-        replaced.append(f"{name}.to_out.0")
-    return replaced
+            out.append((f"{name}.{proj}", module, proj, getattr(module, proj)))
+        out.append((f"{name}.to_out.0", module.to_out, "0", module.to_out[0]))
+    return out
+
+
+def add_temporal_lora(unet: nn.Module, rank: int = 16, alpha: float | None = None) -> list[str]:
+    """Replace the temporal attention projections by LoRALinear; returns the replaced module names."""
+    targets = _targets(unet)
+    for _, parent, attr, linear in targets:
+        setattr(parent, attr, LoRALinear(linear, rank, alpha))
+    return [name for name, *_ in targets]
 
 
 def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -92,26 +102,66 @@ def save_lora(path, model: nn.Module) -> None:
                                                 "base": config.to_dict() if config is not None else None})
 
 
-def load_lora(model: nn.Module, path) -> nn.Module:
-    """Add temporal LoRA adapters of the file's rank to `model` (an SVDModel) and load them; every key and
-    shape must fit (a LoRA for another base is an error naming the first key that does not)."""
+def read_lora(path) -> tuple[dict[str, torch.Tensor], dict]:
+    """(adapters, config) of a file written by `save_lora`; a file that is not one is a GenlabError naming it."""
     from genlab.core.train import load_weights
 
-    if any(isinstance(m, LoRALinear) for m in model.modules()):
-        raise GenlabError(f"load_lora {path}: the model already has LoRA adapters (merge or load a plain base)")
     state, config = load_weights(path)
     if not config or "rank" not in config:
         raise GenlabError(f"{path}: no LoRA config (rank) in the JSON beside it (write it with save_lora / "
                           "`genlab video train --lora`)")
-    add_temporal_lora(model.unet, rank=int(config["rank"]), alpha=config.get("alpha"))
-    own = lora_state_dict(model)
+    return state, config
+
+
+def load_lora(model: nn.Module, path, scale: float = 1.0) -> nn.Module:
+    """Add temporal LoRA adapters of the file's rank to `model` (an SVDModel) and load them; every key and
+    shape must fit (a LoRA for another base is an error naming the first key that does not). `scale`
+    multiplies the adapters' contribution (1: as trained, 0: the base)."""
+    if any(isinstance(m, LoRALinear) for m in model.modules()):
+        raise GenlabError(f"load_lora {path}: the model already has LoRA adapters (merge or load a plain base)")
+    state, config = read_lora(path)
+    own = _adapter_shapes(model, int(config["rank"]))
     unmapped, missing = sorted(set(state) - set(own)), sorted(set(own) - set(state))
     if unmapped or missing:
         raise GenlabError(f"{path}: LoRA keys do not fit this base model: unmapped {unmapped[:3]}, missing {missing[:3]} "
                           f"({len(unmapped)} / {len(missing)}); was it trained for another model?")
-    wrong = [k for k in own if own[k].shape != state[k].shape]
+    wrong = [k for k in own if own[k] != state[k].shape]
     if wrong:
         raise GenlabError(f"{path}: LoRA key {wrong[0]} has shape {tuple(state[wrong[0]].shape)}, this base model "
-                          f"needs {tuple(own[wrong[0]].shape)}; was it trained for another model?")
+                          f"needs {tuple(own[wrong[0]])}; was it trained for another model?")
+    add_temporal_lora(model.unet, rank=int(config["rank"]), alpha=config.get("alpha"))  # only once it fits
     model.load_state_dict(state, strict=False)
+    for m in model.modules():
+        if isinstance(m, LoRALinear):
+            m.scale *= scale
     return model
+
+
+def _adapter_shapes(model: nn.Module, rank: int) -> dict[str, torch.Size]:
+    """The lora_A / lora_B names and shapes `add_temporal_lora(model.unet, rank)` would create (model untouched)."""
+    out = {}
+    for name, _, _, linear in _targets(model.unet):
+        out[f"unet.{name}.lora_A"] = torch.Size((rank, linear.in_features))
+        out[f"unet.{name}.lora_B"] = torch.Size((linear.out_features, rank))
+    return out
+
+
+@torch.no_grad()
+def fold_lora(model: nn.Module) -> nn.Module:
+    """Replace every LoRALinear by a plain nn.Linear holding W + scale B A (the model then runs as a base)."""
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, LoRALinear):
+                plain = nn.Linear(child.in_features, child.out_features, bias=child.bias is not None,
+                                  device=child.weight.device, dtype=child.weight.dtype)
+                plain.weight.copy_(child.weight + child.scale * child.lora_B @ child.lora_A)
+                if child.bias is not None:
+                    plain.bias.copy_(child.bias)
+                setattr(parent, child_name, plain)
+    return model
+
+
+def apply_lora(model: nn.Module, path, scale: float = 1.0) -> nn.Module:
+    """`load_lora` then `fold_lora`: the adapters merged into the weights (what sampling uses; call again to
+    stack another LoRA)."""
+    return fold_lora(load_lora(model, path, scale))

@@ -61,6 +61,13 @@ class SVDModel(nn.Module):
         else:
             self.mask_embedding = None
 
+    def fsdp_units(self) -> list[nn.Module]:
+        """FSDP2 units: every res block and (spatio-temporal) transformer of the UNet, each entered through
+        its forward; the embeddings, conv in/out, resamplers and the image encoder stay with the root."""
+        unet = self.unet
+        levels = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+        return [m for level in levels for m in [*level.resnets, *(level.attentions or [])]]
+
     # --- the raw network, in the signature core/flow expects: net(net_input, net_time, **cond) ---
     def net(self, z_in: torch.Tensor, c_noise: torch.Tensor, *, context: torch.Tensor | None = None,
             added_cond: torch.Tensor | None = None, concat: torch.Tensor | None = None,

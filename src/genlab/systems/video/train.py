@@ -127,21 +127,24 @@ def stage_loss_fn(ae, stage: StageConfig):
     return loss_fn
 
 
-def stage_train_config(stage: StageConfig, checkpoint_every: int = 200, precision: str = "fp32") -> TrainConfig:
+def stage_train_config(stage: StageConfig, checkpoint_every: int = 200, precision: str = "fp32",
+                       parallel: str = "ddp") -> TrainConfig:
     """The stage as core/train settings: AdamW, warm-up over 10% (at most 50 steps), cosine decay to 10%,
-    clipping at 1, EMA `stage.ema_decay` (0: the EMA is the raw model), a loss record per step."""
+    clipping at 1, EMA `stage.ema_decay` (0: the EMA is the raw model), a loss record per step; under
+    torchrun DDP or FSDP2 (`parallel`, see `SVDModel.fsdp_units`)."""
     return TrainConfig(steps=stage.steps, batch_size=stage.batch_size, lr=stage.lr,
                        warmup_steps=max(1, min(50, stage.steps // 10)), lr_schedule="cosine", min_lr_ratio=0.1,
                        grad_clip=1.0, ema_decay=stage.ema_decay, checkpoint_every=checkpoint_every,
-                       precision=precision, log_every=1, seed=stage.seed)
+                       precision=precision, log_every=1, seed=stage.seed, parallel=parallel)
 
 
 def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_dir: str | os.PathLike | None = None,
                 *, checkpoint_every: int = 200, progress: bool = False, device: str | torch.device = "cpu",
-                precision: str = "fp32", gradient_checkpointing: bool = False) -> list[float]:
+                precision: str = "fp32", gradient_checkpointing: bool = False, parallel: str = "ddp") -> list[float]:
     """Train one stage in place; resumes from `out_dir/<stage>/checkpoints` if there are any. The model
     ends as the stage's EMA (what SVD releases). Returns the per-step losses of the whole stage.
-    `gradient_checkpointing` recomputes each UNet block in the backward pass (same gradients, less memory)."""
+    `gradient_checkpointing` recomputes each UNet block in the backward pass (same gradients, less memory);
+    `parallel` = "fsdp" shards the model over torchrun's ranks (FSDP2) instead of replicating it (DDP)."""
     params = trainable_parameters(model, stage)
     model.unet.gradient_checkpointing = gradient_checkpointing
     model.requires_grad_(False)
@@ -152,7 +155,7 @@ def train_stage(model: SVDModel, ae, data: TrainData, stage: StageConfig, out_di
     folder = Path(out_dir) / stage.name if out_dir is not None else None
     try:
         trainer = Trainer(model, stage_loss_fn(ae, stage), data.tensors(), stage_train_config(stage, checkpoint_every,
-                          precision), folder, config=model.config.to_dict(), device=device, progress=progress)
+                          precision, parallel), folder, config=model.config.to_dict(), device=device, progress=progress)
         result = trainer.fit()
         if folder is not None and dist_info().is_main:
             save_stage_weights(folder, result.model, result.ema.model)
@@ -205,10 +208,11 @@ def heldout_loss(model: SVDModel, ae, data: TrainData, stage: StageConfig, seed:
     return total / n
 
 
-def load_video_model(path: str | os.PathLike) -> SVDModel:
-    """The SVDModel in a stage folder written by `train_stage` (its `ema.safetensors`), a folder with a
-    `model.safetensors` (e.g. `genlab video convert --to genlab`), or one weights file, each with its JSON
-    config beside it; a wrong or incomplete file is one GenlabError naming it."""
+def video_weights_file(path: str | os.PathLike) -> Path:
+    """The weights file `load_video_model` reads for `path` (a stage folder's ema.safetensors, a folder's
+    model.safetensors, or the file itself), its safetensors header checked (a truncated file fails here)."""
+    from genlab.core.train.checkpoint import safetensors_header
+
     path = Path(path)
     if path.is_dir():
         found = [path / n for n in ("ema.safetensors", "model.safetensors") if (path / n).is_file()]
@@ -216,6 +220,17 @@ def load_video_model(path: str | os.PathLike) -> SVDModel:
             raise GenlabError(f"{path}: no ema.safetensors or model.safetensors (give a stage folder written by "
                               "`genlab video train`, e.g. RUN/finetune, a `video convert --to genlab` folder, or a file)")
         path = found[0]
+    if not path.is_file():
+        raise GenlabError(f"{path}: not found (give a stage folder of `genlab video train` or a .safetensors file)")
+    safetensors_header(path)
+    return path
+
+
+def load_video_model(path: str | os.PathLike) -> SVDModel:
+    """The SVDModel in a stage folder written by `train_stage` (its `ema.safetensors`), a folder with a
+    `model.safetensors` (e.g. `genlab video convert --to genlab`), or one weights file, each with its JSON
+    config beside it; a wrong or incomplete file is one GenlabError naming it."""
+    path = video_weights_file(path)
     state, config = load_weights(path)
     if config is None:
         raise GenlabError(f"{path}: no {path.with_suffix('.json').name} beside it (the VideoModelConfig)")

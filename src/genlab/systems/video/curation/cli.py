@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-model", default=None, help="local CLIPModel folder: clip embeddings (+ aesthetic, clip score)")
     p.add_argument("--aesthetic-head", default=None, help="safetensors linear/MLP head on CLIP embeddings")
     p.add_argument("--caption-model", default=None, help="local image-to-text model folder (BLIP-style)")
+    p.add_argument("--captioner", dest="captioners", action="append", default=[], metavar="NAME=PATH",
+                   help="one more caption column, caption_NAME: a local image-to-text folder (middle frame) or a "
+                        ".py file defining caption(frames) (e.g. a video captioner); repeatable")
+    p.add_argument("--summariser", default=None, metavar="PATH",
+                   help="merge each clip's captions into `summary`: a local causal-LM folder or a .py file "
+                        "defining summarise(captions)")
     p.add_argument("--max-clip-s", type=float, default=None,
                    help="split shots longer than this (seconds) at their frames of least change")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -57,6 +63,7 @@ def build_config(args: argparse.Namespace):
 
     from genlab.errors import GenlabError
     from genlab.systems.video.curation import config as presets
+    from genlab.systems.video.curation.captioning import check_path
 
     cfg = {"default": presets.default, "tiny": presets.tiny}[args.preset]()
     bounds: dict[str, dict] = {}
@@ -86,12 +93,36 @@ def build_config(args: argparse.Namespace):
         clips = replace(clips, max_clip_s=args.max_clip_s)
     cfg = replace(cfg, clips=clips, embeddings=replace(
         cfg.embeddings, clip_path=args.clip_model, aesthetic_path=args.aesthetic_head,
-        caption_path=args.caption_model))
+        caption_path=args.caption_model, captioners=_captioners(args.captioners), summariser_path=args.summariser))
+    if args.summariser:
+        check_path(args.summariser, "--summariser")
+        if not (args.caption_model or args.captioners):
+            raise GenlabError("--summariser needs captions to merge: give --caption-model or --captioner")
     if args.ray_gpus < 0:
         raise GenlabError(f"--ray-gpus: expected >= 0, got {args.ray_gpus}")
     if args.aesthetic_head and not args.clip_model:
         raise GenlabError("--aesthetic-head needs --clip-model (it scores CLIP image embeddings)")
     return cfg
+
+
+def _captioners(items: list[str]) -> tuple:
+    """`NAME=PATH` items -> Captioner configs (names: letters, digits, _; unique; paths exist)."""
+    import re
+
+    from genlab.errors import GenlabError
+    from genlab.systems.video.curation.captioning import check_path
+    from genlab.systems.video.curation.config import Captioner
+
+    out = []
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not re.fullmatch(r"[a-z0-9_]+", name) or not path:
+            raise GenlabError(f"--captioner: expected NAME=PATH with NAME of a-z, 0-9, _ (e.g. video=cap.py), got {item!r}")
+        if name in {c.name for c in out}:
+            raise GenlabError(f"--captioner {name}: given twice")
+        check_path(path, f"--captioner {name}")
+        out.append(Captioner(name, path))
+    return tuple(out)
 
 
 def run_curate(args: argparse.Namespace) -> int:
@@ -104,5 +135,6 @@ def run_curate(args: argparse.Namespace) -> int:
     print(f"videos {report['videos']} (processed {report['processed']}, resumed {report['resumed']}, "
           f"failed {failed}); clips {report['clips']}, kept {report['clips_kept']} "
           f"({report['seconds_kept']:.1f} of {report['seconds_in_clips']:.1f} s); "
-          f"table {args.out}/clips.parquet, report {args.out}/report.md")
+          f"table {args.out}/clips.parquet, report {args.out}/report.md"
+          + (f"; Ray: {report['ray_cpus']:g} CPUs" if "ray_cpus" in report else ""))
     return 0

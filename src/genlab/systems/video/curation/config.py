@@ -96,6 +96,15 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class Captioner:
+    """A captioner by local path (a transformers image-to-text folder, or a .py file defining
+    `caption(frames)`: `captioning.py`); its caption is the column `caption_<name>`."""
+
+    name: str
+    path: str
+
+
+@dataclass(frozen=True)
 class EmbeddingConfig:
     """Optional CLIP stages; models load only from local paths (nothing downloads)."""
 
@@ -103,6 +112,9 @@ class EmbeddingConfig:
     aesthetic_path: str | None = None  # safetensors of a linear / MLP head on CLIP image embeddings
     caption_path: str | None = None  # a transformers image-to-text (BLIP-style) folder
     caption_max_tokens: int = 30
+    captioners: tuple[Captioner, ...] = ()  # more caption columns, one per captioner
+    summariser_path: str | None = None  # causal-LM folder or .py `summarise(captions)`: column `summary`
+    summary_max_tokens: int = 40
     frames: int = 3
 
 

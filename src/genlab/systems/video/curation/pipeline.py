@@ -9,7 +9,8 @@ Output folder:
   histograms/<score>.png    one per score, with the thresholds drawn
 
 `process_video` never raises for a bad video: it returns one row with status "failed" and the
-reason. The same function runs inline, in a process pool, or as a Ray Data map.
+reason. It runs inline or in a process pool; the Ray Data pipeline (`ray_pipeline.py`) runs its two
+halves (`plan_video`, `score_clips`) in its actors and writes the same table.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from genlab.core.io import atomic_write_text
 from genlab.core.procs import exit_with_parent
 from genlab.errors import GenlabError
 from genlab.systems.video.curation import stages as st
+from genlab.systems.video.curation.captioning import CaptionerStage, SummaryStage
 from genlab.systems.video.curation.clipping import (
     SourceReader,
     clip_suffix,
@@ -53,9 +55,15 @@ COLUMNS = [
     "video_duration_s", "fps", "width", "height", "codec", "bit_rate", "container", "size_bytes",
     "num_frames", "num_cuts", "num_scenes", "scene_s_dropped", "motion_score", "camera_motion", "text_ratio",
     "text_ratio_max", "key_hash", "dup_of",
-    "clip_embedding", "aesthetic_score", "caption", "clip_score",
+    "clip_embedding", "aesthetic_score", "caption", "summary", "clip_score",
 ]
 SCORES = ["duration_s", "motion_score", "text_ratio", "aesthetic_score", "clip_score"]
+
+
+def columns(config: CurationConfig) -> list[str]:
+    """The table's columns: COLUMNS with one `caption_<name>` per extra captioner after `caption`."""
+    i = COLUMNS.index("caption") + 1
+    return [*COLUMNS[:i], *(f"caption_{c.name}" for c in config.embeddings.captioners), *COLUMNS[i:]]
 
 
 def video_id_for(path: str | os.PathLike) -> str:
@@ -103,8 +111,11 @@ def clip_stages(config: CurationConfig) -> list:
             stages.append(st.AestheticStage(emb))
     if emb.caption_path:
         stages.append(st.CaptionStage(emb))
-        if emb.clip_path:
-            stages.append(st.ClipScoreStage(emb))
+    stages += [CaptionerStage(c, emb.caption_max_tokens) for c in emb.captioners]
+    if emb.summariser_path:
+        stages.append(SummaryStage(emb.summariser_path, emb.summary_max_tokens))
+    if emb.clip_path and (emb.caption_path or emb.summariser_path):
+        stages.append(st.ClipScoreStage(emb))
     return stages
 
 
@@ -310,7 +321,7 @@ def score_clips(path, clips: list[dict], frames: list | None, config: CurationCo
         for row, clip_frames in zip(clips, frames):
             for stage in stages:
                 row.update(timed(stage.name, stage, row, clip_frames))
-        return [{k: plain(r.get(k)) for k in COLUMNS} for r in clips]
+        return [{k: plain(r.get(k)) for k in columns(config)} for r in clips]
     except VideoReadError as err:
         return [{**_empty_row(video_id_for(path), str(path)), "status": "failed", "error": err.reason}]
     except Exception as err:  # noqa: BLE001
@@ -326,8 +337,8 @@ def process_video(path: str | os.PathLike, config: CurationConfig, out_dir: str 
     timings = {} if timings is None else timings
     clips, frames = plan_video(path, config, out_dir, timings)
     rows = clips if clips[0]["status"] != "ok" else score_clips(path, clips, frames, config, timings)
-    rows = [{k: plain(r.get(k)) for k in COLUMNS} for r in rows]
-    atomic_write_text(Path(out_dir) / "records" / f"{video_id_for(path)}.json", json.dumps(rows))
+    rows = [{k: plain(r.get(k)) for k in columns(config)} for r in rows]
+    atomic_write_text(record_path(out_dir, path), json.dumps(rows))
     return rows
 
 
@@ -350,8 +361,13 @@ def plain(v):
     return v
 
 
+def record_path(out_dir: Path, path: str | os.PathLike) -> Path:
+    """A finished video's rows: the resume marker of the pool and of Ray."""
+    return Path(out_dir) / "records" / f"{video_id_for(path)}.json"
+
+
 def load_record(out_dir: Path, path: str | os.PathLike) -> list[dict] | None:
-    f = Path(out_dir) / "records" / f"{video_id_for(path)}.json"
+    f = record_path(out_dir, path)
     if not f.is_file():
         return None
     try:
@@ -397,27 +413,35 @@ def run(inputs: list, config: CurationConfig, out_dir: str | os.PathLike, *, use
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_processing_config(config, out_dir)
-    done = {str(v): load_record(out_dir, v) for v in videos}
-    todo = [v for v in videos if done[str(v)] is None]
     t0 = time.perf_counter()
-    if use_ray or ray_address:
+    todo = [v for v in videos if not record_path(out_dir, v).is_file()]
+    # with Ray, the driver never holds whole rows: Ray reads the records itself (a re-filter, with
+    # nothing left to process, reads them here and starts no Ray)
+    if (use_ray or ray_address) and todo:
         from genlab.systems.video.curation.ray_pipeline import run_ray
 
-        results = run_ray(todo, config, out_dir, progress, address=ray_address, workers=ray_workers, gpus=ray_gpus)
+        summary = run_ray(videos, config, out_dir, progress, created=created, address=ray_address,
+                          workers=ray_workers, gpus=ray_gpus)
     else:
-        results = _run_pool(todo, config, out_dir, progress)
-    done.update(results)
-    rows = [r for v in videos for r in done[str(v)]]
+        done = {str(v): load_record(out_dir, v) for v in videos}
+        todo = [v for v in videos if done[str(v)] is None]
+        done.update(_run_pool(todo, config, out_dir, progress))
+        summary = conclude([r for v in videos for r in done[str(v)]], config, out_dir, created)
+    summary.update(videos=len(videos), processed=len(todo), resumed=len(videos) - len(todo),
+                   wall_s=time.perf_counter() - t0)
+    return summary
+
+
+def conclude(rows: list[dict], config: CurationConfig, out_dir: Path, created: bool, write_rows=None) -> dict:
+    """Every video's rows -> filters, table, report (`finish`); when every video failed, that
+    failure is the error (and an `out_dir` this run `created` is removed)."""
     if all(r["status"] == "failed" for r in rows):  # nothing to filter: say why, in one line
         first = rows[0]
         more = f" (and {len(rows) - 1} more failed videos)" if len(rows) > 1 else ""
         if created:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise GenlabError(f"{first['video_path']}: {first['error']}{more}")
-    summary = finish(rows, config, out_dir)
-    summary.update(videos=len(videos), processed=len(todo), resumed=len(videos) - len(todo),
-                   wall_s=time.perf_counter() - t0)
-    return summary
+    return finish(rows, config, out_dir, write_rows)
 
 
 def _pool_start_method() -> str:
@@ -431,9 +455,43 @@ def _pool_start_method() -> str:
     return "forkserver" if "cv2" in sys.modules else "fork"
 
 
-def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
+# imported by every pool worker before its first video (PyAV, the OCR runtime); not cv2 (nor
+# rapidocr, which imports it): cv2 in this process decides the start method (`_pool_start_method`)
+WORKER_MODULES = ("av", "onnxruntime", "genlab.systems.video.curation.cuts", "genlab.systems.video.curation.clipping")
+
+
+def largest_first(videos: list) -> list:
+    """Videos by file size, largest first: workers that take the long ones first finish together
+    (the run does not wait on one worker's last long video)."""
+    def size(v):
+        try:
+            return os.path.getsize(v)
+        except OSError:
+            return 0
+
+    return sorted(videos, key=size, reverse=True)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool `run` uses: `workers` processes started with `_pool_start_method`, each
+    initialised by `init_worker` (one thread, dies with its parent)."""
+    import importlib
     import multiprocessing
 
+    method = _pool_start_method()
+    context = multiprocessing.get_context(method)
+    # the modules every worker imports before its first video, imported once where the workers
+    # start from instead of once per worker: in this process (fork: workers inherit them), or in
+    # the forkserver (cv2 too: imported, never run there, so no OpenCV thread pool is forked)
+    if method == "forkserver":
+        context.set_forkserver_preload([__name__, *WORKER_MODULES, "cv2", "rapidocr_onnxruntime.ch_ppocr_det"])
+    else:
+        for name in WORKER_MODULES:
+            importlib.import_module(name)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=init_worker)
+
+
+def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
     from tqdm import tqdm
 
     results = {}
@@ -443,9 +501,8 @@ def _run_pool(todo, config, out_dir, progress) -> dict[str, list[dict]]:
             results[str(v)] = process_video(v, config, out_dir)
             bar.update()
     else:
-        context = multiprocessing.get_context(_pool_start_method())
-        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=init_worker) as pool:
-            futures = {pool.submit(process_video, v, config, out_dir): v for v in todo}
+        with worker_pool(config.workers) as pool:
+            futures = {pool.submit(process_video, v, config, out_dir): v for v in largest_first(todo)}
             for fut in as_completed(futures):
                 results[str(futures[fut])] = fut.result()
                 bar.update()
@@ -526,13 +583,10 @@ def apply_filters(rows: list[dict], resolved: list[dict]) -> None:
             r["keep"], r["removed_by"] = False, "dup_of"
 
 
-def write_table(rows: list[dict], path: Path) -> None:
+def table_schema(config: CurationConfig):
+    """The Arrow schema of clips.parquet (the pool and Ray write the same one)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from genlab.core.io import atomic_path
-
-    rows = sorted(rows, key=lambda r: r["clip_id"])
     types = {
         "clip_index": pa.int64(), "start_frame": pa.int64(), "end_frame": pa.int64(), "width": pa.int64(),
         "height": pa.int64(), "bit_rate": pa.int64(), "size_bytes": pa.int64(), "num_frames": pa.int64(),
@@ -540,11 +594,28 @@ def write_table(rows: list[dict], path: Path) -> None:
     }
     strings = {"clip_id", "video_id", "video_path", "status", "error", "clip_path", "clip_method", "codec",
                "start_by", "end_by", "camera_motion", "key_hash", "dup_of",
-               "container", "caption", "removed_by"}
-    columns = [*COLUMNS, "keep", "removed_by"]
-    fields = [pa.field(c, types.get(c, pa.string() if c in strings else pa.float64())) for c in columns]
-    schema = pa.schema(fields)
-    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows], schema=schema)
+               "container", "caption", "summary", "removed_by"}
+
+    def kind(c):
+        return types.get(c, pa.string() if c in strings or c.startswith("caption_") else pa.float64())
+
+    return pa.schema([pa.field(c, kind(c)) for c in [*columns(config), "keep", "removed_by"]])
+
+
+def rows_table(rows: list[dict], schema):
+    """Rows (plain dicts, any order) -> an Arrow table of `schema`, sorted by clip_id."""
+    import pyarrow as pa
+
+    rows = sorted(rows, key=lambda r: r["clip_id"])
+    return pa.Table.from_pylist([{c: r.get(c) for c in schema.names} for r in rows], schema=schema)
+
+
+def write_table(rows: list[dict], path: Path, config: CurationConfig) -> None:
+    import pyarrow.parquet as pq
+
+    from genlab.core.io import atomic_path
+
+    table = rows_table(rows, table_schema(config))
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
@@ -581,12 +652,17 @@ def histograms(rows: list[dict], resolved: list[dict], folder: Path) -> list[str
     return written
 
 
-def finish(rows: list[dict], config: CurationConfig, out_dir: Path) -> dict:
-    """Filter, write the table, the report and the histograms. Cheap: rerun to change thresholds."""
+def finish(rows: list[dict], config: CurationConfig, out_dir: Path, write_rows=None) -> dict:
+    """Filter, write the table, the report and the histograms. Cheap: rerun to change thresholds.
+    `write_rows(rows)` writes clips.parquet instead of `write_table` (the Ray path: its `rows` hold
+    only the columns the filters and the report read; Ray joins their decisions to the full rows)."""
     resolved = resolve_thresholds(rows, config.filters)
     mark_duplicates(rows)
     apply_filters(rows, resolved)
-    write_table(rows, out_dir / "clips.parquet")
+    if write_rows is None:
+        write_table(rows, out_dir / "clips.parquet", config)
+    else:
+        write_rows(rows)
     ok = [r for r in rows if r["status"] == "ok"]
     failed = [r for r in rows if r["status"] == "failed"]
     per_video = {}

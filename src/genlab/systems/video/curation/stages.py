@@ -464,7 +464,8 @@ class CaptionStage:
 
 
 class ClipScoreStage:
-    """Cosine similarity of the clip's CLIP image embedding and its caption's text embedding."""
+    """Cosine similarity of the clip's CLIP image embedding and the text embedding of its `summary`
+    (when a summariser runs) or its `caption`."""
 
     name = "clip_score"
 
@@ -474,11 +475,12 @@ class ClipScoreStage:
     def __call__(self, record, frames):
         import torch
 
-        if record.get("clip_embedding") is None or not record.get("caption"):
+        text = record.get("summary") or record.get("caption")  # the merged caption when there is one
+        if record.get("clip_embedding") is None or not text:
             return {"clip_score": None}
         model, processor = _clip(self.cfg.clip_path)
         with torch.no_grad():
-            inputs = processor(text=[record["caption"]], return_tensors="pt", padding=True, truncation=True)
+            inputs = processor(text=[text], return_tensors="pt", padding=True, truncation=True)
             text = model.get_text_features(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
             text = getattr(text, "pooler_output", text)
             text = torch.nn.functional.normalize(text, dim=-1)[0]

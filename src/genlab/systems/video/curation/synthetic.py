@@ -383,3 +383,26 @@ def camera_video(path, kind: str, seed: int = 0, seconds: float = 2.0, size=(160
         frames = (jittered(i) for i in range(n))
     write_video(path, frames, fps=fps)
     return n
+
+
+def corpus(folder, videos: int = 20, seed: int = 1000, size=(320, 180)) -> list[Path]:
+    """A seeded corpus of `videos` files of 6-12 s made by the generators above, in turn: hard cuts
+    and fades, slow dips to black, cross-dissolves, one camera move (pan, zoom, shaky, static).
+    For throughput measurements (the benchmark) and pool-vs-Ray tests."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(videos):
+        path, s = folder / f"v{i:02d}.mp4", seed + i
+        kind = i % 4
+        if kind == 0:
+            cuts_video(path, seed=s, n_hard=3 + i % 3, n_fades=1, size=size, shot_frames=(50, 80))
+        elif kind == 1:
+            dip_video(path, seed=s, ramps=(30 + i % 3 * 10,), repeats=2, size=size)
+        elif kind == 2:
+            dissolve_video(path, seed=s, lengths=(12, 24), repeats=2, size=size, shot_frames=(40, 60))
+        else:
+            move = ("pan", "zoom", "shaky", "static")[i // 4 % 4]
+            camera_video(path, move, seed=s, seconds=6.0, size=size, speed=1.5)
+        paths.append(path)
+    return paths
