@@ -12,8 +12,12 @@ MFU = model FLOPs / time / GEMM peak. Model FLOPs are counted once (torch's Flop
 and attention) on diffusers' step, the plain computation, and used for both sides, so MFU ratios are speed
 ratios. The GEMM peak is a 1024^3 matrix product in the row's precision on the same threads.
 
+A LoRA step (rank --lora-rank on the attention and MLP projections of both streams, only the adapters
+train, fp32): genlab's adapters (`systems.t2i.lora.add_lora`) against the same adapters loaded into diffusers'
+transformer through PEFT (`load_lora_adapter`), outputs checked equal first.
+
     PYTHONPATH=src python benchmarks/t2i_throughput.py [--threads 1] [--repeats 5] [--steps 10] [--dtypes fp32 bf16]
-        [--clock wall|cpu]    # cpu: CPU time of this process, for one thread on a machine loaded by others
+        [--clock wall|cpu] [--lora-rank 16]   # cpu: CPU time of this process, for one thread on a loaded machine
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="+", default=list(DTYPES), choices=list(DTYPES))
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: this process's CPU time (one thread on a machine loaded by others)")
+    ap.add_argument("--lora-rank", type=int, default=16, help="0: no LoRA row")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.clock == "cpu" and args.threads != 1:
@@ -141,6 +146,57 @@ def main() -> None:
               f"sampling run of {b} images", flush=True)
     print(header)
     print("\n".join(lines))
+    if args.lora_rank:
+        lora_row(ours, theirs, (x, t, ctx, pooled), args.lora_rank, args.repeats, clock)
+
+
+def lora_row(ours, theirs, inputs, rank: int, repeats: int, clock) -> None:
+    """LoRA training steps/s: genlab's adapters vs the same adapters in diffusers' transformer through PEFT."""
+    import copy
+
+    from genlab.systems.t2i.lora import add_lora, lora_state_dict
+
+    x, t, ctx, pooled = inputs
+    ours, theirs = copy.deepcopy(ours), copy.deepcopy(theirs)
+    theirs.load_state_dict(convert.to_diffusers(ours.state_dict()))  # the rows above trained each side apart
+    torch.manual_seed(1)
+    layers = add_lora(ours, rank)
+    with torch.no_grad():  # B = 0 at the start; make the adapters matter for the equality check
+        for lora in layers.values():
+            lora.lora_B.normal_(0, 0.01)
+    theirs.load_lora_adapter(lora_state_dict(layers, ours.cfg), prefix="transformer", adapter_name="bench")
+    theirs.requires_grad_(False)
+    for name, p in theirs.named_parameters():
+        if "lora_" in name:
+            p.requires_grad_(True)
+
+    def run_theirs(xx, tt, cc, pp):
+        return theirs(hidden_states=xx, timestep=tt, encoder_hidden_states=cc, pooled_projections=pp).sample
+
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x, t, ctx, pooled), run_theirs(x, t, ctx, pooled), rtol=1e-4, atol=1e-4)
+    n_ours = sum(p.numel() for p in ours.parameters() if p.requires_grad)
+    n_theirs = sum(p.numel() for p in theirs.parameters() if p.requires_grad)
+    assert n_ours == n_theirs, (n_ours, n_theirs)
+
+    def make(module, fwd):
+        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+
+        def step():
+            module.train()
+            (fwd(x, t, ctx, pooled) - x).square().mean().backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+
+        return step
+
+    med = interleaved({"genlab": make(ours, ours.forward), "diffusers": make(theirs, run_theirs)}, repeats, clock=clock)
+    med = [med["genlab"], med["diffusers"]]
+    print(f"\nLoRA rank {rank} on {len(layers)} projections ({n_ours / 1e6:.2f} M trainable parameters), same batch; "
+          f"interleaved medians of {repeats} runs")
+    print(f"{'genlab LoRA train steps/s':34s} {1 / med[0]:14.3f}")
+    print(f"{'diffusers + PEFT LoRA steps/s':34s} {1 / med[1]:14.3f}")
+    print(f"{'ratio genlab / diffusers':34s} {med[1] / med[0]:13.2f}x")
 
 
 if __name__ == "__main__":

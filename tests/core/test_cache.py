@@ -8,8 +8,10 @@ import stat
 
 import numpy as np
 import pytest
+import torch
 
 from genlab.core.io import atomic_write_text, cache_dir
+from genlab.core.train import save_weights
 from genlab.errors import GenlabError
 
 
@@ -49,9 +51,11 @@ def test_outputs_get_the_permissions_open_would_give(tmp_path, umask):
     old = os.umask(umask)
     try:
         atomic_write_text(tmp_path / "out.json", "{}")
+        save_weights(tmp_path / "model.safetensors", {"w": torch.zeros(2)})  # safetensors re-creates its file 0600
     finally:
         os.umask(old)
-    assert stat.S_IMODE((tmp_path / "out.json").stat().st_mode) == 0o666 & ~umask
+    for name in ("out.json", "model.safetensors"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask, name
 
 
 def test_mnist_cache_round_trip_on_an_empty_cache(tmp_path):

@@ -147,3 +147,17 @@ def test_eval_warns_when_programs_overlap_the_training_data(tmp_path, capsys):
                                         str(data / "testcases"), "--cache", str(tmp_path / "c"), "--translate-only"], capsys)
     assert code == 0, err
     assert "warning: 2 of 2 programs are also in the translator's training data" in out
+
+
+def test_train_builds_the_translator_in_the_cache_and_translate_uses_it(tmp_path, capsys):
+    data, cache = toy.build(tmp_path), tmp_path / "cache"
+    code, out, err = run_cli_inprocess(["spoc", "translate", "--data", str(data), "--cache", str(cache), "read z"], capsys)
+    assert code == 0 and "no trained translator" in out and "genlab spoc train" in out
+    code, out, err = run_cli_inprocess(["spoc", "train", "--data", str(data), "--cache", str(cache), "--only", "translator",
+                                        "--preset", "tiny", "--steps", "2", "--quiet"], capsys)
+    assert code == 0, err
+    assert (cache / "seq2seq" / "model.json").is_file() and (cache / "seq2seq" / "resume.safetensors").is_file()
+    code, out, err = run_cli_inprocess(["spoc", "translate", "--data", str(data), "--cache", str(cache), "read z"], capsys)
+    assert code == 0 and "no trained translator" not in out and "cin >> z;" in out
+    code, _, err = run_cli_inprocess(["spoc", "train", "--data", str(data), "--cache", str(cache), "--splits", "nope"], capsys)
+    assert_user_error(code, err, "--splits", "nope")

@@ -67,3 +67,14 @@ def test_coverage_loss_is_the_sum_of_min_attention_and_coverage():
             cover, prev = cover + attn, tgt[:, t]
         assert penalty > 0
         torch.testing.assert_close(with_cov, (nll + 0.5 * penalty) / (tgt != PAD).sum())
+
+
+def test_a_stopped_run_resumes_to_the_same_weights(tmp_path):
+    straight = train_seq2seq(PAIRS, presets()["tiny"], tmp_path / "a", max_steps=6, progress=False, save_every=3)
+    train_seq2seq(PAIRS, presets()["tiny"], tmp_path / "b", max_steps=3, progress=False, save_every=3)
+    resumed = train_seq2seq(PAIRS, presets()["tiny"], tmp_path / "b", max_steps=6, progress=False, save_every=3)
+    assert resumed._tag == straight._tag  # step 6 in all, not 3 + 6
+    for (name, x), y in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(x, y, atol=1e-6), name
+    other = train_seq2seq(PAIRS[:5], presets()["tiny"], tmp_path / "b", max_steps=1, progress=False)
+    assert other._tag.startswith("5p-1s")  # other training pairs: a fresh start, not a resume

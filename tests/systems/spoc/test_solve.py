@@ -114,7 +114,7 @@ def test_translate_prints_whole_programs_for_a_file(tmp_path, capsys):
     pseudo = tmp_path / "sum.txt"
     pseudo.write_text("declare integers a and b\nread a and b\nprint a + b\n")
     code, out, err = run_cli_inprocess(["spoc", "translate", "--file", str(pseudo), "--data", str(data), "--m", "3",
-                                        "--programs", "2"], capsys)
+                                        "--programs", "2", "--cache", str(tmp_path / "cache")], capsys)
     assert code == 0, err
     programs = out.split("// program ")[1:]
     assert len(programs) == 2 and "int main() {" in programs[0] and "cin >> a >> b;" in programs[0]

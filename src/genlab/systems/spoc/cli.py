@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--budget", type=int, default=100)
     ev.add_argument("--budgets", default="1,10,100", help="budgets to report (add 1000 with --budget 1000)")
     ev.add_argument("--methods", default="best_first,compiler,multiclass,prefix")
-    ev.add_argument("--translator", default="retrieval", choices=["retrieval", "retrieval-nocopy", "seq2seq", "lm"])
-    ev.add_argument("--model", default=None, help="seq2seq checkpoint folder or local causal LM path")
+    ev.add_argument("--translator", default="auto", choices=TRANSLATORS,
+                    help="auto: retrieval merged with the seq2seq of `genlab spoc train` when built, else retrieval")
+    ev.add_argument("--model", default=None, help="seq2seq checkpoint folder (default: CACHE/seq2seq) or local causal LM path")
     ev.add_argument("--localiser", default=None, help="localiser folder (default: CACHE/localiser)")
     ev.add_argument("--m", type=int, default=100, help="candidates per line")
     ev.add_argument("--out", default=None, help="JSON lines of per-program results (resumable)")
@@ -71,6 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sv.add_argument("--data", default=None, help="SPoC data folder for the translator (as for eval)")
     sv.add_argument("--cache", default=None)
     sv.add_argument("--m", type=int, default=100, help="candidates per line")
+    sv.add_argument("--translator", default="auto", choices=TRANSLATORS)
+    sv.add_argument("--model", default=None, help="seq2seq checkpoint folder (default: CACHE/seq2seq)")
     sv.add_argument("--workers", type=int, default=0)
     sv.add_argument("--quiet", action="store_true", help="no line per compilation")
     insecure(sv)
@@ -82,18 +85,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tr.add_argument("--programs", type=int, default=3, help="with --file: the K most likely whole programs")
     tr.add_argument("--data", default=None)
     tr.add_argument("--m", type=int, default=5)
-    tr.add_argument("--translator", default="retrieval", choices=["retrieval", "retrieval-nocopy", "seq2seq", "lm"])
+    tr.add_argument("--translator", default="auto", choices=TRANSLATORS)
     tr.add_argument("--model", default=None)
+    tr.add_argument("--cache", default=None)
     tr.set_defaults(func=_translate)
 
-    s2s = sub.add_parser("train", help="train the small seq2seq translator with copy attention")
+    s2s = sub.add_parser("train", help="build the trained artefacts (seq2seq translator, multiclass localiser) in the cache")
     s2s.add_argument("--data", default=None)
-    s2s.add_argument("--out", required=True, help="checkpoint folder")
+    s2s.add_argument("--cache", default=None, help="default: $GENLAB_CACHE/spoc")
+    s2s.add_argument("--only", default=None, choices=["translator", "localiser"], help="build one artefact only")
+    s2s.add_argument("--out", default=None, help="seq2seq checkpoint folder (default: CACHE/seq2seq)")
     s2s.add_argument("--preset", default="small", choices=["tiny", "small", "paper"])
-    s2s.add_argument("--minutes", type=float, default=20.0, help="wall-clock training budget")
-    s2s.add_argument("--steps", type=int, default=None, help="stop after this many steps (checkpoint every 500)")
-    s2s.add_argument("--splits", default="train-eval,train-test")
-    s2s.set_defaults(func=_train_seq2seq)
+    s2s.add_argument("--minutes", type=float, default=120.0,
+                     help="wall-clock budget of this run; a later run resumes from the last checkpoint")
+    s2s.add_argument("--steps", type=int, default=None, help="stop after this many steps in all (checkpoint every 250)")
+    s2s.add_argument("--splits", default=None, help="training splits (default: every train split the data folder has)")
+    s2s.add_argument("--workers", type=int, default=0, help="parallel compilations for the localiser")
+    s2s.add_argument("--programs", type=int, default=1025, help="localiser: training programs used (train-test split)")
+    s2s.add_argument("--per-program", type=int, default=2)
+    s2s.add_argument("--quiet", action="store_true", help="no progress bar")
+    insecure(s2s)
+    s2s.set_defaults(func=_train)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -201,22 +213,57 @@ def _sigterm_as_exit():
         signal.signal(signal.SIGTERM, previous)
 
 
-def build_translator(kind: str, data, exclude_split: str | None = None, model: str | None = None):
+TRANSLATORS = ["auto", "retrieval", "retrieval-plain", "retrieval-nocopy", "seq2seq", "merged", "lm"]
+
+
+def trained_translator_dir(cache):
+    """Where `genlab spoc train` puts the seq2seq translator (read by eval / solve / translate)."""
+    return cache / "seq2seq"
+
+
+def build_translator(kind: str, data, exclude_split: str | None = None, model: str | None = None, cache=None):
     """Translator trained on the train splits we have (train-eval + train-test + the TestW extra when the
-    data folder has it, minus `exclude_split`)."""
+    data folder has it, minus `exclude_split`).
+
+    retrieval: retrieval with copying, composed lines and written-differently forms (`compose.py`);
+    retrieval-plain: retrieval with copying alone; seq2seq: the trained copy-attention model; merged:
+    both, one re-scored list per line; auto: merged when `genlab spoc train` has built the seq2seq
+    translator in the cache, else retrieval (saying how to build it)."""
+    from pathlib import Path
+
     from genlab.errors import GenlabError
     from genlab.systems.spoc.data import SPLITS, TRAIN_SPLITS, load_tsv
     from genlab.systems.spoc.translate import RetrievalConfig, RetrievalTranslator, training_pairs
 
-    if model is not None and kind in ("retrieval", "retrieval-nocopy"):
-        raise GenlabError(f"--model {model}: only --translator seq2seq or lm reads a model, not {kind}")
-    if kind in ("retrieval", "retrieval-nocopy"):
+    if kind == "auto":
+        trained = Path(model) if model else (trained_translator_dir(cache) if cache is not None else None)
+        if trained is not None and (trained / "model.json").is_file():
+            kind, model = "merged", str(trained)
+        else:
+            print(f"no trained translator in {trained}: using retrieval alone (build it with `genlab spoc train`)")
+            kind, model = "retrieval", None
+    if model is not None and kind.startswith("retrieval"):
+        raise GenlabError(f"--model {model}: only --translator seq2seq, merged or lm reads a model, not {kind}")
+    if kind.startswith("retrieval") or kind == "merged":
+        if kind == "merged" and model is None:
+            raise GenlabError("--translator merged needs --model PATH (or `genlab spoc train` for the default)")
         train = []
         for split in TRAIN_SPLITS:
             optional = split == "train-extra"
             if split != exclude_split and not (optional and not (data / SPLITS[split]).is_file()):
                 train += load_tsv(data / SPLITS[split])
-        return RetrievalTranslator(training_pairs(train), RetrievalConfig(copy=kind == "retrieval"))
+        retrieval = RetrievalTranslator(training_pairs(train), RetrievalConfig(copy=kind != "retrieval-nocopy"))
+        if kind in ("retrieval-plain", "retrieval-nocopy"):
+            return retrieval
+        from genlab.systems.spoc.compose import ComposingTranslator
+
+        composed = ComposingTranslator(retrieval)
+        if kind == "retrieval":
+            return composed
+        from genlab.systems.spoc.seq2seq import Seq2SeqTranslator
+        from genlab.systems.spoc.translate import MergedTranslator
+
+        return MergedTranslator([(composed, MERGE_WEIGHTS[0]), (Seq2SeqTranslator.load(model), MERGE_WEIGHTS[1])], cache)
     if model is None:
         raise GenlabError(f"--translator {kind} needs --model PATH")
     if kind == "seq2seq":
@@ -230,6 +277,9 @@ def build_translator(kind: str, data, exclude_split: str | None = None, model: s
         if split != exclude_split:
             shots += training_pairs(load_tsv(data / SPLITS[split])[:2])
     return CausalLMTranslator(model, examples=shots[:8])
+
+
+MERGE_WEIGHTS = (0.7, 0.3)  # retrieval, seq2seq: mixture weights of the merged list
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -255,7 +305,7 @@ def _eval(args) -> int:
         if (loc_dir / "localiser.json").is_file():
             localiser = MulticlassLocaliser.load(loc_dir)
         else:
-            print(f"no localiser at {loc_dir}: skipping 'multiclass' (train it with `genlab spoc train-localiser`)")
+            print(f"no localiser at {loc_dir}: skipping 'multiclass' (build it with `genlab spoc train`)")
             methods.remove("multiclass")
     if not methods:
         raise GenlabError(f"--methods: no method left to run from {args.methods!r}")
@@ -265,7 +315,7 @@ def _eval(args) -> int:
         print(f"warning: {overlap} of {len(programs)} programs are also in the translator's training data: "
               "these figures are not comparable with the paper's (which are on TestP)")
     comparable = args.tsv is None and args.split == "testp" and not overlap  # the paper's figures are TestP's
-    translator = build_translator(args.translator, data, exclude, args.model)
+    translator = build_translator(args.translator, data, exclude, args.model, cache)
     cands = candidates_for(translator, programs, args.m, cache)
     if args.translate_only:
         from genlab.systems.spoc.translate import line_accuracy, oracle_coverage
@@ -378,9 +428,9 @@ def _solve(args) -> int:
 
         if not (cache / "localiser" / "localiser.json").is_file():
             raise GenlabError(f"--method multiclass: no localiser in {cache / 'localiser'}; build it with "
-                              "`genlab spoc train-localiser` or choose another --method")
+                              "`genlab spoc train` or choose another --method")
         localiser = MulticlassLocaliser.load(cache / "localiser")
-    translator = build_translator("retrieval", data)
+    translator = build_translator(args.translator, data, model=args.model, cache=cache)
     cands = candidates_for(translator, [program], args.m, cache)[program.uid]
     user = [i for i, line in enumerate(program.lines) if line.annotated]
 
@@ -426,7 +476,10 @@ def _translate(args) -> int:
         program = read_pseudocode(args.file)
         texts = [line.text for line in program.lines if line.annotated]
     data = Path(args.data) if args.data else default_data_dir()
-    translator = build_translator(args.translator, data, model=args.model)
+    from genlab.systems.spoc.harness import default_cache_dir
+
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    translator = build_translator(args.translator, data, model=args.model, cache=cache)
     per_line = translator.translate(texts, args.m)
     for text, cands in zip(texts, per_line):
         print(text)
@@ -442,15 +495,33 @@ def _translate(args) -> int:
     return 0
 
 
-def _train_seq2seq(args) -> int:
+def _train(args) -> int:
+    """The seq2seq translator into CACHE/seq2seq (resumable), then the multiclass localiser."""
     from pathlib import Path
 
-    from genlab.systems.spoc.data import SPLITS, default_data_dir, load_tsv
+    from genlab.errors import GenlabError
+    from genlab.systems.spoc.data import SPLITS, TRAIN_SPLITS, default_data_dir, load_tsv
+    from genlab.systems.spoc.harness import default_cache_dir
     from genlab.systems.spoc.seq2seq import presets, train_seq2seq
     from genlab.systems.spoc.translate import training_pairs
 
     data = Path(args.data) if args.data else default_data_dir()
-    programs = [p for split in args.splits.split(",") for p in load_tsv(data / SPLITS[split.strip()])]
-    train_seq2seq(training_pairs(programs), presets()[args.preset], Path(args.out), minutes=args.minutes,
-                  max_steps=args.steps)
+    cache = Path(args.cache) if args.cache else default_cache_dir()
+    if args.minutes <= 0:
+        raise GenlabError(f"--minutes: expected a positive number, got {args.minutes}")
+    if args.only != "localiser":
+        splits = [x.strip() for x in args.splits.split(",")] if args.splits else [
+            x for x in TRAIN_SPLITS if (data / SPLITS[x]).is_file()]
+        unknown = [x for x in splits if x not in SPLITS]
+        if unknown:
+            raise GenlabError(f"--splits: expected names among {', '.join(TRAIN_SPLITS)}, got {unknown[0]!r}")
+        programs = [p for split in splits for p in load_tsv(data / SPLITS[split])]
+        out = Path(args.out) if args.out else trained_translator_dir(cache)
+        print(f"seq2seq translator: {len(programs)} programs ({', '.join(splits)}), preset {args.preset} -> {out}")
+        train_seq2seq(training_pairs(programs), presets()[args.preset], out, minutes=args.minutes,
+                      max_steps=args.steps, progress=not args.quiet, save_every=250)
+        print(f"saved {out} (eval, solve and translate use it from there)")
+    if args.only != "translator":
+        args.out = None
+        return _train_localiser(args)
     return 0

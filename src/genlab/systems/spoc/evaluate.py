@@ -78,8 +78,8 @@ def run_eval(programs: Sequence[Program], cands: dict[str, list[list[Candidate]]
                 f.write(json.dumps(rec) + "\n")
             done.setdefault(p.uid, {}).update(rec)
             bar.update(1)
-            ok = sum(r.get("best_first", {}).get("passed_hidden", False) for r in done.values())
-            bar.set_postfix(best_first=f"{ok}/{len(done)}")
+            ok = sum(r.get(methods[0], {}).get("passed_hidden", False) for r in done.values())
+            bar.set_postfix({methods[0]: f"{ok}/{len(done)}"})  # the first method's successes so far
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers))
     try:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from genlab.core.train import load_checkpoint, save_checkpoint
 from genlab.errors import GenlabError
 from genlab.systems.spoc.lexer import canonical, detokenize, tokens
 from genlab.systems.spoc.translate import Candidate, normalise
@@ -248,24 +249,36 @@ def build_vocab(pairs: Sequence[tuple[str, str]], min_count: int) -> Vocab:
     return Vocab(SPECIALS + sorted(t for t, c in counts.items() if c >= min_count))
 
 
+RESUME_FILE = "resume.safetensors"
+
+
 def train_seq2seq(pairs: Sequence[tuple[str, str]], config: Seq2SeqConfig, out: Path | None = None,
                   minutes: float = 20.0, max_steps: int | None = None, progress: bool = True,
                   save_every: int = 500) -> Seq2SeqTranslator:
-    """Train until `minutes` of wall time or `max_steps`; saves to `out` (model.json + model.safetensors)
-    at the end and every `save_every` steps, so that a stopped run leaves a usable checkpoint."""
+    """Train until `minutes` of wall time (this run) or `max_steps` (in all); saves to `out`
+    (model.json + model.safetensors) at the end and every `save_every` steps, so that a stopped run
+    leaves a usable checkpoint. `out/resume.safetensors` (weights, optimiser, step, data order) lets a
+    later call with the same pairs and config go on where the last one stopped."""
     torch.manual_seed(config.seed)
-    rng = random.Random(config.seed)
     vocab = build_vocab(pairs, config.min_count)
     data = [(tokens(t)[: config.max_src], tokens(c)[: config.max_tgt - 1]) for t, c in pairs]
     data = [d for d in data if d[0]]
     model = CopySeq2Seq(len(vocab.itos), config)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    start, step = time.time(), 0
-    bar = tqdm(desc="seq2seq", disable=not progress, total=max_steps)
+    step = 0
+    key = _resume_key(pairs, config)
+    if out is not None and (Path(out) / RESUME_FILE).is_file():
+        step = _resume(Path(out) / RESUME_FILE, key, model, opt)
+    start = time.time()
+    bar = tqdm(desc="seq2seq", disable=not progress, total=max_steps, initial=step)
+    per_epoch = math.ceil(len(data) / config.batch)
     while True:
-        rng.shuffle(data)
-        for i in range(0, len(data), config.batch):
-            loss = loss_fn(model, *_batch(data[i: i + config.batch], vocab))
+        epoch, first = divmod(step, per_epoch)
+        order = list(range(len(data)))
+        random.Random(config.seed * 1_000_003 + epoch).shuffle(order)  # the same order after a resume
+        for b in range(first, per_epoch):
+            batch = [data[j] for j in order[b * config.batch: (b + 1) * config.batch]]
+            loss = loss_fn(model, *_batch(batch, vocab))
             opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -278,7 +291,28 @@ def train_seq2seq(pairs: Sequence[tuple[str, str]], config: Seq2SeqConfig, out: 
                 translator = Seq2SeqTranslator(model, vocab, config, f"{len(pairs)}p-{step}s-{config.hidden}h-{config.seed}")
                 if out is not None:
                     translator.save(out)
+                    save_checkpoint(Path(out) / RESUME_FILE, {"key": key, "step": step, "model": model.state_dict(),
+                                                              "optimizer": opt.state_dict()})
                 if finished:
                     bar.close()
                     return translator
                 model.train()  # the translator put it in eval mode
+
+
+def _resume_key(pairs: Sequence[tuple[str, str]], config: Seq2SeqConfig) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps([asdict(config), list(pairs)]).encode()).hexdigest()[:16]
+
+
+def _resume(path: Path, key: str, model: CopySeq2Seq, opt: torch.optim.Optimizer) -> int:
+    """Load a resume checkpoint into `model` and `opt`; return its step (0 if it is for other data/config)."""
+    state = load_checkpoint(path)
+    if state.get("key") != key:
+        print(f"{path}: made from other training pairs or another config; starting from step 0")
+        return 0
+    model.load_state_dict(state["model"])
+    optim = state["optimizer"]
+    optim["state"] = {int(k): v for k, v in optim["state"].items()}  # JSON turned the param ids into strings
+    opt.load_state_dict(optim)
+    return int(state["step"])

@@ -231,6 +231,35 @@ def _ngrams(key: str) -> list[str]:
     return toks + [a + " " + b for a, b in zip(toks, toks[1:])] + ["^ " + toks[0], toks[-1] + " $"]
 
 
+# --- merging ------------------------------------------------------------------------------------
+
+
+class MergedTranslator:
+    """Several translators' lists for a line merged into one: a candidate's weight is the weighted sum
+    of its probabilities under each translator (a mixture), so a line both propose rises; re-normalised."""
+
+    def __init__(self, parts: Sequence[tuple[Translator, float]], cache_dir: str | Path | None = None):
+        self.parts, self.cache_dir = list(parts), cache_dir  # each part's lists are cached on their own
+        self.name = "+".join(t.name for t, _ in self.parts)
+
+    def fingerprint(self) -> str:
+        return "merged-" + "-".join(f"{t.fingerprint()}x{w:g}" for t, w in self.parts)
+
+    def translate(self, texts: Sequence[str], m: int) -> list[list[Candidate]]:
+        tables = [translate_cached(t, texts, m, self.cache_dir) for t, _ in self.parts]
+        lists = [[table[text] for text in texts] for table in tables]
+        out = []
+        for per_line in zip(*lists):
+            scored: dict[tuple[str, ...], tuple[str, float]] = {}
+            for (_, w), cands in zip(self.parts, per_line):
+                for c in cands:
+                    key = canonical(c.code)
+                    old = scored.get(key)
+                    scored[key] = (old[0] if old else c.code, (old[1] if old else 0.0) + w * math.exp(c.logprob))
+            out.append(normalise(scored, m))
+        return out
+
+
 # --- candidates on disk ---------------------------------------------------------------------------
 
 
@@ -240,25 +269,28 @@ def candidates_for(translator: Translator, programs: Sequence[Program], m: int,
 
     Translations are cached per (translator fingerprint, m) in `cache_dir/candidates-*.json`.
     """
+    texts = sorted({line.text for p in programs for line in p.lines if line.annotated})
+    table = translate_cached(translator, texts, m, cache_dir)
+    return {p.uid: [table[line.text] if line.annotated else [Candidate(line.code, 0.0)] for line in p.lines]
+            for p in programs}
+
+
+def translate_cached(translator: Translator, texts: Sequence[str], m: int,
+                     cache_dir: str | Path | None = None) -> dict[str, list[Candidate]]:
+    """{text: candidates}, translating only the texts not in `cache_dir/candidates-<fingerprint>-m<m>.json`."""
     store: dict[str, list[list[float | str]]] = {}
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"candidates-{translator.fingerprint()}-m{m}.json"
         if path.exists():
             store = json.loads(path.read_text())
-    texts = sorted({line.text for p in programs for line in p.lines if line.annotated} - set(store))
-    if texts:
-        for text, cands in zip(texts, translator.translate(texts, m)):
+    todo = sorted(set(texts) - set(store))
+    if todo:
+        for text, cands in zip(todo, translator.translate(todo, m)):
             store[text] = [[c.code, c.logprob] for c in cands]
         if path is not None:
             atomic_write_text(path, json.dumps(store))
-    out = {}
-    for p in programs:
-        out[p.uid] = [
-            [Candidate(code, lp) for code, lp in store[line.text]] if line.annotated else [Candidate(line.code, 0.0)]
-            for line in p.lines
-        ]
-    return out
+    return {text: [Candidate(code, lp) for code, lp in store[text]] for text in texts}
 
 
 def gold_rank(cands: list[Candidate], gold: str) -> int | None:

@@ -8,7 +8,9 @@
     genlab t2i sample --pretrained sd3-folder-or-file --prompt "a photo of a cat" --out cat.png   # real SD3
     genlab t2i sample --pretrained sd3.5-medium --prompt ... --skip-layer-guidance 7,8,9 --guidance 4 --out x.png
     genlab t2i sample --pretrained sd3-folder --prompt ... --init-image in.png --strength 0.6 --out y.png  # img2img
-    genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/
+    genlab t2i train --pretrained sd3-folder --data photos/ --lora 16 --out runs/lora   # LoRA, diffusers format
+    genlab t2i sample --pretrained sd3-folder --lora runs/lora/lora.safetensors:0.8 --prompt ... --out x.png
+    genlab t2i convert --src sd3.safetensors --to diffusers --out transformer/ [--lora FILE[:scale]]  # merged
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--require-captions", action="store_true", help="an image without a caption is an error")
     train.add_argument("--vae", default=None, help="diffusers AutoencoderKL folder or genlab autoencoder .safetensors "
                        "(default: train genlab's small autoencoder on the data first)")
-    train.add_argument("--resolution", type=int, default=32, help="bucket area ~ resolution^2 pixels (default 32)")
+    train.add_argument("--resolution", type=int, default=None,
+                       help="bucket area ~ resolution^2 pixels (default 32; LoRA on pretrained SD3: 512)")
     train.add_argument("--no-buckets", action="store_true", help="one square bucket instead of aspect-ratio buckets")
     train.add_argument("--crop", choices=["center", "random"], default="center")
     train.add_argument("--grey", action="store_true", help="read images as one channel")
@@ -68,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--text", type=_text_choice, default="builtin",
                        help="text encoder: builtin, minilm, or sd3:PATH (a pretrained SD3's CLIP-L/G + T5, conditioning "
                             "exactly as the SD3 pipeline)")
+    lora = train.add_argument_group("LoRA fine-tuning of pretrained SD3 (--pretrained PATH --data ... --lora RANK)")
+    lora.add_argument("--pretrained", default=None, help="SD3: a diffusers folder or Stability's single .safetensors file")
+    lora.add_argument("--lora", type=int, default=None, metavar="RANK", help="train LoRA adapters of this rank")
+    lora.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: the rank, scale 1)")
+    lora.add_argument("--lora-targets", nargs="+", default=None, metavar="NAME",
+                      help="diffusers module names or suffixes (default: attention q/k/v/out and MLPs of both streams)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
@@ -108,6 +117,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "to its own size rounded down to multiples of 16)")
     sd3.add_argument("--strength", type=float, default=None, help="img2img: how much of the run to redo, in (0, 1] "
                      "(default 0.6)")
+    sample.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                        help="a LoRA made by genlab, diffusers or PEFT (file or PEFT folder), repeatable")
     sample.add_argument("--quiet", action="store_true", help="no progress bar")
     sample.set_defaults(func=run_sample)
 
@@ -115,6 +126,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     conv.add_argument("--src", required=True, help="single .safetensors file or diffusers transformer folder")
     conv.add_argument("--to", choices=["diffusers", "single", "genlab"], required=True)
     conv.add_argument("--out", required=True)
+    conv.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                      help="merge this LoRA into the weights before writing them (repeatable)")
     conv.set_defaults(func=run_convert)
 
 
@@ -201,6 +214,8 @@ def run_train(args: argparse.Namespace) -> int:
     from genlab.systems.t2i.train import train_on_data, train_t2i
 
     _torch_threads()
+    if args.pretrained is not None or args.lora is not None:
+        return _train_lora(args)
     cfg = presets.preset(args.preset)
     if args.text == "minilm":
         cfg = presets.with_minilm(cfg)
@@ -231,7 +246,7 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         from genlab.systems.t2i.prepare import DataOptions
 
-        opts = DataOptions(resolution=args.resolution, image_column=args.image_column,
+        opts = DataOptions(resolution=args.resolution or 32, image_column=args.image_column,
                            caption_column=args.caption_column, require_captions=args.require_captions,
                            aspect_buckets=not args.no_buckets, crop=args.crop, channels=1 if args.grey else 3,
                            ae_steps=args.ae_steps)
@@ -251,6 +266,55 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_lora(args: argparse.Namespace) -> int:
+    from genlab.errors import GenlabError
+    from genlab.systems.t2i.finetune import (
+        LoRAConfig,
+        is_genlab_model,
+        lora_train_config,
+        train_lora,
+        train_lora_genlab,
+    )
+    from genlab.systems.t2i.lora import DEFAULT_TARGETS
+    from genlab.systems.t2i.prepare import DataOptions
+
+    if args.pretrained is None or args.lora is None:
+        raise GenlabError("LoRA fine-tuning needs --pretrained PATH (SD3, or a genlab run) and --lora RANK together")
+    genlab_model = is_genlab_model(args.pretrained)
+    if not genlab_model and args.data is None:
+        raise GenlabError("LoRA fine-tuning of pretrained SD3 needs --data PATH (your captioned images)")
+    unused = {"--vae": args.vae is not None and not genlab_model, "--text": args.text != "builtin",
+              "--grey": args.grey and not genlab_model, "--parallel": args.parallel is not None,
+              "--ema-decay": args.ema_decay is not None, "--validation-prompt": bool(args.validation_prompt),
+              "--sample-every": args.sample_every is not None}
+    if any(unused.values()):
+        raise GenlabError(f"{', '.join(k for k, v in unused.items() if v)}: not used by LoRA fine-tuning "
+                          "(the model's own autoencoder and text encoders, one process; sample with --lora afterwards)")
+    if args.precision == "fp16" and (args.device or "cpu").startswith("cpu"):
+        raise GenlabError("--precision fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+    lora = LoRAConfig(rank=args.lora, alpha=args.lora_alpha, targets=tuple(args.lora_targets or DEFAULT_TARGETS))
+    overrides = {k: v for k, v in {
+        "steps": args.steps, "batch_size": args.batch_size, "checkpoint_every": args.checkpoint_every,
+        "seed": args.seed, "lr": args.lr, "lr_schedule": args.schedule, "warmup_steps": args.warmup_steps,
+        "grad_accum": args.grad_accum, "precision": args.precision}.items() if v is not None}
+    train = lora_train_config(**overrides)
+    resolution = args.resolution or (32 if genlab_model else 512)  # 512: diffusers' SD3 LoRA script default
+    opts = DataOptions(resolution=resolution, image_column=args.image_column, caption_column=args.caption_column,
+                       require_captions=args.require_captions, aspect_buckets=not args.no_buckets, crop=args.crop,
+                       channels=1 if args.grey else 3)
+    common = dict(options=opts, gradient_checkpointing=args.gradient_checkpointing, device=args.device or "cpu",
+                  progress=not args.quiet)
+    if genlab_model:
+        run = train_lora_genlab(args.pretrained, args.data, args.out, lora, train, vae=args.vae, **common)
+    else:
+        run = train_lora(args.pretrained, args.data, args.out, lora, train, **common)
+    if run.stats is not None:
+        print(f"data: {run.stats.images} images in buckets {run.stats.per_bucket}; skipped {run.stats.skipped}")
+    print(f"trained {train.steps} LoRA steps (rank {lora.rank}, {len(run.layers)} layers); final loss "
+          f"{run.history[-1]['loss']:.4f}; LoRA in {run.lora_path}")
+    return 0
+
+
 def run_sample(args: argparse.Namespace) -> int:
     from genlab.errors import GenlabError
 
@@ -265,7 +329,17 @@ def run_sample(args: argparse.Namespace) -> int:
         raise GenlabError("--skip-layer-guidance and --init-image work with --pretrained (a genlab run: --model has neither)")
     from genlab.systems.t2i.pipeline import generate, load_model, save_grid
 
+    loras = []
+    if args.lora:  # read and checked before the model loads
+        from genlab.systems.t2i.lora import parse_lora_arg, read_lora
+
+        loras = [(read_lora(f), scale) for f, scale in map(parse_lora_arg, args.lora)]
     model = load_model(args.model, ema=not args.raw)
+    if loras:
+        from genlab.systems.t2i.lora import apply_lora
+
+        for lora, scale in loras:
+            apply_lora(model.backbone, lora, scale)
     prompts = [p for p in args.prompt for _ in range(args.num)]
     images = generate(model, prompts, steps=args.steps or 20, guidance_scale=3.0 if args.guidance is None else args.guidance,
                       shift=args.shift, seed=args.seed, sampler=args.sampler, progress=not args.quiet)
@@ -326,6 +400,7 @@ def _sample_pretrained(args: argparse.Namespace) -> int:
     from genlab.core.flow.guidance import SkipLayerGuidance
     from genlab.errors import GenlabError
     from genlab.systems.t2i.config import SamplingDefaults, preset
+    from genlab.systems.t2i.lora import parse_lora_arg
     from genlab.systems.t2i.sd3 import img2img_start, load_pipeline, save_pngs
 
     size = parse_size(args.size)
@@ -349,7 +424,8 @@ def _sample_pretrained(args: argparse.Namespace) -> int:
     if args.init_image is not None:
         img2img_start(steps, strength)  # before anything loads
     pipe = load_pipeline(args.pretrained, dtype=args.dtype, device=args.device, t5=not args.no_t5, clip_l=args.clip_l,
-                         clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers)
+                         clip_g=args.clip_g, t5_path=args.t5, tokenizers=args.tokenizers,
+                         loras=[parse_lora_arg(a) for a in args.lora])
     if args.preset is not None:
         check_preset_fits(args.preset, pipe.cfg)
     kw = dict(negative_prompt=args.negative_prompt, steps=steps, guidance=pick(args.guidance, published.guidance),
@@ -370,8 +446,18 @@ def run_convert(args: argparse.Namespace) -> int:
     from genlab.core.io import atomic_write_text
     from genlab.core.train import save_weights
     from genlab.systems.t2i import convert
+    from genlab.systems.t2i.lora import check_lora, parse_lora_arg, read_lora
 
+    loras = [(read_lora(f), scale) for f, scale in map(parse_lora_arg, args.lora)]  # checked before the weights load
     model = convert.load_pretrained(args.src)
+    if loras:
+        from genlab.core.nn.lora import merge_lora
+        from genlab.systems.t2i.lora import apply_lora
+
+        for lora, scale in loras:
+            check_lora(lora, model.cfg)
+            apply_lora(model, lora, scale)
+        merge_lora(model)
     state = model.state_dict()
     out = Path(args.out)
     if args.to == "diffusers":

@@ -140,6 +140,38 @@ def from_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def linear_from_diffusers(module: str, depth: int, dual_attention_layers: tuple[int, ...] = ()
+                          ) -> tuple[str, int, int, bool] | None:
+    """A diffusers SD3Transformer2DModel Linear's name -> (genlab module, part, parts, swapped): e.g.
+    `transformer_blocks.0.attn.to_k` -> ("joint_blocks.0.x_block.attn.qkv", 1, 3, False). `swapped`: the
+    genlab rows are the diffusers rows with their two halves exchanged ((scale, shift) vs (shift, scale)).
+    None when the name is no Linear of an MM-DiT of this depth and MMDiT-X layers (LoRA files are checked with it)."""
+    fixed = {v.rsplit(".", 1)[0]: k.rsplit(".", 1)[0] for k, v in _FIXED.items() if k.endswith(".weight")}
+    if module in fixed and module != "pos_embed.proj":  # the patch embedding is a convolution
+        return fixed[module], 0, 1, False
+    if module == "norm_out.linear":
+        return "final_layer.adaLN_modulation.1", 0, 1, True
+    m = re.match(r"^transformer_blocks\.(\d+)\.(.+)$", module)
+    if not m or int(m.group(1)) >= depth:
+        return None
+    i, sub = int(m.group(1)), m.group(2)
+    for stream, names in _QKV.items():
+        if sub in names:
+            return f"joint_blocks.{i}.{stream}.attn.qkv", names.index(sub), 3, False
+    if i in dual_attention_layers and sub in _ATTN2_QKV:
+        return f"joint_blocks.{i}.x_block.attn2.qkv", _ATTN2_QKV.index(sub), 3, False
+    if i in dual_attention_layers and sub == _ATTN2["attn2.proj"]:
+        return f"joint_blocks.{i}.x_block.attn2.proj", 0, 1, False
+    for stream, table in _STREAM.items():
+        inv = {v: k for k, v in table.items()}
+        if sub in inv and inv[sub] not in ("attn.ln_q", "attn.ln_k"):
+            pre_only = stream == "context_block" and i == depth - 1
+            if pre_only and inv[sub] != "adaLN_modulation.1":
+                return None  # the last context block has no output projection or MLP
+            return f"joint_blocks.{i}.{stream}.{inv[sub]}", 0, 1, pre_only
+    return None
+
+
 def to_single_file(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {SINGLE_FILE_PREFIX + k: v for k, v in state.items()}
 

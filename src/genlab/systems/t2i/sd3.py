@@ -77,6 +77,7 @@ class SampleSettings:
     skip_layer_guidance: SkipLayerGuidance | None = None
     init_image: str | None = None  # img2img: the image's path (or "<image>" when given in memory)
     strength: float | None = None
+    loras: tuple[str, ...] = ()  # "file:scale" of each LoRA applied
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -123,7 +124,7 @@ class SD3Pipeline:
     """Pretrained SD3 (MM-DiT + 16-channel VAE + CLIP-L, CLIP-G, optional T5) from `SD3Files`."""
 
     def __init__(self, files: SD3Files, dtype: str = "fp32", device: str | torch.device = "cpu",
-                 keep_loaded: bool = False, text_cache: bool = True):
+                 keep_loaded: bool = False, text_cache: bool = True, loras: list[tuple[str | Path, float]] = ()):
         if dtype not in DTYPES:
             raise GenlabError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
         self.files, self.dtype_name, self.dtype = files, dtype, DTYPES[dtype]
@@ -137,6 +138,12 @@ class SD3Pipeline:
         self.default_size = (sample * self.vae_scale, sample * self.vae_scale)
         self._loaded: dict[str, nn.Module] = {}
         self.check_memory()
+        from genlab.systems.t2i.lora import check_lora, read_lora
+
+        # LoRA files are small: read and checked against the MM-DiT's config here, before any weights load
+        self.loras = [(read_lora(path), float(scale)) for path, scale in loras]
+        for lora, _ in self.loras:
+            check_lora(lora, self.cfg)
 
     # ------------------------------------------------------------------ sizes and memory
     def part_dtype(self, name: str) -> torch.dtype:
@@ -199,7 +206,13 @@ class SD3Pipeline:
         part = self.files.transformer
         state = part.state_dict()
         state = convert.from_diffusers(state) if part.folder is not None else state
-        return convert.build_mmdit(state, self.cfg, self.dtype, self.device, source=str(self.files.source))
+        net = convert.build_mmdit(state, self.cfg, self.dtype, self.device, source=str(self.files.source))
+        if self.loras:  # unmerged, as diffusers' load_lora_weights; `genlab t2i convert --lora` merges
+            from genlab.systems.t2i.lora import apply_lora
+
+            for lora, scale in self.loras:
+                apply_lora(net, lora, scale)
+        return net
 
     def load_vae(self):
         from genlab.core.autoencoders.kl import DiffusersKL
@@ -404,7 +417,8 @@ class SD3Pipeline:
         if init_image is not None:
             extra.update(init_image=_image_name(init_image), strength=strength)
         return [SampleSettings(p, negative_prompt, steps, guidance, shift, height, width, seed, i * num_images + j,
-                               self.dtype_name, self.files.t5 is not None, str(self.files.source), **extra)
+                               self.dtype_name, self.files.t5 is not None, str(self.files.source),
+                               loras=tuple(f"{lora.source}:{scale:g}" for lora, scale in self.loras), **extra)
                 for i, p in enumerate(prompts) for j in range(num_images)]
 
 
@@ -580,12 +594,14 @@ def with_sd3_text(cfg, path: str | Path):
 # ----------------------------------------------------------------------------- entry points
 def load_pipeline(path: str | Path, *, dtype: str = "fp32", device: str | torch.device = "cpu", t5: bool = True,
                   clip_l: str | Path | None = None, clip_g: str | Path | None = None, t5_path: str | Path | None = None,
-                  tokenizers: str | Path | None = None, keep_loaded: bool = False, text_cache: bool = True) -> SD3Pipeline:
-    """An SD3 pipeline from a diffusers folder or a Stability single file (parts by path where missing).
-    Only headers are read here; weights load when an image is made. text_cache: prompt embeddings on disk
-    under `cache_dir("t2i-text")`, keyed by the encoders' files and the prompt."""
+                  tokenizers: str | Path | None = None, keep_loaded: bool = False, text_cache: bool = True,
+                  loras: list[tuple[str | Path, float]] = ()) -> SD3Pipeline:
+    """An SD3 pipeline from a diffusers folder or a Stability single file (parts by path where missing), with
+    LoRAs (file, scale) made by genlab, diffusers or PEFT. Only headers are read here; weights load when an
+    image is made. text_cache: prompt embeddings on disk under `cache_dir("t2i-text")`, keyed by the encoders'
+    files and the prompt."""
     files = locate(path, clip_l=clip_l, clip_g=clip_g, t5=t5_path, use_t5=t5, tokenizers=tokenizers)
-    return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded, text_cache=text_cache)
+    return SD3Pipeline(files, dtype=dtype, device=device, keep_loaded=keep_loaded, text_cache=text_cache, loras=loras)
 
 
 def save_pngs(images: torch.Tensor, out: str | Path, settings: list[SampleSettings]) -> list[Path]:
