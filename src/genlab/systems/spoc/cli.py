@@ -237,16 +237,21 @@ def build_translator(kind: str, data, exclude_split: str | None = None, model: s
 
     if kind == "auto":
         trained = Path(model) if model else (trained_translator_dir(cache) if cache is not None else None)
-        if trained is not None and (trained / "model.json").is_file():
-            kind, model = "merged", str(trained)
+        if model is not None or (trained is not None and (trained / "model.json").is_file()):
+            kind, model = "merged", str(trained)  # a --model given is loaded (and checked), never ignored
         else:
             print(f"no trained translator in {trained}: using retrieval alone (build it with `genlab spoc train`)")
             kind, model = "retrieval", None
     if model is not None and kind.startswith("retrieval"):
         raise GenlabError(f"--model {model}: only --translator seq2seq, merged or lm reads a model, not {kind}")
     if kind.startswith("retrieval") or kind == "merged":
-        if kind == "merged" and model is None:
-            raise GenlabError("--translator merged needs --model PATH (or `genlab spoc train` for the default)")
+        seq2seq = None
+        if kind == "merged":
+            if model is None:
+                raise GenlabError("--translator merged needs --model PATH (or `genlab spoc train` for the default)")
+            from genlab.systems.spoc.seq2seq import Seq2SeqTranslator
+
+            seq2seq = Seq2SeqTranslator.load(model)  # checked before the retrieval index is built
         train = []
         for split in TRAIN_SPLITS:
             optional = split == "train-extra"
@@ -260,10 +265,9 @@ def build_translator(kind: str, data, exclude_split: str | None = None, model: s
         composed = ComposingTranslator(retrieval)
         if kind == "retrieval":
             return composed
-        from genlab.systems.spoc.seq2seq import Seq2SeqTranslator
         from genlab.systems.spoc.translate import MergedTranslator
 
-        return MergedTranslator([(composed, MERGE_WEIGHTS[0]), (Seq2SeqTranslator.load(model), MERGE_WEIGHTS[1])], cache)
+        return MergedTranslator([(composed, MERGE_WEIGHTS[0]), (seq2seq, MERGE_WEIGHTS[1])], cache)
     if model is None:
         raise GenlabError(f"--translator {kind} needs --model PATH")
     if kind == "seq2seq":
