@@ -331,8 +331,9 @@ def main() -> None:
                     f"{t['cpu:' + k]:7.2f} {t['cpu:' + decode_name] / max(t['cpu:' + k], 1e-9):12.2f}")
 
         print(f"\nCuration throughput (seconds of video per second; higher is better), medians of {args.repeats} "
-              "interleaved rounds. Shared, loaded machine:")
-        print("wall-time ratios move with the load; CPU-time ratios (this process + children) are steadier.")
+              "interleaved rounds.")
+        print("Wall-time ratios move with machine load; CPU-time ratios (this process + children) are steadier.")
+        print("load average " + ", ".join(f"{x:.1f}" for x in os.getloadavg()) + f", {os.cpu_count()} cores")
         for name, desc, dur, timings in rows:
             print(f"\n{name}: {desc}")
             print(head)
