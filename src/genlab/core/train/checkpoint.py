@@ -174,22 +174,32 @@ def _read_safetensors(path: Path, what: str) -> tuple[dict[str, torch.Tensor], d
     return tensors, meta
 
 
-def read_safetensors_folder(folder: str | os.PathLike, what: str = "weights",
-                            expected: str = "") -> dict[str, torch.Tensor]:
-    """Every tensor of a local weights folder (diffusers / transformers layout) in one state dict.
-
-    Follows a `*.safetensors.index.json` when there is one (sharded checkpoints), else reads every
-    `*.safetensors`; a missing or unreadable file is one GenlabError naming it. `expected` (e.g.
-    "a diffusers UNet folder") is added to the error when the folder holds no weights."""
-    from safetensors.torch import load_file
-
+def safetensors_files(folder: str | os.PathLike, what: str = "weights", expected: str = "") -> list[Path]:
+    """The weight files of a local diffusers / transformers folder: those its `*.safetensors.index.json`
+    lists (sharded checkpoints), else every `*.safetensors`. No file, or a listed one missing, is one
+    GenlabError naming it; `expected` (e.g. "a diffusers UNet folder") is added when there are none."""
     folder = Path(folder)
     index = sorted(folder.glob("*.safetensors.index.json"))
     files = sorted({folder / f for f in json.loads(index[0].read_text())["weight_map"].values()}) if index \
         else sorted(folder.glob("*.safetensors"))
     if not files:
-        hint = f" (expected {expected})" if expected else ""
+        bins = sorted(folder.glob("*.bin"))
+        hint = (f" (only {bins[0].name}: convert it to safetensors; pickled weights are not loaded)" if bins
+                else f" (expected {expected})" if expected else "")
         raise GenlabError(f"{what}: no .safetensors weights in {folder}{hint}")
+    for f in files:
+        if not f.is_file():
+            raise GenlabError(f"{what}: {f} is missing (listed in {index[0].name})")
+    return files
+
+
+def read_safetensors_folder(folder: str | os.PathLike, what: str = "weights",
+                            expected: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor of a local weights folder (`safetensors_files`) in one state dict; an unreadable file
+    is one GenlabError naming it."""
+    from safetensors.torch import load_file
+
+    files = safetensors_files(folder, what, expected)
     state: dict[str, torch.Tensor] = {}
     for f in files:
         try:

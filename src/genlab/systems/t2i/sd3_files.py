@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genlab.core.train.checkpoint import safetensors_header
+from genlab.core.train.checkpoint import safetensors_files, safetensors_header
 from genlab.errors import GenlabError
 
 MMDIT_PREFIX = "model.diffusion_model."
@@ -101,16 +101,7 @@ def part_from_folder(name: str, folder: Path, what: str) -> Part:
     """A transformers / diffusers component folder: config.json + (sharded) safetensors."""
     if not (folder / "config.json").is_file():
         raise GenlabError(f"{what}: no config.json in {folder}")
-    index = sorted(folder.glob("*.safetensors.index.json"))
-    if index:
-        files = sorted({folder / f for f in json.loads(index[0].read_text())["weight_map"].values()})
-    else:
-        files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        bins = sorted(folder.glob("*.bin"))
-        hint = f" (only {bins[0].name}: convert it to safetensors; pickled weights are not loaded)" if bins else ""
-        raise GenlabError(f"{what}: no .safetensors weights in {folder}{hint}")
-    return part_from_files(name, files, folder=folder)
+    return part_from_files(name, safetensors_files(folder, what), folder=folder)
 
 
 def _encoder_part(name: str, path: str | Path) -> Part:

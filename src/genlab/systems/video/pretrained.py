@@ -30,7 +30,7 @@ import torch
 from genlab.core.autoencoders.temporal_decoder import TemporalDecoderConfig, TemporalKL
 from genlab.core.nn import temporal
 from genlab.core.nn.unet import UNetConfig
-from genlab.core.train.checkpoint import safetensors_header
+from genlab.core.train.checkpoint import safetensors_files, safetensors_header
 from genlab.errors import GenlabError
 from genlab.systems.video.config import VideoModelConfig
 from genlab.systems.video.model import CLIPImageTokens, SVDModel
@@ -106,19 +106,8 @@ class SVDComponents:
 
 
 def _weight_files(folder: Path, what: str) -> list[Path]:
-    index = sorted(folder.glob("*.safetensors.index.json"))
-    if index:
-        names = json.loads(index[0].read_text())["weight_map"].values()
-        files = sorted({folder / n for n in names})
-    else:
-        files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        bins = sorted(folder.glob("*.bin"))
-        hint = f" (found {bins[0].name}: only safetensors are read)" if bins else ""
-        raise GenlabError(f"{folder}: no .safetensors weights for the {what}{hint}")
+    files = safetensors_files(folder, what)
     for f in files:
-        if not f.is_file():
-            raise GenlabError(f"{f}: missing (listed in the {what}'s safetensors index)")
         safetensors_header(f)
     return files
 
@@ -318,7 +307,7 @@ def _load_files(files: list[Path]) -> dict[str, torch.Tensor]:
 
 
 def _diffusers_parts(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
-    files = {part: _weight_files(folder / part, f"{part} ({folder / part})") for part in ("unet", "vae", "image_encoder")}
+    files = {part: _weight_files(folder / part, f"SVD {part}") for part in ("unet", "vae", "image_encoder")}
     unet = {k: v for k, v in _load_files(files["unet"]).items() if not k.endswith("to_out.1.weight")}
     vae = {("encoder." + k if k.startswith("quant_conv.") else k): v for k, v in _load_files(files["vae"]).items()}
     return {"model": {"unet." + k: v for k, v in unet.items()}, "vae": vae,
