@@ -122,3 +122,16 @@ def test_the_same_program_is_compiled_once(harness):
         assert (res.used, res.skipped) == (used, skipped), method
         assert len(seen) == len(set(seen)), method  # no program compiled twice
         seen.clear()
+
+
+def test_program_form_writes_a_cout_newline_one_way_where_only_flushing_differs():
+    same = ['cout << a << endl;', "cout << a << '\\n';", 'cout << a << "\\n";', 'cout<<a<<endl ;']
+    assert len({program_form(s) for s in same}) == 1
+    assert program_form('if (x) cout << a << endl << b;') == program_form('if (x) cout << a << "\\n" << b;')
+    for a, b in [("cout << (a << '\\n');", 'cout << (a << "\\n");'),  # a shift, not an insertion
+                 ("cout << x ? a : b << '\\n';", 'cout << x ? a : b << "\\n";'),  # b << '\n' after `?:`
+                 ("ios::sync_with_stdio(0); cout << a << endl;", 'ios::sync_with_stdio(0); cout << a << "\\n";'),
+                 ("int endl = 1; cout << endl;", 'int endl = 1; cout << "\\n";'),  # endl redefined
+                 ('printf("%d", a); fork(); cout << endl;', 'printf("%d", a); fork(); cout << "\\n";'),
+                 ("cout << a << endl;", "cout << a;")]:
+        assert program_form(a) != program_form(b), (a, b)

@@ -82,24 +82,60 @@ def program_source(program: Program, cands: list[list[Candidate]], choice: Seque
 
 
 _STATEMENT_START = {";", "{", "}", ")", "else"}
+# operators that bind looser than `<<` (and `>>`, as tight): after one, the rest is not `cout`'s insertion chain
+_ENDS_CHAIN = {"<", ">", "<=", ">=", "==", "!=", "&", "^", "|", "&&", "||", "?", ":", "=", "+=", "-=", "*=", "/=",
+               "%=", "&=", "|=", "^=", "<<=", ">>=", ",", ">>", "{", "}", ";"}
+_NEWLINES = {"endl", "'\\n'", '"\\n"'}
+# where flushing can change the bytes written or their order: no newline grouping in such a program
+_FLUSH_SENSITIVE = {"sync_with_stdio", "_exit", "_Exit", "quick_exit", "system", "fork", "popen", "define"}
 
 
 def program_form(source: str) -> str:
-    """The program up to changes that cannot alter what it does: each line's tokens joined by one space
-    (string and char literals stay whole), and an increment or decrement whose value is discarded, `x++;`
-    as a whole statement or `x++)` as a `for` step, written prefix (`++x`). Comments are not removed, so
-    two programs that differ in one stay distinct (grouping is only ever conservative)."""
+    """The program up to changes that cannot alter its output: each line's tokens joined by one space
+    (string and char literals stay whole); an increment or decrement whose value is discarded, `x++;` as a
+    whole statement or `x++)` as a `for` step, written prefix (`++x`); and in a `cout << ...;` statement,
+    `<< endl` and `<< '\\n'` written `<< "\\n"`. The last only where every `cout` is followed by `<<` and
+    every `endl` follows `<<` (nobody redefined them) and the program has none of `sync_with_stdio`, `_exit`,
+    `system`, `fork`, `#define`...: then the only difference is when the buffer is flushed, not what is
+    written or in which order. Comments are not removed, so two programs that differ in one stay distinct
+    (grouping is only ever conservative)."""
+    lines = [tokens(line) for line in source.split("\n")]
+    flat = [t for toks in lines for t in toks]
+    newlines = not _FLUSH_SENSITIVE.intersection(flat) and all(
+        (t != "cout" or flat[k + 1: k + 2] == ["<<"]) and (t != "endl" or flat[k - 1: k] == ["<<"])
+        for k, t in enumerate(flat))
     out = []
-    for line in source.split("\n"):
-        toks = tokens(line)
+    for toks in lines:
         for k in range(len(toks) - 2):
             x, op, end = toks[k], toks[k + 1], toks[k + 2]
             if op in ("++", "--") and is_identifier(x) and (
                     (end == ";" and (k == 0 or toks[k - 1] in _STATEMENT_START))
                     or (end == ")" and k > 0 and toks[k - 1] == ";")):
                 toks[k], toks[k + 1] = op, x
+        if newlines:
+            _newlines_as_strings(toks)
         out.append(" ".join(toks))
     return "\n".join(out)
+
+
+def _newlines_as_strings(toks: list[str]) -> None:
+    """In place: `endl` / `'\\n'` -> `"\\n"` where `<<` inserts it into `cout` (a statement starting with
+    `cout`, the `<<` at the statement's bracket depth, no looser operator before it)."""
+    for start, t in enumerate(toks):
+        if t != "cout" or (start > 0 and toks[start - 1] not in _STATEMENT_START):
+            continue
+        depth = 0
+        for k in range(start + 1, len(toks)):
+            tok = toks[k]
+            if depth == 0 and tok in _ENDS_CHAIN:
+                break
+            depth += tok in ("(", "[")
+            depth -= tok in (")", "]")
+            if depth < 0:
+                break
+            if depth == 0 and tok == "<<" and k + 2 < len(toks) and toks[k + 1] in _NEWLINES \
+                    and toks[k + 2] in ("<<", ";"):
+                toks[k + 1] = '"\\n"'
 
 
 def compiler_line(codes: list[str], indents: list[int], translated: list[int], message: str) -> int | None:
