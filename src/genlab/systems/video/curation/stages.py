@@ -8,6 +8,7 @@ shared by every clip stage. Models (OCR, CLIP, captioner) are created lazily, on
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -193,13 +194,19 @@ def camera_move(flow: np.ndarray, step: int = 4) -> np.ndarray:
     (x, y from the frame centre); pan = a0, tilt = b0, zoom = the divergence (a1 + b2) / 2 times
     half the long side (the radial speed at the frame's edge)."""
     h, w = flow.shape[:2]
+    sub = flow[::step, ::step].reshape(-1, 2).astype(np.float64)
+    coef = _affine_solver(h, w, step) @ sub  # (3, 2): columns u, v
+    return np.array([coef[0, 0], coef[0, 1], 0.5 * (coef[1, 0] + coef[2, 1]) * max(h, w) / 2.0])
+
+
+@functools.lru_cache(maxsize=8)
+def _affine_solver(h: int, w: int, step: int) -> np.ndarray:
+    """The least-squares solver of `camera_move` for one flow size: the pseudo-inverse of its
+    (1, x, y) basis, computed once per size instead of one SVD per frame pair."""
     ys, xs = np.mgrid[0:h:step, 0:w:step]
     x = (xs - (w - 1) / 2.0).ravel()
     y = (ys - (h - 1) / 2.0).ravel()
-    basis = np.stack([np.ones_like(x), x, y], axis=1)
-    sub = flow[::step, ::step].reshape(-1, 2).astype(np.float64)
-    coef, *_ = np.linalg.lstsq(basis, sub, rcond=None)  # (3, 2): columns u, v
-    return np.array([coef[0, 0], coef[0, 1], 0.5 * (coef[1, 0] + coef[2, 1]) * max(h, w) / 2.0])
+    return np.linalg.pinv(np.stack([np.ones_like(x), x, y], axis=1))
 
 
 def camera_tag(moves: np.ndarray, cfg: MotionConfig) -> str | None:
