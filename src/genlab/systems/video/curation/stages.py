@@ -309,22 +309,42 @@ class TextStage:
         self.cfg = cfg
 
     def _has_text_coarse(self, det, image: np.ndarray) -> bool:
+        return self._text_coarse(det, [image])[0]
+
+    def _text_coarse(self, det, images: list[np.ndarray]) -> list[bool]:
+        """The gate of each image. Images of one size (a clip's frames) go through the detector as
+        one batch: the same probability maps as one pass each (tested), without the per-pass cost
+        of the runtime (~10% of a 160x96 pass)."""
         import cv2
 
-        h, w = image.shape[:2]
         scale = self.cfg.gate_scale
-        small = cv2.resize(image, (max(32, round(w * scale)), max(32, round(h * scale))), interpolation=cv2.INTER_AREA)
-        pre = _det_input(det, small)
-        if pre is None:
-            return True
-        return float(det.infer(pre)[0].max()) >= det.postprocess_op.thresh
+        blobs = []
+        for image in images:
+            h, w = image.shape[:2]
+            small = cv2.resize(image, (max(32, round(w * scale)), max(32, round(h * scale))), interpolation=cv2.INTER_AREA)
+            blobs.append(_det_input(det, small))
+        thresh = det.postprocess_op.thresh
+        gated = [True if b is None else None for b in blobs]  # too small to gate: the full pass decides
+        todo = [i for i, b in enumerate(blobs) if b is not None]
+        if len({blobs[i].shape for i in todo}) == 1:
+            maps = det.infer(np.concatenate([blobs[i] for i in todo]))[0]
+            for j, i in enumerate(todo):
+                gated[i] = float(maps[j].max()) >= thresh
+        else:
+            for i in todo:
+                gated[i] = float(det.infer(blobs[i])[0].max()) >= thresh
+        return gated
 
-    def ratio(self, image: np.ndarray) -> float:
+    def ratio(self, image: np.ndarray, gated: bool | None = None) -> float:
+        """Text area / frame area; `gated`: the gate's answer for `image` when already known."""
         import cv2
 
         det = _text_detector(self.cfg.box_threshold, self.cfg.unclip_ratio)
-        if 0 < self.cfg.gate_scale < 1 and not self._has_text_coarse(det, image):
-            return 0.0
+        if 0 < self.cfg.gate_scale < 1:
+            if gated is None:
+                gated = self._has_text_coarse(det, image)
+            if not gated:
+                return 0.0
         h, w = image.shape[:2]
         det.limit_side_len = max(h, w)
         boxes, _ = det(image)
@@ -337,7 +357,11 @@ class TextStage:
         picked = frames.pick(self.cfg.frames)
         if not picked:
             return {"text_ratio": None}
-        ratios = [self.ratio(_resize_long_side(f.image, self.cfg.max_side)) for f in picked]
+        images = [_resize_long_side(f.image, self.cfg.max_side) for f in picked]
+        gates = [None] * len(images)
+        if 0 < self.cfg.gate_scale < 1:
+            gates = self._text_coarse(_text_detector(self.cfg.box_threshold, self.cfg.unclip_ratio), images)
+        ratios = [self.ratio(image, gated) for image, gated in zip(images, gates)]
         return {"text_ratio": float(np.mean(ratios)), "text_ratio_max": float(np.max(ratios))}
 
 
