@@ -56,9 +56,9 @@ class DismantledBlock(nn.Module):
 
     def post(self, o: torch.Tensor, saved) -> torch.Tensor:
         x, gate_msa, shift_mlp, scale_mlp, gate_mlp = saved
-        # gated residuals as one addcmul each: one pass over the tokens, no (B, N, D) product kept
-        x = torch.addcmul(x, gate_msa.unsqueeze(1), self.attn.post(o))  # (B, N, D)
-        return torch.addcmul(x, gate_mlp.unsqueeze(1), self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp)))
+        x = x + gate_msa.unsqueeze(1) * self.attn.post(o)  # (B, N, D)
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x
 
 
 class DismantledBlockX(DismantledBlock):
@@ -82,9 +82,10 @@ class DismantledBlockX(DismantledBlock):
 
     def post(self, o: torch.Tensor, saved) -> torch.Tensor:
         x, gate_msa, shift_mlp, scale_mlp, gate_mlp, qkv2, gate2 = saved
-        x = torch.addcmul(x, gate_msa.unsqueeze(1), self.attn.post(o))  # (B, N, D)
-        x = torch.addcmul(x, gate2.unsqueeze(1), self.attn2.post(attention(*qkv2)))  # image-only self-attention
-        return torch.addcmul(x, gate_mlp.unsqueeze(1), self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp)))
+        x = x + gate_msa.unsqueeze(1) * self.attn.post(o)  # (B, N, D)
+        x = x + gate2.unsqueeze(1) * self.attn2.post(attention(*qkv2))  # image-only self-attention
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x
 
 
 class JointBlock(nn.Module):
