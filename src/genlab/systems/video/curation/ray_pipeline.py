@@ -221,8 +221,8 @@ def _write_table(ds, rows: list[dict], schema, out: Path) -> None:
 
 def _light_rows(ds, names: list[str]) -> list[dict]:
     """The rows of a materialized dataset, only `names`: its blocks (a video's rows each) fetched
-    one at a time, the other columns dropped at once. (A Ray task per block would need a new
-    worker process once the actors are gone: seconds, more than the transfer.)"""
+    one at a time, the other columns dropped at once (a few small columns per clip: a Ray task per
+    block would cost more than the transfer)."""
     import ray
 
     rows = []
@@ -265,18 +265,18 @@ def run_ray(videos, config: CurationConfig, out_dir, progress: bool = True, crea
         # reservation of half the CPUs per operator would run one curator task on two CPUs
         ctx.op_resource_reservation_enabled = False
         cpus = float(ray.cluster_resources().get("CPU", 1))
-        actors = max(1, min(len(videos), workers or int(cpus)))
+        curators = max(1, min(len(videos), workers or int(cpus)))
         models = any(s.name not in CPU_STAGES for s in clip_stages_cached(config))
-        share = min(1.0, cpus / (actors + models))  # curators (and the model actor) share the CPUs
+        share = min(1.0, cpus / (curators + models))  # curators (and the model actor) share the CPUs
         schema = table_schema(config)
         ds = ray.data.from_items([{"path": str(v)} for v in largest_first(videos)], override_num_blocks=len(videos))
-        # `actors` curator tasks run at once. When they fill the CPUs, twice as many are in flight:
+        # `curators` tasks run at once. When they fill the CPUs, twice as many are in flight:
         # Ray starts a queued video the moment a worker is free, where Ray Data's executor would
         # notice the finished task up to 0.1 s later (a gap per video: 0.8x the pool's speed
-        # instead of 1.0x on the benchmark's corpus); the CPUs still run only `actors` at once
+        # instead of 1.0x on the benchmark's corpus); the CPUs still run only `curators` at once
         room = int((cpus - models * share) / share + 1e-9)  # curator tasks the CPUs can run at once
         ds = ds.map_batches(curate_videos, fn_args=(config, str(out), not models), batch_size=1,
-                            concurrency=2 * actors if room <= actors else actors, num_cpus=share)
+                            concurrency=2 * curators if room <= curators else curators, num_cpus=share)
         if models:
             ds = ds.map_batches(ModelScorer, fn_constructor_args=(config, str(out)), batch_size=1,
                                 compute=ray.data.ActorPoolStrategy(size=1), num_cpus=share, num_gpus=gpus)
