@@ -3,7 +3,9 @@ with model FLOP utilisation (MFU) against a GEMM peak measured in the same run.
 
 Same config, same weights (converted), same batch: depth 4 (hidden 256, 4 heads), 32x32x4 latents
 (2x2 patches -> 256 image tokens), 77 text tokens of width 4096, pooled 2048, batch 8.
-A training step = forward + backward + AdamW; sampling = Euler steps with classifier-free guidance
+A training step = forward + backward + AdamW, each side with its trainer's optimizer: genlab's
+`core.train.default_optimizer` (fused AdamW where torch has the kernel) and `torch.optim.AdamW` with its defaults
+as diffusers' SD3 training scripts build it (per tensor on CPU); same hyper-parameters. Sampling = Euler steps with classifier-free guidance
 (one batched forward of 2B per step). bf16 rows run both sides under `torch.autocast("cpu", torch.bfloat16)`
 (equal precision). Per precision, ours, diffusers and the GEMM probe are timed interleaved (A, B, C, A, B, C),
 medians over repeats, so a change of machine load moves all three alike.
@@ -30,6 +32,7 @@ import torch
 from _timing import interleaved, threads_line
 from torch.utils.flop_counter import FlopCounterMode
 
+from genlab.core.train import TrainConfig, default_optimizer
 from genlab.systems.t2i import convert
 from genlab.systems.t2i.config import mmdit_depth
 from genlab.systems.t2i.model import MMDiT
@@ -37,6 +40,13 @@ from genlab.systems.t2i.model import MMDiT
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 NAMES = ("genlab MMDiT", "diffusers SD3Transformer2DModel")
 PEAK_N = 1024
+
+
+def optimizer(module: torch.nn.Module) -> torch.optim.Optimizer:
+    """Each side's training optimizer, same hyper-parameters (diffusers' SD3 scripts: lr 1e-4, weight decay 1e-4)."""
+    if isinstance(module, MMDiT):
+        return default_optimizer(module, TrainConfig(lr=1e-4, weight_decay=1e-4))
+    return torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
 
 
 def count_flops(fn) -> int:
@@ -84,7 +94,7 @@ def main() -> None:
         torch.testing.assert_close(run_ours(x, t, ctx, pooled), run_theirs(x, t, ctx, pooled), rtol=1e-4, atol=1e-4)
 
     def make(module, fwd, dtype):
-        opt = torch.optim.AdamW(module.parameters(), lr=1e-4)
+        opt = optimizer(module)
 
         def autocast():
             if dtype == torch.float32:
@@ -180,7 +190,7 @@ def lora_row(ours, theirs, inputs, rank: int, repeats: int, clock) -> None:
     assert n_ours == n_theirs, (n_ours, n_theirs)
 
     def make(module, fwd):
-        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+        opt = optimizer(module)
 
         def step():
             module.train()

@@ -345,3 +345,23 @@ def test_grid_samples_of_a_resumed_clip_are_the_cut_pass_samples(small_cuts, tmp
         assert all(np.array_equal(x.extra if x.image is None else x.image, y.extra if y.image is None else y.image)
                    for x, y in zip(a.samples, b.samples))
         assert [g and g.index for g in a.following] == [g and g.index for g in b.following]
+
+
+def test_text_gate_batch_equals_one_pass_per_frame(tmp_path):
+    """A clip's frames go through the coarse text gate as one batch: the same probability maps
+    (and answers) as one detector pass per frame."""
+    import cv2
+
+    from genlab.systems.video.curation.stages import _det_input
+
+    synthetic.text_video(tmp_path / "t.mp4", n_lines=3, seed=2, seconds=1.0)
+    synthetic.text_video(tmp_path / "b.mp4", n_lines=0, seed=2, seconds=1.0)
+    images = [_frames(tmp_path / name).samples[0].image for name in ("t.mp4", "b.mp4", "t.mp4")]
+    det = _text_detector(0.5, 1.1)
+    stage = TextStage(TextConfig())
+    assert stage._text_coarse(det, images) == [True, False, True]
+    blobs = [_det_input(det, cv2.resize(im, (im.shape[1] // 2, im.shape[0] // 2), interpolation=cv2.INTER_AREA))
+             for im in images]
+    batch = det.infer(np.concatenate(blobs))[0]
+    for i, blob in enumerate(blobs):
+        assert np.array_equal(det.infer(blob)[0][0], batch[i])

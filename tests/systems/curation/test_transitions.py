@@ -110,3 +110,21 @@ def test_a_video_shorter_than_the_dissolve_windows_is_curated(tmp_path):
     cfg = replace(fast_config(), clips=replace(fast_config().clips, write_clips=False, min_clip_s=0.5))
     rows = process_video(path, cfg, tmp_path / "out")
     assert rows[0]["status"] == "ok", rows[0]["error"]
+
+
+def test_dissolve_blocks_do_not_change_the_result(dissolves):
+    """Frames are correlated in blocks as they come: any block size gives the same candidate
+    frames (every product computed once, none missed at a block edge)."""
+    from genlab.systems.video.curation.transitions import DissolveDetector
+
+    path, truth = dissolves
+    images = [f.image for f in iter_frames(path)]
+    found = {}
+    for block in (7, 64, 10_000):
+        det = DissolveDetector(CutConfig(), 30.0)
+        det.BLOCK = block
+        for image in images:
+            det.add(image)
+        found[block] = (det.dissolves(), list(det.hits))
+    assert len(found[64][0]) == len(truth.fades)
+    assert found[7] == found[64] == found[10_000]

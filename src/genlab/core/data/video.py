@@ -215,8 +215,8 @@ def iter_frames(
         container.close()
 
 
-def _plane(frame, i: int) -> np.ndarray:
-    p = frame.planes[i]
+def _plane(p) -> np.ndarray:
+    """A frame's plane (`frame.planes[i]`) as a uint8 array, in place."""
     return np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
 
 
@@ -242,9 +242,10 @@ def small_bgr(frame, max_side: int, interpolation: int | None = None) -> np.ndar
         return frame.to_ndarray(format="bgr24", width=w, height=h)
     buf = np.empty((h * 3 // 2, w), np.uint8)
     uv = buf[h:].reshape(2, h // 2, w // 2)
-    y = _plane(frame, 0)[: h * factor, : w * factor]
-    u = _plane(frame, 1)[: h * factor // 2, : w * factor // 2]
-    v = _plane(frame, 2)[: h * factor // 2, : w * factor // 2]
+    planes = frame.planes  # (PyAV builds the plane objects on every access)
+    y = _plane(planes[0])[: h * factor, : w * factor]
+    u = _plane(planes[1])[: h * factor // 2, : w * factor // 2]
+    v = _plane(planes[2])[: h * factor // 2, : w * factor // 2]
     if factor == 1:
         buf[:h], uv[0], uv[1] = y, u, v
     else:

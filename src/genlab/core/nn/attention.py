@@ -47,8 +47,12 @@ def joint_attention(qkvs: list[tuple[torch.Tensor | None, torch.Tensor, torch.Te
     q = qs[0] if len(qs) == 1 else torch.cat(qs, dim=2)  # (B, H, sum N of querying streams, Dh)
     k = torch.cat([t[1] for t in qkvs], dim=2)  # (B, H, sum N, Dh)
     v = torch.cat([t[2] for t in qkvs], dim=2)
-    outs = iter(attention(q, k, v).split([t.shape[2] for t in qs], dim=2))
-    return [None if q is None else next(outs) for q, _, _ in qkvs]
+    # split along the tokens in (B, N, H, Dh) order: backward then assembles the output gradient in the
+    # (B, N, H, Dh) memory order the fused CPU kernel reads (no copy of it there), and where a kernel writes
+    # that order (CUDA flash), each stream's `merge_heads` is a view
+    o = attention(q, k, v).transpose(1, 2)  # (B, sum N, H, Dh)
+    outs = iter(o.split([t.shape[2] for t in qs], dim=1))
+    return [None if q is None else next(outs).transpose(1, 2) for q, _, _ in qkvs]
 
 
 class QKVProjection(nn.Module):

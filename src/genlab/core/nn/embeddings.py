@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genlab.errors import GenlabError
@@ -108,7 +109,13 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, N, D)
+        """The strided conv computed as one matrix product over the flattened patches: it gives the tokens in
+        (B, N, D) memory order (a transposed conv output would make every later residual add keep that layout,
+        and every LayerNorm copy it back), and skips the conv library's reorders of tiny tensors."""
+        b, c, h, w = x.shape
+        p = self.patch_size
+        patches = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 1, 3, 5).reshape(b, -1, c * p * p)
+        return F.linear(patches, self.proj.weight.flatten(1), self.proj.bias)  # (B, N, D)
 
 
 def unpatchify(x: torch.Tensor, h: int, w: int, p: int, c: int) -> torch.Tensor:

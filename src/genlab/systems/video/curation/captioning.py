@@ -8,7 +8,7 @@ Each captioner is given by a local path and fills its own column, `caption_<name
   it gets, spread over the clip: 1 (default) the middle one, 0 every sample.
 The summariser (column `summary`) is a local transformers causal-LM folder (greedy, one prompt with
 the clip's captions) or a Python file defining `summarise(captions: dict[str, str]) -> str`
-(column name -> caption). Files and models load once per process (worker, Ray actor).
+(column name -> caption). Files and models load once per process (pool worker, Ray worker).
 """
 
 from __future__ import annotations

@@ -134,6 +134,15 @@ def adaptive_detector_cuts(scores, threshold: float, min_content: float, window:
     return out
 
 
+def mean_value(image: np.ndarray) -> float:
+    """The mean over pixels and channels (ThresholdDetector's frame value), as one single-channel
+    sum: 8x cheaper than cv2.mean's per-channel means (the exact integer sum, so the same value up
+    to the last bit of their rounded average)."""
+    import cv2
+
+    return float(cv2.sumElems(image.reshape(image.shape[0], -1))[0]) / image.size
+
+
 def change_spread(hsv: np.ndarray, prev_hsv: np.ndarray, grid: int) -> float:
     """Fraction of the cells of a grid x grid partition whose mean HSV change is at least a quarter
     of the whole frame's: ~1 for a cut or a fade (the whole picture changes), about the changed
@@ -188,7 +197,7 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
             grid.add(frame)
         times.append(frame.time)
         pts.append(frame.pts)
-        lumas.append(sum(cv2.mean(frame.image)[:3]) / 3.0)
+        lumas.append(mean_value(frame.image))
         if dissolve is not None:
             dissolve.add(frame.image)
         hsv = cv2.cvtColor(frame.image, cv2.COLOR_BGR2HSV)

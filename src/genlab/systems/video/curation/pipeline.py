@@ -10,7 +10,7 @@ Output folder:
 
 `process_video` never raises for a bad video: it returns one row with status "failed" and the
 reason. It runs inline or in a process pool; the Ray Data pipeline (`ray_pipeline.py`) runs its two
-halves (`plan_video`, `score_clips`) in its actors and writes the same table.
+halves (`plan_video`, `score_clips`) in its tasks and writes the same table.
 """
 
 from __future__ import annotations
@@ -392,7 +392,7 @@ def _check_processing_config(config: CurationConfig, out_dir: Path) -> None:
 
 
 def init_worker(watch_parent: bool = True):
-    """A worker process (pool, Ray actor): one thread everywhere, like decode-only."""
+    """A worker process (pool, Ray worker): one thread everywhere, like decode-only."""
     if watch_parent:
         exit_with_parent()  # a killed run must not leave workers writing clips beside its restart
     os.environ["OMP_NUM_THREADS"] = "1"

@@ -1,19 +1,22 @@
 """The curation as a Ray Data pipeline that writes clips.parquet itself, resumable per clip.
 
-    videos --map_batches(VideoCurator, CPU actors: probe, cuts, clip files, motion, key hash, OCR)-->
+    videos --map_batches(curate_videos, CPU tasks: probe, cuts, clip files, motion, key hash, OCR)-->
            --map_batches(ModelScorer, actors with `num_gpus`: CLIP, aesthetic, captions; only if enabled)-->
            rows (Arrow blocks of the table's schema, kept by Ray: `materialize`, spilled to disk if large)
     driver: the columns the filters and the report read (no embeddings, no captions) -> thresholds,
             near-duplicates, keep / removed_by per clip
            --map_batches(join the decisions) --sort(clip_id) --write_parquet--> clips.parquet
 
-A curator actor takes whole videos: their 2 fps samples stay in its memory between the cut pass and
-the clip stages (one decoding pass, nothing pickled between operators), and its models (the OCR
-detector) load once per actor, not per video. It writes `records/<video_id>/_plan.json` (the clip
-rows before scoring) after the clip files, then `records/<video_id>/<clip_id>.json` as each clip is
-scored by the last stage, then `records/<video_id>.json` (the pool's resume marker: either path
-resumes the other's folder). A rerun reads finished videos and clips from their records and scores
-only the rest (a resumed clip's samples are decoded again on the same grid: the same table, tested).
+A curator task takes a whole video: its 2 fps samples stay in the task's memory between the cut pass
+and the clip stages (one decoding pass, nothing pickled between operators). Its `VideoCurator` and
+models (the OCR detector) load once per Ray worker process, not per video: Ray keeps its task
+workers between tasks and between the runs of one driver, and the table is written by the same
+warm processes (curator actors were new processes every run, and so was the worker that wrote the
+table after them). It writes `records/<video_id>/_plan.json` (the clip rows before scoring) after
+the clip files, then `records/<video_id>/<clip_id>.json` as each clip is scored by the last stage,
+then `records/<video_id>.json` (the pool's resume marker: either path resumes the other's folder).
+A rerun reads finished videos and clips from their records and scores only the rest (a resumed
+clip's samples are decoded again on the same grid: the same table, tested).
 """
 
 from __future__ import annotations
@@ -76,9 +79,9 @@ def _finish_video(out: Path, path: str, plan: list[dict]) -> None:
 
 
 class VideoCurator:
-    """Ray Data actor: whole videos -> their rows. Plans each video (or reads its plan) and runs the
-    CPU clip stages on the clips not scored yet; `last`: no model stage follows (this actor writes
-    the clip records and returns Arrow rows of the table)."""
+    """Whole videos -> their rows (`curate_videos`, one per Ray worker process). Plans each video
+    (or reads its plan) and runs the CPU clip stages on the clips not scored yet; `last`: no model
+    stage follows (it writes the clip records and returns Arrow rows of the table)."""
 
     def __init__(self, config: CurationConfig, out: str, last: bool):
         init_worker(watch_parent=False)
@@ -140,6 +143,19 @@ class VideoCurator:
             return rows_table([r for r, _ in pairs], self.schema)
         return {"row": np.array([json.dumps(r) for r, _ in pairs], dtype=object),
                 "frames": np.array([f for _, f in pairs], dtype=object)}
+
+
+_CURATORS: dict = {}
+
+
+def curate_videos(batch: dict, config: CurationConfig, out: str, last: bool):
+    """Ray Data task: `VideoCurator` on a batch of videos, made once per worker process (its stages,
+    the OCR model) and kept for the next tasks of this run that the process runs."""
+    key = (repr(config), out, last)
+    if key not in _CURATORS:
+        _CURATORS.clear()
+        _CURATORS[key] = VideoCurator(config, out, last)
+    return _CURATORS[key](batch)
 
 
 class ModelScorer:
@@ -205,8 +221,8 @@ def _write_table(ds, rows: list[dict], schema, out: Path) -> None:
 
 def _light_rows(ds, names: list[str]) -> list[dict]:
     """The rows of a materialized dataset, only `names`: its blocks (a video's rows each) fetched
-    one at a time, the other columns dropped at once. (A Ray task per block would need a new
-    worker process once the actors are gone: seconds, more than the transfer.)"""
+    one at a time, the other columns dropped at once (a few small columns per clip: a Ray task per
+    block would cost more than the transfer)."""
     import ray
 
     rows = []
@@ -223,7 +239,7 @@ def run_ray(videos, config: CurationConfig, out_dir, progress: bool = True, crea
     `address`: join that Ray cluster ("auto": the one this machine belongs to; unreachable: a
     GenlabError). Otherwise a running Ray (`ray.init` before calling, or RAY_ADDRESS) is used, or a
     local one with `workers` CPUs (default: every core) is started and stopped. `workers` curator
-    actors (default: the cluster's CPUs); `gpus` per model actor (CLIP/caption)."""
+    tasks at once (default: the cluster's CPUs); `gpus` per model actor (CLIP/caption)."""
     import logging
 
     import ray
@@ -245,17 +261,22 @@ def run_ray(videos, config: CurationConfig, out_dir, progress: bool = True, crea
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = progress
         ctx.print_on_execution_start = False
+        # the operators are sized here (tasks in flight, CPUs per task, one model actor); Ray Data's
+        # reservation of half the CPUs per operator would run one curator task on two CPUs
+        ctx.op_resource_reservation_enabled = False
         cpus = float(ray.cluster_resources().get("CPU", 1))
-        actors = max(1, min(len(videos), workers or int(cpus)))
+        curators = max(1, min(len(videos), workers or int(cpus)))
         models = any(s.name not in CPU_STAGES for s in clip_stages_cached(config))
-        share = min(1.0, cpus / (actors + models))  # curators (and the model actor) share the CPUs
+        share = min(1.0, cpus / (curators + models))  # curators (and the model actor) share the CPUs
         schema = table_schema(config)
         ds = ray.data.from_items([{"path": str(v)} for v in largest_first(videos)], override_num_blocks=len(videos))
-        # at most 2 videos queued on an actor: the pool's balance (a long video queued behind
-        # another on a busy actor while another actor idles costs the tail of the run)
-        pool = ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2)
-        ds = ds.map_batches(VideoCurator, fn_constructor_args=(config, str(out), not models), batch_size=1,
-                            compute=pool, num_cpus=share)
+        # `curators` tasks run at once. When they fill the CPUs, twice as many are in flight:
+        # Ray starts a queued video the moment a worker is free, where Ray Data's executor would
+        # notice the finished task up to 0.1 s later (a gap per video: 0.8x the pool's speed
+        # instead of 1.0x on the benchmark's corpus); the CPUs still run only `curators` at once
+        room = int((cpus - models * share) / share + 1e-9)  # curator tasks the CPUs can run at once
+        ds = ds.map_batches(curate_videos, fn_args=(config, str(out), not models), batch_size=1,
+                            concurrency=2 * curators if room <= curators else curators, num_cpus=share)
         if models:
             ds = ds.map_batches(ModelScorer, fn_constructor_args=(config, str(out)), batch_size=1,
                                 compute=ray.data.ActorPoolStrategy(size=1), num_cpus=share, num_gpus=gpus)

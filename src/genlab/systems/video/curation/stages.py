@@ -8,6 +8,7 @@ shared by every clip stage. Models (OCR, CLIP, captioner) are created lazily, on
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -193,13 +194,19 @@ def camera_move(flow: np.ndarray, step: int = 4) -> np.ndarray:
     (x, y from the frame centre); pan = a0, tilt = b0, zoom = the divergence (a1 + b2) / 2 times
     half the long side (the radial speed at the frame's edge)."""
     h, w = flow.shape[:2]
+    sub = flow[::step, ::step].reshape(-1, 2).astype(np.float64)
+    coef = _affine_solver(h, w, step) @ sub  # (3, 2): columns u, v
+    return np.array([coef[0, 0], coef[0, 1], 0.5 * (coef[1, 0] + coef[2, 1]) * max(h, w) / 2.0])
+
+
+@functools.lru_cache(maxsize=8)
+def _affine_solver(h: int, w: int, step: int) -> np.ndarray:
+    """The least-squares solver of `camera_move` for one flow size: the pseudo-inverse of its
+    (1, x, y) basis, computed once per size instead of one SVD per frame pair."""
     ys, xs = np.mgrid[0:h:step, 0:w:step]
     x = (xs - (w - 1) / 2.0).ravel()
     y = (ys - (h - 1) / 2.0).ravel()
-    basis = np.stack([np.ones_like(x), x, y], axis=1)
-    sub = flow[::step, ::step].reshape(-1, 2).astype(np.float64)
-    coef, *_ = np.linalg.lstsq(basis, sub, rcond=None)  # (3, 2): columns u, v
-    return np.array([coef[0, 0], coef[0, 1], 0.5 * (coef[1, 0] + coef[2, 1]) * max(h, w) / 2.0])
+    return np.linalg.pinv(np.stack([np.ones_like(x), x, y], axis=1))
 
 
 def camera_tag(moves: np.ndarray, cfg: MotionConfig) -> str | None:
@@ -302,22 +309,42 @@ class TextStage:
         self.cfg = cfg
 
     def _has_text_coarse(self, det, image: np.ndarray) -> bool:
+        return self._text_coarse(det, [image])[0]
+
+    def _text_coarse(self, det, images: list[np.ndarray]) -> list[bool]:
+        """The gate of each image. Images of one size (a clip's frames) go through the detector as
+        one batch: the same probability maps as one pass each (tested), without the per-pass cost
+        of the runtime (~10% of a 160x96 pass)."""
         import cv2
 
-        h, w = image.shape[:2]
         scale = self.cfg.gate_scale
-        small = cv2.resize(image, (max(32, round(w * scale)), max(32, round(h * scale))), interpolation=cv2.INTER_AREA)
-        pre = _det_input(det, small)
-        if pre is None:
-            return True
-        return float(det.infer(pre)[0].max()) >= det.postprocess_op.thresh
+        blobs = []
+        for image in images:
+            h, w = image.shape[:2]
+            small = cv2.resize(image, (max(32, round(w * scale)), max(32, round(h * scale))), interpolation=cv2.INTER_AREA)
+            blobs.append(_det_input(det, small))
+        thresh = det.postprocess_op.thresh
+        gated = [True if b is None else None for b in blobs]  # too small to gate: the full pass decides
+        todo = [i for i, b in enumerate(blobs) if b is not None]
+        if len({blobs[i].shape for i in todo}) == 1:
+            maps = det.infer(np.concatenate([blobs[i] for i in todo]))[0]
+            for j, i in enumerate(todo):
+                gated[i] = float(maps[j].max()) >= thresh
+        else:
+            for i in todo:
+                gated[i] = float(det.infer(blobs[i])[0].max()) >= thresh
+        return gated
 
-    def ratio(self, image: np.ndarray) -> float:
+    def ratio(self, image: np.ndarray, gated: bool | None = None) -> float:
+        """Text area / frame area; `gated`: the gate's answer for `image` when already known."""
         import cv2
 
         det = _text_detector(self.cfg.box_threshold, self.cfg.unclip_ratio)
-        if 0 < self.cfg.gate_scale < 1 and not self._has_text_coarse(det, image):
-            return 0.0
+        if 0 < self.cfg.gate_scale < 1:
+            if gated is None:
+                gated = self._has_text_coarse(det, image)
+            if not gated:
+                return 0.0
         h, w = image.shape[:2]
         det.limit_side_len = max(h, w)
         boxes, _ = det(image)
@@ -330,7 +357,11 @@ class TextStage:
         picked = frames.pick(self.cfg.frames)
         if not picked:
             return {"text_ratio": None}
-        ratios = [self.ratio(_resize_long_side(f.image, self.cfg.max_side)) for f in picked]
+        images = [_resize_long_side(f.image, self.cfg.max_side) for f in picked]
+        gates = [None] * len(images)
+        if 0 < self.cfg.gate_scale < 1:
+            gates = self._text_coarse(_text_detector(self.cfg.box_threshold, self.cfg.unclip_ratio), images)
+        ratios = [self.ratio(image, gated) for image, gated in zip(images, gates)]
         return {"text_ratio": float(np.mean(ratios)), "text_ratio_max": float(np.max(ratios))}
 
 

@@ -67,8 +67,8 @@ def _translated(a: np.ndarray, b: np.ndarray, max_residual: float = 0.5) -> bool
 
 
 class DissolveDetector:
-    """Cross-dissolves from small frames fed one at a time (`add`), evaluated in chunks so memory
-    stays bounded on long videos.
+    """Cross-dissolves from small frames fed one at a time (`add`), correlated in blocks as they
+    come, so memory stays bounded on long videos.
 
     Frame t is a blend candidate for a window k when, with X, Z, Y the (per-channel zero-mean)
     frames t-k, t, t+k: Z - X = a (Y - X) + r with the blend weight a in (0.3, 0.7), |r| / |Y - X|
@@ -77,16 +77,26 @@ class DissolveDetector:
     A smooth pan passes that test too (midpoints of shifted smooth images), so a candidate also needs
     the ends' colour distributions to differ (a pan keeps its histogram) and Z not to be a rescaled X
     or Y (a brightness ramp is a blend with black: the fade detector's case). Runs of candidates
-    over every k are the dissolves."""
+    over every k are the dissolves.
 
-    CHUNK = 512
+    Every quantity of the test is a dot product of two zero-mean frames <f_i, f_i+lag> for the
+    lags k and 2k: each frame is converted to float once and each product computed once, in
+    blocks of BLOCK frames whose rows (with the 2 * kmax before them) stay in the CPU cache."""
+
+    BLOCK = 64
 
     def __init__(self, cfg: CutConfig, fps: float):
         self.cfg = cfg
         self.ks = sorted({max(1, int(round(k * fps / 30.0))) for k in cfg.dissolve_windows})
         self.kmax = self.ks[-1]
-        self.frames: list[np.ndarray] = []  # frames [base, base + len)
+        self.lags = sorted({0, *self.ks, *(2 * k for k in self.ks)})
+        self.frames: list[np.ndarray] = []  # frames [base, base + len), uint8 (for `_confirm`)
+        self.sums: list[tuple[float, ...]] = []  # per-channel pixel sums of frames [converted, ...)
         self.base = 0
+        self.converted = 0  # frames below this have their float rows and products
+        self.rows: np.ndarray | None = None  # float rows of frames [rows_first, converted)
+        self.rows_first = 0
+        self.gram = {lag: np.empty(0) for lag in self.lags}  # lag -> <f_i, f_i+lag> for i in [base, ...)
         self.done = 0  # centres below this were evaluated
         self.hits: list[bool] = []
         self._hists: dict[int, np.ndarray] = {}
@@ -101,39 +111,63 @@ class DissolveDetector:
         return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_LINEAR)
 
     def add(self, image: np.ndarray) -> None:
-        self.frames.append(self.small(image))
+        import cv2
+
+        small = self.small(image)
+        self.frames.append(small)
+        self.sums.append(cv2.sumElems(small)[:3])  # exact integer sums: the means without a float pass
         self.hits.append(False)
-        if len(self.frames) >= self.CHUNK + 2 * self.kmax:
+        if len(self.sums) >= self.BLOCK:
+            self._correlate()
             self._evaluate(final=False)
 
+    def _correlate(self) -> None:
+        """Float rows and lagged products of the frames added since the last call."""
+        if not self.sums:
+            return
+        new = np.stack(self.frames[self.converted - self.base:])
+        m, px = len(new), new.shape[1] * new.shape[2]
+        held = self.converted - self.rows_first
+        if self.rows is None:  # room for the 2 * kmax rows the next products reach back to, and a few blocks
+            self.rows = np.empty((2 * self.kmax + 4 * self.BLOCK, new[0].size))
+        if held + m > len(self.rows):  # full: keep the last 2 * kmax rows (moved once every few blocks)
+            keep = min(held, 2 * self.kmax)
+            self.rows[:keep] = self.rows[held - keep:held]
+            self.rows_first, held = self.converted - keep, keep
+        # each frame minus its channel means, in float64: the numbers of astype + mean over (h, w)
+        # (integer sums are exact in any order), in one pass
+        means = np.asarray(self.sums, dtype=np.float64) / px
+        np.subtract(new.reshape(m, px, -1), means[:, None, :], out=self.rows[held:held + m].reshape(m, px, -1))
+        rows, first = self.rows[:held + m], self.rows_first  # rows[0] is frame `first`
+        for lag in self.lags:  # the products whose later frame is new
+            lo, hi = max(first, self.converted - lag), self.converted + m - lag
+            if hi > lo:
+                dots = np.einsum("ij,ij->i", rows[lo - first:hi - first], rows[lo - first + lag:hi - first + lag])
+                self.gram[lag] = np.concatenate([self.gram[lag], dots])
+        self.converted += m
+        self.sums = []
+
     def _evaluate(self, final: bool) -> None:
-        total = self.base + len(self.frames)
+        total = self.converted
         end = total if final else total - self.kmax
         if end <= self.done:
             return
-        arr = np.stack(self.frames).astype(np.float64)
-        arr -= arr.mean(axis=(1, 2), keepdims=True)
-        flat = arr.reshape(len(arr), -1)
-        m = len(flat)
-        # every quantity is a dot product of two frames: <f_t, f_t+lag> for the lags k and 2k
-        # (lags reaching past the frames held are skipped: a video shorter than 2k frames has no centre for k)
-        lags = {lag for lag in {0, *self.ks, *(2 * k for k in self.ks)} if lag < m}
-        gram = {lag: np.einsum("ij,ij->i", flat[:m - lag], flat[lag:]) for lag in lags}
-        cfg = self.cfg
+        cfg, size = self.cfg, self.rows.shape[1]  # values per frame
         for k in self.ks:
-            lo, hi = max(self.done, self.base + k), min(end, total - k)
-            if hi <= lo or 2 * k not in gram:
+            lo, hi = max(self.done, k), min(end, total - k)
+            if hi <= lo:  # (a video shorter than 2k frames has no centre for k)
                 continue
-            c = np.arange(lo, hi) - self.base  # local index of each centre
-            xx, zz, yy = gram[0][c - k], gram[0][c], gram[0][c + k]
-            xz, zy, xy = gram[k][c - k], gram[k][c], gram[2 * k][c - k]
+            c = np.arange(lo, hi) - self.base  # each centre, as an index into the held frames and products
+            g0, gk, g2k = self.gram[0], self.gram[k], self.gram[2 * k]
+            xx, zz, yy = g0[c - k], g0[c], g0[c + k]
+            xz, zy, xy = gk[c - k], gk[c], g2k[c - k]
             dd = yy + xx - 2 * xy + 1e-6  # |Y - X|^2
             a = (zy - xz - xy + xx) / dd  # <Z - X, Y - X> / |Y - X|^2
             rr = np.maximum(zz + xx - 2 * xz - a * a * dd, 0.0)  # |Z - X - a (Y - X)|^2
             ratio = np.sqrt(rr / dd)
             corr = xy / np.sqrt(xx * yy + 1e-6)
-            change = np.sqrt(dd / flat.shape[1])
-            contrast = np.sqrt(np.minimum(xx, yy) / flat.shape[1])  # a flat picture has no colours to blend
+            change = np.sqrt(dd / size)
+            contrast = np.sqrt(np.minimum(xx, yy) / size)  # a flat picture has no colours to blend
             ok = ((a > 0.3) & (a < 0.7) & (ratio < cfg.dissolve_max_residual) & (change > cfg.dissolve_min_change)
                   & (corr < cfg.dissolve_max_corr) & (contrast >= cfg.dissolve_min_contrast))
             for i in np.flatnonzero(ok):
@@ -141,8 +175,9 @@ class DissolveDetector:
                 if not self.hits[t + self.base] and self._confirm(t - k, t, t + k):
                     self.hits[t + self.base] = True
         self.done = end
-        drop = max(0, self.done - self.kmax - self.base)
+        drop = max(0, self.done - self.kmax - self.base)  # nothing below done - kmax is read again
         del self.frames[:drop]
+        self.gram = {lag: g[drop:] for lag, g in self.gram.items()}
         self.base += drop
         self._hists = {i: h for i, h in self._hists.items() if i >= self.base}
 
@@ -167,5 +202,6 @@ class DissolveDetector:
 
     def dissolves(self) -> list[tuple[int, int]]:
         """[first, last] frames of each detected dissolve run (call once, after the last frame)."""
+        self._correlate()
         self._evaluate(final=True)
         return _runs(np.asarray(self.hits, bool), self.cfg.dissolve_min_run, self.ks[0])
