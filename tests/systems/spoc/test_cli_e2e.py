@@ -1,5 +1,6 @@
 """The whole pipeline on the toy world: translate -> best-first search -> g++ -> tests."""
 
+import json
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ def test_eval_end_to_end_on_a_toy_split(tmp_path):
     assert len(lines) == 2
     # every pseudocode line has an exact training template with copying: both programs are solved
     assert "100.0" in result.stdout.split("best-first, no localisation")[1].split("\n")[0]
+    assert "search time" in result.stdout and all("seconds" in json.loads(x)["compiler"] for x in lines)
     again = run_genlab(*args, timeout=600)  # resumes: nothing left to do
     assert again.returncode == 0 and len(out.read_text().splitlines()) == 2
     only = run_genlab(*args[:-1], "--translate-only", timeout=600)  # no search: the translator's figures alone

@@ -78,3 +78,17 @@ def test_a_stopped_run_resumes_to_the_same_weights(tmp_path):
         assert torch.allclose(x, y, atol=1e-6), name
     other = train_seq2seq(PAIRS[:5], presets()["tiny"], tmp_path / "b", max_steps=1, progress=False)
     assert other._tag.startswith("5p-1s")  # other training pairs: a fresh start, not a resume
+
+
+def test_the_learning_rate_decays_and_a_resume_may_change_it(tmp_path):
+    from dataclasses import replace
+
+    from genlab.core.train import load_checkpoint
+    from genlab.systems.spoc.seq2seq import RESUME_FILE
+
+    cfg = replace(presets()["tiny"], decay_every=2)
+    train_seq2seq(PAIRS, cfg, tmp_path, max_steps=5, progress=False, save_every=100)
+    state = load_checkpoint(tmp_path / RESUME_FILE)
+    assert abs(state["optimizer"]["param_groups"][0]["lr"] - cfg.lr * 0.25) < 1e-12  # the 5th step (step 4) ran at lr / 4
+    slower = train_seq2seq(PAIRS, replace(cfg, lr=1e-4, lr_decay=1.0), tmp_path, max_steps=7, progress=False)
+    assert slower._tag.startswith("30p-7s")  # the schedule is not part of the resume key: it went on from step 5

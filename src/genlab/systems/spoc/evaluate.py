@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -35,8 +36,10 @@ def evaluate_program(program: Program, cands: list[list[Candidate]], harness: Ha
               "gold_ranks": [gold_rank(c, line.code) if line.annotated else -1
                              for line, c in zip(program.lines, cands)]}
     for method in methods:
+        start = time.perf_counter()
         res = search(program, cands, harness, SearchConfig(budget=budget, method=method), localiser)
         d = asdict(res)
+        d["seconds"] = round(time.perf_counter() - start, 2)  # wall time, with the shared compile/run cache
         d.pop("source")
         d["statuses"] = _compress(d["statuses"])
         record[method] = d
@@ -132,6 +135,13 @@ def summarise(records: Sequence[dict], programs: Sequence[Program], cands: dict[
         if paper:
             row += f"   {PAPER.get((m, 10), '-')} / {PAPER.get((m, 100), '-')}"
         lines.append(row)
+    timed = [m for m in methods if records and all("seconds" in r[m] for r in records)]
+    if timed:  # older records have no time
+        for m in timed:
+            figures[f"{m}_seconds"] = sum(r[m]["seconds"] for r in records)
+        lines += ["", "search time (wall seconds summed over programs; the compile/run cache is shared, so a"
+                  " method run after another reuses its compilations): "
+                  + ", ".join(f"{m} {figures[f'{m}_seconds']:.0f} s" for m in timed)]
     done = {r["uid"] for r in records}
     progs = [p for p in programs if p.uid in done]
     acc = line_accuracy(progs, cands)

@@ -14,6 +14,12 @@ Error localisation, after a compile error (each compilation counts against the b
   fails, every choice sharing that prefix of candidates is pruned.
 Blacklisted choices are never compiled: neighbours step over blacklisted candidates, and a queued
 choice that became blocked is repaired (moved to the next allowed candidates) instead.
+The budget counts distinct programs compiled: a choice whose program is the same as one already
+compiled in this search, up to `program_form` (tokens, and `i++;` / `++i;` as a whole statement or a
+`for` step), is skipped without compiling or spending the budget (`SearchResult.skipped`); a prefix
+check of a prefix already checked reuses its verdict. The paper's beam lists hold distinct token
+sequences, so its programs are distinct; our merged lists add written-differently forms of a line
+(`compose.variants`), which made some programs the same one compiled twice.
 Implementation detail, not a change to the budget or to the order of the search: the next `lookahead`
 choices in heap order are queued, and queued choices are syntax-checked together in one g++ run
 (`Harness.check_many`); each still counts as one compilation when the search reaches it. Best-first
@@ -34,6 +40,7 @@ from dataclasses import dataclass, field
 from genlab.errors import GenlabError
 from genlab.systems.spoc.data import Program
 from genlab.systems.spoc.harness import Evaluation, Harness, first_error_line, source_line_to_index, stitch
+from genlab.systems.spoc.lexer import is_identifier, tokens
 from genlab.systems.spoc.translate import Candidate
 
 METHODS = ("best_first", "compiler", "multiclass", "prefix")
@@ -59,6 +66,7 @@ class SearchResult:
     choice: list[int] | None = None
     statuses: list[str] = field(default_factory=list)
     source: str = ""
+    skipped: int = 0  # choices not compiled: the same program (program_form) as one compiled before
 
     def success_at(self, budget: int) -> bool:
         return self.passed_hidden and self.used <= budget
@@ -71,6 +79,63 @@ Localiser = Callable[[list[str], list[int], list[int], str], int | None]
 def program_source(program: Program, cands: list[list[Candidate]], choice: Sequence[int]) -> tuple[str, list[str]]:
     codes = [cands[i][choice[i]].code for i in range(len(program.lines))]
     return stitch(codes, [line.indent for line in program.lines]), codes
+
+
+_STATEMENT_START = {";", "{", "}", ")", "else"}
+# operators that bind looser than `<<` (and `>>`, as tight): after one, the rest is not `cout`'s insertion chain
+_ENDS_CHAIN = {"<", ">", "<=", ">=", "==", "!=", "&", "^", "|", "&&", "||", "?", ":", "=", "+=", "-=", "*=", "/=",
+               "%=", "&=", "|=", "^=", "<<=", ">>=", ",", ">>", "{", "}", ";"}
+_NEWLINES = {"endl", "'\\n'", '"\\n"'}
+# where flushing can change the bytes written or their order: no newline grouping in such a program
+_FLUSH_SENSITIVE = {"sync_with_stdio", "_exit", "_Exit", "quick_exit", "system", "fork", "popen", "define"}
+
+
+def program_form(source: str) -> str:
+    """The program up to changes that cannot alter its output: each line's tokens joined by one space
+    (string and char literals stay whole); an increment or decrement whose value is discarded, `x++;` as a
+    whole statement or `x++)` as a `for` step, written prefix (`++x`); and in a `cout << ...;` statement,
+    `<< endl` and `<< '\\n'` written `<< "\\n"`. The last only where every `cout` is followed by `<<` and
+    every `endl` follows `<<` (nobody redefined them) and the program has none of `sync_with_stdio`, `_exit`,
+    `system`, `fork`, `#define`...: then the only difference is when the buffer is flushed, not what is
+    written or in which order. Comments are not removed, so two programs that differ in one stay distinct
+    (grouping is only ever conservative)."""
+    lines = [tokens(line) for line in source.split("\n")]
+    flat = [t for toks in lines for t in toks]
+    newlines = not _FLUSH_SENSITIVE.intersection(flat) and all(
+        (t != "cout" or flat[k + 1: k + 2] == ["<<"]) and (t != "endl" or flat[k - 1: k] == ["<<"])
+        for k, t in enumerate(flat))
+    out = []
+    for toks in lines:
+        for k in range(len(toks) - 2):
+            x, op, end = toks[k], toks[k + 1], toks[k + 2]
+            if op in ("++", "--") and is_identifier(x) and (
+                    (end == ";" and (k == 0 or toks[k - 1] in _STATEMENT_START))
+                    or (end == ")" and k > 0 and toks[k - 1] == ";")):
+                toks[k], toks[k + 1] = op, x
+        if newlines:
+            _newlines_as_strings(toks)
+        out.append(" ".join(toks))
+    return "\n".join(out)
+
+
+def _newlines_as_strings(toks: list[str]) -> None:
+    """In place: `endl` / `'\\n'` -> `"\\n"` where `<<` inserts it into `cout` (a statement starting with
+    `cout`, the `<<` at the statement's bracket depth, no looser operator before it)."""
+    for start, t in enumerate(toks):
+        if t != "cout" or (start > 0 and toks[start - 1] not in _STATEMENT_START):
+            continue
+        depth = 0
+        for k in range(start + 1, len(toks)):
+            tok = toks[k]
+            if depth == 0 and tok in _ENDS_CHAIN:
+                break
+            depth += tok in ("(", "[")
+            depth -= tok in (")", "]")
+            if depth < 0:
+                break
+            if depth == 0 and tok == "<<" and k + 2 < len(toks) and toks[k + 1] in _NEWLINES \
+                    and toks[k + 2] in ("<<", ";"):
+                toks[k + 1] = '"\\n"'
 
 
 def compiler_line(codes: list[str], indents: list[int], translated: list[int], message: str) -> int | None:
@@ -130,6 +195,8 @@ class BestFirstSearch:
         self.seen = {start}
         self.pops = 0  # heap pops so far (bounded by config.max_pops)
         self.queue: deque[Queued] = deque()
+        self.compiled: set[str] = set()  # program_form of every program compiled so far
+        self.prefix_checked: dict[str, bool] = {}  # program_form of a checked prefix -> it compiles
         self.adaptive = config.adaptive_check and config.method != "best_first"
         self.chunk = 0  # adaptive: choices per syntax-check batch (1, then doubling / halving)
         self.wasted = False  # adaptive: a checked choice got blocked since the last batch
@@ -226,9 +293,15 @@ class BestFirstSearch:
                 self.queue.popleft()
                 self.wasted = self.wasted or head.checked
                 continue
+            form = program_form(head.source)
+            if form in self.compiled:  # the same program again: nothing new to learn, no budget spent
+                self.queue.popleft()
+                result.skipped += 1
+                continue
             if not head.checked and cfg.lookahead > 1:
                 self.check_ahead()
             self.queue.popleft()
+            self.compiled.add(form)
             ev = self.harness.evaluate(head.source, self.program.probid, self.tests)
             result.used += 1
             result.statuses.append(ev.status)
@@ -257,9 +330,14 @@ class BestFirstSearch:
             blamed = compiler_line(head.codes, self.indents, self.translated, message)
             if blamed is None or self.result.used >= self.config.budget:
                 return blamed
-            ok, _ = self.harness.compile_check(prefix_source(head.codes, self.indents, blamed))
-            self.result.used += 1
-            self.result.statuses.append("prefix_ok" if ok else "prefix_error")
+            prefix = prefix_source(head.codes, self.indents, blamed)
+            form = program_form(prefix)
+            ok = self.prefix_checked.get(form)
+            if ok is None:  # a prefix checked before is not compiled (or counted) again
+                ok, _ = self.harness.compile_check(prefix)
+                self.prefix_checked[form] = ok
+                self.result.used += 1
+                self.result.statuses.append("prefix_ok" if ok else "prefix_error")
             if not ok:
                 self.bad_prefixes.add(head.choice[: blamed + 1])
                 self.prefix_lengths.add(blamed + 1)
