@@ -218,17 +218,24 @@ def corpus_table(tmp: Path, workers: int, repeats: int, videos: int = 20) -> dic
     print(f"\ncorpus: {len(files)} synthetic videos (made in {made:.0f} s), {seconds:.0f} s of video, "
           f"{repeats} interleaved rounds (medians); CPU s = this process and all its descendants")
     print(f"  {'run':20s} {'wall s':>7s} {'x one process':>13s} {'x pool':>7s} {'CPU s':>7s}")
+    ray_name = f"ray, {workers} CPUs"
     for name, rs in runs.items():
-        wall, cpu = medians(rs)
+        wall, cpu = medians(warm(rs) if name == ray_name else rs)
         print(f"  {name:20s} {wall:7.2f} {base / wall:13.2f} {pool_wall / wall:7.2f} {cpu:7.2f}")
     print(f"  start-up alone: ray.init {ray_start:.1f} s wall (before the rounds, not in the figures); " + "; ".join(
         f"{k} {w:.2f} s wall, {c:.2f} CPU s" for k, (w, c) in costs.items()))
     print("  Ray's rounds (wall s, CPU s): " + ", ".join(f"{w:.2f} / {c:.2f}" for w, c, _ in runs[f"ray, {workers} CPUs"])
-          + " (the first starts Ray's task workers: imports, OCR model; later rounds reuse them)")
+          + " (the first starts Ray's task workers: imports, OCR model; later rounds reuse them; the table's"
+          " Ray row is the median of the later rounds)")
     print("  Ray's phases (wall s, medians): " + ", ".join(
         f"{k} {statistics.median(p[k] for p in phases):.2f}" for k in phases[0]))
-    ray_wall = medians(runs[f"ray, {workers} CPUs"])[0]
+    ray_wall = medians(warm(runs[ray_name]))[0]
     return {"pool_x_one": base / pool_wall, "ray_x_pool": pool_wall / ray_wall}
+
+
+def warm(rounds: list[tuple]) -> list[tuple]:
+    """Ray's rounds after the first, which starts its task workers (all of them when fewer than 3)."""
+    return rounds[1:] if len(rounds) >= 3 else rounds
 
 
 def _decode_pool(files, workers: int) -> None:
