@@ -2,7 +2,7 @@
 
 import pytest
 
-from genlab.systems.spoc.solve import read_pseudocode
+from genlab.systems.spoc.solve import read_pseudocode, undeclared_hint
 from tests.helpers import assert_user_error, run_cli_inprocess
 from tests.systems.spoc import toy
 
@@ -120,3 +120,14 @@ def test_translate_prints_whole_programs_for_a_file(tmp_path, capsys):
     assert len(programs) == 2 and "int main() {" in programs[0] and "cin >> a >> b;" in programs[0]
     first, second = (float(p.split("log-prob ")[1].split()[0]) for p in programs)
     assert first >= second
+
+
+def test_undeclared_hint_names_what_every_compilation_lacked():
+    def msg(*names):
+        return "\n".join(f"prog.cpp:3:5: error: '{n}' was not declared in this scope" for n in names)
+
+    hint = undeclared_hint([msg("n", "best"), msg("best", "n", "x"), msg("n", "best")])
+    assert "best, n undeclared in all 3 compilations" in hint and "create integers best, n" in hint
+    assert undeclared_hint([msg("n"), msg("x")]) is None  # no name in every one: no hint
+    assert undeclared_hint([msg("n"), "prog.cpp:4:1: error: expected ';'"]) is None
+    assert undeclared_hint([]) is None

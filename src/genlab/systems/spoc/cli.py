@@ -416,7 +416,7 @@ def _solve(args) -> int:
     from genlab.systems.spoc.data import default_data_dir
     from genlab.systems.spoc.harness import Harness, HarnessConfig, default_cache_dir
     from genlab.systems.spoc.search import SearchConfig, search
-    from genlab.systems.spoc.solve import changed_lines, read_examples, read_pseudocode
+    from genlab.systems.spoc.solve import changed_lines, read_examples, read_pseudocode, undeclared_hint
     from genlab.systems.spoc.translate import candidates_for
 
     if args.budget < 1:
@@ -438,7 +438,10 @@ def _solve(args) -> int:
     cands = candidates_for(translator, [program], args.m, cache)[program.uid]
     user = [i for i, line in enumerate(program.lines) if line.annotated]
 
+    errors: list[str | None] = []  # g++'s message per compilation (None: it compiled)
+
     def show(k, queued, ev, blamed) -> None:
+        errors.append(None if ev.compiled else ev.compile_error)
         if args.quiet:
             return
         swaps = [f"line {n + 1}: {cands[i][queued.choice[i]].code}" for n, i in enumerate(user) if queued.choice[i]]
@@ -452,6 +455,9 @@ def _solve(args) -> int:
                         SearchConfig(budget=args.budget, method=method), localiser, tests, on_step=show)
     if not result.passed_public:
         print(f"no program passing the {len(examples)} example(s) within {result.used} compilations")
+        hint = None if None in errors else undeclared_hint(errors)
+        if hint:
+            print(hint)
         return 1
     changed = changed_lines(result.choice, program)
     print(result.source, end="")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 from pathlib import Path
 
 from genlab.errors import GenlabError
@@ -75,6 +76,22 @@ def changed_lines(choice: list[int] | None, program: Program) -> list[int]:
         return []
     user = [i for i, line in enumerate(program.lines) if line.annotated]
     return [k + 1 for k, i in enumerate(user) if choice[i] != 0]
+
+
+_UNDECLARED = re.compile(r"'(\w+)' was not declared in this scope")
+
+
+def undeclared_hint(compile_errors: list[str]) -> str | None:
+    """When every compilation failed and g++ named the same undeclared variables in each: a line saying so
+    and how to declare them (SPoC's pseudocode declares variables in lines of its own), else None."""
+    if not compile_errors:
+        return None
+    common = set.intersection(*(set(_UNDECLARED.findall(message)) for message in compile_errors))
+    if not common:
+        return None
+    names = ", ".join(sorted(common))
+    return (f"g++ found {names} undeclared in all {len(compile_errors)} compilations: the translation is line by "
+            f"line, so declare variables in a line of the pseudocode (e.g. `create integers {names}`)")
 
 
 def top_programs(program: Program, cands: list[list[Candidate]], k: int) -> list[tuple[float, str]]:
