@@ -2,7 +2,9 @@
 
 import pytest
 
-from genlab.systems.spoc.solve import read_pseudocode, undeclared_hint
+from genlab.systems.spoc.harness import stitch
+from genlab.systems.spoc.lexer import tokens
+from genlab.systems.spoc.solve import read_pseudocode, readable, undeclared_hint
 from tests.helpers import assert_user_error, run_cli_inprocess
 from tests.systems.spoc import toy
 
@@ -131,3 +133,21 @@ def test_undeclared_hint_names_what_every_compilation_lacked():
     assert undeclared_hint([msg("n"), msg("x")]) is None  # no name in every one: no hint
     assert undeclared_hint([msg("n"), "prog.cpp:4:1: error: expected ';'"]) is None
     assert undeclared_hint([]) is None
+
+
+def test_readable_puts_closing_braces_on_their_own_lines_and_keeps_the_tokens():
+    cases = [(["if (a)", "x = 1;", "else", "x = 2;", "while (b)", "y++;", "z = 0;"], [0, 1, 0, 1, 0, 1, 1]),
+             (["do", "x++;", "while (x < 3);", "y = 1;"], [0, 1, 0, 0]),
+             (["for (;;)", "if (a)", "x = 1;", "cout << x;"], [0, 1, 2, 0])]
+    layouts = []
+    for codes, indents in cases:
+        source = stitch(codes, indents)
+        text = readable(source)
+        assert tokens(text.replace("\n", " ")) == tokens(source.replace("\n", " "))
+        body = text.split("using namespace std;\n\n")[1]
+        assert all(not line.strip().startswith("} ") or line.strip().startswith(("} else", "} while"))
+                   for line in body.split("\n"))
+        layouts.append(body)
+    assert layouts[0] == "if (a) {\n\tx = 1;\n} else {\n\tx = 2;\n}\nwhile (b) {\n\ty++;\n\tz = 0;\n}\n"
+    assert "} while (x < 3);" in layouts[1]  # a do-loop's while stays with its brace
+    assert layouts[2] == "for (;;) {\n\tif (a) {\n\t\tx = 1;\n\t}\n}\ncout << x;\n"

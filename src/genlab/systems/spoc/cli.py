@@ -416,7 +416,13 @@ def _solve(args) -> int:
     from genlab.systems.spoc.data import default_data_dir
     from genlab.systems.spoc.harness import Harness, HarnessConfig, default_cache_dir
     from genlab.systems.spoc.search import SearchConfig, search
-    from genlab.systems.spoc.solve import changed_lines, read_examples, read_pseudocode, undeclared_hint
+    from genlab.systems.spoc.solve import (
+        changed_lines,
+        read_examples,
+        read_pseudocode,
+        readable,
+        undeclared_hint,
+    )
     from genlab.systems.spoc.translate import candidates_for
 
     if args.budget < 1:
@@ -460,11 +466,11 @@ def _solve(args) -> int:
             print(hint)
         return 1
     changed = changed_lines(result.choice, program)
-    print(result.source, end="")
+    print(readable(result.source), end="")
     print(f"found after {result.used} compilation(s); it passes the {len(examples)} given example(s) (not a proof"
           f" of correctness); lines changed from the top-1 translation: {changed or 'none'}")
     if args.out:
-        atomic_write_text(args.out, result.source)
+        atomic_write_text(args.out, readable(result.source))
         print(f"written to {args.out}")
     return 0
 

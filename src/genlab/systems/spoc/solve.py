@@ -94,6 +94,36 @@ def undeclared_hint(compile_errors: list[str]) -> str | None:
             f"line, so declare variables in a line of the pseudocode (e.g. `create integers {names}`)")
 
 
+def readable(source: str) -> str:
+    """A stitched program laid out for a reader: the closing braces `stitch` puts at the start of the next
+    line (`} } cout << x;`, which keeps one source line per pseudocode line for g++'s line numbers) and at the
+    end of the last one go on lines of their own at their block's indentation; `} else` (and a do-loop's
+    `} while`) stay together. Tokens are unchanged."""
+    out: list[str] = []
+    opened: list[tuple[str, str]] = []  # (indentation, text) of each line whose `{` is still open
+    for line in source.rstrip("\n").split("\n"):
+        indent, rest = line[: len(line) - len(line.lstrip("\t"))], line.strip()
+        if not rest:
+            out.append("")
+            continue
+        while rest.startswith("}") and opened:
+            after = rest[1:].lstrip()
+            if after.startswith("else") or (after.startswith("while") and opened[-1][1].startswith("do")):
+                indent = opened.pop()[0]  # `} else ...` stays one line, at its block's indentation
+                break
+            out.append(opened.pop()[0] + "}")
+            rest = after
+        closing = 0  # ` }` at the end of the last line: the blocks still open
+        while rest.endswith(" }") and len(opened) > closing and not rest.endswith("{ }"):
+            rest, closing = rest[:-2].rstrip(), closing + 1
+        if rest:
+            out.append(indent + rest)
+            if rest.endswith("{"):
+                opened.append((indent, rest))
+        out += [opened.pop()[0] + "}" for _ in range(min(closing, len(opened)))]
+    return "\n".join(out) + "\n"
+
+
 def top_programs(program: Program, cands: list[list[Candidate]], k: int) -> list[tuple[float, str]]:
     """The k most likely whole programs (summed log-probs, in best-first order), not compiled."""
     indents = [line.indent for line in program.lines]
