@@ -199,18 +199,19 @@ def corpus_table(tmp: Path, workers: int, repeats: int, videos: int = 20) -> dic
     t = time.perf_counter()
     ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
     ray_start = time.perf_counter() - t
+    ray_name = f"ray, {workers} CPUs"
     try:
         costs = startup_costs(workers)
         named = {
             "one process": lambda r: run(files, one, tmp / f"c1-{r}", progress=False),
             f"pool, {workers} workers": lambda r: run(files, pool, tmp / f"cp-{r}", progress=False),
-            f"ray, {workers} CPUs": lambda r: run(files, pool, tmp / f"cr-{r}", use_ray=True, progress=False),
+            ray_name: lambda r: run(files, pool, tmp / f"cr-{r}", use_ray=True, progress=False),
         }
         runs: dict[str, list[tuple]] = {name: [] for name in named}
         for r in range(repeats):
             for name, fn in named.items():
                 runs[name].append(timed_tree(lambda fn=fn, r=r: fn(r)))
-        phases = [rs[2]["ray_phases"] for rs in runs[f"ray, {workers} CPUs"]]
+        phases = [rs[2]["ray_phases"] for rs in runs[ray_name]]
     finally:
         ray.shutdown()
     base = medians(runs["one process"])[0]
@@ -218,13 +219,12 @@ def corpus_table(tmp: Path, workers: int, repeats: int, videos: int = 20) -> dic
     print(f"\ncorpus: {len(files)} synthetic videos (made in {made:.0f} s), {seconds:.0f} s of video, "
           f"{repeats} interleaved rounds (medians); CPU s = this process and all its descendants")
     print(f"  {'run':20s} {'wall s':>7s} {'x one process':>13s} {'x pool':>7s} {'CPU s':>7s}")
-    ray_name = f"ray, {workers} CPUs"
     for name, rs in runs.items():
         wall, cpu = medians(warm(rs) if name == ray_name else rs)
         print(f"  {name:20s} {wall:7.2f} {base / wall:13.2f} {pool_wall / wall:7.2f} {cpu:7.2f}")
     print(f"  start-up alone: ray.init {ray_start:.1f} s wall (before the rounds, not in the figures); " + "; ".join(
         f"{k} {w:.2f} s wall, {c:.2f} CPU s" for k, (w, c) in costs.items()))
-    print("  Ray's rounds (wall s, CPU s): " + ", ".join(f"{w:.2f} / {c:.2f}" for w, c, _ in runs[f"ray, {workers} CPUs"])
+    print("  Ray's rounds (wall s, CPU s): " + ", ".join(f"{w:.2f} / {c:.2f}" for w, c, _ in runs[ray_name])
           + " (the first starts Ray's task workers: imports, OCR model; later rounds reuse them; the table's"
           " Ray row is the median of the later rounds)")
     print("  Ray's phases (wall s, medians): " + ", ".join(
