@@ -365,3 +365,27 @@ def test_text_gate_batch_equals_one_pass_per_frame(tmp_path):
     batch = det.infer(np.concatenate(blobs))[0]
     for i, blob in enumerate(blobs):
         assert np.array_equal(det.infer(blob)[0][0], batch[i])
+
+
+def test_reencode_runs_on_the_workers_thread_budget(small_cuts, tmp_path, monkeypatch):
+    """A re-encoded clip decodes, filters and encodes on `threads` threads (ffmpeg's default, a thread per
+    core and more, oversubscribes a pool that already runs a worker per core), and is still exact."""
+    import av
+
+    from genlab.systems.video.curation import clipping
+    from genlab.systems.video.curation.clipping import ClipPlan, write_clip
+    from genlab.systems.video.curation.config import ClipConfig
+
+    path, _ = small_cuts
+    commands, run = [], clipping.subprocess.run
+    monkeypatch.setattr(clipping.subprocess, "run", lambda cmd, **kw: commands.append(cmd) or run(cmd, **kw))
+    dt = 1 / 30
+    method = write_clip(path, tmp_path / "c.mp4", ClipPlan("reencode", 10 * dt, 40 * dt), ClipConfig(), dt,
+                        frames=(10, 40), threads=1)
+    assert method == "reencode"
+    (cmd,) = commands
+    where = [i for i, a in enumerate(cmd) if a in ("-threads", "-filter_threads")]
+    assert [cmd[i + 1] for i in where] == ["1", "1", "1"]
+    assert where[1] < cmd.index("-i") < where[2]  # the decoder's (before -i) and the encoder's (after)
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 30

@@ -314,7 +314,7 @@ def copy_clip_by_index(src: str | os.PathLike, dst: str | os.PathLike, first: in
 def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, cfg: ClipConfig,
                frame_dt: float, start_offset_s: float = 0.0, frames: tuple[int, int] | None = None,
                exact_seek: bool = True, frame_pts: list[int | None] | None = None,
-               reader: SourceReader | None = None) -> str:
+               reader: SourceReader | None = None, threads: int = 1) -> str:
     """Write one clip (video stream only, atomically); returns the method used ("copy",
     "copy_editlist" or "reencode").
 
@@ -322,7 +322,10 @@ def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, c
     ffmpeg binary of imageio-ffmpeg (libx264). `frames` = (first, end) frame indices of the clip:
     with `exact_seek` (containers with real timestamps) ffmpeg seeks to the start time and stops
     after end - first frames; without it frames are selected by index from the file start, and a
-    copy (given `frame_pts` from the decoding pass) maps packets to frames by index."""
+    copy (given `frame_pts` from the decoding pass) maps packets to frames by index. A re-encode decodes
+    and encodes on `threads` threads: one per worker like every other stage (ffmpeg's default, a thread
+    per core and more, oversubscribes a pool that already has a worker per core), and x264's output then
+    does not depend on the machine's core count."""
     dst = Path(dst)
     if plan.method == "copy_editlist":
         try:
@@ -348,16 +351,16 @@ def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, c
         raise GenlabError(f"write_clip: method {plan.method!r} writes nothing")
     duration = max(frame_dt, plan.end_s - plan.start_s - 0.5 * frame_dt)
     start = plan.start_s + start_offset_s
-    enc = ["-c:v", "libx264", "-preset", cfg.preset, "-crf", str(cfg.crf), "-pix_fmt", "yuv420p"]
+    enc = ["-threads", str(threads), "-c:v", "libx264", "-preset", cfg.preset, "-crf", str(cfg.crf), "-pix_fmt", "yuv420p"]
     if frames is not None and not exact_seek:
         first, end = frames
-        args = ["-i", str(src), "-map", "0:v:0", "-vf", f"select='between(n\\,{first}\\,{end - 1})',setpts=N/FRAME_RATE/TB",
+        args = ["-threads", str(threads), "-i", str(src), "-map", "0:v:0", "-vf", f"select='between(n\\,{first}\\,{end - 1})',setpts=N/FRAME_RATE/TB",
                 "-fps_mode", "passthrough", "-frames:v", str(end - first), *enc]
     else:
         count = ["-frames:v", str(frames[1] - frames[0])] if frames is not None else []
-        args = ["-ss", f"{start:.6f}", "-i", str(src), "-t", f"{duration:.6f}", *count, "-map", "0:v:0", *enc]
+        args = ["-ss", f"{start:.6f}", "-threads", str(threads), "-i", str(src), "-t", f"{duration:.6f}", *count, "-map", "0:v:0", *enc]
     with atomic_path(dst.with_suffix(".mp4")) as tmp:
-        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args, "-an", "-sn", "-dn", "-f", "mp4", str(tmp)]
+        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-filter_threads", str(threads), *args, "-an", "-sn", "-dn", "-f", "mp4", str(tmp)]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"ffmpeg failed writing {dst.name}: {result.stderr.strip()[-300:]}")

@@ -143,7 +143,7 @@ class CurationConfig:
     # this many MB; longer videos get a second pass. 0 = always two passes (samples from each clip start)
     single_pass_mb: int = 1024
     workers: int = 1
-    decode_threads: int = 1
+    decode_threads: int = 1  # threads a worker decodes (and re-encodes clips) with
 
 
 def default() -> CurationConfig:
