@@ -276,7 +276,8 @@ def run_ray(videos, config: CurationConfig, out_dir, progress: bool = True, crea
         # instead of 1.0x on the benchmark's corpus); the CPUs still run only `curators` at once
         room = int((cpus - models * share) / share + 1e-9)  # curator tasks the CPUs can run at once
         ds = ds.map_batches(curate_videos, fn_args=(config, str(out), not models), batch_size=1,
-                            concurrency=2 * curators if room <= curators else curators, num_cpus=share)
+                            compute=ray.data.TaskPoolStrategy(size=2 * curators if room <= curators else curators),
+                            num_cpus=share)
         if models:
             ds = ds.map_batches(ModelScorer, fn_constructor_args=(config, str(out)), batch_size=1,
                                 compute=ray.data.ActorPoolStrategy(size=1), num_cpus=share, num_gpus=gpus)
