@@ -263,7 +263,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", nargs="*", default=None)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5, help="interleaved rounds; each figure is their median")
     ap.add_argument("--corpus", action="store_true", help="also time the 20-video corpus: 1 process, pool, Ray")
     ap.add_argument("--corpus-only", action="store_true", help="only the corpus table")
     ap.add_argument("--corpus-videos", type=int, default=20, help="videos in the synthetic corpus (6-16 s each)")
