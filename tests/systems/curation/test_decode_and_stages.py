@@ -389,3 +389,23 @@ def test_reencode_runs_on_the_workers_thread_budget(small_cuts, tmp_path, monkey
     assert where[1] < cmd.index("-i") < where[2]  # the decoder's (before -i) and the encoder's (after)
     with av.open(str(tmp_path / "c.mp4")) as c:
         assert sum(1 for _ in c.decode(video=0)) == 30
+
+
+def test_a_video_is_opened_once_for_probe_cuts_and_copies(small_cuts, tmp_path, monkeypatch):
+    """Probe, the cut pass and every stream copy read one open input (each open probes the file, which
+    decodes frames for some codecs), and the rows equal those of separate opens."""
+    import av
+
+    from genlab.systems.video.curation import pipeline
+    from genlab.systems.video.curation.config import default
+
+    path, _ = small_cuts
+    separate = pipeline.plan_video(path, default(), tmp_path / "a")[0]
+    opened, real = [], av.open
+    monkeypatch.setattr(av, "open", lambda p, *a, **k: opened.append(str(p)) or real(p, *a, **k))
+    shared = pipeline.plan_video(path, default(), tmp_path / "b")[0]
+    reads = [p for p in opened if p == str(path)]
+    assert len(reads) == 1, opened
+    assert sum(r["clip_method"] in ("copy", "copy_editlist") for r in shared) >= 3  # (re-encodes run ffmpeg)
+    assert [{k: v for k, v in r.items() if k != "clip_path"} for r in shared] == \
+        [{k: v for k, v in r.items() if k != "clip_path"} for r in separate]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from genlab.core.data.video import VideoSource
 from genlab.core.io import atomic_path
 from genlab.errors import GenlabError
 from genlab.systems.video.curation.config import ClipConfig
@@ -153,32 +154,13 @@ def editlist_possible(codec: str, container: str) -> bool:
     return clip_suffix(codec, "copy") == ".mp4" and copyable_container(container)
 
 
-class SourceReader:
-    """One open input container shared by all stream copies of a video (each `av.open` probes the
-    file, which decodes frames: ~30 ms for a 1768x994 VP9 MP4). Seeks before every copy."""
+def _input(src, source: VideoSource | None):
+    """A context giving the input container: `source`'s (left open) or `src` opened for this copy."""
+    from contextlib import nullcontext
 
-    def __init__(self, path: str | os.PathLike):
-        self.path, self._container = str(path), None
-
-    def open(self):
-        from contextlib import nullcontext
-
-        import av
-
-        if self._container is None:
-            self._container = av.open(self.path)
-        return nullcontext(self._container)
-
-    def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
-
-
-def _input(src, reader: SourceReader | None):
     import av
 
-    return reader.open() if reader is not None else av.open(str(src))
+    return nullcontext(source.container()) if source is not None else av.open(str(src))
 
 
 class NeedsReencode(Exception):
@@ -186,17 +168,17 @@ class NeedsReencode(Exception):
 
 
 def copy_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, frame_dt: float,
-              reader: SourceReader | None = None) -> int:
+              source: VideoSource | None = None) -> int:
     """Remux the packets whose presentation time lies in [start, end) (video only), starting on the
     keyframe at `plan.start_s` ("copy") or at `plan.key_s` ("copy_editlist": the packets from that
     keyframe to the scene start are kept with negative timestamps, and the MP4 muxer writes an edit
     list that starts presentation at the scene start). Raises NeedsReencode when a kept frame comes
     after a dropped one in decode order (a B-frame that may reference a frame beyond the end) or
-    when no keyframe starts it. Returns the number of packets written. `reader`: an open `src` to reuse."""
+    when no keyframe starts it. Returns the number of packets written. `source`: an open `src` to reuse."""
     import av
 
     dst = Path(dst)
-    with _input(src, reader) as inp:
+    with _input(src, source) as inp:
         ist = inp.streams.video[0]
         tb = ist.time_base
         t0 = ist.start_time or 0
@@ -263,7 +245,7 @@ def keyframe_times_by_index(keyframe_pts: list[int], frame_pts, frame_times) -> 
 
 
 def copy_clip_by_index(src: str | os.PathLike, dst: str | os.PathLike, first: int, end: int,
-                       frame_pts: list[int | None], fps: float, reader: SourceReader | None = None) -> int:
+                       frame_pts: list[int | None], fps: float, source: VideoSource | None = None) -> int:
     """Stream-copy frames [first, end) (presentation order) of a container without real presentation
     times (AVI with B-frames): `frame_pts` (from the decoding pass) tells which packet holds which
     frame. The clip's packets must be contiguous in decode order and start on a keyframe (then no
@@ -278,7 +260,7 @@ def copy_clip_by_index(src: str | os.PathLike, dst: str | os.PathLike, first: in
         raise NeedsReencode("frames have no distinct decoder timestamps")
     want = {frame_pts[i]: i for i in range(first, end)}
     dst = Path(dst)
-    with _input(src, reader) as inp:
+    with _input(src, source) as inp:
         ist = inp.streams.video[0]
         inp.seek(frame_pts[first], stream=ist, backward=True, any_frame=False)
         items = []
@@ -314,7 +296,7 @@ def copy_clip_by_index(src: str | os.PathLike, dst: str | os.PathLike, first: in
 def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, cfg: ClipConfig,
                frame_dt: float, start_offset_s: float = 0.0, frames: tuple[int, int] | None = None,
                exact_seek: bool = True, frame_pts: list[int | None] | None = None,
-               reader: SourceReader | None = None, threads: int = 1) -> str:
+               source: VideoSource | None = None, threads: int = 1) -> str:
     """Write one clip (video stream only, atomically); returns the method used ("copy",
     "copy_editlist" or "reencode").
 
@@ -329,7 +311,7 @@ def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, c
     dst = Path(dst)
     if plan.method == "copy_editlist":
         try:
-            copy_clip(src, dst, plan, frame_dt, reader)
+            copy_clip(src, dst, plan, frame_dt, source)
             return "copy_editlist"
         except NeedsReencode:
             if not cfg.reencode:
@@ -338,9 +320,9 @@ def write_clip(src: str | os.PathLike, dst: str | os.PathLike, plan: ClipPlan, c
     elif plan.method == "copy":
         try:
             if exact_seek:
-                copy_clip(src, dst, plan, frame_dt, reader)
+                copy_clip(src, dst, plan, frame_dt, source)
             elif frames is not None and frame_pts is not None:
-                copy_clip_by_index(src, dst, frames[0], frames[1], frame_pts, 1.0 / frame_dt, reader)
+                copy_clip_by_index(src, dst, frames[0], frames[1], frame_pts, 1.0 / frame_dt, source)
             else:
                 raise NeedsReencode("no presentation times and no frame index")
             return "copy"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from genlab.core.data.video import iter_frames, small_bgr
+from genlab.core.data.video import VideoSource, iter_frames, small_bgr
 from genlab.errors import GenlabError
 from genlab.systems.video.curation.config import CutConfig
 from genlab.systems.video.curation.transitions import DissolveDetector, dark_runs, fade_cuts
@@ -155,8 +155,10 @@ def change_spread(hsv: np.ndarray, prev_hsv: np.ndarray, grid: int) -> float:
     return float((cells >= 0.25 * mean).mean()) if mean > 0 else 0.0
 
 
-def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: int = 1, grid=None) -> CutResult:
+def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: int = 1, grid=None,
+                source: VideoSource | None = None) -> CutResult:
     """Decode `path` once and run the cascade. Raises VideoReadError for unreadable videos.
+    `source`: an open input of `path` to decode from (`iter_frames`).
 
     `grid` (optional, e.g. stages.SampleGrid) rides along the same decoding pass: it says which
     frames it wants (`grid.want(index, time)`) at `grid.max_side` and receives them (`grid.add`)."""
@@ -176,7 +178,8 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     stream_info: dict = {}
     frames = iter_frames(path, threads=threads, image_fn=lambda f: small_bgr(f, max_side),
                          extra_max_side=grid.max_side if grid is not None else None,
-                         want_extra=grid.want if grid is not None else None, stream_info=stream_info)
+                         want_extra=grid.want if grid is not None else None, stream_info=stream_info,
+                         source=source)
     level_scores[1] = native_scores
     lumas: list[float] = []
     dissolve = DissolveDetector(cfg, fps) if cfg.use_dissolve else None

@@ -28,14 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from genlab.core.data.video import VideoReadError, iter_frames, keyframe_times_from_pts
+from genlab.core.data.video import VideoReadError, VideoSource, iter_frames, keyframe_times_from_pts
 from genlab.core.io import atomic_write_text
 from genlab.core.procs import exit_with_parent
 from genlab.errors import GenlabError
 from genlab.systems.video.curation import stages as st
 from genlab.systems.video.curation.captioning import CaptionerStage, SummaryStage
 from genlab.systems.video.curation.clipping import (
-    SourceReader,
     clip_suffix,
     copyable_container,
     editlist_possible,
@@ -235,10 +234,12 @@ def plan_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | o
     vid = video_id_for(path)
     record = _empty_row(vid, str(path))
     record["path"] = str(path)
+    source = VideoSource(path)  # one open input for the probe, the cut pass and every stream copy
     try:
-        record.update(timed("probe", st.ProbeStage(), record))
+        record.update(timed("probe", st.ProbeStage(source), record))
         grid = _grid_for(record, config)
-        record.update(timed("cuts", st.CutStage(config.cuts, threads=config.decode_threads, grid=grid), record))
+        record.update(timed("cuts", st.CutStage(config.cuts, threads=config.decode_threads, grid=grid, source=source),
+                            record))
         frame_times = record.pop("_frame_times")
         frame_pts = record.pop("_frame_pts")
         fps = record["fps"] or (len(frame_times) / record["video_duration_s"] if record["video_duration_s"] else 25.0)
@@ -265,34 +266,30 @@ def plan_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | o
         start_offset = stream["start_offset_s"]
         editlist_ok = config.clips.write_clips and editlist_possible(record["codec"], record["container"])
         clips = []
-        reader = SourceReader(path)  # one open input for all stream copies
-        try:
-            for i, scene in enumerate(scenes):
-                plan = plan_clip(scene, keyframes, config.clips, frame_dt, editlist_ok=editlist_ok)
-                if plan.method == "skip":
-                    record["scene_s_dropped"] += scene.end_s - scene.start_s
-                    continue
-                record["scene_s_dropped"] += plan.start_s - scene.start_s
-                row = {k: record.get(k) for k in COLUMNS}
-                start_frame = int(np.searchsorted(frame_times, plan.start_s - 0.25 * frame_dt))
-                row.update(
-                    clip_id=f"{vid}_{i:04d}", clip_index=i, status="ok", clip_method=plan.method,
-                    start_by=scene.start_by, end_by=scene.end_by,
-                    start_frame=start_frame, end_frame=scene.end_frame, start_s=float(plan.start_s),
-                    end_s=float(plan.end_s), duration_s=float(plan.end_s - plan.start_s),
-                )
-                if config.clips.write_clips:
-                    rel = Path("clips") / vid / f"{row['clip_id']}{clip_suffix(record['codec'], plan.method)}"
-                    method = timed("clip", write_clip, path, out_dir / rel, plan, config.clips, frame_dt,
-                                   start_offset, (start_frame, scene.end_frame), copy_ok, frame_pts, reader,
-                                   config.decode_threads)
-                    if method != plan.method:  # the packets did not allow a copy: re-encoded from the scene start
-                        rel = rel.with_suffix(".mp4")
-                        row.update(clip_method=method)
-                    row["clip_path"] = str(rel)
-                clips.append(row)
-        finally:
-            reader.close()
+        for i, scene in enumerate(scenes):
+            plan = plan_clip(scene, keyframes, config.clips, frame_dt, editlist_ok=editlist_ok)
+            if plan.method == "skip":
+                record["scene_s_dropped"] += scene.end_s - scene.start_s
+                continue
+            record["scene_s_dropped"] += plan.start_s - scene.start_s
+            row = {k: record.get(k) for k in COLUMNS}
+            start_frame = int(np.searchsorted(frame_times, plan.start_s - 0.25 * frame_dt))
+            row.update(
+                clip_id=f"{vid}_{i:04d}", clip_index=i, status="ok", clip_method=plan.method,
+                start_by=scene.start_by, end_by=scene.end_by,
+                start_frame=start_frame, end_frame=scene.end_frame, start_s=float(plan.start_s),
+                end_s=float(plan.end_s), duration_s=float(plan.end_s - plan.start_s),
+            )
+            if config.clips.write_clips:
+                rel = Path("clips") / vid / f"{row['clip_id']}{clip_suffix(record['codec'], plan.method)}"
+                method = timed("clip", write_clip, path, out_dir / rel, plan, config.clips, frame_dt,
+                               start_offset, (start_frame, scene.end_frame), copy_ok, frame_pts, source,
+                               config.decode_threads)
+                if method != plan.method:  # the packets did not allow a copy: re-encoded from the scene start
+                    rel = rel.with_suffix(".mp4")
+                    row.update(clip_method=method)
+                row["clip_path"] = str(rel)
+            clips.append(row)
         for row in clips:
             row.update(num_scenes=record["num_scenes"], scene_s_dropped=record["scene_s_dropped"])
         if not clips:
@@ -307,6 +304,8 @@ def plan_video(path: str | os.PathLike, config: CurationConfig, out_dir: str | o
         return [{**_empty_row(vid, str(path)), "status": "failed", "error": err.reason}], None
     except Exception as err:  # noqa: BLE001 - any failure of one video is recorded, the run goes on
         return [{**_empty_row(vid, str(path)), "status": "failed", "error": f"{type(err).__name__}: {err}"}], None
+    finally:
+        source.close()
 
 
 def score_clips(path, clips: list[dict], frames: list | None, config: CurationConfig,
