@@ -49,6 +49,28 @@ def optimizer(module: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4, weight_decay=1e-4)
 
 
+# op name -> group, for `step_profile` (the optimizer: fused AdamW's kernel, or per-tensor AdamW's ops)
+PROFILE_GROUPS = {"GEMM": ("aten::mm", "aten::addmm", "aten::bmm"), "attention": ("flash_attention",),
+                  "GELU": ("aten::gelu",), "optimizer": ("adamw", "aten::lerp_", "aten::addcdiv_", "aten::sqrt",
+                                                        "aten::addcmul_", "aten::mul_", "aten::div")}
+
+
+def step_profile(step, steps: int) -> dict[str, float]:
+    """Where a training step's CPU time goes: ms per step of each PROFILE_GROUPS group, other ops, total."""
+    from torch.profiler import profile
+
+    step()
+    with profile() as prof:
+        for _ in range(steps):
+            step()
+    groups = dict.fromkeys([*PROFILE_GROUPS, "other"], 0.0)
+    for event in prof.key_averages():
+        key = event.key.lower()
+        group = next((g for g, names in PROFILE_GROUPS.items() if any(n.lower() in key for n in names)), "other")
+        groups[group] += event.self_cpu_time_total / 1e3 / steps
+    return groups | {"total": sum(groups.values())}
+
+
 def count_flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -65,6 +87,8 @@ def main() -> None:
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="cpu: this process's CPU time (one thread on a machine loaded by others)")
     ap.add_argument("--lora-rank", type=int, default=16, help="0: no LoRA row")
+    ap.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                    help="also profile STEPS training steps of each side (torch profiler) and print where a step's time goes")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.clock == "cpu" and args.threads != 1:
@@ -132,7 +156,7 @@ def main() -> None:
     print(threads_line() + f"; clock: {args.clock} time")
     header = (f"{'precision':9s} {'implementation':34s} {'train steps/s':>13s} {'train MFU':>9s} "
               f"{'sample img/s':>12s} {'sample MFU':>10s} {'GEMM peak GFLOP/s':>17s}")
-    lines = []
+    lines, profiles = [], []
     for name in args.dtypes:
         dtype = DTYPES[name]
         fns = dict(zip(NAMES, (make(ours, run_ours, dtype), make(theirs, run_theirs, dtype))))
@@ -154,8 +178,15 @@ def main() -> None:
         lines.append(f"{name:9s} {'ratio genlab / diffusers':34s} {tr_o / tr_r:12.2f}x {'':9s} {sm_o / sm_r:11.2f}x")
         print(f"  {name}: model FLOPs {train_flops / 1e9:.1f} G per training step, {sample_flops / 1e9:.1f} G per "
               f"sampling run of {b} images", flush=True)
+        if args.profile:
+            profiles.append((name, {n: step_profile(f[0], args.profile) for n, f in fns.items()}))
     print(header)
     print("\n".join(lines))
+    for name, by_side in profiles:
+        print(f"\n{name} training step, ms of CPU (self time of each op, torch profiler, mean of {args.profile} steps)")
+        print(f"  {'implementation':34s} " + " ".join(f"{k:>9s}" for k in PROFILE_GROUPS) + f" {'other':>9s} {'total':>9s}")
+        for n, groups in by_side.items():
+            print(f"  {n:34s} " + " ".join(f"{groups[k]:9.1f}" for k in [*PROFILE_GROUPS, "other", "total"]))
     if args.lora_rank:
         lora_row(ours, theirs, (x, t, ctx, pooled), args.lora_rank, args.repeats, clock)
 
