@@ -321,10 +321,11 @@ def _resume_key(pairs: Sequence[tuple[str, str]], config: Seq2SeqConfig, legacy:
     return hashlib.sha256(json.dumps([conf, list(pairs)]).encode()).hexdigest()[:16]
 
 
-def _resume(path: Path, key: str | tuple[str, ...], model: CopySeq2Seq, opt: torch.optim.Optimizer) -> int:
-    """Load a resume checkpoint into `model` and `opt`; return its step (0 if it is for other data/config)."""
+def _resume(path: Path, keys: tuple[str, ...], model: CopySeq2Seq, opt: torch.optim.Optimizer) -> int:
+    """Load a resume checkpoint into `model` and `opt`; return its step (0 if its key is none of `keys`:
+    made for other data or another config)."""
     state = load_checkpoint(path)
-    if state.get("key") not in ((key,) if isinstance(key, str) else key):
+    if state.get("key") not in keys:
         print(f"{path}: made from other training pairs or another config; starting from step 0")
         return 0
     model.load_state_dict(state["model"])
