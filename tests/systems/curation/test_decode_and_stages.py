@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -409,3 +411,17 @@ def test_a_video_is_opened_once_for_probe_cuts_and_copies(small_cuts, tmp_path, 
     assert sum(r["clip_method"] in ("copy", "copy_editlist") for r in shared) >= 3  # (re-encodes run ffmpeg)
     assert [{k: v for k, v in r.items() if k != "clip_path"} for r in shared] == \
         [{k: v for k, v in r.items() if k != "clip_path"} for r in separate]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2,
+                    reason="counts the process's threads in /proc; one core gives swscale no threads to start")
+def test_frame_conversions_run_on_the_decoders_thread_budget(small_cuts):
+    """Scaled conversions of a decoding pass run on the pass's `threads` (1): PyAV >= 17 otherwise
+    gives swscale a thread per core, for the same pixels (more CPU, and a pool that already runs a
+    worker per core oversubscribed)."""
+    from genlab.core.data.video import iter_frames
+
+    path, _ = small_cuts
+    before = len(os.listdir("/proc/self/task"))
+    during = [len(os.listdir("/proc/self/task")) for _ in iter_frames(path, max_side=64, threads=1)]
+    assert max(during) == before

@@ -186,11 +186,14 @@ def iter_frames(
     from av.video.reformatter import VideoReformatter
 
     # one reformatter for the whole pass: `frame.to_ndarray(width=...)` makes a new one (and a new
-    # swscale context) for every frame, which costs more than the conversion on small frames
+    # swscale context) for every frame, which costs more than the conversion on small frames.
+    # swscale runs on the decoder's thread budget: PyAV >= 17 otherwise starts a thread per core
+    # for every conversion (the same pixels, more CPU, and a pool that already has a worker per core
+    # oversubscribed)
     reformatter = VideoReformatter()
 
     def convert(frame, width=None, height=None):
-        return reformatter.reformat(frame, format=fmt, width=width, height=height).to_ndarray()
+        return reformatter.reformat(frame, format=fmt, width=width, height=height, threads=threads).to_ndarray()
 
     container, owned = _opened(path, source)
     try:
@@ -268,19 +271,19 @@ def small_size(width: int, height: int, max_side: int) -> tuple[int, int, int]:
     return factor, max(2, (width // factor) // 2 * 2), max(2, (height // factor) // 2 * 2)
 
 
-def small_bgr(frame, max_side: int, interpolation: int | None = None) -> np.ndarray:
+def small_bgr(frame, max_side: int, interpolation: int | None = None, threads: int = 1) -> np.ndarray:
     """A decoded PyAV frame as a small BGR image, fast: for 8-bit 4:2:0 frames the Y, U, V planes
     are read in place, shrunk by an integer factor (edge pixels beyond a multiple of the factor are
     cropped) and converted with cv2 (BT.601, limited range, as swscale's default); about 5x cheaper
     than swscale's scaled BGR conversion. The shrink is bilinear by default (cv2 INTER_LINEAR, what
     PySceneDetect's own downscale uses: a 2x2 box at factor 2, a sparse sample of the plane at larger
     factors, ~4x cheaper than a box filter on HD planes); `interpolation=cv2.INTER_AREA` gives the
-    box filter. Other pixel formats go through swscale at the same size."""
+    box filter. Other pixel formats go through swscale at the same size, on `threads` threads."""
     import cv2
 
     factor, w, h = small_size(frame.width, frame.height, max_side)
     if frame.format.name != "yuv420p":
-        return frame.to_ndarray(format="bgr24", width=w, height=h)
+        return frame.to_ndarray(format="bgr24", width=w, height=h, threads=threads)
     buf = np.empty((h * 3 // 2, w), np.uint8)
     uv = buf[h:].reshape(2, h // 2, w // 2)
     planes = frame.planes  # (PyAV builds the plane objects on every access)

@@ -176,7 +176,7 @@ def detect_cuts(path: str | os.PathLike, cfg: CutConfig, fps: float, threads: in
     max_side = cfg.max_side
     coarse = [lv for lv in levels if lv > 1]
     stream_info: dict = {}
-    frames = iter_frames(path, threads=threads, image_fn=lambda f: small_bgr(f, max_side),
+    frames = iter_frames(path, threads=threads, image_fn=lambda f: small_bgr(f, max_side, threads=threads),
                          extra_max_side=grid.max_side if grid is not None else None,
                          want_extra=grid.want if grid is not None else None, stream_info=stream_info,
                          source=source)
