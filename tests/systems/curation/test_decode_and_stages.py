@@ -419,8 +419,6 @@ def test_frame_conversions_run_on_the_decoders_thread_budget(small_cuts):
     """Scaled conversions of a decoding pass run on the pass's `threads` (1): PyAV >= 17 otherwise
     gives swscale a thread per core, for the same pixels (more CPU, and a pool that already runs a
     worker per core oversubscribed)."""
-    from genlab.core.data.video import iter_frames
-
     path, _ = small_cuts
     before = len(os.listdir("/proc/self/task"))
     during = [len(os.listdir("/proc/self/task")) for _ in iter_frames(path, max_side=64, threads=1)]
