@@ -70,11 +70,11 @@ class VideoSource:
     `iter_frames` keeps it open; they do not close it."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path, self._container = Path(path), None
+        self.path, self._container, self.size_bytes = Path(path), None, 0
 
     def container(self):
         if self._container is None:
-            self._container, _ = _open(self.path)
+            self._container, self.size_bytes = _open(self.path)
         return self._container
 
     def close(self) -> None:
@@ -90,10 +90,12 @@ class VideoSource:
 
 
 def _opened(path: str | os.PathLike, source: VideoSource | None):
-    """(container, owned): `source`'s container, or `path` opened here (and to be closed by the caller)."""
+    """(container, file size, owned): `source`'s container, or `path` opened here (and to be closed
+    by the caller); the size is the one `_open` measured."""
     if source is not None:
-        return source.container(), False
-    return _open(path)[0], True
+        container = source.container()  # opened on first use, which measures the size
+        return container, source.size_bytes, False
+    return *_open(path), True
 
 
 def _ffmpeg_message(err: Exception) -> str:
@@ -115,8 +117,7 @@ def _stream_fps(stream) -> float:
 def probe(path: str | os.PathLike, source: VideoSource | None = None) -> VideoInfo:
     """Read the container header (no decoding). Raises VideoReadError for unreadable files.
     `source`: an open input of `path` to read instead of opening it again."""
-    container, owned = _opened(path, source)
-    size = os.path.getsize(path)
+    container, size, owned = _opened(path, source)
     try:
         stream = container.streams.video[0]
         ctx = stream.codec_context
@@ -195,7 +196,7 @@ def iter_frames(
     def convert(frame, width=None, height=None):
         return reformatter.reformat(frame, format=fmt, width=width, height=height, threads=threads).to_ndarray()
 
-    container, owned = _opened(path, source)
+    container, _, owned = _opened(path, source)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO" if threads != 1 else "SLICE"
